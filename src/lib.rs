@@ -1,0 +1,7 @@
+//! krun runs Rhai upgrade playbooks against self-managed Kubernetes nodes.
+
+pub mod error;
+pub mod sim;
+pub mod ssh;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! ssh to nodes: one reused connection per node, verified host keys, keys and agent, jump hosts.

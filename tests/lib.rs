@@ -1,0 +1,1 @@
+//! krun's integration tests: one binary, shared fixtures.
