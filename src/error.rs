@@ -14,6 +14,8 @@ pub enum Kind {
     Input,
     /// A safety guard refused the operation (exit 3).
     Refused,
+    /// The operator interrupted the run (Ctrl-C, SIGTERM): exit 130, as shells report SIGINT.
+    Interrupted,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
             Kind::Runtime => 1,
             Kind::Input => 2,
             Kind::Refused => 3,
+            Kind::Interrupted => 130,
         }
     }
 }
@@ -35,15 +38,24 @@ pub struct Error {
 
 impl Error {
     pub fn runtime(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Runtime, message: message.into() }
+        Self {
+            kind: Kind::Runtime,
+            message: message.into(),
+        }
     }
 
     pub fn input(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Input, message: message.into() }
+        Self {
+            kind: Kind::Input,
+            message: message.into(),
+        }
     }
 
     pub fn refused(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Refused, message: message.into() }
+        Self {
+            kind: Kind::Refused,
+            message: message.into(),
+        }
     }
 
     pub fn exit_code(&self) -> u8 {

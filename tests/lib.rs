@@ -1,1 +1,3 @@
 //! krun's integration tests: one binary, shared fixtures.
+
+mod cli;

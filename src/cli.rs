@@ -1,0 +1,143 @@
+//! The command line as the user types it. Validation into a run configuration happens in
+//! `settings`, so that bad input dies at the edge with a clear message and exit code 2.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Examples:
+  krun playbooks/worker.rhai --node n1 --set version=1.21.14 --dry-run
+  krun playbooks/worker.rhai --node n1 --node n2 --batch 2 --inventory inventory.toml
+  krun check playbooks/*.rhai
+  krun doc --format markdown
+
+Exit codes: 0 success, 1 a step failed, 2 invalid input, 3 refused by a safety guard.";
+
+/// Run Rhai upgrade playbooks against self-managed Kubernetes nodes, with an exact dry-run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "krun",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile playbooks with strict variables, resolve every import, report unknown functions; runs nothing.
+    Check(CheckArgs),
+    /// List every primitive and stdlib function with its signature and documentation.
+    Doc(DocArgs),
+    /// A simulated Kubernetes cluster that real kubectl accepts.
+    #[command(subcommand)]
+    Sim(crate::sim::SimCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook to run (a .rhai file).
+    #[arg(value_name = "PLAYBOOK", required = true)]
+    pub playbook: Option<PathBuf>,
+
+    /// Run the playbook once per named node, with `node` bound to it (repeatable).
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+
+    /// A parameter read by `param("KEY")`; true/false become booleans, plain integers integers.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Inventory file (TOML) describing nodes and how to reach them.
+    #[arg(long, value_name = "FILE", env = "KRUN_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+
+    /// A directory of library modules for `import` (repeatable; searched after the stdlib).
+    #[arg(long = "lib", value_name = "DIR")]
+    pub libs: Vec<PathBuf>,
+
+    /// How many nodes run at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+
+    /// Evaluate the whole playbook, record every change instead of making it, and print the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: do not contact nodes at all, even for read-only probes.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Trust and record host keys of hosts not yet in known_hosts (like OpenSSH's accept-new).
+    /// A changed host key is always refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Seconds to wait for an ssh connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub connect_timeout: u64,
+
+    /// Default time limit for one command on a node (e.g. 30s, 10m, 1h); `sh` may override it.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub command_timeout: String,
+
+    /// Time limit for the whole run (e.g. 2h); unlimited when absent.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Verbosity {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less log output (errors and the summary only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Playbooks to check.
+    #[arg(value_name = "PLAYBOOK", required = true)]
+    pub playbooks: Vec<PathBuf>,
+
+    /// Library directories for `import` (repeatable).
+    #[arg(long = "lib", value_name = "DIR")]
+    pub libs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DocArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DocFormat::Markdown)]
+    pub format: DocFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    Markdown,
+    Json,
+}

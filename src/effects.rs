@@ -1,0 +1,430 @@
+//! The effects boundary: every side effect a playbook causes passes through here, once.
+//!
+//! A primitive describes what it wants as an [`Effect`] with its [`Access`] (a read, or a change)
+//! and hands it to [`Effects::perform`]. What happens next depends on the [`Performer`]:
+//! [`Live`] executes everything; [`DryRun`] executes reads (when the node can be reached and the
+//! run is not offline) and records changes without making them. Primitives never ask which mode
+//! they are in. Recording, redaction and progress reporting live here too, so no primitive can
+//! forget them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Kind;
+use crate::inventory::NodeSpec;
+use crate::plan::{Origin, Recorder, RunId, StepRecord, StepResult};
+use crate::transport::{Transport, TransportError};
+
+/// Whether an effect only observes the node, or changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Observes state; runs in dry-run too.
+    Read,
+    /// Changes state; only recorded in dry-run.
+    Change,
+    /// Waits for a state that earlier changes bring about; only recorded in dry-run, where those
+    /// changes did not happen.
+    Wait,
+}
+
+/// A side effect on a node.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Run a shell command (already quoted).
+    Exec {
+        command: String,
+        timeout: Option<Duration>,
+    },
+    /// Write a file: content streamed to a temporary file, then moved into place.
+    WriteFile {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    /// Run `command` until it exits 0, every `interval`, for at most `timeout`.
+    Poll {
+        command: String,
+        interval: Duration,
+        timeout: Duration,
+    },
+}
+
+/// What a primitive asks for, and where in the playbook it asked.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The primitive's name as the playbook calls it (`sh`, `upload`, `pkg_install`, …).
+    pub action: &'static str,
+    pub node: Arc<NodeSpec>,
+    pub access: Access,
+    pub origin: Origin,
+}
+
+/// The result of a performed (or recorded) effect.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// False when the effect was not executed (a recorded change, or a read that could not run):
+    /// the values are placeholders, not observations.
+    pub observed: bool,
+}
+
+/// Why an effect could not be performed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EffectError {
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    #[error("interrupted before this step started")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How effects are carried out: [`Live`] or [`DryRun`].
+pub trait Performer: Send + Sync {
+    fn perform<'a>(
+        &'a self,
+        node: &'a NodeSpec,
+        access: Access,
+        effect: &'a Effect,
+        context: &'a PerformContext,
+    ) -> BoxFuture<'a, Result<Performed, EffectError>>;
+
+    fn is_dry_run(&self) -> bool;
+}
+
+/// What a performer reports back: the outcome, and for file writes in dry-run the file as it is.
+#[derive(Debug, Default)]
+pub struct Performed {
+    pub outcome: Outcome,
+    /// For a recorded file write: the node's current content, when it could be read.
+    pub previous_content: Option<Option<String>>,
+}
+
+/// Per-step plumbing handed to a performer.
+pub struct PerformContext {
+    pub cancel: CancellationToken,
+    pub on_output: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+/// Executes every effect.
+pub struct Live {
+    pub transport: Arc<dyn Transport>,
+}
+
+impl Performer for Live {
+    fn perform<'a>(
+        &'a self,
+        node: &'a NodeSpec,
+        _access: Access,
+        effect: &'a Effect,
+        context: &'a PerformContext,
+    ) -> BoxFuture<'a, Result<Performed, EffectError>> {
+        Box::pin(async move {
+            let outcome = execute(self.transport.as_ref(), node, effect, context).await?;
+            Ok(Performed {
+                outcome,
+                previous_content: None,
+            })
+        })
+    }
+
+    fn is_dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// Executes reads, records changes.
+pub struct DryRun {
+    /// `None` when offline: nothing is contacted, every read is unobserved.
+    pub transport: Option<Arc<dyn Transport>>,
+}
+
+impl Performer for DryRun {
+    fn perform<'a>(
+        &'a self,
+        node: &'a NodeSpec,
+        access: Access,
+        effect: &'a Effect,
+        context: &'a PerformContext,
+    ) -> BoxFuture<'a, Result<Performed, EffectError>> {
+        Box::pin(async move {
+            let Some(transport) = &self.transport else {
+                return Ok(Performed::default());
+            };
+            match (access, effect) {
+                (Access::Read, _) => match execute(transport.as_ref(), node, effect, context).await
+                {
+                    Ok(outcome) => Ok(Performed {
+                        outcome,
+                        previous_content: None,
+                    }),
+                    Err(EffectError::Transport(e)) if e.is_unreachable() => {
+                        tracing::warn!(node = %node.name, "{e}; later steps depend on unobserved state");
+                        Ok(Performed::default())
+                    }
+                    Err(e) => Err(e),
+                },
+                (_, Effect::WriteFile { path, .. }) => {
+                    let previous = read_file(transport.as_ref(), node, path, context).await;
+                    Ok(Performed {
+                        outcome: Outcome::default(),
+                        previous_content: Some(previous),
+                    })
+                }
+                (Access::Change | Access::Wait, _) => Ok(Performed::default()),
+            }
+        })
+    }
+
+    fn is_dry_run(&self) -> bool {
+        true
+    }
+}
+
+/// The current content of a file on a node, or `None` when it does not exist or cannot be read.
+async fn read_file(
+    transport: &dyn Transport,
+    node: &NodeSpec,
+    path: &str,
+    context: &PerformContext,
+) -> Option<String> {
+    let command = format!("cat -- {}", crate::quote::quote(path));
+    let output = transport
+        .exec(
+            node,
+            &command,
+            None,
+            Some(Duration::from_secs(30)),
+            &context.cancel,
+            &|_| {},
+        )
+        .await
+        .ok()?;
+    (output.exit_code == 0).then_some(output.stdout)
+}
+
+async fn execute(
+    transport: &dyn Transport,
+    node: &NodeSpec,
+    effect: &Effect,
+    context: &PerformContext,
+) -> Result<Outcome, EffectError> {
+    match effect {
+        Effect::Exec { command, timeout } => Ok(transport
+            .exec(
+                node,
+                command,
+                None,
+                *timeout,
+                &context.cancel,
+                &*context.on_output,
+            )
+            .await?),
+        Effect::WriteFile {
+            path,
+            content,
+            mode,
+        } => {
+            let command = crate::quote::write_file_command(path, *mode);
+            Ok(transport
+                .exec(
+                    node,
+                    &command,
+                    Some(content),
+                    Some(Duration::from_secs(600)),
+                    &context.cancel,
+                    &|_| {},
+                )
+                .await?)
+        }
+        Effect::Poll {
+            command,
+            interval,
+            timeout,
+        } => {
+            let deadline = Instant::now() + *timeout;
+            loop {
+                let outcome = transport
+                    .exec(
+                        node,
+                        command,
+                        None,
+                        Some(*interval + Duration::from_secs(30)),
+                        &context.cancel,
+                        &|_| {},
+                    )
+                    .await?;
+                if outcome.exit_code == 0 || Instant::now() + *interval > deadline {
+                    return Ok(outcome);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(*interval) => {}
+                    () = context.cancel.cancelled() => return Err(EffectError::Cancelled),
+                }
+            }
+        }
+    }
+}
+
+/// A failed step, as carried through the Rhai engine to the edge.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub kind: Kind,
+    pub node: Option<String>,
+    pub action: String,
+    pub command: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The boundary itself: a performer plus the recorder, shared by every run of a command.
+pub struct Effects {
+    performer: Box<dyn Performer>,
+    recorder: Arc<Recorder>,
+    cancel: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Effects {
+    pub fn new(
+        performer: Box<dyn Performer>,
+        recorder: Arc<Recorder>,
+        cancel: CancellationToken,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            performer,
+            recorder,
+            cancel,
+            runtime,
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.performer.is_dry_run()
+    }
+
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Performs (or records) one effect for run `run`, blocking the calling playbook thread.
+    ///
+    /// `shown` is the exact command or description the plan and the logs show.
+    pub fn perform(
+        &self,
+        run: RunId,
+        step: Step,
+        shown: String,
+        effect: Effect,
+    ) -> Result<Outcome, StepFailure> {
+        let fail = |message: String| StepFailure {
+            kind: Kind::Runtime,
+            node: Some(step.node.name.clone()),
+            action: step.action.to_owned(),
+            command: Some(self.recorder.redact(&shown)),
+            message,
+        };
+        if self.cancel.is_cancelled() {
+            return Err(fail(EffectError::Cancelled.to_string()));
+        }
+        let shown = self.recorder.redact(&shown);
+        let seq = self.recorder.begin(
+            run,
+            StepRecord::new(
+                step.action,
+                &step.node.name,
+                step.access,
+                shown.clone(),
+                step.origin.clone(),
+            ),
+        );
+        let started = Instant::now();
+        let node_name = step.node.name.clone();
+        let recorder = Arc::clone(&self.recorder);
+        let context = PerformContext {
+            cancel: self.cancel.child_token(),
+            on_output: Box::new(move |line: &str| {
+                let line = recorder.redact(line);
+                tracing::info!(target: "krun::output", "[{node_name}] {line}");
+            }),
+        };
+        let result = self.runtime.block_on(self.performer.perform(
+            &step.node,
+            step.access,
+            &effect,
+            &context,
+        ));
+        let duration = started.elapsed();
+        match result {
+            Ok(performed) => {
+                let outcome = performed.outcome;
+                let diff = match (&effect, performed.previous_content) {
+                    (Effect::WriteFile { content, .. }, Some(previous)) => {
+                        Some(crate::plan::file_diff(
+                            previous.as_deref(),
+                            &String::from_utf8_lossy(content),
+                        ))
+                    }
+                    _ => None,
+                };
+                self.recorder.finish(
+                    run,
+                    seq,
+                    StepResult {
+                        exit_code: outcome.observed.then_some(outcome.exit_code),
+                        duration_ms: outcome.observed.then_some(duration.as_millis() as u64),
+                        observed: outcome.observed || step.access != Access::Read,
+                        executed: outcome.observed,
+                        diff: diff.map(|d| self.recorder.redact(&d)),
+                        error: None,
+                    },
+                );
+                Ok(outcome)
+            }
+            Err(error) => {
+                let message = match &error {
+                    EffectError::Cancelled => "interrupted".to_owned(),
+                    other => other.to_string(),
+                };
+                self.recorder.finish(
+                    run,
+                    seq,
+                    StepResult {
+                        exit_code: None,
+                        duration_ms: Some(duration.as_millis() as u64),
+                        observed: true,
+                        executed: false,
+                        diff: None,
+                        error: Some(self.recorder.redact(&message)),
+                    },
+                );
+                let mut failure = fail(format!(
+                    "step {seq} ({}) on {}: {message}",
+                    step.action, step.node.name
+                ));
+                if let EffectError::Transport(e) = &error
+                    && e.is_host_key_refusal()
+                {
+                    failure.message.push_str(&format!(" [{}]", e.hint()));
+                }
+                Err(failure)
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The Rhai engine krun runs playbooks in: a sandbox with limits, the primitives, and module
+//! resolution (stdlib embedded in the binary, `--lib` dirs, `KRUN_PATH`, the playbook's dir).
+//!
+//! The optimizer stays at its default level: `OptimizationLevel::Full` would evaluate constant
+//! calls at compile time, i.e. run side effects during `krun check`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope};
+
+type SharedModule = Arc<Module>;
+use tokio_util::sync::CancellationToken;
+
+use crate::primitives::RunContext;
+
+/// Limits that turn a runaway playbook into a clear error instead of a hang.
+pub const MAX_OPERATIONS: u64 = 50_000_000;
+const MAX_CALL_LEVELS: usize = 64;
+const MAX_STRING_SIZE: usize = 64 << 20;
+const MAX_ARRAY_SIZE: usize = 1_000_000;
+const MAX_MAP_SIZE: usize = 100_000;
+
+/// The stdlib modules compiled into the binary: (import path, file name, source).
+pub const STDLIB: &[(&str, &str, &str)] = &[(
+    "versions",
+    "stdlib/versions.rhai",
+    include_str!("../stdlib/versions.rhai"),
+)];
+
+/// Where `import` looks for modules, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ModulePath {
+    pub dirs: Vec<PathBuf>,
+}
+
+impl ModulePath {
+    /// `--lib` dirs, then `KRUN_PATH`, then the playbook's own directory.
+    pub fn new(libs: &[PathBuf], playbook: &Path) -> Self {
+        let mut dirs = libs.to_vec();
+        if let Some(path) = std::env::var_os("KRUN_PATH") {
+            dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+        }
+        dirs.push(
+            playbook
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+        );
+        Self { dirs }
+    }
+}
+
+/// Source text of a module or playbook, for diagnostics.
+pub fn source_text(file: &str) -> Option<String> {
+    STDLIB
+        .iter()
+        .find(|(_, name, _)| *name == file)
+        .map(|(_, _, text)| (*text).to_owned())
+        .or_else(|| std::fs::read_to_string(file).ok())
+}
+
+/// Resolves `import "x"` against the stdlib and then the module path; each module is compiled
+/// once per engine and named by its real file path in errors.
+pub struct Resolver {
+    path: ModulePath,
+    cache: Mutex<HashMap<String, SharedModule>>,
+}
+
+impl Resolver {
+    pub fn new(path: ModulePath) -> Self {
+        Self {
+            path,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Finds a module's file name and source without compiling it.
+    pub fn locate(&self, import: &str) -> Option<(String, String)> {
+        if let Some((_, name, text)) = STDLIB.iter().find(|(path, _, _)| *path == import) {
+            return Some(((*name).to_owned(), (*text).to_owned()));
+        }
+        let file = if import.ends_with(".rhai") {
+            import.to_owned()
+        } else {
+            format!("{import}.rhai")
+        };
+        self.path
+            .dirs
+            .iter()
+            .map(|dir| dir.join(&file))
+            .find(|p| p.is_file())
+            .and_then(|p| {
+                let text = std::fs::read_to_string(&p).ok()?;
+                Some((p.display().to_string(), text))
+            })
+    }
+
+    fn searched(&self) -> String {
+        let mut places = vec!["the stdlib".to_owned()];
+        places.extend(self.path.dirs.iter().map(|d| d.display().to_string()));
+        places.join(", ")
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        position: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        if let Some(module) = self.cache.lock().expect("module cache").get(path) {
+            return Ok(module.clone());
+        }
+        let Some((file, text)) = self.locate(path) else {
+            return Err(EvalAltResult::ErrorModuleNotFound(
+                format!("{path} (searched {})", self.searched()),
+                position,
+            )
+            .into());
+        };
+        let mut ast = engine.compile(&text).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                file.clone(),
+                e.into(),
+                position,
+            ))
+        })?;
+        ast.set_source(file.as_str());
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(file.clone(), e, position)))?;
+        module.set_id(file.as_str());
+        let module: SharedModule = module.into();
+        self.cache
+            .lock()
+            .expect("module cache")
+            .insert(path.to_owned(), module.clone());
+        Ok(module)
+    }
+}
+
+/// A sandboxed engine without primitives (for compiling and listing metadata).
+pub fn sandbox(path: ModulePath, cancel: Option<CancellationToken>) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true)
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_max_modules(256)
+        .set_module_resolver(Resolver::new(path));
+    engine.disable_symbol("eval");
+    engine.on_print(|text| tracing::info!(target: "krun::playbook", "{text}"));
+    engine.on_debug(|text, source, position| {
+        tracing::debug!(target: "krun::playbook", "{}:{position}: {text}", source.unwrap_or("playbook"));
+    });
+    if let Some(cancel) = cancel {
+        engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
+    }
+    engine
+}
+
+/// The engine for one run: the sandbox plus every primitive bound to the run.
+pub fn for_run(path: ModulePath, context: &Arc<RunContext>) -> Engine {
+    let cancel = context.host.effects.cancel_token().clone();
+    let mut engine = sandbox(path, Some(cancel));
+    crate::primitives::register_all(&mut engine, context);
+    engine
+}
+
+/// The scope a playbook starts with: `node`, the run's node (unit for cluster-level runs).
+pub fn initial_scope(node: Option<crate::node::Node>) -> Scope<'static> {
+    let mut scope = Scope::new();
+    match node {
+        Some(node) => scope.push_constant("node", node),
+        None => scope.push_constant("node", ()),
+    };
+    scope
+}
+
+/// Compiles a playbook file with strict variables; the AST is named by the file's path.
+pub fn compile(engine: &Engine, file: &Path, text: &str) -> Result<AST, rhai::ParseError> {
+    // `node` must not be a constant here: the optimizer would fold its compile-time value in.
+    let mut scope = Scope::new();
+    scope.push("node", ());
+    let mut ast = engine.compile_with_scope(&scope, text)?;
+    ast.set_source(file.display().to_string());
+    Ok(ast)
+}

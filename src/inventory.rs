@@ -1,0 +1,340 @@
+//! The inventory: which nodes exist and how to reach them (TOML).
+//!
+//! Every mistake in the file is reported with the file and line, because the operator fixing it
+//! at 2 a.m. should not have to bisect a config file. Defaults in `[ssh]` apply to every node and
+//! each node may override them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// A node as the inventory describes it, with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `None`: the ssh agent, then the usual key files.
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub sudo: bool,
+    pub proxy_jump: Option<String>,
+    pub roles: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// All nodes of the inventory, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Where the inventory came from, for error messages.
+    pub source: Option<PathBuf>,
+    pub nodes: BTreeMap<String, NodeSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    ssh: RawSsh,
+    #[serde(default)]
+    nodes: BTreeMap<String, RawNode>,
+    /// Read by the etcd primitives; kept opaque here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    etcd: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    user: Option<String>,
+    identity: Option<String>,
+    known_hosts: Option<String>,
+    sudo: Option<bool>,
+    proxy_jump: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    host: String,
+    port: Option<u16>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    user: Option<String>,
+    identity: Option<String>,
+    known_hosts: Option<String>,
+    sudo: Option<bool>,
+    proxy_jump: Option<String>,
+}
+
+impl Inventory {
+    /// Reads and validates an inventory file.
+    pub fn load(path: &Path) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("cannot read inventory {}: {e}", path.display())))?;
+        Self::parse(&text, Some(path))
+    }
+
+    /// Parses inventory text; `source` names the file in errors.
+    pub fn parse(text: &str, source: Option<&Path>) -> crate::Result<Self> {
+        let shown = source.map_or_else(|| "<inventory>".to_owned(), |p| p.display().to_string());
+        let raw: RawInventory = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    let (line, column) = line_column(text, span.start);
+                    format!("{shown}:{line}:{column}")
+                })
+                .unwrap_or(shown.clone());
+            Error::input(format!(
+                "invalid inventory {location}: {}",
+                e.message().trim_end()
+            ))
+        })?;
+
+        let mut nodes = BTreeMap::new();
+        for (name, node) in raw.nodes {
+            let spec = resolve_node(&name, node, &raw.ssh).map_err(|msg| {
+                Error::input(format!("invalid inventory {shown}: node {name}: {msg}"))
+            })?;
+            nodes.insert(name, spec);
+        }
+        let inventory = Self {
+            source: source.map(Path::to_path_buf),
+            nodes,
+        };
+        inventory.check_jumps()?;
+        Ok(inventory)
+    }
+
+    /// Looks a node up by name; an unknown name is invalid input that lists the known ones.
+    pub fn node(&self, name: &str) -> crate::Result<&NodeSpec> {
+        self.nodes.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.nodes.keys().map(String::as_str).collect();
+            let source = self.source.as_ref().map_or_else(
+                || "no inventory given".to_owned(),
+                |p| format!("inventory {}", p.display()),
+            );
+            let mut message = format!("unknown node `{name}` ({source}");
+            if known.is_empty() {
+                message.push_str(", which has no nodes)");
+            } else {
+                message.push_str(&format!("; known nodes: {})", known.join(", ")));
+            }
+            if let Some(close) = crate::suggest::closest(name, known.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            Error::input(message)
+        })
+    }
+
+    fn check_jumps(&self) -> crate::Result<()> {
+        for spec in self.nodes.values() {
+            let mut seen = vec![spec.name.as_str()];
+            let mut current = spec;
+            while let Some(jump) = &current.proxy_jump {
+                let Some(next) = self.nodes.get(jump) else {
+                    return Err(Error::input(format!(
+                        "invalid inventory: node {} uses proxy_jump `{jump}`, which is not a node of the inventory",
+                        current.name
+                    )));
+                };
+                if seen.contains(&next.name.as_str()) {
+                    seen.push(&next.name);
+                    return Err(Error::input(format!(
+                        "invalid inventory: proxy_jump loop: {}",
+                        seen.join(" -> ")
+                    )));
+                }
+                seen.push(&next.name);
+                current = next;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn resolve_node(name: &str, node: RawNode, defaults: &RawSsh) -> Result<NodeSpec, String> {
+    if node.host.trim().is_empty() {
+        return Err("`host` is empty".into());
+    }
+    let port = node.port.or(defaults.port).unwrap_or(22);
+    if port == 0 {
+        return Err("`port` must be between 1 and 65535".into());
+    }
+    let user = node
+        .user
+        .or_else(|| defaults.user.clone())
+        .unwrap_or_else(current_user);
+    let identity = node
+        .identity
+        .or_else(|| defaults.identity.clone())
+        .map(|p| expand_home(&p));
+    let known_hosts = node
+        .known_hosts
+        .or_else(|| defaults.known_hosts.clone())
+        .map_or_else(|| home_dir().join(".ssh/known_hosts"), |p| expand_home(&p));
+    Ok(NodeSpec {
+        name: name.to_owned(),
+        host: node.host,
+        port,
+        user,
+        identity,
+        known_hosts,
+        sudo: node.sudo.or(defaults.sudo).unwrap_or(false),
+        proxy_jump: node
+            .proxy_jump
+            .or_else(|| defaults.proxy_jump.clone())
+            .filter(|j| j != name),
+        roles: node.roles,
+        labels: node.labels,
+    })
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => home_dir().join(rest),
+        None if path == "~" => home_dir(),
+        None => PathBuf::from(path),
+    }
+}
+
+/// The user krun runs as, the default ssh user (like OpenSSH).
+pub fn current_user() -> String {
+    if let Ok(user) = std::env::var("USER")
+        && !user.is_empty()
+    {
+        return user;
+    }
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    "root".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_nodes_override() {
+        let inv = Inventory::parse(
+            r#"
+[ssh]
+user = "ops"
+sudo = true
+known_hosts = "/k"
+
+[nodes.n1]
+host = "10.0.0.11"
+roles = ["worker"]
+labels = { zone = "a" }
+
+[nodes.m1]
+host = "10.0.0.1"
+port = 2222
+user = "root"
+sudo = false
+"#,
+            None,
+        )
+        .unwrap();
+        let n1 = inv.node("n1").unwrap();
+        assert_eq!((n1.user.as_str(), n1.port, n1.sudo), ("ops", 22, true));
+        assert_eq!(n1.roles, ["worker"]);
+        assert_eq!(n1.labels["zone"], "a");
+        assert_eq!(n1.known_hosts, PathBuf::from("/k"));
+        let m1 = inv.node("m1").unwrap();
+        assert_eq!((m1.user.as_str(), m1.port, m1.sudo), ("root", 2222, false));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let path = Path::new("inv.toml");
+        let err = Inventory::parse("[nodes.n1]\nport = 22\n", Some(path)).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message.contains("inv.toml:1:1"), "{}", err.message);
+        assert!(
+            err.message.contains("missing field `host`"),
+            "{}",
+            err.message
+        );
+
+        let err =
+            Inventory::parse("[nodes.n1]\nhost = \"h\"\nport = 70000\n", Some(path)).unwrap_err();
+        assert!(err.message.contains("inv.toml:3:8"), "{}", err.message);
+
+        let err = Inventory::parse("[nodes.n1\n", Some(path)).unwrap_err();
+        assert!(err.message.contains("inv.toml:1:"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_node_lists_known_and_suggests() {
+        let inv = Inventory::parse("[nodes.worker-1]\nhost = \"h\"\n", None).unwrap();
+        let err = inv.node("worker1").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.message.contains("known nodes: worker-1"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("did you mean `worker-1`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn proxy_jump_must_exist_and_not_loop() {
+        let err =
+            Inventory::parse("[nodes.a]\nhost = \"h\"\nproxy_jump = \"b\"\n", None).unwrap_err();
+        assert!(err.message.contains("not a node"), "{}", err.message);
+        let err = Inventory::parse(
+            "[nodes.a]\nhost = \"h\"\nproxy_jump = \"b\"\n[nodes.b]\nhost = \"h\"\nproxy_jump = \"a\"\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("loop"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_bastion_does_not_jump_through_itself() {
+        let inv = Inventory::parse(
+            "[ssh]\nproxy_jump = \"bastion\"\n[nodes.bastion]\nhost = \"b\"\n[nodes.n1]\nhost = \"h\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(inv.node("bastion").unwrap().proxy_jump, None);
+        assert_eq!(
+            inv.node("n1").unwrap().proxy_jump.as_deref(),
+            Some("bastion")
+        );
+    }
+}

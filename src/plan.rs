@@ -1,0 +1,329 @@
+//! The record of a run: every step of every node, in order, with where the playbook asked for it
+//! and what came of it. A dry-run's plan and a real run's report are the same structure; the
+//! real run has results filled in. Secret values are redacted before anything is stored.
+
+use std::sync::{Mutex, RwLock};
+
+use serde::Serialize;
+
+use crate::effects::Access;
+
+/// Index of one run (one node, or the single cluster-level run) in the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunId(pub usize);
+
+/// Where in the playbook a step was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+/// One step as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub seq: usize,
+    pub action: String,
+    /// The node the step acts on (usually the run's node; another one for e.g. a join token).
+    pub node: String,
+    pub access: Access,
+    pub command: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    /// False when the step depends on state that could not be observed (offline, unreachable).
+    pub observed: bool,
+    /// True when the step was actually carried out (always false for a dry-run change).
+    pub executed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StepRecord {
+    pub fn new(action: &str, node: &str, access: Access, command: String, origin: Origin) -> Self {
+        Self {
+            seq: 0,
+            action: action.to_owned(),
+            node: node.to_owned(),
+            access,
+            command,
+            file: origin.file,
+            line: origin.line,
+            observed: true,
+            executed: false,
+            exit_code: None,
+            duration_ms: None,
+            diff: None,
+            error: None,
+        }
+    }
+}
+
+/// What came of a step.
+#[derive(Debug, Clone, Default)]
+pub struct StepResult {
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    pub observed: bool,
+    pub executed: bool,
+    pub diff: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    NotStarted,
+    Running,
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+/// Why a run failed, for the summary and the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFailure {
+    /// The step that failed, when the failure came from a step.
+    pub step: Option<usize>,
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub exit_code: u8,
+}
+
+/// Everything recorded for one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RunFailure>,
+    pub steps: Vec<StepRecord>,
+    #[serde(skip)]
+    unobserved: bool,
+}
+
+/// Progress notifications for the terminal display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStatus {
+        run: RunId,
+        name: String,
+        status: RunStatus,
+    },
+    StepStarted {
+        run: RunId,
+        name: String,
+        seq: usize,
+        action: String,
+        command: String,
+    },
+}
+
+type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// The shared record of all runs of one command.
+pub struct Recorder {
+    runs: Mutex<Vec<RunRecord>>,
+    secrets: RwLock<Vec<String>>,
+    observer: RwLock<Option<Observer>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self {
+            runs: Mutex::new(Vec::new()),
+            secrets: RwLock::new(Vec::new()),
+            observer: RwLock::new(None),
+        }
+    }
+
+    pub fn set_observer(&self, observer: impl Fn(&Event) + Send + Sync + 'static) {
+        *self.observer.write().expect("observer lock") = Some(Box::new(observer));
+    }
+
+    fn notify(&self, event: Event) {
+        if let Some(observer) = self.observer.read().expect("observer lock").as_ref() {
+            observer(&event);
+        }
+    }
+
+    /// Registers a value that must never appear in logs, plans or reports.
+    pub fn add_secret(&self, secret: &str) {
+        if !secret.is_empty() {
+            self.secrets
+                .write()
+                .expect("secrets lock")
+                .push(secret.to_owned());
+        }
+    }
+
+    /// Replaces every registered secret in `text` with `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets.read().expect("secrets lock");
+        secrets.iter().fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), "***")
+        })
+    }
+
+    /// Adds a run (not started yet) and returns its id.
+    pub fn add_run(&self, name: &str, host: Option<&str>) -> RunId {
+        let mut runs = self.runs.lock().expect("runs lock");
+        runs.push(RunRecord {
+            name: name.to_owned(),
+            host: host.map(str::to_owned),
+            status: RunStatus::NotStarted,
+            failure: None,
+            steps: Vec::new(),
+            unobserved: false,
+        });
+        RunId(runs.len() - 1)
+    }
+
+    pub fn set_status(&self, run: RunId, status: RunStatus) {
+        let name = {
+            let mut runs = self.runs.lock().expect("runs lock");
+            runs[run.0].status = status;
+            runs[run.0].name.clone()
+        };
+        self.notify(Event::RunStatus { run, name, status });
+    }
+
+    pub fn fail(&self, run: RunId, status: RunStatus, failure: RunFailure) {
+        {
+            let mut runs = self.runs.lock().expect("runs lock");
+            let mut failure = failure;
+            failure.message = self.redact(&failure.message);
+            runs[run.0].failure = Some(failure);
+        }
+        self.set_status(run, status);
+    }
+
+    /// Records the start of a step; returns its sequence number within the run (from 1).
+    pub fn begin(&self, run: RunId, mut step: StepRecord) -> usize {
+        let (name, seq) = {
+            let mut runs = self.runs.lock().expect("runs lock");
+            let record = &mut runs[run.0];
+            step.seq = record.steps.len() + 1;
+            let seq = step.seq;
+            let event = (record.name.clone(), seq);
+            record.steps.push(step);
+            event
+        };
+        let (action, command) = {
+            let runs = self.runs.lock().expect("runs lock");
+            let step = &runs[run.0].steps[seq - 1];
+            (step.action.clone(), step.command.clone())
+        };
+        self.notify(Event::StepStarted {
+            run,
+            name,
+            seq,
+            action,
+            command,
+        });
+        seq
+    }
+
+    /// Records what came of step `seq`. Once a run has seen unobserved state, every later step
+    /// depends on it.
+    pub fn finish(&self, run: RunId, seq: usize, result: StepResult) {
+        let mut runs = self.runs.lock().expect("runs lock");
+        let record = &mut runs[run.0];
+        let observed = result.observed && !record.unobserved;
+        if !result.observed {
+            record.unobserved = true;
+        }
+        let step = &mut record.steps[seq - 1];
+        step.observed = observed;
+        step.executed = result.executed;
+        step.exit_code = result.exit_code;
+        step.duration_ms = result.duration_ms;
+        step.diff = result.diff;
+        step.error = result.error;
+    }
+
+    /// The number of the step currently last recorded for a run.
+    pub fn last_step(&self, run: RunId) -> Option<usize> {
+        self.runs.lock().expect("runs lock")[run.0]
+            .steps
+            .last()
+            .map(|s| s.seq)
+    }
+
+    pub fn runs(&self) -> Vec<RunRecord> {
+        self.runs.lock().expect("runs lock").clone()
+    }
+}
+
+/// A unified diff between a node's current file and what would be written.
+pub fn file_diff(current: Option<&str>, new: &str) -> String {
+    let old = current.unwrap_or("");
+    let diff = similar::TextDiff::from_lines(old, new);
+    let header_old = if current.is_some() {
+        "current"
+    } else {
+        "(absent)"
+    };
+    diff.unified_diff()
+        .context_radius(3)
+        .header(header_old, "new")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unobserved_state_taints_later_steps() {
+        let recorder = Recorder::new();
+        let run = recorder.add_run("n1", None);
+        let origin = Origin::default();
+        for (observed, _) in [(true, 1), (false, 2), (true, 3)] {
+            let seq = recorder.begin(
+                run,
+                StepRecord::new("sh", "n1", Access::Read, "x".into(), origin.clone()),
+            );
+            recorder.finish(
+                run,
+                seq,
+                StepResult {
+                    observed,
+                    ..StepResult::default()
+                },
+            );
+        }
+        let steps = &recorder.runs()[0].steps;
+        let flags: Vec<bool> = steps.iter().map(|s| s.observed).collect();
+        assert_eq!(flags, [true, false, false]);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let recorder = Recorder::new();
+        recorder.add_secret("s3cr3t");
+        assert_eq!(recorder.redact("token=s3cr3t;"), "token=***;");
+    }
+
+    #[test]
+    fn diff_shows_changes() {
+        let diff = file_diff(Some("a\nb\n"), "a\nc\n");
+        assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+        assert!(file_diff(None, "x\n").contains("(absent)"));
+    }
+}

@@ -1,0 +1,136 @@
+//! Parameters, logging, failing on purpose, and finding other nodes of the inventory.
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, NativeCallContext};
+
+use super::{RhaiResult, RunContext, primitive, raise};
+use crate::error::Kind;
+use crate::node::Node;
+
+pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
+    let ctx = Arc::clone(context);
+    primitive(
+        "param",
+        &["name: &str", "Dynamic"],
+        "The value of `--set NAME=VALUE`; an error at this line when it was not given.\n\
+         `true`/`false` are booleans, plain integers are integers, anything else a string.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            match ctx.host.params.get(name) {
+                Some(value) => Ok(value.to_dynamic()),
+                None => {
+                    let known: Vec<&str> = ctx.host.params.keys().map(String::as_str).collect();
+                    let mut message =
+                        format!("parameter `{name}` is not set: pass --set {name}=VALUE");
+                    if let Some(close) = crate::suggest::closest(name, known.iter().copied()) {
+                        message.push_str(&format!(" (did you mean `{close}`, which is set?)"));
+                    }
+                    Err(raise(
+                        call.call_position(),
+                        ctx.failure("param", Kind::Input, message),
+                    ))
+                }
+            }
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "param",
+        &["name: &str", "default: Dynamic", "Dynamic"],
+        "The value of `--set NAME=VALUE`, or `default` when it was not given.",
+    )
+    .register_into_engine(engine, move |name: &str, default: Dynamic| -> Dynamic {
+        ctx.host
+            .params
+            .get(name)
+            .map_or(default, crate::params::ParamValue::to_dynamic)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "log",
+        &["message: &str"],
+        "Writes a message to the log, prefixed with the current node.",
+    )
+    .register_into_engine(engine, move |message: &str| {
+        let message = ctx.host.effects.recorder().redact(message);
+        tracing::info!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "warn",
+        &["message: &str"],
+        "Writes a warning to the log, prefixed with the current node.",
+    )
+    .register_into_engine(engine, move |message: &str| {
+        let message = ctx.host.effects.recorder().redact(message);
+        tracing::warn!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "fail",
+        &["message: &str", "()"],
+        "Stops this node's run here with `message`; the summary shows it with this line.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, message: &str| -> RhaiResult<()> {
+            Err(raise(
+                call.call_position(),
+                ctx.failure("fail", Kind::Runtime, message),
+            ))
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "find_node",
+        &["name: &str", "Node"],
+        "Another node of the inventory by name (e.g. a control-plane node to create a join token on).",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, name: &str| -> RhaiResult<Node> {
+        ctx.host
+            .inventory
+            .node(name)
+            .map(|spec| Node(Arc::new(spec.clone())))
+            .map_err(|e| raise(call.call_position(), ctx.failure("find_node", Kind::Input, e.message)))
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "nodes",
+        &["role: &str", "Array"],
+        "Every inventory node with `role` among its roles, sorted by name.",
+    )
+    .register_into_engine(engine, move |role: &str| -> Array {
+        ctx.host
+            .inventory
+            .nodes
+            .values()
+            .filter(|spec| spec.roles.iter().any(|r| r == role))
+            .map(|spec| Dynamic::from(Node(Arc::new(spec.clone()))))
+            .collect()
+    });
+
+    primitive(
+        "quote",
+        &["word: &str", "String"],
+        "`word` quoted for a POSIX shell, for building commands by hand in `sh`.",
+    )
+    .with_volatility(false)
+    .with_purity(true)
+    .register_into_engine(engine, crate::quote::quote);
+}
+
+fn prefix(context: &RunContext) -> String {
+    context
+        .node
+        .as_ref()
+        .map_or_else(String::new, |n| format!("[{}] ", n.0.name))
+}

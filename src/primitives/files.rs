@@ -1,0 +1,160 @@
+//! `upload` copies a local file to a node; `render` renders a template shipped with the playbook.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, Map, NativeCallContext};
+
+use super::{RhaiResult, RunContext, primitive, raise};
+use crate::effects::{Access, Effect};
+use crate::error::Kind;
+use crate::node::Node;
+
+pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
+    let ctx = Arc::clone(context);
+    primitive(
+        "upload",
+        &[
+            "node: Node",
+            "local_path: &str",
+            "remote_path: &str",
+            "mode: int | string",
+            "()",
+        ],
+        "Copies `local_path` (relative to the playbook or module that calls it) to `remote_path`\n\
+         on `node` atomically, with permission bits `mode` (e.g. 0o644 or \"0644\").\n\
+         In a dry-run the plan shows a diff against the node's current file.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext,
+              node: Node,
+              local: &str,
+              remote: &str,
+              mode: Dynamic|
+              -> RhaiResult<()> {
+            let position = call.call_position();
+            let mode = file_mode(&mode)
+                .map_err(|m| raise(position, ctx.failure("upload", Kind::Input, m)))?;
+            let path = ctx.local_path(&call, local);
+            let content = std::fs::read(&path).map_err(|e| {
+                raise(
+                    position,
+                    ctx.failure(
+                        "upload",
+                        Kind::Input,
+                        format!("cannot read {}: {e}", path.display()),
+                    ),
+                )
+            })?;
+            let shown = format!(
+                "upload {} -> {}:{remote} (mode {mode:04o}, {} bytes)",
+                path.display(),
+                node.0.name,
+                content.len()
+            );
+            ctx.step(
+                &call,
+                "upload",
+                &node,
+                Access::Change,
+                shown,
+                Effect::WriteFile {
+                    path: remote.to_owned(),
+                    content,
+                    mode,
+                },
+            )?;
+            Ok(())
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "render",
+        &[
+            "node: Node",
+            "template: &str",
+            "vars: Map",
+            "remote_path: &str",
+            "mode: int | string",
+            "()",
+        ],
+        "Renders the minijinja template file `template` (relative to the playbook or module that\n\
+         calls it) with `vars` and writes it to `remote_path` on `node` atomically. An undefined\n\
+         variable is an error. In a dry-run the plan shows a diff against the node's current file.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext,
+              node: Node,
+              template: &str,
+              vars: Map,
+              remote: &str,
+              mode: Dynamic|
+              -> RhaiResult<()> {
+            let position = call.call_position();
+            let mode = file_mode(&mode)
+                .map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
+            let path = ctx.local_path(&call, template);
+            let content = render_template(&path, &vars)
+                .map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
+            let shown = format!(
+                "render {} -> {}:{remote} (mode {mode:04o})",
+                path.display(),
+                node.0.name
+            );
+            ctx.step(
+                &call,
+                "render",
+                &node,
+                Access::Change,
+                shown,
+                Effect::WriteFile {
+                    path: remote.to_owned(),
+                    content: content.into_bytes(),
+                    mode,
+                },
+            )?;
+            Ok(())
+        },
+    );
+}
+
+/// Renders a template file with Rhai variables; errors name the template file and line.
+pub(crate) fn render_template(path: &std::path::Path, vars: &Map) -> Result<String, String> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+    let name = path.display().to_string();
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.add_template(&name, &source)
+        .map_err(|e| template_error(&name, &e))?;
+    let vars: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(vars.clone()))
+        .map_err(|e| format!("template variables for {name}: {e}"))?;
+    env.get_template(&name)
+        .and_then(|t| t.render(minijinja::Value::from_serialize(&vars)))
+        .map_err(|e| template_error(&name, &e))
+}
+
+fn template_error(name: &str, error: &minijinja::Error) -> String {
+    let line = error.line().map_or_else(String::new, |l| format!(":{l}"));
+    format!(
+        "template {name}{line}: {}",
+        error.detail().unwrap_or(&error.kind().to_string())
+    )
+}
+
+/// Permission bits from `0o644` (an integer) or `"0644"` (octal text).
+pub(crate) fn file_mode(mode: &Dynamic) -> Result<u32, String> {
+    let parsed = if let Some(n) = mode.clone().try_cast::<i64>() {
+        u32::try_from(n).ok()
+    } else if let Ok(text) = mode.clone().into_string() {
+        u32::from_str_radix(text.trim().trim_start_matches("0o"), 8).ok()
+    } else {
+        None
+    };
+    parsed
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("file mode must be like 0o644 or \"0644\", got {mode}"))
+}

@@ -1,0 +1,216 @@
+//! Rhai-facing registrations: thin functions that convert Rhai values, build an [`Effect`] and
+//! hand it to the effects boundary. One file per area; `krun doc` is generated from what is
+//! registered here (names, parameters, doc comments).
+
+mod core;
+mod files;
+mod packages;
+mod shell;
+mod systemd;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext, Position};
+
+use crate::effects::{Access, Effect, Effects, Outcome, Step, StepFailure};
+use crate::error::Kind;
+use crate::inventory::Inventory;
+use crate::node::Node;
+use crate::params::ParamValue;
+use crate::plan::{Origin, RunId};
+
+pub use packages::OsFacts;
+
+/// What every run of one command shares.
+pub struct Host {
+    pub effects: Arc<Effects>,
+    pub inventory: Arc<Inventory>,
+    pub params: BTreeMap<String, ParamValue>,
+    /// The playbook file; relative paths in `upload`/`render` from it resolve against its directory.
+    pub playbook: PathBuf,
+    pub command_timeout: Duration,
+    facts: Mutex<HashMap<String, OsFacts>>,
+}
+
+impl Host {
+    pub fn new(
+        effects: Arc<Effects>,
+        inventory: Arc<Inventory>,
+        params: BTreeMap<String, ParamValue>,
+        playbook: PathBuf,
+        command_timeout: Duration,
+    ) -> Self {
+        Self {
+            effects,
+            inventory,
+            params,
+            playbook,
+            command_timeout,
+            facts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One run: the shared host, the run's record, and its node (none for cluster-level playbooks).
+pub struct RunContext {
+    pub host: Arc<Host>,
+    pub run: RunId,
+    pub node: Option<Node>,
+}
+
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+impl RunContext {
+    /// Performs one effect as a step of this run.
+    pub fn step(
+        &self,
+        call: &NativeCallContext,
+        action: &'static str,
+        node: &Node,
+        access: Access,
+        shown: String,
+        effect: Effect,
+    ) -> RhaiResult<Outcome> {
+        let step = Step {
+            action,
+            node: Arc::clone(node.spec()),
+            access,
+            origin: origin(call),
+        };
+        self.host
+            .effects
+            .perform(self.run, step, shown, effect)
+            .map_err(|failure| raise(call.call_position(), failure))
+    }
+
+    /// A failure of this run that is not tied to a node command (bad argument, `fail()`).
+    pub fn failure(&self, action: &str, kind: Kind, message: impl Into<String>) -> StepFailure {
+        StepFailure {
+            kind,
+            node: self.node.as_ref().map(|n| n.0.name.clone()),
+            action: action.to_owned(),
+            command: None,
+            message: message.into(),
+        }
+    }
+
+    /// Resolves a path the playbook names relative to the file that names it.
+    pub fn local_path(&self, call: &NativeCallContext, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let base = call
+            .call_source()
+            .map(Path::new)
+            .filter(|p| p.is_file())
+            .unwrap_or(&self.host.playbook);
+        base.parent().unwrap_or(Path::new(".")).join(path)
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.host.effects.is_dry_run()
+    }
+}
+
+/// The playbook position of the current call.
+pub fn origin(call: &NativeCallContext) -> Origin {
+    let position = call.call_position();
+    Origin {
+        file: call.call_source().map(str::to_owned),
+        line: position.line(),
+        column: position.position(),
+    }
+}
+
+/// Turns a step failure into a Rhai error that the runner recognises at the edge.
+pub fn raise(position: Position, failure: StepFailure) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(failure), position).into()
+}
+
+/// Registers every primitive for one run.
+pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
+    crate::node::register(engine);
+    core::register(engine, context);
+    shell::register(engine, context);
+    files::register(engine, context);
+    systemd::register(engine, context);
+    packages::register(engine, context);
+}
+
+/// Starts a registration with its documentation; side-effecting primitives are volatile so the
+/// optimizer never evaluates them ahead of time.
+pub(crate) fn primitive(name: &str, params: &[&str], doc: &str) -> FuncRegistration {
+    let comments: Vec<String> = doc
+        .lines()
+        .map(|l| format!("/// {l}").trim_end().to_owned())
+        .collect();
+    FuncRegistration::new(name)
+        .with_params_info(params.iter().copied())
+        .with_comments([comments.join("\n")])
+        .with_volatility(true)
+        .with_purity(false)
+}
+
+/// Reads an optional map entry with a type, or explains which option was wrong.
+pub(crate) fn option<T: Clone + 'static>(
+    options: &Map,
+    key: &str,
+    context: &RunContext,
+    action: &str,
+    position: Position,
+) -> RhaiResult<Option<T>> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(value) if value.is_unit() => Ok(None),
+        Some(value) => value.clone().try_cast::<T>().map(Some).ok_or_else(|| {
+            raise(
+                position,
+                context.failure(
+                    action,
+                    Kind::Input,
+                    format!(
+                        "{action}: option `{key}` must be a {}, got {}",
+                        std::any::type_name::<T>()
+                            .rsplit("::")
+                            .next()
+                            .unwrap_or("value"),
+                        value.type_name()
+                    ),
+                ),
+            )
+        }),
+    }
+}
+
+/// Parses a duration option given as "10m"/"30s" or a number of seconds.
+pub(crate) fn duration_value(value: &Dynamic) -> Option<Duration> {
+    if let Some(seconds) = value.clone().try_cast::<i64>() {
+        return u64::try_from(seconds).ok().map(Duration::from_secs);
+    }
+    let text = value.clone().into_string().ok()?;
+    humantime::parse_duration(text.trim()).ok()
+}
+
+/// The map a command-running primitive returns.
+pub(crate) fn outcome_map(outcome: &Outcome) -> Map {
+    let mut map = Map::new();
+    map.insert(
+        "code".into(),
+        Dynamic::from_int(i64::from(outcome.exit_code)),
+    );
+    map.insert("stdout".into(), outcome.stdout.clone().into());
+    map.insert("stderr".into(), outcome.stderr.clone().into());
+    map.insert("ok".into(), Dynamic::from_bool(outcome.exit_code == 0));
+    map.insert("observed".into(), Dynamic::from_bool(outcome.observed));
+    map
+}
+
+/// The last lines of a command's stderr, for error messages.
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,297 @@
+//! Running a playbook: once per node (or once for the cluster), in batches, each run on its own
+//! blocking thread with its own engine, all sharing one effects boundary and one record.
+//!
+//! A failure on one node stops new nodes from starting; runs already going finish their current
+//! step and the playbook. Ctrl-C or SIGTERM cancels: no new step starts, commands in flight are
+//! cancelled, and the summary says where each node stopped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::diagnostic::Diagnostic;
+use crate::effects::{DryRun, Effects, Live, Performer};
+use crate::engine::{self, ModulePath};
+use crate::error::Kind;
+use crate::inventory::{Inventory, NodeSpec};
+use crate::node::Node;
+use crate::params::ParamValue;
+use crate::plan::{Recorder, RunFailure, RunId, RunRecord, RunStatus};
+use crate::primitives::{Host, RunContext};
+use crate::ssh::{SshConfig, SshPool};
+use crate::transport::{SshTransport, Transport};
+
+/// A validated request to run a playbook.
+pub struct RunSettings {
+    pub playbook: PathBuf,
+    /// Empty: one cluster-level run with no current node.
+    pub nodes: Vec<NodeSpec>,
+    pub params: BTreeMap<String, ParamValue>,
+    pub inventory: Arc<Inventory>,
+    pub libs: Vec<PathBuf>,
+    pub batch: usize,
+    pub dry_run: bool,
+    pub offline: bool,
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub overall_timeout: Option<Duration>,
+}
+
+/// What a run produced: the JSON document of `--output json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub playbook: String,
+    pub dry_run: bool,
+    pub offline: bool,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub nodes: Vec<RunRecord>,
+    pub exit_code: u8,
+    #[serde(skip)]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Runs the playbook as the settings say. Compile errors come back as `Err` (exit 2) before
+/// anything is contacted.
+pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::Result<Report> {
+    let file = settings.playbook.display().to_string();
+    let text = std::fs::read_to_string(&settings.playbook)
+        .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
+    let module_path = ModulePath::new(&settings.libs, &settings.playbook);
+
+    let cancel = CancellationToken::new();
+    let pool = SshPool::new(SshConfig {
+        connect_timeout: settings.connect_timeout,
+        accept_new_host_keys: settings.accept_new_host_keys,
+    });
+    let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
+        pool.clone(),
+        Arc::clone(&settings.inventory),
+    ));
+    let performer: Box<dyn Performer> = match (settings.dry_run, settings.offline) {
+        (false, _) => Box::new(Live { transport }),
+        (true, false) => Box::new(DryRun {
+            transport: Some(transport),
+        }),
+        (true, true) => Box::new(DryRun { transport: None }),
+    };
+    let effects = Arc::new(Effects::new(
+        performer,
+        Arc::clone(&recorder),
+        cancel.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let host = Arc::new(Host::new(
+        effects,
+        Arc::clone(&settings.inventory),
+        settings.params.clone(),
+        settings.playbook.clone(),
+        settings.command_timeout,
+    ));
+
+    // Compile and check before touching anything.
+    let check_engine = engine::for_run(
+        module_path.clone(),
+        &Arc::new(RunContext {
+            host: Arc::clone(&host),
+            run: RunId(usize::MAX),
+            node: None,
+        }),
+    );
+    let diagnostics = crate::check::check_files(
+        &check_engine,
+        &settings.libs,
+        std::slice::from_ref(&settings.playbook),
+    );
+    if !diagnostics.is_empty() {
+        return Ok(Report {
+            playbook: file,
+            dry_run: settings.dry_run,
+            offline: settings.offline,
+            params: params_json(&settings.params),
+            nodes: Vec::new(),
+            exit_code: Kind::Input.exit_code(),
+            diagnostics,
+        });
+    }
+    let ast = Arc::new(
+        engine::compile(&check_engine, &settings.playbook, &text)
+            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &file).message))?,
+    );
+    drop(check_engine);
+
+    let runs: Vec<(RunId, Option<Node>)> = if settings.nodes.is_empty() {
+        vec![(recorder.add_run("cluster", None), None)]
+    } else {
+        settings
+            .nodes
+            .iter()
+            .map(|spec| {
+                (
+                    recorder.add_run(&spec.name, Some(&spec.host)),
+                    Some(Node(Arc::new(spec.clone()))),
+                )
+            })
+            .collect()
+    };
+
+    let signals = tokio::spawn(watch_signals(cancel.clone(), settings.overall_timeout));
+    let stop = Arc::new(AtomicBool::new(false));
+    let slots = Arc::new(Semaphore::new(settings.batch.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (run, node) in runs {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("semaphore open"),
+            () = cancel.cancelled() => break,
+        };
+        if stop.load(Ordering::SeqCst) || cancel.is_cancelled() {
+            break;
+        }
+        let (host, ast, module_path, stop, file) = (
+            Arc::clone(&host),
+            Arc::clone(&ast),
+            module_path.clone(),
+            Arc::clone(&stop),
+            file.clone(),
+        );
+        tasks.spawn_blocking(move || {
+            let _permit = permit;
+            let diagnostic = run_one(host, run, node, &ast, module_path, &file);
+            if diagnostic.is_some() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            diagnostic
+        });
+    }
+    let mut diagnostics = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(Some(diagnostic)) = joined {
+            diagnostics.push(diagnostic);
+        }
+    }
+    signals.abort();
+    pool.close().await;
+
+    let nodes = recorder.runs();
+    let exit_code = if cancel.is_cancelled() {
+        Kind::Interrupted.exit_code()
+    } else {
+        nodes
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .map(|f| f.exit_code)
+            .next()
+            .unwrap_or(0)
+    };
+    Ok(Report {
+        playbook: file,
+        dry_run: settings.dry_run,
+        offline: settings.offline,
+        params: params_json(&settings.params),
+        nodes,
+        exit_code,
+        diagnostics,
+    })
+}
+
+fn params_json(params: &BTreeMap<String, ParamValue>) -> BTreeMap<String, serde_json::Value> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect()
+}
+
+/// One run of the playbook, on the calling (blocking) thread.
+fn run_one(
+    host: Arc<Host>,
+    run: RunId,
+    node: Option<Node>,
+    ast: &rhai::AST,
+    module_path: ModulePath,
+    file: &str,
+) -> Option<Diagnostic> {
+    let name = node
+        .as_ref()
+        .map_or_else(|| "cluster".to_owned(), |n| n.0.name.clone());
+    let _span = tracing::info_span!("run", node = %name).entered();
+    let recorder = Arc::clone(host.effects.recorder());
+    if host.effects.cancel_token().is_cancelled() {
+        return None;
+    }
+    recorder.set_status(run, RunStatus::Running);
+    let context = Arc::new(RunContext {
+        host,
+        run,
+        node: node.clone(),
+    });
+    let engine = engine::for_run(module_path, &context);
+    let mut scope = engine::initial_scope(node);
+    match engine.run_ast_with_scope(&mut scope, ast) {
+        Ok(()) => {
+            recorder.set_status(run, RunStatus::Ok);
+            None
+        }
+        Err(error) => {
+            let diagnostic = Diagnostic::from_eval(&error, file);
+            let interrupted = diagnostic.kind == Kind::Interrupted
+                || context.host.effects.cancel_token().is_cancelled();
+            let status = if interrupted {
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Failed
+            };
+            let step = diagnostic
+                .failure
+                .as_ref()
+                .and_then(|f| f.command.as_ref())
+                .and_then(|_| recorder.last_step(run));
+            recorder.fail(
+                run,
+                status,
+                RunFailure {
+                    step,
+                    message: diagnostic.message.clone(),
+                    file: diagnostic.file.clone(),
+                    line: diagnostic.line,
+                    exit_code: if interrupted {
+                        Kind::Interrupted.exit_code()
+                    } else {
+                        diagnostic.kind.exit_code()
+                    },
+                },
+            );
+            Some(diagnostic)
+        }
+    }
+}
+
+/// Cancels the run on SIGINT, SIGTERM or when the overall time limit passes.
+async fn watch_signals(cancel: CancellationToken, timeout: Option<Duration>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let limit = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted: no new step starts; cancelling commands in flight"),
+        () = terminate => tracing::warn!("terminated: no new step starts; cancelling commands in flight"),
+        () = limit => tracing::error!("the run exceeded --timeout; cancelling"),
+    }
+    cancel.cancel();
+}

@@ -1,0 +1,113 @@
+//! The `krun` binary as a user runs it: arguments in, exit code and output out.
+
+mod check;
+mod doc;
+mod dry_run;
+mod input;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root (tests run with it as working directory unless told otherwise).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A krun invocation, built fluently: `Krun::new().args([..]).run().code(2)`.
+pub struct Krun {
+    command: Command,
+}
+
+impl Krun {
+    pub fn new() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_krun"));
+        command
+            .current_dir(root())
+            .env_remove("KRUN_PATH")
+            .env_remove("KRUN_INVENTORY")
+            .env("NO_COLOR", "1");
+        Self { command }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn run(mut self) -> Output {
+        let output = self.command.output().expect("krun binary runs");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// What a krun invocation produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Writes a playbook into a fresh temporary directory and returns (dir, path).
+pub fn playbook(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("play.rhai");
+    std::fs::write(&path, text).expect("write playbook");
+    (dir, path)
+}
