@@ -1,0 +1,58 @@
+//! krun end to end against real OpenSSH servers: the CLI, the runtime, the effects boundary and
+//! the ssh transport together.
+
+mod host_keys;
+mod runs;
+mod signals;
+
+use std::path::{Path, PathBuf};
+
+use crate::support::Fleet;
+
+/// A playbook file and an inventory file for a fleet, in a temporary directory.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub playbook: PathBuf,
+    pub inventory: PathBuf,
+}
+
+impl Setup {
+    pub fn new(fleet: &Fleet, playbook: &str) -> Self {
+        Self::with_inventory(&fleet.inventory_toml(), playbook)
+    }
+
+    pub fn with_inventory(inventory: &str, playbook: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("play.rhai");
+        std::fs::write(&path, playbook).expect("write playbook");
+        let inventory_path = dir.path().join("inventory.toml");
+        std::fs::write(&inventory_path, inventory).expect("write inventory");
+        Self { dir, playbook: path, inventory: inventory_path }
+    }
+
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write file");
+        path
+    }
+
+    /// `krun PLAYBOOK --inventory INVENTORY` plus `args`.
+    pub fn krun(&self, args: &[&str]) -> crate::cli::Krun {
+        crate::cli::Krun::new()
+            .args([self.playbook.as_os_str(), "--inventory".as_ref(), self.inventory.as_os_str()])
+            .args(args)
+    }
+}
+
+/// Replaces what changes between runs (ports, temporary paths) in text meant for snapshots.
+pub fn stable(text: &str, fleet: &Fleet, dir: &Path) -> String {
+    let mut text = text.replace(dir.to_str().unwrap(), "[dir]");
+    for node in fleet.nodes() {
+        text = text.replace(node.dir().to_str().unwrap(), &format!("[{}-dir]", node.name));
+        text = text.replace(&format!(":{}", node.port()), ":[port]");
+    }
+    text
+}
