@@ -31,22 +31,25 @@ pub enum Access {
     Wait,
 }
 
-/// A side effect on a node.
+/// A side effect.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    /// Run a shell command (already quoted).
+    /// Run a shell command (already quoted) on a node.
     Exec {
+        node: Arc<NodeSpec>,
         command: String,
         timeout: Option<Duration>,
     },
-    /// Write a file: content streamed to a temporary file, then moved into place.
+    /// Write a file on a node: content streamed to a temporary file, then moved into place.
     WriteFile {
+        node: Arc<NodeSpec>,
         path: String,
         content: Vec<u8>,
         mode: u32,
     },
-    /// Run `command` until it exits 0, every `interval`, for at most `timeout`.
+    /// Run `command` on a node until it exits 0, every `interval`, for at most `timeout`.
     Poll {
+        node: Arc<NodeSpec>,
         command: String,
         interval: Duration,
         timeout: Duration,
@@ -58,7 +61,8 @@ pub enum Effect {
 pub struct Step {
     /// The primitive's name as the playbook calls it (`sh`, `upload`, `pkg_install`, …).
     pub action: &'static str,
-    pub node: Arc<NodeSpec>,
+    /// What the step acts on: a node name, or a cluster service (`kubernetes`, `etcd`).
+    pub target: String,
     pub access: Access,
     pub origin: Origin,
 }
@@ -89,7 +93,6 @@ pub enum EffectError {
 pub trait Performer: Send + Sync {
     fn perform<'a>(
         &'a self,
-        node: &'a NodeSpec,
         access: Access,
         effect: &'a Effect,
         context: &'a PerformContext,
@@ -120,13 +123,12 @@ pub struct Live {
 impl Performer for Live {
     fn perform<'a>(
         &'a self,
-        node: &'a NodeSpec,
         _access: Access,
         effect: &'a Effect,
         context: &'a PerformContext,
     ) -> BoxFuture<'a, Result<Performed, EffectError>> {
         Box::pin(async move {
-            let outcome = execute(self.transport.as_ref(), node, effect, context).await?;
+            let outcome = execute(self.transport.as_ref(), effect, context).await?;
             Ok(Performed {
                 outcome,
                 previous_content: None,
@@ -148,7 +150,6 @@ pub struct DryRun {
 impl Performer for DryRun {
     fn perform<'a>(
         &'a self,
-        node: &'a NodeSpec,
         access: Access,
         effect: &'a Effect,
         context: &'a PerformContext,
@@ -158,19 +159,18 @@ impl Performer for DryRun {
                 return Ok(Performed::default());
             };
             match (access, effect) {
-                (Access::Read, _) => match execute(transport.as_ref(), node, effect, context).await
-                {
+                (Access::Read, _) => match execute(transport.as_ref(), effect, context).await {
                     Ok(outcome) => Ok(Performed {
                         outcome,
                         previous_content: None,
                     }),
                     Err(EffectError::Transport(e)) if e.is_unreachable() => {
-                        tracing::warn!(node = %node.name, "{e}; later steps depend on unobserved state");
+                        tracing::warn!("{e}; later steps depend on unobserved state");
                         Ok(Performed::default())
                     }
                     Err(e) => Err(e),
                 },
-                (_, Effect::WriteFile { path, .. }) => {
+                (_, Effect::WriteFile { node, path, .. }) => {
                     let previous = read_file(transport.as_ref(), node, path, context).await;
                     Ok(Performed {
                         outcome: Outcome::default(),
@@ -211,12 +211,15 @@ async fn read_file(
 
 async fn execute(
     transport: &dyn Transport,
-    node: &NodeSpec,
     effect: &Effect,
     context: &PerformContext,
 ) -> Result<Outcome, EffectError> {
     match effect {
-        Effect::Exec { command, timeout } => Ok(transport
+        Effect::Exec {
+            node,
+            command,
+            timeout,
+        } => Ok(transport
             .exec(
                 node,
                 command,
@@ -227,6 +230,7 @@ async fn execute(
             )
             .await?),
         Effect::WriteFile {
+            node,
             path,
             content,
             mode,
@@ -244,6 +248,7 @@ async fn execute(
                 .await?)
         }
         Effect::Poll {
+            node,
             command,
             interval,
             timeout,
@@ -333,9 +338,21 @@ impl Effects {
         shown: String,
         effect: Effect,
     ) -> Result<Outcome, StepFailure> {
+        self.runtime
+            .block_on(self.perform_async(run, step, shown, effect))
+    }
+
+    /// The same as [`Effects::perform`], for primitives that run several effects concurrently.
+    pub async fn perform_async(
+        &self,
+        run: RunId,
+        step: Step,
+        shown: String,
+        effect: Effect,
+    ) -> Result<Outcome, StepFailure> {
         let fail = |message: String| StepFailure {
             kind: Kind::Runtime,
-            node: Some(step.node.name.clone()),
+            node: Some(step.target.clone()),
             action: step.action.to_owned(),
             command: Some(self.recorder.redact(&shown)),
             message,
@@ -348,14 +365,14 @@ impl Effects {
             run,
             StepRecord::new(
                 step.action,
-                &step.node.name,
+                &step.target,
                 step.access,
                 shown.clone(),
                 step.origin.clone(),
             ),
         );
         let started = Instant::now();
-        let node_name = step.node.name.clone();
+        let node_name = step.target.clone();
         let recorder = Arc::clone(&self.recorder);
         let context = PerformContext {
             cancel: self.cancel.child_token(),
@@ -364,12 +381,7 @@ impl Effects {
                 tracing::info!(target: "krun::output", "[{node_name}] {line}");
             }),
         };
-        let result = self.runtime.block_on(self.performer.perform(
-            &step.node,
-            step.access,
-            &effect,
-            &context,
-        ));
+        let result = self.performer.perform(step.access, &effect, &context).await;
         let duration = started.elapsed();
         match result {
             Ok(performed) => {
@@ -416,7 +428,7 @@ impl Effects {
                 );
                 let mut failure = fail(format!(
                     "step {seq} ({}) on {}: {message}",
-                    step.action, step.node.name
+                    step.action, step.target
                 ));
                 if let EffectError::Transport(e) = &error
                     && e.is_host_key_refusal()

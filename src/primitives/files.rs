@@ -59,6 +59,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 Access::Change,
                 shown,
                 Effect::WriteFile {
+                    node: Arc::clone(node.spec()),
                     path: remote.to_owned(),
                     content,
                     mode,
@@ -110,6 +111,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 Access::Change,
                 shown,
                 Effect::WriteFile {
+                    node: Arc::clone(node.spec()),
                     path: remote.to_owned(),
                     content: content.into_bytes(),
                     mode,

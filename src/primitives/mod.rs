@@ -76,7 +76,7 @@ impl RunContext {
     ) -> RhaiResult<Outcome> {
         let step = Step {
             action,
-            node: Arc::clone(node.spec()),
+            target: node.0.name.clone(),
             access,
             origin: origin(call),
         };

@@ -266,7 +266,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 &node,
                 Access::Read,
                 command.clone(),
-                exec(command),
+                exec(&node, command),
             )?;
             Ok(if outcome.exit_code == 0 {
                 manager.parse_version(&outcome.stdout)
@@ -286,7 +286,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(engine, move |call: NativeCallContext, node: Node, name: &str| -> RhaiResult<Array> {
         let Some(manager) = manager(&ctx, &call, &node)? else { return Ok(Array::new()) };
         let command = manager.available_command(name);
-        let outcome = ctx.step(&call, "pkg_versions", &node, Access::Read, command.clone(), exec(command))?;
+        let outcome = ctx.step(&call, "pkg_versions", &node, Access::Read, command.clone(), exec(&node, command))?;
         Ok(manager.parse_available(name, &outcome.stdout).into_iter().map(Dynamic::from).collect())
     });
 
@@ -304,11 +304,11 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         let position = call.call_position();
         let Some(manager) = manager(&ctx, &call, &node)? else {
             let shown = format!("install {} {version} (package manager not observed)", quote(name));
-            ctx.step(&call, "pkg_install", &node, Access::Change, shown.clone(), exec(shown))?;
+            ctx.step(&call, "pkg_install", &node, Access::Change, shown.clone(), exec(&node, shown))?;
             return Ok(());
         };
         let command = manager.install_command(name, version);
-        let outcome = ctx.step(&call, "pkg_install", &node, Access::Change, command.clone(), exec(command.clone()))?;
+        let outcome = ctx.step(&call, "pkg_install", &node, Access::Change, command.clone(), exec(&node, command.clone()))?;
         if outcome.exit_code != 0 {
             let mut failure = ctx.failure(
                 "pkg_install",
@@ -321,7 +321,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         }
         if manager == PackageManager::Pacman && !is_local_file(name) && !version.is_empty() && outcome.observed {
             let check = manager.version_command(name);
-            let installed = ctx.step(&call, "pkg_version", &node, Access::Read, check.clone(), exec(check))?;
+            let installed = ctx.step(&call, "pkg_version", &node, Access::Read, check.clone(), exec(&node, check))?;
             let installed = manager.parse_version(&installed.stdout);
             if !installed.starts_with(version) {
                 let failure = ctx.failure(
@@ -336,8 +336,9 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     });
 }
 
-fn exec(command: String) -> Effect {
+fn exec(node: &Node, command: String) -> Effect {
     Effect::Exec {
+        node: Arc::clone(node.spec()),
         command,
         timeout: Some(Duration::from_secs(1800)),
     }
@@ -354,7 +355,7 @@ fn facts(ctx: &RunContext, call: &NativeCallContext, node: &Node) -> RhaiResult<
         node,
         Access::Read,
         FACTS_COMMAND.to_owned(),
-        exec(FACTS_COMMAND.to_owned()),
+        exec(node, FACTS_COMMAND.to_owned()),
     )?;
     if !outcome.observed {
         // Not observable now; asking again in this run would not change that.

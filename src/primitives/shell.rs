@@ -79,6 +79,7 @@ fn run(
         access,
         command.clone(),
         Effect::Exec {
+            node: Arc::clone(node.spec()),
             command: command.clone(),
             timeout: Some(timeout),
         },

@@ -75,6 +75,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 access,
                 command.clone(),
                 Effect::Exec {
+                    node: Arc::clone(node.spec()),
                     command: command.clone(),
                     timeout: Some(ctx.host.command_timeout),
                 },
@@ -116,6 +117,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 Access::Read,
                 command.clone(),
                 Effect::Exec {
+                    node: Arc::clone(node.spec()),
                     command,
                     timeout: Some(Duration::from_secs(60)),
                 },
@@ -163,6 +165,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 Access::Wait,
                 shown,
                 Effect::Poll {
+                    node: Arc::clone(node.spec()),
                     command,
                     interval: Duration::from_secs(2),
                     timeout,
