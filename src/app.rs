@@ -96,7 +96,7 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
     if args.offline && !args.dry_run {
         return Err(Error::input("--offline only makes sense with --dry-run"));
     }
-    let params = crate::params::parse_sets(&args.set)?;
+    let (params, secret_params) = crate::params::parse_with_secrets(&args.set, &args.set_secret)?;
     let inventory = match &args.inventory {
         Some(path) => Inventory::load(path)?,
         None => Inventory::default(),
@@ -115,8 +115,10 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         playbook,
         nodes,
         params,
+        secret_params,
         inventory: Arc::new(inventory),
         libs: args.libs,
+        state_dir: args.state_dir,
         batch: args.batch as usize,
         dry_run: args.dry_run,
         offline: args.offline,

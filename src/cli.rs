@@ -59,6 +59,11 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
+    /// A secret parameter (a join token, a password): read with `param`, always a string, and
+    /// shown as *** in logs, plans, reports and the journal.
+    #[arg(long = "set-secret", value_name = "KEY=VALUE")]
+    pub set_secret: Vec<String>,
+
     /// Inventory file (TOML) describing nodes and how to reach them.
     #[arg(long, value_name = "FILE", env = "KRUN_INVENTORY")]
     pub inventory: Option<PathBuf>,
@@ -95,6 +100,15 @@ pub struct RunArgs {
     /// Default time limit for one command on a node (e.g. 30s, 10m, 1h); `sh` may override it.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub command_timeout: String,
+
+    /// Where run journals are kept (`<DIR>/runs/<id>/journal.jsonl`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "KRUN_STATE_DIR",
+        default_value = ".krun"
+    )]
+    pub state_dir: PathBuf,
 
     /// Time limit for the whole run (e.g. 2h); unlimited when absent.
     #[arg(long, value_name = "DURATION")]

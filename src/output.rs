@@ -55,6 +55,9 @@ pub fn text(report: &Report) -> String {
     }
     out.push('\n');
     out.push_str(&summary(&report.nodes));
+    if let Some(id) = &report.run_id {
+        let _ = writeln!(out, "Run {id}");
+    }
     out
 }
 

@@ -55,10 +55,36 @@ fn is_plain_integer(text: &str) -> bool {
 
 /// Parses every `--set`; a malformed one is invalid input (exit 2).
 pub fn parse_sets(sets: &[String]) -> crate::Result<BTreeMap<String, ParamValue>> {
-    let mut params = BTreeMap::new();
+    parse_into(sets, "--set", ParamValue::parse, BTreeMap::new())
+}
+
+/// Parses `--set` and `--set-secret`; secret values always stay strings. Returns the
+/// parameters and the names of the secret ones.
+pub fn parse_with_secrets(
+    sets: &[String],
+    secrets: &[String],
+) -> crate::Result<(BTreeMap<String, ParamValue>, Vec<String>)> {
+    let plain = parse_sets(sets)?;
+    let names: Vec<String> = plain.keys().cloned().collect();
+    let all = parse_into(
+        secrets,
+        "--set-secret",
+        |v| ParamValue::Str(v.to_owned()),
+        plain,
+    )?;
+    let secret_names = all.keys().filter(|k| !names.contains(k)).cloned().collect();
+    Ok((all, secret_names))
+}
+
+fn parse_into(
+    sets: &[String],
+    flag: &str,
+    convert: impl Fn(&str) -> ParamValue,
+    mut params: BTreeMap<String, ParamValue>,
+) -> crate::Result<BTreeMap<String, ParamValue>> {
     for set in sets {
         let Some((key, value)) = set.split_once('=') else {
-            return Err(Error::input(format!("--set `{set}`: expected KEY=VALUE")));
+            return Err(Error::input(format!("{flag} `{set}`: expected KEY=VALUE")));
         };
         let key = key.trim();
         let valid = !key.is_empty()
@@ -67,14 +93,11 @@ pub fn parse_sets(sets: &[String]) -> crate::Result<BTreeMap<String, ParamValue>
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         if !valid {
             return Err(Error::input(format!(
-                "--set `{set}`: the key must be letters, digits, `_`, `-` or `.`"
+                "{flag} `{set}`: the key must be letters, digits, `_`, `-` or `.`"
             )));
         }
-        if params
-            .insert(key.to_owned(), ParamValue::parse(value))
-            .is_some()
-        {
-            return Err(Error::input(format!("--set {key} is given twice")));
+        if params.insert(key.to_owned(), convert(value)).is_some() {
+            return Err(Error::input(format!("parameter {key} is given twice")));
         }
     }
     Ok(params)

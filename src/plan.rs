@@ -7,6 +7,7 @@ use std::sync::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::effects::Access;
+use crate::journal::Journal;
 
 /// Index of one run (one node, or the single cluster-level run) in the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,6 +136,7 @@ pub struct Recorder {
     runs: Mutex<Vec<RunRecord>>,
     secrets: RwLock<Vec<String>>,
     observer: RwLock<Option<Observer>>,
+    journal: RwLock<Option<std::sync::Arc<Journal>>>,
 }
 
 impl Default for Recorder {
@@ -149,11 +151,28 @@ impl Recorder {
             runs: Mutex::new(Vec::new()),
             secrets: RwLock::new(Vec::new()),
             observer: RwLock::new(None),
+            journal: RwLock::new(None),
         }
     }
 
     pub fn set_observer(&self, observer: impl Fn(&Event) + Send + Sync + 'static) {
         *self.observer.write().expect("observer lock") = Some(Box::new(observer));
+    }
+
+    /// From now on every step is also written to `journal`.
+    pub fn set_journal(&self, journal: std::sync::Arc<Journal>) {
+        *self.journal.write().expect("journal lock") = Some(journal);
+    }
+
+    pub fn journal(&self) -> Option<std::sync::Arc<Journal>> {
+        self.journal.read().expect("journal lock").clone()
+    }
+
+    fn journal_entry(&self, kind: &str, run: RunId, fields: serde_json::Value, sync: bool) {
+        if let Some(journal) = self.journal() {
+            let name = self.runs.lock().expect("runs lock")[run.0].name.clone();
+            journal.record(crate::journal::entry(kind, &name, fields), sync);
+        }
     }
 
     fn notify(&self, event: Event) {
@@ -195,6 +214,12 @@ impl Recorder {
     }
 
     pub fn set_status(&self, run: RunId, status: RunStatus) {
+        self.journal_entry(
+            "status",
+            run,
+            serde_json::json!({ "status": status }),
+            false,
+        );
         let name = {
             let mut runs = self.runs.lock().expect("runs lock");
             runs[run.0].status = status;
@@ -208,7 +233,14 @@ impl Recorder {
             let mut runs = self.runs.lock().expect("runs lock");
             let mut failure = failure;
             failure.message = self.redact(&failure.message);
-            runs[run.0].failure = Some(failure);
+            runs[run.0].failure = Some(failure.clone());
+            drop(runs);
+            self.journal_entry(
+                "failure",
+                run,
+                serde_json::to_value(&failure).unwrap_or_default(),
+                false,
+            );
         }
         self.set_status(run, status);
     }
@@ -224,6 +256,12 @@ impl Recorder {
             record.steps.push(step);
             event
         };
+        if let Some(journal) = self.journal() {
+            let step = self.runs.lock().expect("runs lock")[run.0].steps[seq - 1].clone();
+            let fields = serde_json::to_value(&step).unwrap_or_default();
+            // Written and synced before the effect starts: a crash leaves this as the unknown step.
+            journal.record(crate::journal::entry("intent", &name, fields), true);
+        }
         let (action, command) = {
             let runs = self.runs.lock().expect("runs lock");
             let step = &runs[run.0].steps[seq - 1];
@@ -242,6 +280,19 @@ impl Recorder {
     /// Records what came of step `seq`. Once a run has seen unobserved state, every later step
     /// depends on it.
     pub fn finish(&self, run: RunId, seq: usize, result: StepResult) {
+        self.journal_entry(
+            "done",
+            run,
+            serde_json::json!({
+                "seq": seq,
+                "exit_code": result.exit_code,
+                "duration_ms": result.duration_ms,
+                "observed": result.observed,
+                "executed": result.executed,
+                "error": result.error,
+            }),
+            false,
+        );
         let mut runs = self.runs.lock().expect("runs lock");
         let record = &mut runs[run.0];
         let observed = result.observed && !record.unobserved;

@@ -33,8 +33,11 @@ pub struct RunSettings {
     /// Empty: one cluster-level run with no current node.
     pub nodes: Vec<NodeSpec>,
     pub params: BTreeMap<String, ParamValue>,
+    /// Names of parameters given with `--set-secret`.
+    pub secret_params: Vec<String>,
     pub inventory: Arc<Inventory>,
     pub libs: Vec<PathBuf>,
+    pub state_dir: PathBuf,
     pub batch: usize,
     pub dry_run: bool,
     pub offline: bool,
@@ -47,6 +50,9 @@ pub struct RunSettings {
 /// What a run produced: the JSON document of `--output json`.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The journal's id (`<state-dir>/runs/<id>/`); absent when nothing ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     pub playbook: String,
     pub dry_run: bool,
     pub offline: bool,
@@ -64,6 +70,12 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     let text = std::fs::read_to_string(&settings.playbook)
         .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
     let module_path = ModulePath::new(&settings.libs, &settings.playbook);
+    for name in &settings.secret_params {
+        if let Some(ParamValue::Str(value)) = settings.params.get(name) {
+            recorder.add_secret(value);
+        }
+    }
+    let shown_params = params_json(&settings.params, &settings.secret_params);
 
     let cancel = CancellationToken::new();
     let pool = SshPool::new(SshConfig {
@@ -111,10 +123,11 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     );
     if !diagnostics.is_empty() {
         return Ok(Report {
+            run_id: None,
             playbook: file,
             dry_run: settings.dry_run,
             offline: settings.offline,
-            params: params_json(&settings.params),
+            params: shown_params.clone(),
             nodes: Vec::new(),
             exit_code: Kind::Input.exit_code(),
             diagnostics,
@@ -126,6 +139,10 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     );
     drop(check_engine);
 
+    let journal = open_journal(&settings, &text, &shown_params);
+    if let Some(journal) = &journal {
+        recorder.set_journal(Arc::clone(journal));
+    }
     let runs: Vec<(RunId, Option<Node>)> = if settings.nodes.is_empty() {
         vec![(recorder.add_run("cluster", None), None)]
     } else {
@@ -190,21 +207,67 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
             .unwrap_or(0)
     };
     Ok(Report {
+        run_id: journal.map(|j| j.id().to_owned()),
         playbook: file,
         dry_run: settings.dry_run,
         offline: settings.offline,
-        params: params_json(&settings.params),
+        params: shown_params.clone(),
         nodes,
         exit_code,
         diagnostics,
     })
 }
 
-fn params_json(params: &BTreeMap<String, ParamValue>) -> BTreeMap<String, serde_json::Value> {
+fn params_json(
+    params: &BTreeMap<String, ParamValue>,
+    secret: &[String],
+) -> BTreeMap<String, serde_json::Value> {
     params
         .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
+        .map(|(k, v)| {
+            let shown = if secret.contains(k) {
+                "***".into()
+            } else {
+                v.to_json()
+            };
+            (k.clone(), shown)
+        })
         .collect()
+}
+
+/// Opens the run's journal; a run that cannot be journaled still runs, loudly.
+fn open_journal(
+    settings: &RunSettings,
+    text: &str,
+    params: &BTreeMap<String, serde_json::Value>,
+) -> Option<Arc<crate::journal::Journal>> {
+    let header = crate::journal::Header {
+        playbook: settings.playbook.display().to_string(),
+        playbook_sha256: crate::journal::content_hash(text),
+        params: params.clone(),
+        nodes: settings.nodes.iter().map(|n| n.name.clone()).collect(),
+        dry_run: settings.dry_run,
+        krun_version: env!("CARGO_PKG_VERSION").to_owned(),
+        user: crate::inventory::current_user(),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+    };
+    match crate::journal::Journal::create(&settings.state_dir, &header) {
+        Ok(journal) => {
+            tracing::debug!("journal: {}", journal.dir().display());
+            Some(Arc::new(journal))
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot create a run journal under {}: {e}; this run will not be resumable",
+                settings.state_dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// One run of the playbook, on the calling (blocking) thread.
@@ -238,7 +301,8 @@ fn run_one(
             None
         }
         Err(error) => {
-            let diagnostic = Diagnostic::from_eval(&error, file);
+            let mut diagnostic = Diagnostic::from_eval(&error, file);
+            diagnostic.message = recorder.redact(&diagnostic.message);
             let interrupted = diagnostic.kind == Kind::Interrupted
                 || context.host.effects.cancel_token().is_cancelled();
             let status = if interrupted {

@@ -118,6 +118,18 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             .collect()
     });
 
+    let ctx = Arc::clone(context);
+    primitive(
+        "secret",
+        &["value: &str", "String"],
+        "Marks `value` as secret and returns it: from now on it is shown as *** in logs,\n\
+         plans, reports and the journal (e.g. a join token read from a node).",
+    )
+    .register_into_engine(engine, move |value: &str| -> String {
+        ctx.host.effects.recorder().add_secret(value);
+        value.to_owned()
+    });
+
     primitive(
         "quote",
         &["word: &str", "String"],

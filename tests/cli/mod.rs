@@ -13,6 +13,13 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where test runs keep their journals (not in the repository).
+pub fn state_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("state tempdir"))
+        .path()
+}
+
 /// A krun invocation, built fluently: `Krun::new().args([..]).run().code(2)`.
 pub struct Krun {
     command: Command,
@@ -25,7 +32,8 @@ impl Krun {
             .current_dir(root())
             .env_remove("KRUN_PATH")
             .env_remove("KRUN_INVENTORY")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env("KRUN_STATE_DIR", state_dir());
         Self { command }
     }
 

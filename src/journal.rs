@@ -1,0 +1,109 @@
+//! The run journal: a durable record of every effect, so a crash leaves no mystery.
+//!
+//! Each run gets an id and a directory `<state-dir>/runs/<id>/` holding `journal.jsonl`: a header
+//! (playbook, its content hash, parameters, nodes, krun version), then per step an `intent` line
+//! written and synced to disk *before* the effect starts and a `done` line after it. A step with
+//! an intent and no done is the one whose outcome is unknown. The recorder writes the journal at
+//! the effects boundary, after redaction, so no primitive can forget it or leak a secret into it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// What a run is, recorded first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    pub playbook: String,
+    pub playbook_sha256: String,
+    pub params: std::collections::BTreeMap<String, Value>,
+    pub nodes: Vec<String>,
+    pub dry_run: bool,
+    pub krun_version: String,
+    pub user: String,
+    pub host: String,
+    pub started_at: String,
+}
+
+/// An open journal.
+pub struct Journal {
+    id: String,
+    dir: PathBuf,
+    file: Mutex<BufWriter<File>>,
+}
+
+impl Journal {
+    /// Creates `<state_dir>/runs/<id>/journal.jsonl` and writes the header.
+    pub fn create(state_dir: &Path, header: &Header) -> std::io::Result<Self> {
+        let id = new_id();
+        let dir = state_dir.join("runs").join(&id);
+        std::fs::create_dir_all(&dir)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join("journal.jsonl"))?;
+        let journal = Self {
+            id,
+            dir,
+            file: Mutex::new(BufWriter::new(file)),
+        };
+        let mut record = serde_json::to_value(header).unwrap_or_default();
+        record["type"] = "header".into();
+        record["run_id"] = journal.id.clone().into();
+        journal.write(&record, true)?;
+        Ok(journal)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record; `sync` forces it to disk before returning (intents).
+    pub fn write(&self, record: &Value, sync: bool) -> std::io::Result<()> {
+        let mut file = self.file.lock().expect("journal lock");
+        serde_json::to_writer(&mut *file, record)?;
+        file.write_all(b"\n")?;
+        file.flush()?;
+        if sync {
+            file.get_ref().sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Logs (does not fail the run) when the journal cannot be written.
+    pub fn record(&self, record: Value, sync: bool) {
+        if let Err(e) = self.write(&record, sync) {
+            tracing::error!("cannot write the run journal {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// `20261122T201700Z-4f2a9c`: sortable by time, unique enough for one operator's machine.
+fn new_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_subsec_nanos();
+    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff;
+    format!("{}-{salt:06x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// A hex SHA-256 of a playbook's text.
+pub fn content_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// A record in the journal's schema.
+pub fn entry(kind: &str, run: &str, fields: Value) -> Value {
+    let mut record = json!({ "type": kind, "run": run, "at": chrono::Utc::now().to_rfc3339() });
+    if let (Some(record), Value::Object(fields)) = (record.as_object_mut(), fields) {
+        record.extend(fields);
+    }
+    record
+}
