@@ -68,7 +68,7 @@ struct Login<'a> {
 }
 
 enum KeyFile {
-    Plain(PrivateKey),
+    Plain(Box<PrivateKey>),
     Encrypted(PublicKey),
 }
 
@@ -77,7 +77,7 @@ impl Login<'_> {
     /// encrypted (OpenSSH's IdentitiesOnly; other keys would only burn MaxAuthTries).
     async fn with_identity_file(&mut self, path: &Path) -> Result<bool, SshError> {
         match self.read_key_file(path)? {
-            KeyFile::Plain(key) => self.try_key(key, path).await,
+            KeyFile::Plain(key) => self.try_key(*key, path).await,
             KeyFile::Encrypted(public) => {
                 let Some(mut agent) = self.connect_agent().await else {
                     return Err(self.encrypted(path, false));
@@ -96,8 +96,8 @@ impl Login<'_> {
 
     /// No identity configured: every agent key, then `~/.ssh/id_{ed25519,ecdsa,rsa}`.
     async fn with_defaults(&mut self) -> Result<bool, SshError> {
-        match self.connect_agent().await {
-            Some(mut agent) => match agent.request_identities().await {
+        if let Some(mut agent) = self.connect_agent().await {
+            match agent.request_identities().await {
                 Ok(identities) => {
                     for identity in identities {
                         if matches!(identity, AgentIdentity::Certificate { .. }) {
@@ -108,11 +108,8 @@ impl Login<'_> {
                         }
                     }
                 }
-                Err(error) => self
-                    .tried
-                    .push(format!("ssh agent (cannot list keys: {error})")),
-            },
-            None => {}
+                Err(error) => self.tried.push(format!("ssh agent (cannot list keys: {error})")),
+            }
         }
         for path in default_key_files() {
             if !path.exists() {
@@ -120,7 +117,7 @@ impl Login<'_> {
             }
             match self.read_key_file(&path) {
                 Ok(KeyFile::Plain(key)) => {
-                    if self.try_key(key, &path).await? {
+                    if self.try_key(*key, &path).await? {
                         return Ok(true);
                     }
                 }
@@ -217,7 +214,7 @@ impl Login<'_> {
             .map_err(|source| SshError::Handshake {
                 node: self.endpoint.name.clone(),
                 addr: self.endpoint.address(),
-                source,
+                source: Box::new(source),
             })?
             .flatten();
         self.rsa_hash = Some(hash);
@@ -235,12 +232,12 @@ impl Login<'_> {
             return Ok(if key.is_encrypted() {
                 KeyFile::Encrypted(key.public_key().clone())
             } else {
-                KeyFile::Plain(key)
+                KeyFile::Plain(Box::new(key))
             });
         }
         // Older PEM and PKCS#8 files.
         match russh::keys::decode_secret_key(&text, None) {
-            Ok(key) => Ok(KeyFile::Plain(key)),
+            Ok(key) => Ok(KeyFile::Plain(Box::new(key))),
             Err(russh::keys::Error::KeyIsEncrypted) => Err(identity_error(
                 "it is an encrypted PEM key; convert it with `ssh-keygen -p -f FILE` \
                  (OpenSSH format) or load it into the ssh agent"

@@ -32,62 +32,12 @@ pub enum SshError {
         node: String,
         addr: String,
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
 
-    #[error(
-        "{node}: host key of {addr} is not in {known_hosts}{other}: {key_type} {fingerprint}. \
-         Verify the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), \
-         then rerun with --accept-new-host-keys to trust it and record it",
-        known_hosts = known_hosts.display(),
-        other = if other_types.is_empty() {
-            String::new()
-        } else {
-            format!(" (only its {} key is recorded)", other_types.join(", "))
-        }
-    )]
-    UnknownHostKey {
-        node: String,
-        addr: String,
-        key_type: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-        /// Key types recorded for this host that the server did not offer.
-        other_types: Vec<String>,
-    },
-
-    #[error(
-        "{node}: HOST KEY CHANGED for {addr}: {known_hosts}:{line} records {key_type} \
-         {old_fingerprint}, the server now presents {new_fingerprint}. Refusing to connect: \
-         this is either a reinstalled node or someone intercepting the connection. If the \
-         change is expected, delete line {line} (`{entry}`) and rerun with --accept-new-host-keys",
-        known_hosts = known_hosts.display()
-    )]
-    HostKeyChanged {
-        node: String,
-        addr: String,
-        key_type: String,
-        old_fingerprint: String,
-        new_fingerprint: String,
-        known_hosts: PathBuf,
-        line: usize,
-        /// The known_hosts line that no longer matches, as written in the file.
-        entry: String,
-    },
-
-    #[error(
-        "{node}: host key of {addr} ({key_type} {fingerprint}) is marked @revoked in \
-         {known_hosts}:{line}; refusing to connect",
-        known_hosts = known_hosts.display()
-    )]
-    HostKeyRevoked {
-        node: String,
-        addr: String,
-        key_type: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-        line: usize,
-    },
+    /// The node's host key was refused: unknown, changed or revoked.
+    #[error(transparent)]
+    HostKey(Box<HostKeyError>),
 
     #[error("{node}: cannot read known_hosts file {}: {source}", path.display())]
     KnownHostsRead {
@@ -162,7 +112,7 @@ pub enum SshError {
         jump: String,
         addr: String,
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
 
     #[error(
@@ -173,7 +123,7 @@ pub enum SshError {
         node: String,
         command: String,
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
 
     #[error("{node}: sshd refused to run `{}`", short(command))]
@@ -208,6 +158,79 @@ pub enum SshError {
     },
 }
 
+/// Why a host key was refused. Boxed inside [`SshError::HostKey`]: the details are many and
+/// errors travel by value through every `Result`.
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyError {
+    #[error(
+        "{node}: host key of {addr} is not in {known_hosts}{other}: {key_type} {fingerprint}. \
+         Verify the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), \
+         then rerun with --accept-new-host-keys to trust it and record it",
+        known_hosts = known_hosts.display(),
+        other = if other_types.is_empty() {
+            String::new()
+        } else {
+            format!(" (only its {} key is recorded)", other_types.join(", "))
+        }
+    )]
+    Unknown {
+        node: String,
+        addr: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        /// Key types recorded for this host that the server did not offer.
+        other_types: Vec<String>,
+    },
+
+    #[error(
+        "{node}: HOST KEY CHANGED for {addr}: {known_hosts}:{line} records {key_type} \
+         {old_fingerprint}, the server now presents {new_fingerprint}. Refusing to connect: \
+         this is either a reinstalled node or someone intercepting the connection. If the \
+         change is expected, delete line {line} (`{entry}`) and rerun with --accept-new-host-keys",
+        known_hosts = known_hosts.display()
+    )]
+    Changed {
+        node: String,
+        addr: String,
+        key_type: String,
+        old_fingerprint: String,
+        new_fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+        /// The known_hosts line that no longer matches, as written in the file.
+        entry: String,
+    },
+
+    #[error(
+        "{node}: host key of {addr} ({key_type} {fingerprint}) is marked @revoked in \
+         {known_hosts}:{line}; refusing to connect",
+        known_hosts = known_hosts.display()
+    )]
+    Revoked {
+        node: String,
+        addr: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+}
+
+impl HostKeyError {
+    pub fn node(&self) -> &str {
+        match self {
+            Self::Unknown { node, .. } | Self::Changed { node, .. } | Self::Revoked { node, .. } => node,
+        }
+    }
+}
+
+impl From<HostKeyError> for SshError {
+    fn from(error: HostKeyError) -> Self {
+        Self::HostKey(Box::new(error))
+    }
+}
+
 impl SshError {
     /// The node the error is about.
     pub fn node(&self) -> &str {
@@ -215,9 +238,6 @@ impl SshError {
             Self::Connect { node, .. }
             | Self::ConnectTimeout { node, .. }
             | Self::Handshake { node, .. }
-            | Self::UnknownHostKey { node, .. }
-            | Self::HostKeyChanged { node, .. }
-            | Self::HostKeyRevoked { node, .. }
             | Self::KnownHostsRead { node, .. }
             | Self::KnownHostsWrite { node, .. }
             | Self::EncryptedKey { node, .. }
@@ -231,6 +251,7 @@ impl SshError {
             | Self::ConnectionLost { node, .. }
             | Self::Timeout { node, .. }
             | Self::Cancelled { node, .. } => node,
+            Self::HostKey(refusal) => refusal.node(),
         }
     }
 
@@ -238,9 +259,7 @@ impl SshError {
     /// refusal happened on the way through a jump host.
     pub fn host_key_refused(&self) -> bool {
         match self {
-            Self::UnknownHostKey { .. }
-            | Self::HostKeyChanged { .. }
-            | Self::HostKeyRevoked { .. } => true,
+            Self::HostKey(_) => true,
             Self::JumpHost { source, .. } => source.host_key_refused(),
             _ => false,
         }
@@ -263,9 +282,7 @@ impl SshError {
             Self::Connect { .. }
             | Self::ConnectTimeout { .. }
             | Self::Handshake { .. }
-            | Self::UnknownHostKey { .. }
-            | Self::HostKeyChanged { .. }
-            | Self::HostKeyRevoked { .. }
+            | Self::HostKey(_)
             | Self::KnownHostsRead { .. }
             | Self::KnownHostsWrite { .. }
             | Self::EncryptedKey { .. }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use error::SshError;
+pub use error::{HostKeyError, SshError};
 pub use pool::SshPool;
 
 /// How to reach one node.

@@ -17,7 +17,7 @@ use russh::{Channel, Disconnect, Preferred};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::known_hosts::{self, KnownHosts, Verdict};
-use super::{Endpoint, ExecOutput, ExecRequest, SshConfig, SshError, auth, exec};
+use super::{Endpoint, ExecOutput, ExecRequest, HostKeyError, SshConfig, SshError, auth, exec};
 
 /// Below OpenSSH's default `MaxSessions` of 10, leaving room for a stray session.
 pub(crate) const SESSIONS_PER_CONNECTION: usize = 8;
@@ -31,8 +31,11 @@ pub struct SshPool {
 struct PoolInner {
     config: SshConfig,
     agent_socket: Option<PathBuf>,
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>>>,
+    slots: Mutex<HashMap<String, Slot>>,
 }
+
+/// A node's connection, if made; the async lock makes concurrent first commands share one.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 pub(crate) struct Connection {
     handle: Handle<ClientHandler>,
@@ -134,7 +137,7 @@ impl SshPool {
         }
     }
 
-    fn slot(&self, endpoint: &Endpoint) -> Arc<tokio::sync::Mutex<Option<Arc<Connection>>>> {
+    fn slot(&self, endpoint: &Endpoint) -> Slot {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(slot_key(endpoint)).or_default().clone()
     }
@@ -244,7 +247,7 @@ impl SshPool {
                             .map(|j| j.name.clone())
                             .unwrap_or_default(),
                         addr: endpoint.address(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 client::connect_stream(config, tunnel.into_stream(), handler).await
             }
@@ -254,7 +257,7 @@ impl SshPool {
             HandlerError::Ssh(source) => SshError::Handshake {
                 node: endpoint.name.clone(),
                 addr: endpoint.address(),
-                source,
+                source: Box::new(source),
             },
         })?;
         auth::authenticate(&mut handle, endpoint, self.inner.agent_socket.as_deref()).await?;
@@ -286,7 +289,7 @@ fn channel_error(endpoint: &Endpoint, request: &ExecRequest<'_>, source: russh::
     SshError::Channel {
         node: endpoint.name.clone(),
         command: request.command.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -355,6 +358,7 @@ impl client::Handler for ClientHandler {
         let endpoint = &self.endpoint;
         let (host, port) = (endpoint.host.as_str(), endpoint.port);
         let refuse = |error: SshError| Err(HandlerError::HostKey(Box::new(error)));
+        let refuse_key = |error: HostKeyError| refuse(error.into());
         match self.known.check(host, port, &key) {
             Verdict::Known => Ok(true),
             Verdict::Unknown { .. } if self.accept_new => {
@@ -376,7 +380,7 @@ impl client::Handler for ClientHandler {
                 );
                 Ok(true)
             }
-            Verdict::Unknown { other_types } => refuse(SshError::UnknownHostKey {
+            Verdict::Unknown { other_types } => refuse_key(HostKeyError::Unknown {
                 node: endpoint.name.clone(),
                 addr: endpoint.address(),
                 key_type: known_hosts::key_type(&key),
@@ -388,7 +392,7 @@ impl client::Handler for ClientHandler {
                 line,
                 old_fingerprint,
                 entry,
-            } => refuse(SshError::HostKeyChanged {
+            } => refuse_key(HostKeyError::Changed {
                 node: endpoint.name.clone(),
                 addr: endpoint.address(),
                 key_type: known_hosts::key_type(&key),
@@ -398,7 +402,7 @@ impl client::Handler for ClientHandler {
                 line,
                 entry,
             }),
-            Verdict::Revoked { line } => refuse(SshError::HostKeyRevoked {
+            Verdict::Revoked { line } => refuse_key(HostKeyError::Revoked {
                 node: endpoint.name.clone(),
                 addr: endpoint.address(),
                 key_type: known_hosts::key_type(&key),

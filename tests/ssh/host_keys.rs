@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use krun::ssh::{Endpoint, SshError};
+use krun::ssh::{Endpoint, HostKeyError};
 
-use super::{pool, pool_with, stdout_of, try_run};
+use super::{host_key_refusal, pool, pool_with, stdout_of, try_run};
 use crate::support::{Fleet, KeyKind, Node};
 
 /// The fingerprint as `ssh-keygen -lf` prints it, the reference format.
@@ -54,13 +54,13 @@ async fn an_unknown_host_is_refused_with_its_fingerprint_and_the_flag() {
     .unwrap_err();
     assert!(error.host_key_refused(), "{error}");
     assert!(error.is_unreachable());
-    let SshError::UnknownHostKey {
+    let HostKeyError::Unknown {
         node: name,
         addr,
         key_type,
         fingerprint,
         ..
-    } = &error
+    } = host_key_refusal(&error)
     else {
         panic!("expected an unknown host key, got {error}");
     };
@@ -137,13 +137,13 @@ async fn a_changed_key_is_refused_even_with_accept_new() {
             .await
             .unwrap_err();
         assert!(error.host_key_refused(), "{error}");
-        let SshError::HostKeyChanged {
+        let HostKeyError::Changed {
             old_fingerprint,
             new_fingerprint,
             line,
             entry,
             ..
-        } = &error
+        } = host_key_refusal(&error)
         else {
             panic!("expected a changed host key, got {error}");
         };
@@ -211,7 +211,7 @@ async fn wildcard_entries_match_and_negation_vetoes() {
     )
     .unwrap();
     let error = try_run(&pool(), &endpoint, "true").await.unwrap_err();
-    assert!(matches!(error, SshError::UnknownHostKey { .. }), "{error}");
+    assert!(matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +237,7 @@ async fn a_revoked_key_is_refused() {
     .await
     .unwrap_err();
     assert!(
-        matches!(error, SshError::HostKeyRevoked { line: 2, .. }),
+        matches!(host_key_refusal(&error), HostKeyError::Revoked { line: 2, .. }),
         "{error}"
     );
     assert!(error.host_key_refused());
@@ -267,5 +267,5 @@ async fn a_missing_known_hosts_file_means_every_host_is_unknown() {
     let endpoint =
         endpoint_with_known_hosts(fleet.node("n1"), Path::new("/nonexistent/known_hosts"));
     let error = try_run(&pool(), &endpoint, "true").await.unwrap_err();
-    assert!(matches!(error, SshError::UnknownHostKey { .. }), "{error}");
+    assert!(matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }), "{error}");
 }

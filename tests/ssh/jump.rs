@@ -1,8 +1,8 @@
 //! Reaching a node through a jump host (direct-tcpip over the jump host's pooled connection).
 
-use krun::ssh::{Endpoint, SshError};
+use krun::ssh::{Endpoint, HostKeyError, SshError};
 
-use super::{pool, stdout_of, try_run};
+use super::{host_key_refusal, pool, stdout_of, try_run};
 use crate::support::{Fleet, NodeSpec, Os};
 
 fn via(target: Endpoint, jump: Endpoint) -> Endpoint {
@@ -106,7 +106,7 @@ async fn host_keys_are_checked_on_both_hops() {
     .await
     .unwrap_err();
     assert!(
-        matches!(error, SshError::UnknownHostKey { ref node, .. } if node == "n2"),
+        matches!(host_key_refusal(&error), HostKeyError::Unknown { node, .. } if node == "n2"),
         "{error}"
     );
 }

@@ -10,7 +10,9 @@ mod shims;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use krun::ssh::{Endpoint, ExecOutput, ExecRequest, OutputStream, SshConfig, SshError, SshPool};
+use krun::ssh::{
+    Endpoint, ExecOutput, ExecRequest, HostKeyError, OutputStream, SshConfig, SshError, SshPool,
+};
 
 /// A pool with no agent, whatever the environment says.
 fn pool() -> SshPool {
@@ -53,6 +55,14 @@ async fn stdout_of(pool: &SshPool, endpoint: &Endpoint, command: &str) -> String
         output.stderr_lossy()
     );
     output.stdout_lossy().trim().to_string()
+}
+
+/// The host key refusal inside `error`; panics when it is something else.
+fn host_key_refusal(error: &SshError) -> &HostKeyError {
+    match error {
+        SshError::HostKey(refusal) => refusal,
+        other => panic!("expected a host key refusal, got: {other}"),
+    }
 }
 
 /// Collects live output lines.
