@@ -81,7 +81,10 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         };
         for _ in 0..times {
-            failures += report(endpoint, pool.exec(endpoint, ExecRequest::new(&command)).await);
+            failures += report(
+                endpoint,
+                pool.exec(endpoint, ExecRequest::new(&command)).await,
+            );
         }
     } else {
         let results = futures::future::join_all(

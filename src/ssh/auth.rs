@@ -108,7 +108,9 @@ impl Login<'_> {
                         }
                     }
                 }
-                Err(error) => self.tried.push(format!("ssh agent (cannot list keys: {error})")),
+                Err(error) => self
+                    .tried
+                    .push(format!("ssh agent (cannot list keys: {error})")),
             }
         }
         for path in default_key_files() {

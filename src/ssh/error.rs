@@ -220,7 +220,9 @@ pub enum HostKeyError {
 impl HostKeyError {
     pub fn node(&self) -> &str {
         match self {
-            Self::Unknown { node, .. } | Self::Changed { node, .. } | Self::Revoked { node, .. } => node,
+            Self::Unknown { node, .. }
+            | Self::Changed { node, .. }
+            | Self::Revoked { node, .. } => node,
         }
     }
 }

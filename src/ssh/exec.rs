@@ -48,7 +48,6 @@ pub(crate) async fn run(
     let mut output = ExecOutput::default();
     let mut stdout_lines = LineBuffer::new(OutputStream::Stdout);
     let mut stderr_lines = LineBuffer::new(OutputStream::Stderr);
-    let mut refused = false;
 
     loop {
         tokio::select! {
@@ -87,7 +86,15 @@ pub(crate) async fn run(
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
                     output.signal = Some(signal_text(&signal_name));
                 }
-                Some(ChannelMsg::Failure) => refused = true,
+                // The only request sent with want_reply is the exec; sshd keeps a refused
+                // channel open for another request, so close it rather than wait.
+                Some(ChannelMsg::Failure) => {
+                    let _ = writer.close().await;
+                    return Err(SshError::ExecRefused {
+                        node: endpoint.name.clone(),
+                        command: request.command.to_string(),
+                    });
+                }
                 Some(_) => {}
             },
         }
@@ -97,12 +104,6 @@ pub(crate) async fn run(
 
     if output.exit_code.is_some() || output.signal.is_some() {
         return Ok(output);
-    }
-    if refused {
-        return Err(SshError::ExecRefused {
-            node: endpoint.name.clone(),
-            command: request.command.to_string(),
-        });
     }
     Err(lost())
 }

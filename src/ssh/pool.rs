@@ -8,12 +8,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
-use russh::{Channel, Disconnect, Preferred};
+use russh::{Channel, ChannelOpenFailure, Disconnect, Preferred};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::known_hosts::{self, KnownHosts, Verdict};
@@ -40,6 +41,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 pub(crate) struct Connection {
     handle: Handle<ClientHandler>,
     sessions: Arc<Semaphore>,
+    /// Permits the semaphore started with, minus those retired after the server said no.
+    capacity: AtomicUsize,
     /// Keeps the jump host's connection alive as long as the tunnel through it is used.
     _via: Option<Arc<Connection>>,
 }
@@ -194,6 +197,7 @@ impl SshPool {
         Ok(Connection {
             handle,
             sessions: Arc::new(Semaphore::new(SESSIONS_PER_CONNECTION)),
+            capacity: AtomicUsize::new(SESSIONS_PER_CONNECTION),
             _via: via,
         })
     }
@@ -253,7 +257,7 @@ impl SshPool {
             }
         };
         let mut handle = handshake.map_err(|error| match error {
-            HandlerError::HostKey(refusal) => *refusal,
+            HandlerError::Refused(refusal) => *refusal,
             HandlerError::Ssh(source) => SshError::Handshake {
                 node: endpoint.name.clone(),
                 addr: endpoint.address(),
@@ -266,17 +270,44 @@ impl SshPool {
 }
 
 impl Connection {
+    /// A session channel and the slot it occupies. A server configured with fewer sessions than
+    /// we assume (hardened nodes often set `MaxSessions 4`) refuses the extra channel; then this
+    /// connection's limit shrinks by one and the open waits for a running command to finish.
     async fn open_session(
         &self,
     ) -> Result<(OwnedSemaphorePermit, Channel<client::Msg>), russh::Error> {
-        let permit = self
-            .sessions
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| russh::Error::Disconnect)?;
-        let channel = self.handle.channel_open_session().await?;
-        Ok((permit, channel))
+        loop {
+            let permit = self
+                .sessions
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| russh::Error::Disconnect)?;
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok((permit, channel)),
+                // OpenSSH answers "connect failed" when MaxSessions is reached; other servers
+                // say "prohibited" or "resource shortage".
+                Err(russh::Error::ChannelOpenFailure(
+                    ChannelOpenFailure::ConnectFailed
+                    | ChannelOpenFailure::AdministrativelyProhibited
+                    | ChannelOpenFailure::ResourceShortage,
+                )) if self.others_in_flight() => {
+                    self.capacity.fetch_sub(1, Ordering::SeqCst);
+                    permit.forget();
+                    tracing::debug!(
+                        limit = self.capacity.load(Ordering::SeqCst),
+                        "sshd refused another session; lowering this connection's limit"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Whether a channel other than the caller's is open (the caller holds one permit).
+    fn others_in_flight(&self) -> bool {
+        let capacity = self.capacity.load(Ordering::SeqCst);
+        capacity > 1 && capacity - self.sessions.available_permits() > 1
     }
 
     fn is_dead(&self, error: &russh::Error) -> bool {
@@ -338,7 +369,7 @@ pub(crate) struct ClientHandler {
 #[derive(Debug)]
 pub(crate) enum HandlerError {
     Ssh(russh::Error),
-    HostKey(Box<SshError>),
+    Refused(Box<SshError>),
 }
 
 impl From<russh::Error> for HandlerError {
@@ -357,7 +388,7 @@ impl client::Handler for ClientHandler {
         let key = server_key.public_key();
         let endpoint = &self.endpoint;
         let (host, port) = (endpoint.host.as_str(), endpoint.port);
-        let refuse = |error: SshError| Err(HandlerError::HostKey(Box::new(error)));
+        let refuse = |error: SshError| Err(HandlerError::Refused(Box::new(error)));
         let refuse_key = |error: HostKeyError| refuse(error.into());
         match self.known.check(host, port, &key) {
             Verdict::Known => Ok(true),

@@ -187,6 +187,32 @@ async fn many_concurrent_commands_share_one_connection() {
     pool.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_fewer_sessions_than_assumed_still_runs_everything() {
+    let Some(fleet) = Fleet::builder()
+        .node(NodeSpec::bare("hardened", Os::Debian12).sshd_option("MaxSessions 2"))
+        .start()
+    else {
+        return;
+    };
+    let node = fleet.node("hardened");
+    let endpoint = node.endpoint();
+    let pool = pool();
+    let commands: Vec<String> = (0..12).map(|i| format!("sleep 0.2; echo {i}")).collect();
+    let results = futures::future::join_all(
+        commands
+            .iter()
+            .map(|command| try_run(&pool, &endpoint, command)),
+    )
+    .await;
+    for (i, result) in results.into_iter().enumerate() {
+        let output = result.unwrap_or_else(|e| panic!("command {i}: {e}"));
+        assert_eq!(output.stdout_lossy(), format!("{i}\n"));
+    }
+    assert_eq!(node.logins(), 1);
+    assert_eq!(node.sessions(), 12);
+}
+
 /// Logs in as the non-root test user: sshd delivers signals only to privilege-separated
 /// (non-root) sessions.
 fn as_sudo_user(endpoint: Endpoint) -> Option<Endpoint> {

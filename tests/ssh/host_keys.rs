@@ -211,7 +211,10 @@ async fn wildcard_entries_match_and_negation_vetoes() {
     )
     .unwrap();
     let error = try_run(&pool(), &endpoint, "true").await.unwrap_err();
-    assert!(matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }), "{error}");
+    assert!(
+        matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +240,10 @@ async fn a_revoked_key_is_refused() {
     .await
     .unwrap_err();
     assert!(
-        matches!(host_key_refusal(&error), HostKeyError::Revoked { line: 2, .. }),
+        matches!(
+            host_key_refusal(&error),
+            HostKeyError::Revoked { line: 2, .. }
+        ),
         "{error}"
     );
     assert!(error.host_key_refused());
@@ -267,5 +273,8 @@ async fn a_missing_known_hosts_file_means_every_host_is_unknown() {
     let endpoint =
         endpoint_with_known_hosts(fleet.node("n1"), Path::new("/nonexistent/known_hosts"));
     let error = try_run(&pool(), &endpoint, "true").await.unwrap_err();
-    assert!(matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }), "{error}");
+    assert!(
+        matches!(host_key_refusal(&error), HostKeyError::Unknown { .. }),
+        "{error}"
+    );
 }
