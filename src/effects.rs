@@ -412,6 +412,7 @@ impl Effects {
             Err(error) => {
                 let message = match &error {
                     EffectError::Cancelled => "interrupted".to_owned(),
+                    EffectError::Transport(e) if e.cancelled => "interrupted".to_owned(),
                     other => other.to_string(),
                 };
                 self.recorder.finish(
@@ -426,16 +427,10 @@ impl Effects {
                         error: Some(self.recorder.redact(&message)),
                     },
                 );
-                let mut failure = fail(format!(
+                Err(fail(format!(
                     "step {seq} ({}) on {}: {message}",
                     step.action, step.target
-                ));
-                if let EffectError::Transport(e) = &error
-                    && e.is_host_key_refusal()
-                {
-                    failure.message.push_str(&format!(" [{}]", e.hint()));
-                }
-                Err(failure)
+                )))
             }
         }
     }

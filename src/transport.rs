@@ -16,23 +16,15 @@ use crate::ssh::{Endpoint, ExecRequest, OutputStream, SshPool};
 pub struct TransportError {
     pub node: String,
     pub message: String,
-    /// The node could not be reached at all (connect, handshake, auth).
+    /// The node could not be reached at all (connect, handshake, host key, auth): no command ran.
     pub unreachable: bool,
-    /// The host key was unknown or changed; the hint says what to do.
-    pub host_key: Option<String>,
+    /// The command was stopped because the run was interrupted.
+    pub cancelled: bool,
 }
 
 impl TransportError {
     pub fn is_unreachable(&self) -> bool {
         self.unreachable
-    }
-
-    pub fn is_host_key_refusal(&self) -> bool {
-        self.host_key.is_some()
-    }
-
-    pub fn hint(&self) -> &str {
-        self.host_key.as_deref().unwrap_or("")
     }
 }
 
@@ -140,7 +132,8 @@ fn ssh_error(node: &NodeSpec, error: crate::ssh::SshError) -> TransportError {
     TransportError {
         node: node.name.clone(),
         message: error.to_string(),
-        unreachable: true,
-        host_key: None,
+        // A refused host key is not "unreachable": a dry-run must not quietly plan past it.
+        unreachable: error.is_unreachable() && !error.host_key_refused(),
+        cancelled: error.is_cancelled(),
     }
 }

@@ -1,3 +1,6 @@
 //! krun's integration tests: one binary, shared fixtures.
 
 mod cli;
+mod e2e;
+mod ssh;
+mod support;

@@ -166,7 +166,7 @@ fail("stop with " + param("token"));
         json["nodes"][0]["steps"][0]["command"],
         "kubeadm join 10.0.0.1:6443 --token ***"
     );
-    let mut everything = out.stdout.clone() + &out.stderr;
+    let mut everything = format!("{}{}", out.stdout, out.stderr);
     let run_dir = state.join("runs").join(json["run_id"].as_str().unwrap());
     for entry in std::fs::read_dir(&run_dir).unwrap() {
         everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());

@@ -27,7 +27,11 @@ impl Setup {
         std::fs::write(&path, playbook).expect("write playbook");
         let inventory_path = dir.path().join("inventory.toml");
         std::fs::write(&inventory_path, inventory).expect("write inventory");
-        Self { dir, playbook: path, inventory: inventory_path }
+        Self {
+            dir,
+            playbook: path,
+            inventory: inventory_path,
+        }
     }
 
     pub fn file(&self, name: &str, content: &str) -> PathBuf {
@@ -42,17 +46,48 @@ impl Setup {
     /// `krun PLAYBOOK --inventory INVENTORY` plus `args`.
     pub fn krun(&self, args: &[&str]) -> crate::cli::Krun {
         crate::cli::Krun::new()
-            .args([self.playbook.as_os_str(), "--inventory".as_ref(), self.inventory.as_os_str()])
+            .args([
+                self.playbook.as_os_str(),
+                "--inventory".as_ref(),
+                self.inventory.as_os_str(),
+            ])
             .args(args)
     }
 }
 
-/// Replaces what changes between runs (ports, temporary paths) in text meant for snapshots.
+/// Replaces what changes between runs (ports, temporary paths, run ids, durations) in text
+/// meant for snapshots; JSON is re-printed with those fields masked.
 pub fn stable(text: &str, fleet: &Fleet, dir: &Path) -> String {
+    let text = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut json) => {
+            mask(&mut json);
+            serde_json::to_string_pretty(&json).unwrap()
+        }
+        Err(_) => text.to_owned(),
+    };
     let mut text = text.replace(dir.to_str().unwrap(), "[dir]");
     for node in fleet.nodes() {
-        text = text.replace(node.dir().to_str().unwrap(), &format!("[{}-dir]", node.name));
+        text = text.replace(
+            node.dir().to_str().unwrap(),
+            &format!("[{}-dir]", node.name),
+        );
         text = text.replace(&format!(":{}", node.port()), ":[port]");
     }
     text
+}
+
+fn mask(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if key == "run_id" || key == "duration_ms" {
+                    *field = "[masked]".into();
+                } else {
+                    mask(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
+        _ => {}
+    }
 }

@@ -1,0 +1,771 @@
+//! A fleet of real OpenSSH servers on 127.0.0.1, one per test node.
+//!
+//! Each node is a `sshd -D -e` with its own port, host keys, state directory, shim `bin/` first
+//! on the session PATH (via `SetEnv` in its sshd_config, which also covers `exec` requests), and
+//! its own `/etc/os-release`: sshd runs under `unshare -m` with the node's file bind-mounted over
+//! the real one, so `cat /etc/os-release` on "n2" says Rocky Linux. Everything else (the
+//! filesystem, `uname`) is the test machine's.
+//!
+//! Needs root (bind mounts, logging in as other users), `sshd`, `ssh-keygen` and `unshare`.
+//! Without them a fleet is not started: the test is skipped with a message, except under
+//! `CI=true`, where it fails.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use krun::ssh::Endpoint;
+
+use super::process::{kill_tree, spawn_tied};
+use super::shims::{self, PackageFamily};
+use super::{require, work_dir};
+
+pub const HOST: &str = "127.0.0.1";
+
+/// The operating system a node pretends to run (its `/etc/os-release` and package manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Debian12,
+    Ubuntu2204,
+    Rocky9,
+    CentOs7,
+    ArchArm,
+}
+
+impl Os {
+    /// The `ID=` of its os-release.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Debian12 => "debian",
+            Self::Ubuntu2204 => "ubuntu",
+            Self::Rocky9 => "rocky",
+            Self::CentOs7 => "centos",
+            Self::ArchArm => "archarm",
+        }
+    }
+
+    pub fn family(self) -> PackageFamily {
+        match self {
+            Self::Debian12 | Self::Ubuntu2204 => PackageFamily::Apt,
+            Self::Rocky9 => PackageFamily::Dnf,
+            Self::CentOs7 => PackageFamily::Yum,
+            Self::ArchArm => PackageFamily::Pacman,
+        }
+    }
+
+    /// A package version as this OS's repositories spell it: `1.21.14` becomes `1.21.14-00`
+    /// (Kubernetes apt repo), `1.21.14-0` (rpm) or `1.21.14-1` (pacman).
+    pub fn package_version(self, upstream: &str) -> String {
+        match self.family() {
+            PackageFamily::Apt => format!("{upstream}-00"),
+            PackageFamily::Dnf | PackageFamily::Yum => format!("{upstream}-0"),
+            PackageFamily::Pacman => format!("{upstream}-1"),
+        }
+    }
+
+    fn os_release(self) -> &'static str {
+        match self {
+            Self::Debian12 => concat!(
+                "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+                "NAME=\"Debian GNU/Linux\"\n",
+                "VERSION_ID=\"12\"\n",
+                "VERSION=\"12 (bookworm)\"\n",
+                "VERSION_CODENAME=bookworm\n",
+                "ID=debian\n",
+                "HOME_URL=\"https://www.debian.org/\"\n",
+            ),
+            Self::Ubuntu2204 => concat!(
+                "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n",
+                "NAME=\"Ubuntu\"\n",
+                "VERSION_ID=\"22.04\"\n",
+                "VERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\n",
+                "VERSION_CODENAME=jammy\n",
+                "ID=ubuntu\n",
+                "ID_LIKE=debian\n",
+            ),
+            Self::Rocky9 => concat!(
+                "NAME=\"Rocky Linux\"\n",
+                "VERSION=\"9.3 (Blue Onyx)\"\n",
+                "ID=\"rocky\"\n",
+                "ID_LIKE=\"rhel centos fedora\"\n",
+                "VERSION_ID=\"9.3\"\n",
+                "PLATFORM_ID=\"platform:el9\"\n",
+                "PRETTY_NAME=\"Rocky Linux 9.3 (Blue Onyx)\"\n",
+            ),
+            Self::CentOs7 => concat!(
+                "NAME=\"CentOS Linux\"\n",
+                "VERSION=\"7 (Core)\"\n",
+                "ID=\"centos\"\n",
+                "ID_LIKE=\"rhel fedora\"\n",
+                "VERSION_ID=\"7\"\n",
+                "PRETTY_NAME=\"CentOS Linux 7 (Core)\"\n",
+            ),
+            Self::ArchArm => concat!(
+                "NAME=\"Arch Linux ARM\"\n",
+                "PRETTY_NAME=\"Arch Linux ARM\"\n",
+                "ID=archarm\n",
+                "ID_LIKE=arch\n",
+                "BUILD_ID=rolling\n",
+                "HOME_URL=\"https://archlinuxarm.org/\"\n",
+            ),
+        }
+    }
+}
+
+/// Key algorithms for host and client keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyKind {
+    Ed25519,
+    Ecdsa,
+    Rsa,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 3] = [KeyKind::Ed25519, KeyKind::Ecdsa, KeyKind::Rsa];
+
+    fn stem(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::Ecdsa => "ecdsa",
+            Self::Rsa => "rsa",
+        }
+    }
+
+    fn keygen_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Ed25519 => &["-t", "ed25519"],
+            Self::Ecdsa => &["-t", "ecdsa", "-b", "256"],
+            Self::Rsa => &["-t", "rsa", "-b", "3072"],
+        }
+    }
+}
+
+/// What one node looks like before it starts.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub os: Os,
+    host_keys: Vec<KeyKind>,
+    packages: BTreeMap<String, String>,
+    repo: BTreeMap<String, Vec<String>>,
+    units: BTreeMap<String, (bool, bool)>,
+    sshd_options: Vec<String>,
+}
+
+impl NodeSpec {
+    /// A Kubernetes node at 1.20.15: kubelet, kubeadm, kubectl and containerd installed, 1.21 and
+    /// 1.22 available, kubelet and containerd running and enabled.
+    pub fn new(name: &str, os: Os) -> Self {
+        let mut spec = Self::bare(name, os);
+        let kube_versions = ["1.20.15", "1.21.14", "1.22.17"].map(|v| os.package_version(v));
+        let containerd = if matches!(os.family(), PackageFamily::Apt) {
+            "containerd"
+        } else {
+            "containerd.io"
+        };
+        for package in ["kubelet", "kubeadm", "kubectl"] {
+            spec = spec
+                .available(package, &kube_versions.each_ref().map(String::as_str))
+                .package(package, &kube_versions[0]);
+        }
+        let containerd_versions = [os.package_version("1.6.20"), os.package_version("1.7.13")];
+        spec.available(
+            containerd,
+            &containerd_versions.each_ref().map(String::as_str),
+        )
+        .package(containerd, &containerd_versions[0])
+        .unit("kubelet", true, true)
+        .unit("containerd", true, true)
+    }
+
+    /// A node with nothing installed, no units and an empty package repository.
+    pub fn bare(name: &str, os: Os) -> Self {
+        Self {
+            name: name.to_string(),
+            os,
+            host_keys: vec![KeyKind::Ed25519, KeyKind::Ecdsa],
+            packages: BTreeMap::new(),
+            repo: BTreeMap::new(),
+            units: BTreeMap::new(),
+            sshd_options: Vec::new(),
+        }
+    }
+
+    /// Installed at start.
+    pub fn package(mut self, name: &str, version: &str) -> Self {
+        self.packages.insert(name.to_string(), version.to_string());
+        self
+    }
+
+    /// Offered by the node's package repository.
+    pub fn available(mut self, name: &str, versions: &[&str]) -> Self {
+        self.repo.insert(
+            name.to_string(),
+            versions.iter().map(|v| v.to_string()).collect(),
+        );
+        self
+    }
+
+    /// A systemd unit (`kubelet` means `kubelet.service`).
+    pub fn unit(mut self, name: &str, active: bool, enabled: bool) -> Self {
+        self.units.insert(unit_name(name), (active, enabled));
+        self
+    }
+
+    /// An extra sshd_config line, e.g. `AllowTcpForwarding no`.
+    pub fn sshd_option(mut self, line: &str) -> Self {
+        self.sshd_options.push(line.to_string());
+        self
+    }
+
+    /// Host key types sshd offers (default ed25519 and ecdsa; RSA keys are slow to generate).
+    pub fn host_keys(mut self, kinds: &[KeyKind]) -> Self {
+        self.host_keys = kinds.to_vec();
+        self
+    }
+}
+
+/// Builds a private fleet.
+#[derive(Debug, Default)]
+pub struct FleetBuilder {
+    nodes: Vec<NodeSpec>,
+}
+
+impl FleetBuilder {
+    pub fn node(mut self, spec: NodeSpec) -> Self {
+        self.nodes.push(spec);
+        self
+    }
+
+    /// Starts every node; `None` (after saying why) when the tools are missing outside CI.
+    pub fn start(self) -> Option<Fleet> {
+        if !fleet_prerequisites() {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-")
+            .tempdir_in(work_dir())
+            .expect("create the fleet directory");
+        Some(Fleet::launch(
+            dir.path().to_path_buf(),
+            Some(dir),
+            self.nodes,
+        ))
+    }
+}
+
+/// Running sshd nodes. Dropping the fleet kills them (and their sessions) and removes its files.
+pub struct Fleet {
+    root: PathBuf,
+    known_hosts: PathBuf,
+    nodes: Vec<Node>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Fleet {
+    pub fn builder() -> FleetBuilder {
+        FleetBuilder::default()
+    }
+
+    /// `count` Debian nodes named n1, n2, ...
+    pub fn start(count: usize) -> Option<Fleet> {
+        (1..=count)
+            .fold(Self::builder(), |b, i| {
+                b.node(NodeSpec::new(&format!("n{i}"), Os::Debian12))
+            })
+            .start()
+    }
+
+    /// The fleet shared by the whole test binary, started on first use: `n1` (Debian 12),
+    /// `n2` (Rocky 9), `n3` (Arch Linux ARM) and `bastion` (Debian 12). Tests that kill servers
+    /// or count connections must start their own fleet.
+    pub fn shared() -> Option<&'static Fleet> {
+        static SHARED: OnceLock<Option<Fleet>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                if !fleet_prerequisites() {
+                    return None;
+                }
+                let root = work_dir().join("shared-fleet");
+                let specs = vec![
+                    NodeSpec::new("n1", Os::Debian12).host_keys(&KeyKind::ALL),
+                    NodeSpec::new("n2", Os::Rocky9),
+                    NodeSpec::new("n3", Os::ArchArm),
+                    NodeSpec::new("bastion", Os::Debian12),
+                ];
+                Some(Fleet::launch(root, None, specs))
+            })
+            .as_ref()
+    }
+
+    fn launch(root: PathBuf, dir: Option<tempfile::TempDir>, specs: Vec<NodeSpec>) -> Fleet {
+        fs::create_dir_all(&root).expect("create the fleet directory");
+        // Non-root test users must reach their authorized_keys and the shims.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod fleet dir");
+        let mut nodes: Vec<Node> = specs
+            .iter()
+            .map(|spec| Node::prepare(&root, spec))
+            .collect();
+        generate_host_keys(&nodes, &specs);
+        let known_hosts = root.join("known_hosts");
+        for node in &mut nodes {
+            node.known_hosts = known_hosts.clone();
+            node.load_host_keys();
+            node.start_sshd();
+        }
+        let lines: String = nodes
+            .iter()
+            .flat_map(|node| {
+                node.host_keys
+                    .keys()
+                    .map(|kind| node.known_hosts_line(*kind) + "\n")
+            })
+            .collect();
+        fs::write(&known_hosts, lines).expect("write known_hosts");
+        Fleet {
+            root,
+            known_hosts,
+            nodes,
+            _dir: dir,
+        }
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node called `name`; panics when there is none.
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("the fleet has no node {name}"))
+    }
+
+    /// A known_hosts file listing every host key of every node.
+    pub fn known_hosts(&self) -> &Path {
+        &self.known_hosts
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// An inventory (krun's TOML format) with every node, logging in as root with the ed25519
+    /// client key and this fleet's known_hosts.
+    pub fn inventory_toml(&self) -> String {
+        let mut text = format!(
+            "[ssh]\nuser = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\n",
+            client_key(KeyKind::Ed25519).display().to_string(),
+            self.known_hosts.display().to_string()
+        );
+        for node in &self.nodes {
+            text.push_str(&format!(
+                "\n[nodes.{}]\nhost = \"{HOST}\"\nport = {}\n",
+                node.name,
+                node.port()
+            ));
+        }
+        text
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.kill_sshd();
+        }
+    }
+}
+
+/// One sshd node.
+pub struct Node {
+    pub name: String,
+    pub os: Os,
+    dir: PathBuf,
+    port: Mutex<u16>,
+    host_keys: BTreeMap<KeyKind, String>,
+    sshd_options: Vec<String>,
+    known_hosts: PathBuf,
+    server: Mutex<Option<Child>>,
+}
+
+impl Node {
+    fn prepare(root: &Path, spec: &NodeSpec) -> Node {
+        let dir = root.join("nodes").join(&spec.name);
+        for sub in ["state/pkgs", "state/units", "repo", "keys"] {
+            fs::create_dir_all(dir.join(sub)).expect("create node directories");
+        }
+        for sub in ["", "state", "state/pkgs", "state/units", "repo"] {
+            fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755))
+                .expect("chmod node directories");
+        }
+        fs::write(dir.join("os-release"), spec.os.os_release()).expect("write os-release");
+        for (name, version) in &spec.packages {
+            fs::write(dir.join("state/pkgs").join(name), format!("{version}\n"))
+                .expect("seed packages");
+        }
+        for (name, versions) in &spec.repo {
+            fs::write(dir.join("repo").join(name), versions.join("\n") + "\n")
+                .expect("seed the package repository");
+        }
+        for (unit, (active, enabled)) in &spec.units {
+            let state = format!(
+                "{} {}\n",
+                if *active { "active" } else { "inactive" },
+                if *enabled { "enabled" } else { "disabled" }
+            );
+            fs::write(dir.join("state/units").join(unit), state).expect("seed units");
+        }
+        shims::install(&dir.join("bin"), &dir, spec.os.family()).expect("write shims");
+        let authorized: String = KeyKind::ALL
+            .iter()
+            .map(|kind| client_public_key(*kind) + "\n")
+            .collect();
+        let authorized_keys = dir.join("authorized_keys");
+        fs::write(&authorized_keys, authorized).expect("write authorized_keys");
+        fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o644))
+            .expect("chmod authorized_keys");
+        Node {
+            name: spec.name.clone(),
+            os: spec.os,
+            dir,
+            port: Mutex::new(0),
+            host_keys: spec.host_keys.iter().map(|k| (*k, String::new())).collect(),
+            sshd_options: spec.sshd_options.clone(),
+            known_hosts: PathBuf::new(),
+            server: Mutex::new(None),
+        }
+    }
+
+    fn load_host_keys(&mut self) {
+        for (kind, line) in self.host_keys.iter_mut() {
+            let text = fs::read_to_string(
+                self.dir
+                    .join(format!("keys/ssh_host_{}_key.pub", kind.stem())),
+            )
+            .expect("read host key");
+            let mut fields = text.split_whitespace();
+            *line = format!(
+                "{} {}",
+                fields.next().unwrap_or_default(),
+                fields.next().unwrap_or_default()
+            );
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        HOST
+    }
+
+    pub fn port(&self) -> u16 {
+        *self.port.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node's directory: `bin/` (shims), `state/`, `repo/`, `sshd.log`, keys and config.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What the shims change: packages, units, the change log.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Logs in as root with the ed25519 client key, checking the fleet's known_hosts.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            name: self.name.clone(),
+            host: HOST.to_string(),
+            port: self.port(),
+            user: "root".to_string(),
+            identity: Some(client_key(KeyKind::Ed25519).to_path_buf()),
+            known_hosts: self.known_hosts.clone(),
+            jump: None,
+        }
+    }
+
+    /// The host public key of that type, as `type base64`.
+    pub fn host_key(&self, kind: KeyKind) -> &str {
+        self.host_keys
+            .get(&kind)
+            .unwrap_or_else(|| panic!("{} has no {kind:?} host key", self.name))
+    }
+
+    /// `[127.0.0.1]:port type base64`, the line OpenSSH would write.
+    pub fn known_hosts_line(&self, kind: KeyKind) -> String {
+        format!("[{HOST}]:{} {}", self.port(), self.host_key(kind))
+    }
+
+    /// Kills sshd and everything it started (connections, sessions, their commands), like a
+    /// node losing power. `start_sshd` brings it back on the same port.
+    pub fn kill_sshd(&self) {
+        let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut child) = server.take() {
+            kill_tree(child.id());
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts sshd (again), waiting until it listens.
+    pub fn start_sshd(&self) {
+        let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(server.is_none(), "{}: sshd is already running", self.name);
+        let keep_port = self.port();
+        for attempt in 0..5 {
+            let port = if keep_port != 0 {
+                keep_port
+            } else {
+                free_port()
+            };
+            self.write_config(port);
+            let log = self.dir.join("sshd.log");
+            let offset = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            let log_file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("open sshd.log");
+            let mut command = Command::new("unshare");
+            command
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind \"$1\" /etc/os-release && exec /usr/sbin/sshd -D -e -f \"$2\"")
+                .arg("sh")
+                .arg(self.dir.join("os-release"))
+                .arg(self.dir.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file);
+            let mut child = spawn_tied(command).expect("start sshd");
+            let ready = format!("Server listening on {HOST} port {port}.");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let text = read_from(&log, offset);
+                if text.contains(&ready) {
+                    *self.port.lock().unwrap_or_else(|p| p.into_inner()) = port;
+                    *server = Some(child);
+                    return;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    if text.contains("Address already in use") && attempt < 4 && keep_port == 0 {
+                        break;
+                    }
+                    panic!(
+                        "{}: sshd exited ({status}) before listening:\n{text}",
+                        self.name
+                    );
+                }
+                if Instant::now() > deadline {
+                    kill_tree(child.id());
+                    panic!("{}: sshd did not listen within 20s:\n{text}", self.name);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("{}: no free port for sshd", self.name);
+    }
+
+    fn write_config(&self, port: u16) {
+        let dir = self.dir.display();
+        let mut config = format!(
+            "Port {port}\n\
+             ListenAddress {HOST}\n\
+             PidFile none\n\
+             AuthorizedKeysFile {dir}/authorized_keys\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             UsePAM no\n\
+             StrictModes no\n\
+             PermitRootLogin prohibit-password\n\
+             AllowTcpForwarding yes\n\
+             MaxStartups 100:30:200\n\
+             LogLevel VERBOSE\n\
+             SetEnv PATH={dir}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin KRUN_NODE={name} KRUN_NODE_DIR={dir}\n",
+            name = self.name
+        );
+        for kind in self.host_keys.keys() {
+            config.push_str(&format!(
+                "HostKey {dir}/keys/ssh_host_{}_key\n",
+                kind.stem()
+            ));
+        }
+        // sshd takes the first value of a keyword, so per-test options go before the defaults.
+        let options: String = self.sshd_options.iter().map(|o| format!("{o}\n")).collect();
+        config.insert_str(0, &options);
+        fs::write(self.dir.join("sshd_config"), config).expect("write sshd_config");
+    }
+
+    /// Everything sshd logged so far (it runs with `-e` and `LogLevel VERBOSE`).
+    pub fn sshd_log(&self) -> String {
+        read_from(&self.dir.join("sshd.log"), 0)
+    }
+
+    /// Successful logins, i.e. ssh connections that got past authentication.
+    pub fn logins(&self) -> usize {
+        self.sshd_log().matches("Accepted publickey for ").count()
+    }
+
+    /// Session channels opened (one per command).
+    pub fn sessions(&self) -> usize {
+        self.sshd_log().matches("Starting session: ").count()
+    }
+
+    /// The installed version of a package, as the shims record it.
+    pub fn installed_version(&self, package: &str) -> Option<String> {
+        fs::read_to_string(self.state_dir().join("pkgs").join(package))
+            .ok()
+            .map(|v| v.trim().to_string())
+    }
+
+    /// `(active, enabled)` of a unit (`kubelet` means `kubelet.service`), e.g. `("active", "enabled")`.
+    pub fn unit_state(&self, unit: &str) -> Option<(String, String)> {
+        let text = fs::read_to_string(self.state_dir().join("units").join(unit_name(unit))).ok()?;
+        let mut fields = text.split_whitespace();
+        Some((fields.next()?.to_string(), fields.next()?.to_string()))
+    }
+
+    /// Mutating commands the shims ran, in order.
+    pub fn changes(&self) -> Vec<String> {
+        fs::read_to_string(self.state_dir().join("changes.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every file under `state/` with its content, to prove a run left the node untouched.
+    pub fn state_snapshot(&self) -> BTreeMap<String, String> {
+        let mut files = BTreeMap::new();
+        let root = self.state_dir();
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let key = path
+                        .strip_prefix(&root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    files.insert(key, fs::read_to_string(&path).unwrap_or_default());
+                }
+            }
+        }
+        files
+    }
+}
+
+fn unit_name(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("{name}.service")
+    }
+}
+
+fn generate_host_keys(nodes: &[Node], specs: &[NodeSpec]) {
+    // In parallel: an RSA key takes a second of CPU.
+    let children: Vec<(String, Child)> = nodes
+        .iter()
+        .zip(specs)
+        .flat_map(|(node, spec)| {
+            spec.host_keys.iter().map(move |kind| {
+                let path = node.dir.join(format!("keys/ssh_host_{}_key", kind.stem()));
+                (
+                    format!("{} {kind:?}", node.name),
+                    keygen(&path, *kind, &format!("{} host key", node.name)),
+                )
+            })
+        })
+        .collect();
+    for (what, child) in children {
+        let output = child.wait_with_output().expect("wait for ssh-keygen");
+        assert!(
+            output.status.success(),
+            "ssh-keygen for {what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Starts `ssh-keygen` writing an unencrypted key to `path` (and `path.pub`).
+pub(crate) fn keygen(path: &Path, kind: KeyKind, comment: &str) -> Child {
+    let _ = fs::remove_file(path);
+    Command::new("ssh-keygen")
+        .arg("-q")
+        .args(kind.keygen_args())
+        .args(["-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ssh-keygen")
+}
+
+/// The client private keys every node authorizes (for root and the sudo test user).
+pub fn client_key(kind: KeyKind) -> &'static Path {
+    static KEYS: OnceLock<[PathBuf; 3]> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let dir = work_dir().join("client-keys");
+        fs::create_dir_all(&dir).expect("create the client key directory");
+        let paths = KeyKind::ALL.map(|k| dir.join(format!("id_{}", k.stem())));
+        let children: Vec<Child> = KeyKind::ALL
+            .iter()
+            .zip(&paths)
+            .map(|(kind, path)| keygen(path, *kind, "krun test client"))
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().expect("wait for ssh-keygen");
+            assert!(output.status.success(), "ssh-keygen failed: {output:?}");
+        }
+        paths
+    });
+    match kind {
+        KeyKind::Ed25519 => &keys[0],
+        KeyKind::Ecdsa => &keys[1],
+        KeyKind::Rsa => &keys[2],
+    }
+}
+
+/// The public half of [`client_key`], as an authorized_keys line.
+pub fn client_public_key(kind: KeyKind) -> String {
+    let path = client_key(kind).with_extension("pub");
+    fs::read_to_string(path)
+        .expect("read client public key")
+        .trim()
+        .to_string()
+}
+
+fn fleet_prerequisites() -> bool {
+    require(&["/usr/sbin/sshd", "ssh-keygen", "unshare", "mount"], true)
+}
+
+fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind((HOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("find a free port")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
