@@ -223,3 +223,47 @@ fn the_journal_records_intent_before_done() {
     assert_eq!(records[4]["command"], "systemctl restart kubelet");
     assert_eq!(records[6]["status"], "ok");
 }
+
+#[test]
+fn an_unreachable_node_is_planned_as_unobserved() {
+    // Nothing listens on port 1: the connection is refused at once.
+    let (dir, path) =
+        playbook("let v = pkg_version(node, \"kubelet\");\nsh(node, \"kubeadm upgrade node\");\n");
+    let inventory = dir.path().join("inv.toml");
+    std::fs::write(&inventory, "[nodes.n1]\nhost = \"127.0.0.1\"\nport = 1\n").unwrap();
+    let out = Krun::new()
+        .args([
+            path.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--node",
+            "n1",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(0)
+        .stderr_has("later steps depend on unobserved state");
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["observed"] == false && s["executed"] == false)
+    );
+    assert_eq!(steps[1]["command"], "kubeadm upgrade node");
+
+    // A real run against it fails at the first step, naming the node.
+    let out = Krun::new()
+        .args([
+            path.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--node",
+            "n1",
+        ])
+        .run();
+    out.code(1).stderr_has("n1").stderr_has("cannot connect");
+}
