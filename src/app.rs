@@ -9,12 +9,16 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::Error;
-use crate::cli::{CheckArgs, Cli, Command, DocArgs, DocFormat, OutputFormat, RunArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, DocArgs, DocFormat, OutputFormat, ResumeArgs, RunArgs, RunsArgs,
+    RunsCommand,
+};
 use crate::effects::{DryRun, Effects};
 use crate::engine::{self, ModulePath};
 use crate::inventory::Inventory;
 use crate::plan::{Recorder, RunId};
 use crate::primitives::{Host, RunContext};
+use crate::resume::JournalView;
 use crate::run::{self, RunSettings};
 use crate::ui::Ui;
 
@@ -41,6 +45,10 @@ pub fn main() -> u8 {
     let result = match cli.command {
         Some(Command::Check(args)) => check(&runtime, &args),
         Some(Command::Doc(args)) => doc(&runtime, &args),
+        Some(Command::Runs(args)) => runs(&args),
+        Some(Command::Resume(args)) => {
+            resume(&runtime, args, cli.verbosity.verbose, cli.verbosity.quiet)
+        }
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(crate::sim::run(command)).map(|()| 0)
@@ -81,6 +89,28 @@ fn duration(flag: &str, text: &str) -> crate::Result<Duration> {
                 "{flag} `{text}`: expected a duration such as 30s, 10m or 1h"
             ))
         })
+}
+
+/// The process's arguments with the values of `--set-secret` masked, for the journal.
+fn masked_argv() -> Vec<String> {
+    let mut masked = Vec::new();
+    let mut secret_next = false;
+    for arg in std::env::args() {
+        let shown = if secret_next {
+            arg.split_once('=')
+                .map_or_else(|| "***".to_owned(), |(k, _)| format!("{k}=***"))
+        } else if let Some(rest) = arg.strip_prefix("--set-secret=") {
+            rest.split_once('=').map_or_else(
+                || "--set-secret=***".to_owned(),
+                |(k, _)| format!("--set-secret={k}=***"),
+            )
+        } else {
+            arg.clone()
+        };
+        secret_next = arg == "--set-secret";
+        masked.push(shown);
+    }
+    masked
 }
 
 fn settings(args: RunArgs) -> crate::Result<RunSettings> {
@@ -130,6 +160,8 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             .as_deref()
             .map(|t| duration("--timeout", t))
             .transpose()?,
+        argv: masked_argv(),
+        resume: None,
     })
 }
 
@@ -143,6 +175,15 @@ fn run_playbook(
     let ui = Ui::new(output == OutputFormat::Text && !quiet);
     ui.init_logging(verbose, quiet);
     let settings = settings(args)?;
+    execute(runtime, settings, output, &ui)
+}
+
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    settings: RunSettings,
+    output: OutputFormat,
+    ui: &Ui,
+) -> crate::Result<u8> {
     let recorder = Arc::new(Recorder::new());
     ui.follow(&recorder);
     let report = runtime.block_on(run::execute(settings, recorder))?;
@@ -216,4 +257,164 @@ fn doc(runtime: &tokio::runtime::Runtime, args: &DocArgs) -> crate::Result<u8> {
         )),
     }
     Ok(0)
+}
+
+fn runs(args: &RunsArgs) -> crate::Result<u8> {
+    match &args.command {
+        Some(RunsCommand::Show { id }) => {
+            let view = JournalView::load(&args.state_dir, id)?;
+            print(&view.describe());
+            if let Some(argv) = view.header["argv"].as_array() {
+                let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
+                print(&format!("  command: {}\n", argv.join(" ")));
+            }
+            let stopped = view.runs.values().any(|r| r.status != "ok");
+            if stopped && view.header["dry_run"] != true {
+                print(&format!("  resume with: krun resume {id}\n"));
+            }
+        }
+        None => {
+            let all = JournalView::list(&args.state_dir);
+            if all.is_empty() {
+                print(&format!(
+                    "no runs recorded under {}\n",
+                    args.state_dir.display()
+                ));
+            }
+            for view in all {
+                print(&view.describe());
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn resume(
+    runtime: &tokio::runtime::Runtime,
+    args: ResumeArgs,
+    verbose: u8,
+    quiet: bool,
+) -> crate::Result<u8> {
+    let ui = Ui::new(args.output == OutputFormat::Text && !quiet);
+    ui.init_logging(verbose, quiet);
+    let state_dir = std::path::absolute(&args.state_dir).unwrap_or(args.state_dir.clone());
+    let view = JournalView::load(&state_dir, &args.id)?;
+    let header = &view.header;
+    if header["dry_run"] == true {
+        return Err(Error::input(format!(
+            "run {} was a dry-run: there is nothing to resume; run the playbook again",
+            args.id
+        )));
+    }
+    let mut argv: Vec<String> = header["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if argv.is_empty() {
+        return Err(Error::input(format!(
+            "run {} has no recorded command line",
+            args.id
+        )));
+    }
+    let needed: Vec<String> = header["secret_params"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let given = crate::params::parse_sets(&args.set_secret)?;
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|n| !given.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::input(format!(
+            "run {} used secret parameters, which are never stored: give them again with --set-secret NAME=VALUE for {}",
+            args.id,
+            missing.join(", ")
+        )));
+    }
+    for arg in &mut argv {
+        for (name, value) in &args
+            .set_secret
+            .iter()
+            .filter_map(|s| s.split_once('='))
+            .collect::<Vec<_>>()
+        {
+            if *arg == format!("{name}=***") {
+                *arg = format!("{name}={value}");
+            } else if *arg == format!("--set-secret={name}=***") {
+                *arg = format!("--set-secret={name}={value}");
+            }
+        }
+    }
+    if let Some(cwd) = header["cwd"].as_str().filter(|c| !c.is_empty()) {
+        std::env::set_current_dir(cwd).map_err(|e| {
+            Error::input(format!("run {} ran in {cwd}, which is gone: {e}", args.id))
+        })?;
+    }
+    let cli = Cli::try_parse_from(&argv).map_err(|e| {
+        Error::input(format!(
+            "cannot re-read the command line of run {}: {e}",
+            args.id
+        ))
+    })?;
+    let mut run_args = cli.run;
+    run_args.state_dir = state_dir;
+    run_args.output = args.output;
+    let playbook = run_args.playbook.clone().unwrap_or_default();
+    let now = std::fs::read_to_string(&playbook)
+        .map_err(|e| Error::input(format!("cannot read playbook {}: {e}", playbook.display())))?;
+    let then = header["playbook_sha256"].as_str().unwrap_or_default();
+    let hash = crate::journal::content_hash(&now);
+    if hash != then && !args.allow_changed {
+        return Err(Error::input(format!(
+            "playbook {} changed since run {} started (sha256 {} then, {} now); \
+             review the change, then resume with --allow-changed",
+            playbook.display(),
+            args.id,
+            &then[..then.len().min(12)],
+            &hash[..12]
+        )));
+    }
+    if hash != then {
+        tracing::warn!(
+            "resuming run {} although its playbook changed (--allow-changed)",
+            args.id
+        );
+    }
+    let output = run_args.output;
+    let mut settings = settings(run_args)?;
+    settings.argv = argv_masked(&argv, &needed);
+    let replay = crate::resume::Replay::new(&view, args.retry_unknown);
+    settings.resume = Some((args.id.clone(), Arc::new(replay)));
+    tracing::info!(
+        "resuming run {}: steps recorded as done are not executed again",
+        args.id
+    );
+    execute(runtime, settings, output, &ui)
+}
+
+/// `argv` with the values of the named secret parameters masked again.
+fn argv_masked(argv: &[String], secrets: &[String]) -> Vec<String> {
+    argv.iter()
+        .map(|arg| {
+            let (prefix, rest) = arg
+                .strip_prefix("--set-secret=")
+                .map_or(("", arg.as_str()), |r| ("--set-secret=", r));
+            match rest.split_once('=') {
+                Some((name, _)) if secrets.iter().any(|s| s == name) => {
+                    format!("{prefix}{name}=***")
+                }
+                _ => arg.clone(),
+            }
+        })
+        .collect()
 }

@@ -40,6 +40,10 @@ pub enum Command {
     Check(CheckArgs),
     /// List every primitive and stdlib function with its signature and documentation.
     Doc(DocArgs),
+    /// Continue a run that stopped (failure, Ctrl-C, crash) where it stopped.
+    Resume(ResumeArgs),
+    /// List recorded runs, or show one: its state per node and where it stopped.
+    Runs(RunsArgs),
     /// A simulated Kubernetes cluster that real kubectl accepts.
     #[command(subcommand)]
     Sim(crate::sim::SimCommand),
@@ -154,4 +158,61 @@ pub struct DocArgs {
 pub enum DocFormat {
     Markdown,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to resume (see `krun runs`).
+    #[arg(value_name = "RUN_ID")]
+    pub id: String,
+
+    /// Run again a change whose outcome the journal does not know (interrupted mid-way).
+    #[arg(long)]
+    pub retry_unknown: bool,
+
+    /// Resume even though the playbook changed since the run started.
+    #[arg(long)]
+    pub allow_changed: bool,
+
+    /// Secret parameters of the original run (never stored): give each again.
+    #[arg(long = "set-secret", value_name = "KEY=VALUE")]
+    pub set_secret: Vec<String>,
+
+    /// Where run journals are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "KRUN_STATE_DIR",
+        default_value = ".krun"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+
+    /// Where run journals are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "KRUN_STATE_DIR",
+        default_value = ".krun",
+        global = true
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: its state per node, the step it stopped at and why.
+    Show {
+        #[arg(value_name = "RUN_ID")]
+        id: String,
+    },
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Kind;
 use crate::inventory::NodeSpec;
 use crate::plan::{Origin, Recorder, RunId, StepRecord, StepResult};
+use crate::resume::{Replay, Replayed};
 use crate::transport::{Transport, TransportError};
 
 /// Whether an effect only observes the node, or changes it.
@@ -299,6 +300,7 @@ pub struct Effects {
     recorder: Arc<Recorder>,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
+    replay: Option<Arc<Replay>>,
 }
 
 impl Effects {
@@ -313,7 +315,14 @@ impl Effects {
             recorder,
             cancel,
             runtime,
+            replay: None,
         }
+    }
+
+    /// Resuming: steps the journal records as done return their recorded results.
+    pub fn with_replay(mut self, replay: Arc<Replay>) -> Self {
+        self.replay = Some(replay);
+        self
     }
 
     pub fn is_dry_run(&self) -> bool {
@@ -371,6 +380,46 @@ impl Effects {
                 step.origin.clone(),
             ),
         );
+        if let Some(replay) = &self.replay {
+            let run_name = self.recorder.run_name(run);
+            match replay.consult(&run_name, seq, step.action, &shown, step.access) {
+                Replayed::Done(outcome) => {
+                    self.recorder.finish(
+                        run,
+                        seq,
+                        StepResult {
+                            exit_code: Some(outcome.exit_code),
+                            observed: outcome.observed || step.access != Access::Read,
+                            // Kept, so a run resumed from this one can replay it again.
+                            stdout: Some(outcome.stdout.clone()),
+                            stderr: Some(outcome.stderr.clone()),
+                            replayed: true,
+                            ..StepResult::default()
+                        },
+                    );
+                    return Ok(outcome);
+                }
+                Replayed::Unknown { seq, command } => {
+                    let message = format!(
+                        "step {seq} (`{command}`) on {} was interrupted or its result was never recorded: it may or may \
+                         not have happened. Check the node, then resume with --retry-unknown to run it again",
+                        step.target
+                    );
+                    self.recorder.finish(
+                        run,
+                        seq,
+                        StepResult {
+                            error: Some(message.clone()),
+                            ..StepResult::default()
+                        },
+                    );
+                    let mut failure = fail(message);
+                    failure.kind = Kind::Refused;
+                    return Err(failure);
+                }
+                Replayed::Execute => {}
+            }
+        }
         let started = Instant::now();
         let node_name = step.target.clone();
         let recorder = Arc::clone(&self.recorder);
@@ -405,6 +454,13 @@ impl Effects {
                         executed: outcome.observed,
                         diff: diff.map(|d| self.recorder.redact(&d)),
                         error: None,
+                        stdout: outcome
+                            .observed
+                            .then(|| self.recorder.redact(&outcome.stdout)),
+                        stderr: outcome
+                            .observed
+                            .then(|| self.recorder.redact(&outcome.stderr)),
+                        replayed: false,
                     },
                 );
                 Ok(outcome)
@@ -425,6 +481,7 @@ impl Effects {
                         executed: false,
                         diff: None,
                         error: Some(self.recorder.redact(&message)),
+                        ..StepResult::default()
                     },
                 );
                 Err(fail(format!(

@@ -26,6 +26,13 @@ pub struct Header {
     pub user: String,
     pub host: String,
     pub started_at: String,
+    /// The command line, secrets masked, and where it ran: what `krun resume` runs again.
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// Names of `--set-secret` parameters, which resume needs again.
+    pub secret_params: Vec<String>,
+    /// The run this one resumes, if any.
+    pub resumes: Option<String>,
 }
 
 /// An open journal.

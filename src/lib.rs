@@ -21,6 +21,7 @@ pub mod params;
 pub mod plan;
 pub mod primitives;
 pub mod quote;
+pub mod resume;
 pub mod run;
 pub mod sim;
 pub mod ssh;

@@ -44,6 +44,9 @@ pub struct StepRecord {
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// True when the result was taken from an earlier run's journal instead of executing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
 }
 
 impl StepRecord {
@@ -62,6 +65,7 @@ impl StepRecord {
             duration_ms: None,
             diff: None,
             error: None,
+            replayed: false,
         }
     }
 }
@@ -75,6 +79,11 @@ pub struct StepResult {
     pub executed: bool,
     pub diff: Option<String>,
     pub error: Option<String>,
+    /// Output, kept in the journal so a resumed run can hand it back to the script.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// The result came from the journal of an earlier run (`krun resume`).
+    pub replayed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -290,6 +299,9 @@ impl Recorder {
                 "observed": result.observed,
                 "executed": result.executed,
                 "error": result.error,
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+                "replayed": result.replayed,
             }),
             false,
         );
@@ -306,6 +318,11 @@ impl Recorder {
         step.duration_ms = result.duration_ms;
         step.diff = result.diff;
         step.error = result.error;
+        step.replayed = result.replayed;
+    }
+
+    pub fn run_name(&self, run: RunId) -> String {
+        self.runs.lock().expect("runs lock")[run.0].name.clone()
     }
 
     /// The number of the step currently last recorded for a run.

@@ -45,6 +45,10 @@ pub struct RunSettings {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub overall_timeout: Option<Duration>,
+    /// The command line as given (secrets masked), for the journal.
+    pub argv: Vec<String>,
+    /// Resuming: the journal being resumed and its replay.
+    pub resume: Option<(String, Arc<crate::resume::Replay>)>,
 }
 
 /// What a run produced: the JSON document of `--output json`.
@@ -93,12 +97,16 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         }),
         (true, true) => Box::new(DryRun { transport: None }),
     };
-    let effects = Arc::new(Effects::new(
+    let mut effects = Effects::new(
         performer,
         Arc::clone(&recorder),
         cancel.clone(),
         tokio::runtime::Handle::current(),
-    ));
+    );
+    if let Some((_, replay)) = &settings.resume {
+        effects = effects.with_replay(Arc::clone(replay));
+    }
+    let effects = Arc::new(effects);
     let host = Arc::new(Host::new(
         effects,
         Arc::clone(&settings.inventory),
@@ -254,6 +262,12 @@ fn open_journal(
             .trim()
             .to_owned(),
         started_at: chrono::Utc::now().to_rfc3339(),
+        argv: settings.argv.clone(),
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        secret_params: settings.secret_params.clone(),
+        resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
     };
     match crate::journal::Journal::create(&settings.state_dir, &header) {
         Ok(journal) => {

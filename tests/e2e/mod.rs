@@ -2,6 +2,7 @@
 //! the ssh transport together.
 
 mod host_keys;
+mod resume;
 mod runs;
 mod signals;
 

@@ -1,0 +1,133 @@
+//! Resume: a run that stopped continues where it stopped, without redoing what was done.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Setup;
+use crate::support::Fleet;
+
+const PLAYBOOK: &str = r#"
+sh(node, "echo one >> $KRUN_NODE_DIR/log");
+let flag = sh(node, "cat $KRUN_NODE_DIR/flag").stdout;
+sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60");
+sh(node, ["sh", "-c", "echo \"$1\" >> $KRUN_NODE_DIR/log", "x", "three " + flag]);
+"#;
+
+fn run_id(stdout: &str) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    json["run_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn resume_after_a_failure_and_after_a_crash() {
+    let Some(fleet) = Fleet::start(1) else { return };
+    let node = fleet.node("n1");
+    let setup = Setup::new(&fleet, PLAYBOOK);
+    let state = setup.dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+
+    // 1. Step 2 fails: the flag file is missing.
+    let out = setup
+        .krun(&["--node", "n1", "--output", "json", "--state-dir", state_arg])
+        .run();
+    out.code(1).stderr_has("exited with code 1 on n1");
+    let first = run_id(&out.stdout);
+    let shown = crate::cli::Krun::new()
+        .args(["runs", "show", &first, "--state-dir", state_arg])
+        .run();
+    shown
+        .code(0)
+        .stdout_has("failed at step 2 (sh `cat $KRUN_NODE_DIR/flag`")
+        .stdout_has(&format!("krun resume {first}"));
+
+    // 2. Fixed; resume reaches step 3, where krun is killed mid-command (a crash).
+    std::fs::write(node.dir().join("flag"), "ok").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_krun"))
+        .args([
+            "resume",
+            &first,
+            "--state-dir",
+            state_arg,
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node.dir().join("started").exists() {
+        assert!(Instant::now() < deadline, "step 3 never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let second = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|id| *id != first)
+        .max()
+        .unwrap();
+    let shown = crate::cli::Krun::new()
+        .args(["runs", "show", &second, "--state-dir", state_arg])
+        .run();
+    shown
+        .code(0)
+        .stdout_has("step 3")
+        .stdout_has("outcome unknown");
+
+    // 3. The step's outcome is unknown: resuming refuses without --retry-unknown.
+    let out = crate::cli::Krun::new()
+        .args([
+            "resume",
+            &second,
+            "--state-dir",
+            state_arg,
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(3).stderr_has("--retry-unknown");
+
+    // 4. The playbook changed: refused unless --allow-changed.
+    let original = std::fs::read_to_string(&setup.playbook).unwrap();
+    std::fs::write(&setup.playbook, format!("{original}\n// edited\n")).unwrap();
+    let out = crate::cli::Krun::new()
+        .args([
+            "resume",
+            &second,
+            "--state-dir",
+            state_arg,
+            "--retry-unknown",
+        ])
+        .run();
+    out.code(2)
+        .stderr_has("changed since run")
+        .stderr_has("--allow-changed");
+    std::fs::write(&setup.playbook, original).unwrap();
+
+    // 5. Retried: steps 1 and 2 come from the journal, 3 and 4 run.
+    std::fs::write(node.dir().join("go"), "").unwrap();
+    let out = crate::cli::Krun::new()
+        .args([
+            "resume",
+            &second,
+            "--state-dir",
+            state_arg,
+            "--retry-unknown",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(0);
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    let replayed: Vec<bool> = steps.iter().map(|s| s["replayed"] == true).collect();
+    assert_eq!(replayed, [true, true, false, false], "{steps:#?}");
+    // "one" was written once: step 1 was not executed again; step 4 saw step 2's recorded output.
+    assert_eq!(
+        std::fs::read_to_string(node.dir().join("log")).unwrap(),
+        "one\nthree ok\n"
+    );
+}
