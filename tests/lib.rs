@@ -1,1 +1,4 @@
 //! krun's integration tests: one binary, shared fixtures.
+
+mod etcd;
+mod support;

@@ -27,6 +27,11 @@ use super::snapshot::{self, SnapshotInfo, StreamFailure};
 const LEARNER_NOT_READY: &str = "can only promote a learner member which is in sync with leader";
 /// etcd's answer to promoting a member that is already a voter.
 const NOT_A_LEARNER: &str = "can only promote a learner member";
+/// etcd's refusal of a membership change while its leader has not yet been connected to
+/// every voter for its 5-second health interval.
+const UNHEALTHY_CLUSTER: &str = "etcdserver: unhealthy cluster";
+/// How long membership changes wait out that refusal: a bit over the health interval.
+const RECONFIG_SETTLE: Duration = Duration::from_secs(15);
 /// How often waits re-check the cluster.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -156,74 +161,56 @@ impl Client {
     /// Saves a snapshot to `path` on this machine: streamed from the first endpoint that
     /// answers, verified, then renamed into place.
     pub async fn snapshot(&self, path: &Path) -> Result<SnapshotInfo, EtcdError> {
+        let fail = |detail: String| EtcdError::Snapshot {
+            path: path.to_path_buf(),
+            detail,
+        };
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let local_error = |detail: String| EtcdError::Snapshot {
-            endpoint: "(none yet)".to_owned(),
-            path: path.to_path_buf(),
-            detail,
-        };
-        let mut attempts = Vec::new();
-        for conn in &self.conns {
-            let part = tempfile::Builder::new()
-                .prefix(".krun-snapshot-")
-                .suffix(".part")
-                .tempfile_in(&dir)
-                .map_err(|e| {
-                    local_error(format!("cannot create a file in {}: {e}", dir.display()))
-                })?;
-            let file = part
-                .reopen()
-                .map_err(|e| local_error(format!("cannot open {}: {e}", part.path().display())))?;
-            let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-            match snapshot::stream(
-                conn.client.clone(),
-                &conn.url,
-                &mut out,
-                self.config.request_timeout,
-            )
+        let part = tempfile::Builder::new()
+            .prefix(".krun-snapshot-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
+        let file = part
+            .reopen()
+            .map_err(|e| fail(format!("cannot open {}: {e}", part.path().display())))?;
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        let mut info = self
+            .snapshot_to(&mut out)
             .await
-            {
-                Ok(mut info) => {
-                    let file = out.into_inner().into_std().await;
-                    let target = path.to_path_buf();
-                    tokio::task::spawn_blocking(move || persist(part, &file, &target))
-                        .await
-                        .map_err(|e| local_error(e.to_string()))?
-                        .map_err(|e| EtcdError::Snapshot {
-                            endpoint: conn.url.clone(),
-                            path: path.to_path_buf(),
-                            detail: e,
-                        })?;
-                    info.path = Some(path.to_path_buf());
-                    return Ok(info);
-                }
-                Err(StreamFailure::BeforeData(e)) => attempts.push(e.to_string()),
-                Err(StreamFailure::Midway(e)) => {
-                    return Err(EtcdError::Snapshot {
-                        endpoint: conn.url.clone(),
-                        path: path.to_path_buf(),
-                        detail: e.to_string(),
-                    });
-                }
-            }
-        }
-        Err(EtcdError::NoEndpointAnswered {
-            operation: "snapshot",
-            attempts,
-        })
+            .map_err(|e| fail(e.to_string()))?;
+        let file = out.into_inner().into_std().await;
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || persist(part, &file, &target))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(fail)?;
+        info.path = Some(path.to_path_buf());
+        Ok(info)
     }
 
-    /// Streams a snapshot into `out` (e.g. a file on a node, written over ssh). The caller
-    /// makes the result atomic on its side; an error means `out` holds nothing usable.
+    /// Streams a snapshot into `out` (e.g. a file on a node, written over ssh) from the first
+    /// endpoint that answers. The caller makes the result atomic on its side; an error means
+    /// `out` holds nothing usable.
     pub async fn snapshot_to<W: AsyncWrite + Unpin>(
         &self,
         out: &mut W,
     ) -> Result<SnapshotInfo, EtcdError> {
         let mut attempts = Vec::new();
         for conn in &self.conns {
+            // A quick status first: skips a dead endpoint fast and names the member.
+            let member_id = match self.server_status(conn).await {
+                Ok(status) => status.member_id,
+                Err(e) => {
+                    attempts.push(e.to_string());
+                    continue;
+                }
+            };
+            // Nothing is written before the first data arrives, so trying the next endpoint
+            // after an early failure is safe.
             match snapshot::stream(
                 conn.client.clone(),
                 &conn.url,
@@ -232,7 +219,10 @@ impl Client {
             )
             .await
             {
-                Ok(info) => return Ok(info),
+                Ok(mut info) => {
+                    info.member_id = Some(member_id);
+                    return Ok(info);
+                }
                 Err(StreamFailure::BeforeData(e)) => attempts.push(e.to_string()),
                 Err(StreamFailure::Midway(e)) => return Err(e),
             }
@@ -287,12 +277,12 @@ impl Client {
         match &approval.change {
             Change::Remove { member } => {
                 let id = member.id;
-                let (conn, _) = self.writable_conn(Some(id)).await?;
-                let mut client = conn.client.clone();
-                let members_after = self
-                    .timed(&conn.url, "member remove", client.member_remove(id.0))
-                    .await
-                    .map(|r| r.members().iter().map(convert_member).collect())?;
+                let response = self
+                    .reconfigure("member remove", Some(id), |mut client| async move {
+                        client.member_remove(id.0).await
+                    })
+                    .await?;
+                let members_after = response.members().iter().map(convert_member).collect();
                 Ok(MembershipChange {
                     approval,
                     added: None,
@@ -305,23 +295,18 @@ impl Client {
                 peer_urls,
                 learner,
             } => {
-                let (conn, _) = self.writable_conn(None).await?;
                 let mut options = etcd_client::MemberAddOptions::new();
                 if *learner {
                     options = options.with_is_learner();
                 }
-                let mut client = conn.client.clone();
                 let response = self
-                    .timed(
-                        &conn.url,
-                        "member add",
-                        client.member_add(peer_urls.clone(), Some(options)),
-                    )
+                    .reconfigure("member add", None, |mut client| {
+                        let (urls, options) = (peer_urls.clone(), options.clone());
+                        async move { client.member_add(urls, Some(options)).await }
+                    })
                     .await?;
-                let added = response.member().map(convert_member).map(|mut m| {
-                    m.name.clone_from(name);
-                    m
-                });
+                // etcd learns the name only when the member starts, so it reports it empty.
+                let added = response.member().map(convert_member);
                 let members_after: Vec<Member> =
                     response.member_list().iter().map(convert_member).collect();
                 let initial_cluster = added
@@ -479,6 +464,39 @@ impl Client {
             to: target,
             already_leader: false,
         })
+    }
+
+    /// Sends a membership change once to a healthy voter other than `avoid`.
+    ///
+    /// etcd itself refuses changes ("unhealthy cluster") until its leader has been connected
+    /// to every voter for 5 seconds, as happens right after a member restarts. That refusal
+    /// comes before anything is proposed, so waiting and asking again is safe; any other
+    /// failure is returned, never retried, since a retry could apply the change twice.
+    async fn reconfigure<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        avoid: Option<MemberId>,
+        mut request: F,
+    ) -> Result<T, EtcdError>
+    where
+        F: FnMut(etcd_client::Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + RECONFIG_SETTLE;
+        loop {
+            let (conn, _) = self.writable_conn(avoid).await?;
+            match self
+                .timed(&conn.url, operation, request(conn.client.clone()))
+                .await
+            {
+                Err(EtcdError::Request { detail, .. })
+                    if detail.contains(UNHEALTHY_CLUSTER) && Instant::now() + POLL < deadline =>
+                {
+                    tokio::time::sleep(POLL).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     async fn list_members(&self, conn: &Conn) -> Result<Vec<Member>, EtcdError> {

@@ -68,12 +68,8 @@ pub enum EtcdError {
     #[error("etcd cluster not healthy after {after:?}: {unhealthy}")]
     NotHealthy { after: Duration, unhealthy: String },
 
-    #[error("etcd snapshot from {endpoint} to {}: {detail}", .path.display())]
-    Snapshot {
-        endpoint: String,
-        path: PathBuf,
-        detail: String,
-    },
+    #[error("etcd snapshot to {} failed: {detail}", .path.display())]
+    Snapshot { path: PathBuf, detail: String },
 }
 
 impl EtcdError {

@@ -20,6 +20,7 @@ use super::member::MemberId;
 pub struct SnapshotInfo {
     /// The endpoint it was streamed from.
     pub endpoint: String,
+    /// The member behind the endpoint.
     pub member_id: Option<MemberId>,
     /// Where it was written, when written to a file.
     pub path: Option<PathBuf>,
@@ -27,8 +28,6 @@ pub struct SnapshotInfo {
     pub size: u64,
     /// SHA-256 of the database, hex, as etcd sent it.
     pub sha256: String,
-    /// The store revision when the snapshot began, as the first response reports it.
-    pub revision: i64,
 }
 
 /// Why streaming failed, and whether anything was written yet.
@@ -115,7 +114,6 @@ pub(crate) async fn stream<W: AsyncWrite + Unpin>(
         path: None,
         size: 0,
         sha256: String::new(),
-        revision: 0,
     };
     let mut first = true;
     loop {
@@ -127,13 +125,7 @@ pub(crate) async fn stream<W: AsyncWrite + Unpin>(
             Ok(Ok(next)) => next,
         };
         let Some(response) = next else { break };
-        if first {
-            if let Some(header) = response.header() {
-                info.member_id = Some(MemberId(header.member_id()));
-                info.revision = header.revision();
-            }
-            first = false;
-        }
+        first = false;
         checksum.update(response.blob());
         out.write_all(response.blob())
             .await
