@@ -735,7 +735,26 @@ impl Client {
     ) -> Result<T, EtcdError> {
         match tokio::time::timeout(self.config.request_timeout, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(EtcdError::request(endpoint, operation, &e)),
+            Ok(Err(e)) => {
+                let mut detail = describe(&e);
+                let from_etcd = server_message(&e).is_some_and(|m| m.starts_with("etcdserver"));
+                let anonymous = self
+                    .config
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.identity.is_none());
+                if anonymous && endpoint.starts_with("https://") && !from_etcd {
+                    detail.push_str(
+                        " (no client certificate is configured; etcd run with \
+                         --client-cert-auth, as kubeadm sets it up, drops such connections)",
+                    );
+                }
+                Err(EtcdError::Request {
+                    endpoint: endpoint.to_owned(),
+                    operation,
+                    detail,
+                })
+            }
             Err(_) => Err(EtcdError::Timeout {
                 endpoint: endpoint.to_owned(),
                 operation,

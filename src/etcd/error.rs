@@ -98,7 +98,8 @@ pub(crate) fn describe(err: &etcd_client::Error) -> String {
     };
     while let Some(cause) = source {
         let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
+        // tonic wraps causes in an error that only says "transport error": noise here.
+        if !text.contains(&cause_text) && cause_text != "transport error" {
             text.push_str(": ");
             text.push_str(&cause_text);
         }

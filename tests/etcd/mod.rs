@@ -3,6 +3,7 @@
 mod guards;
 mod membership;
 mod reads;
+mod tls;
 mod tunnel;
 mod upgrade;
 

@@ -130,13 +130,160 @@ impl EtcdMember {
 pub struct EtcdCluster {
     dir: TempDir,
     token: String,
+    /// Set when clients must use TLS with a client certificate.
+    pub pki: Option<TestPki>,
     pub members: Vec<EtcdMember>,
+}
+
+/// A throwaway CA, a server certificate for `127.0.0.1`/`localhost` and a client certificate
+/// whose key is PKCS#1 like kubeadm's, made with the `openssl` command.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    pub fn create(dir: &Path) -> Option<Self> {
+        let openssl = require(
+            "openssl (Debian package openssl)",
+            Some(PathBuf::from("/usr/bin/openssl")).filter(|p| p.exists()),
+        )?;
+        let run = |args: &[&str]| {
+            let output = Command::new(&openssl)
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=krun test etcd CA",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=etcd",
+            ],
+        ]
+        .concat());
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        run(&["genrsa", "-traditional", "-out", "client.key", "2048"]);
+        run(&[
+            "req",
+            "-new",
+            "-key",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=kube-etcd-healthcheck-client",
+        ]);
+        fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ]);
+        Some(TestPki {
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        })
+    }
+
+    /// The CA and client certificate as krun takes them: file contents.
+    pub fn tls_files(&self) -> krun::etcd::TlsFiles {
+        krun::etcd::TlsFiles {
+            ca: fs::read(&self.ca).unwrap(),
+            identity: Some((
+                fs::read(&self.client_cert).unwrap(),
+                fs::read(&self.client_key).unwrap(),
+            )),
+        }
+    }
 }
 
 impl EtcdCluster {
     /// Starts `size` etcd 3.4 members (`m0`, `m1`, ...) as a new cluster. Returns `None` (a
     /// loud skip) when etcd is missing outside CI. Call `wait_healthy` before relying on it.
     pub fn start(size: usize) -> Option<Self> {
+        Self::start_inner(size, false)
+    }
+
+    /// Like `start`, but clients must use TLS and present a client certificate (as kubeadm
+    /// configures etcd). Peers still talk plain HTTP.
+    pub fn start_tls(size: usize) -> Option<Self> {
+        Self::start_inner(size, true)
+    }
+
+    fn start_inner(size: usize, tls: bool) -> Option<Self> {
         let binary = etcd34()?;
         etcdctl()?;
         let base = Path::new("/dev/shm");
@@ -154,9 +301,15 @@ impl EtcdCluster {
             .unwrap()
             .to_string_lossy()
             .into_owned();
+        let pki = if tls {
+            Some(TestPki::create(dir.path())?)
+        } else {
+            None
+        };
         let mut cluster = EtcdCluster {
             dir,
             token,
+            pki,
             members: Vec::new(),
         };
         for i in 0..size {
@@ -176,9 +329,10 @@ impl EtcdCluster {
             self.members.iter().all(|m| m.name != name),
             "member {name} already defined"
         );
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
         let member = EtcdMember {
             name: name.to_owned(),
-            client_url: format!("http://127.0.0.1:{}", free_port()),
+            client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
             peer_url: format!("http://127.0.0.1:{}", free_port()),
             data_dir: self.dir.path().join(format!("{name}.etcd")),
             log: self.dir.path().join(format!("{name}.log")),
@@ -218,12 +372,25 @@ impl EtcdCluster {
 
     /// krun's connection config for every member's client URL.
     pub fn config(&self) -> krun::etcd::Config {
-        krun::etcd::Config::new(self.client_urls())
+        let config = krun::etcd::Config::new(self.client_urls());
+        match &self.pki {
+            Some(pki) => config.with_tls(pki.tls_files()),
+            None => config,
+        }
     }
 
     /// Starts `name` with `binary` on its data dir. `state` is `new` or `existing`.
     pub fn spawn(&mut self, name: &str, binary: &Path, initial_cluster: &str, state: &str) {
         let token = self.token.clone();
+        let tls_args: Vec<String> = match &self.pki {
+            Some(pki) => vec![
+                format!("--cert-file={}", pki.server_cert.display()),
+                format!("--key-file={}", pki.server_key.display()),
+                format!("--trusted-ca-file={}", pki.ca.display()),
+                "--client-cert-auth".to_owned(),
+            ],
+            None => Vec::new(),
+        };
         let member = self.member_mut(name);
         assert!(member.child.is_none(), "member {name} is already running");
         let log = fs::OpenOptions::new()
@@ -242,6 +409,7 @@ impl EtcdCluster {
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", &token])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -292,9 +460,18 @@ impl EtcdCluster {
             .filter(|m| m.is_running())
             .map(|m| m.client_url.clone())
             .collect();
+        let tls_args: Vec<String> = match &self.pki {
+            Some(pki) => vec![
+                format!("--cacert={}", pki.ca.display()),
+                format!("--cert={}", pki.client_cert.display()),
+                format!("--key={}", pki.client_key.display()),
+            ],
+            None => Vec::new(),
+        };
         let output = Command::new(etcdctl().expect("etcdctl"))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
+            .args(&tls_args)
             .args(["--command-timeout=10s"])
             .args(args)
             .output()
