@@ -22,7 +22,7 @@ async fn tls_with_a_client_certificate() {
     client.wait_healthy(HEALTHY_WITHIN).await.unwrap();
     assert_eq!(
         client.members().await.unwrap()[0].client_urls,
-        [url.clone()]
+        std::slice::from_ref(&url)
     );
     let dir = tempfile::tempdir().unwrap();
     let info = client.snapshot(&dir.path().join("tls.db")).await.unwrap();
