@@ -67,7 +67,8 @@ pub struct Promotion {
     pub member: Member,
     /// How many times etcd answered that the learner was not yet in sync.
     pub not_ready_retries: u32,
-    /// The member was already a voter; nothing was changed.
+    /// The member was a voter when krun looked (possibly promoted by an earlier attempt whose
+    /// answer was lost); this call changed nothing.
     pub already_voter: bool,
 }
 
@@ -155,7 +156,7 @@ impl Client {
     /// check. Members no configured endpoint reaches are probed on their advertised client
     /// URLs through the same dialer, so a member added since the inventory was written counts.
     pub async fn cluster_view(&self) -> Result<ClusterView, EtcdError> {
-        Ok(self.survey().await?.0)
+        self.survey().await
     }
 
     /// Saves a snapshot to `path` on this machine: streamed from the first endpoint that
@@ -571,15 +572,31 @@ impl Client {
     }
 
     /// Probes the configured endpoints and, for members none of them reaches, the members' own
-    /// client URLs. Returns the view and, per healthy member, a connection to it.
-    async fn survey(&self) -> Result<(ClusterView, BTreeMap<MemberId, Conn>), EtcdError> {
-        let members = self.members().await?;
+    /// client URLs.
+    async fn survey(&self) -> Result<ClusterView, EtcdError> {
         let mut probes: Vec<(Conn, Probe)> = join_all(
             self.conns
                 .iter()
                 .map(|c| async move { (c.clone(), self.probe(c).await) }),
         )
         .await;
+        // etcd answers member list from the asked member's local state, and a member cut off
+        // from the others may still hold an old membership: ask a healthy voter, the leader
+        // when it is among them.
+        let best = probes
+            .iter()
+            .filter(|(_, p)| p.health.is_healthy())
+            .filter_map(|(c, p)| p.status.as_ref().map(|s| (c, s)))
+            .filter(|(_, s)| !s.is_learner)
+            .min_by_key(|(_, s)| !s.is_leader())
+            .map(|(c, _)| c.clone());
+        let members = match best {
+            Some(conn) => match self.list_members(&conn).await {
+                Ok(members) => members,
+                Err(_) => self.members().await?,
+            },
+            None => self.members().await?,
+        };
 
         let reached: BTreeSet<MemberId> = probes
             .iter()
@@ -610,13 +627,13 @@ impl Client {
             }
         }
 
-        let mut healthy: BTreeMap<MemberId, Conn> = BTreeMap::new();
+        let mut healthy: BTreeSet<MemberId> = BTreeSet::new();
         let mut failed_by_member: BTreeMap<MemberId, String> = BTreeMap::new();
         let mut failed_by_url: BTreeMap<String, String> = BTreeMap::new();
         for (conn, probe) in &probes {
             match (&probe.health.result, probe.health.member_id) {
                 (Ok(()), Some(id)) => {
-                    healthy.entry(id).or_insert_with(|| conn.clone());
+                    healthy.insert(id);
                 }
                 (Err(e), Some(id)) => {
                     failed_by_member.insert(id, e.to_string());
@@ -630,7 +647,7 @@ impl Client {
         let states = members
             .into_iter()
             .map(|member| {
-                let health = if healthy.contains_key(&member.id) {
+                let health = if healthy.contains(&member.id) {
                     Health::Healthy
                 } else {
                     Health::Unhealthy(unhealthy_reason(
@@ -643,7 +660,7 @@ impl Client {
                 MemberState { member, health }
             })
             .collect();
-        Ok((ClusterView { members: states }, healthy))
+        Ok(ClusterView { members: states })
     }
 
     /// A connection to a healthy voter other than `avoid`, for membership writes; the leader's

@@ -1,5 +1,6 @@
 //! The etcd operations and quorum guards against real etcd members on loopback.
 
+mod bench;
 mod guards;
 mod membership;
 mod reads;
