@@ -13,6 +13,7 @@ pub mod doc;
 pub mod effects;
 pub mod engine;
 pub mod error;
+pub mod etcd;
 pub mod inventory;
 pub mod journal;
 pub mod node;

@@ -2,5 +2,6 @@
 
 mod cli;
 mod e2e;
+mod etcd;
 mod ssh;
 mod support;

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod etcd;
 pub mod fleet;
 mod process;
 pub mod shims;
