@@ -206,7 +206,10 @@ fn execute(
 /// A host for compiling and listing: dry-run, offline, no nodes. Nothing can be executed.
 fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<RunContext> {
     let effects = Arc::new(Effects::new(
-        Box::new(DryRun { transport: None }),
+        Box::new(DryRun {
+            transport: None,
+            etcd: None,
+        }),
         Arc::new(Recorder::new()),
         tokio_util::sync::CancellationToken::new(),
         runtime.handle().clone(),

@@ -48,6 +48,8 @@ pub enum Effect {
         content: Vec<u8>,
         mode: u32,
     },
+    /// A call on the etcd cluster.
+    Etcd(crate::etcd_ops::EtcdCall),
     /// Run `command` on a node until it exits 0, every `interval`, for at most `timeout`.
     Poll {
         node: Arc<NodeSpec>,
@@ -77,6 +79,8 @@ pub struct Outcome {
     /// False when the effect was not executed (a recorded change, or a read that could not run):
     /// the values are placeholders, not observations.
     pub observed: bool,
+    /// Structured results of API effects (etcd, Kubernetes); `Null` for commands.
+    pub data: serde_json::Value,
 }
 
 /// Why an effect could not be performed.
@@ -86,6 +90,12 @@ pub enum EffectError {
     Transport(#[from] TransportError),
     #[error("interrupted before this step started")]
     Cancelled,
+    /// A safety guard refused the change (exit 3).
+    #[error("{0}")]
+    Refused(String),
+    /// The step's input is invalid, e.g. a missing inventory section (exit 2).
+    #[error("{0}")]
+    Input(String),
     #[error("{0}")]
     Other(String),
 }
@@ -119,6 +129,7 @@ pub struct PerformContext {
 /// Executes every effect.
 pub struct Live {
     pub transport: Arc<dyn Transport>,
+    pub etcd: Arc<crate::etcd_ops::EtcdService>,
 }
 
 impl Performer for Live {
@@ -129,7 +140,14 @@ impl Performer for Live {
         context: &'a PerformContext,
     ) -> BoxFuture<'a, Result<Performed, EffectError>> {
         Box::pin(async move {
-            let outcome = execute(self.transport.as_ref(), effect, context).await?;
+            let outcome = match effect {
+                Effect::Etcd(call) => Outcome {
+                    data: self.etcd.live(call).await?,
+                    observed: true,
+                    ..Outcome::default()
+                },
+                _ => execute(self.transport.as_ref(), effect, context).await?,
+            };
             Ok(Performed {
                 outcome,
                 previous_content: None,
@@ -146,6 +164,8 @@ impl Performer for Live {
 pub struct DryRun {
     /// `None` when offline: nothing is contacted, every read is unobserved.
     pub transport: Option<Arc<dyn Transport>>,
+    /// `None` when offline.
+    pub etcd: Option<Arc<crate::etcd_ops::EtcdService>>,
 }
 
 impl Performer for DryRun {
@@ -156,6 +176,17 @@ impl Performer for DryRun {
         context: &'a PerformContext,
     ) -> BoxFuture<'a, Result<Performed, EffectError>> {
         Box::pin(async move {
+            if let (Effect::Etcd(call), Some(etcd)) = (effect, &self.etcd) {
+                let data = etcd.dry_run(call).await?;
+                return Ok(Performed {
+                    outcome: Outcome {
+                        observed: access == Access::Read,
+                        data: data.unwrap_or_default(),
+                        ..Outcome::default()
+                    },
+                    previous_content: None,
+                });
+            }
             let Some(transport) = &self.transport else {
                 return Ok(Performed::default());
             };
@@ -248,6 +279,9 @@ async fn execute(
                 )
                 .await?)
         }
+        Effect::Etcd(_) => Err(EffectError::Other(
+            "etcd calls are not node commands".into(),
+        )),
         Effect::Poll {
             node,
             command,
@@ -393,6 +427,7 @@ impl Effects {
                             // Kept, so a run resumed from this one can replay it again.
                             stdout: Some(outcome.stdout.clone()),
                             stderr: Some(outcome.stderr.clone()),
+                            data: outcome.data.clone(),
                             replayed: true,
                             ..StepResult::default()
                         },
@@ -461,6 +496,7 @@ impl Effects {
                             .observed
                             .then(|| self.recorder.redact(&outcome.stderr)),
                         replayed: false,
+                        data: self.recorder.redact_json(&outcome.data),
                     },
                 );
                 Ok(outcome)
@@ -484,10 +520,17 @@ impl Effects {
                         ..StepResult::default()
                     },
                 );
-                Err(fail(format!(
+                let mut failure = fail(format!(
                     "step {seq} ({}) on {}: {message}",
                     step.action, step.target
-                )))
+                ));
+                failure.kind = match error {
+                    EffectError::Refused(_) => Kind::Refused,
+                    EffectError::Input(_) => Kind::Input,
+                    EffectError::Cancelled => Kind::Interrupted,
+                    _ => Kind::Runtime,
+                };
+                Err(failure)
             }
         }
     }

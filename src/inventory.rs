@@ -33,6 +33,8 @@ pub struct Inventory {
     /// Where the inventory came from, for error messages.
     pub source: Option<PathBuf>,
     pub nodes: BTreeMap<String, NodeSpec>,
+    /// How to reach etcd (`[etcd]`), for the etcd primitives.
+    pub etcd: Option<crate::etcd::EtcdSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,10 +44,8 @@ struct RawInventory {
     ssh: RawSsh,
     #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
-    /// Read by the etcd primitives; kept opaque here.
     #[serde(default)]
-    #[allow(dead_code)]
-    etcd: Option<toml::Table>,
+    etcd: Option<crate::etcd::EtcdSection>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -107,9 +107,17 @@ impl Inventory {
             })?;
             nodes.insert(name, spec);
         }
+        if let Some(via) = raw.etcd.as_ref().and_then(|e| e.via.as_ref())
+            && !nodes.contains_key(via)
+        {
+            return Err(Error::input(format!(
+                "invalid inventory {shown}: [etcd] via = `{via}` is not a node of the inventory"
+            )));
+        }
         let inventory = Self {
             source: source.map(Path::to_path_buf),
             nodes,
+            etcd: raw.etcd,
         };
         inventory.check_jumps()?;
         Ok(inventory)

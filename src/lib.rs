@@ -14,6 +14,7 @@ pub mod effects;
 pub mod engine;
 pub mod error;
 pub mod etcd;
+pub mod etcd_ops;
 pub mod inventory;
 pub mod journal;
 pub mod node;

@@ -47,6 +47,9 @@ pub struct StepRecord {
     /// True when the result was taken from an earlier run's journal instead of executing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+    /// Structured result of an API step (etcd membership after a change, …).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
 }
 
 impl StepRecord {
@@ -66,6 +69,7 @@ impl StepRecord {
             diff: None,
             error: None,
             replayed: false,
+            data: serde_json::Value::Null,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct StepResult {
     pub stderr: Option<String>,
     /// The result came from the journal of an earlier run (`krun resume`).
     pub replayed: bool,
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,6 +213,14 @@ impl Recorder {
         })
     }
 
+    /// `redact` for structured data.
+    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        if value.is_null() || self.secrets.read().expect("secrets lock").is_empty() {
+            return value.clone();
+        }
+        serde_json::from_str(&self.redact(&value.to_string())).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Adds a run (not started yet) and returns its id.
     pub fn add_run(&self, name: &str, host: Option<&str>) -> RunId {
         let mut runs = self.runs.lock().expect("runs lock");
@@ -302,6 +315,7 @@ impl Recorder {
                 "stdout": result.stdout,
                 "stderr": result.stderr,
                 "replayed": result.replayed,
+                "data": result.data,
             }),
             false,
         );
@@ -319,6 +333,7 @@ impl Recorder {
         step.diff = result.diff;
         step.error = result.error;
         step.replayed = result.replayed;
+        step.data = result.data;
     }
 
     pub fn run_name(&self, run: RunId) -> String {

@@ -247,6 +247,7 @@ impl Replay {
                 stdout: done["stdout"].as_str().unwrap_or_default().to_owned(),
                 stderr: done["stderr"].as_str().unwrap_or_default().to_owned(),
                 observed: done["observed"].as_bool().unwrap_or(true),
+                data: done["data"].clone(),
             }),
             // The step completed with a known (failed) result: running it again is the retry.
             (Some(done), _) if done["error"].is_null() => Replayed::Execute,

@@ -86,16 +86,24 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         connect_timeout: settings.connect_timeout,
         accept_new_host_keys: settings.accept_new_host_keys,
     });
+    let etcd = Arc::new(crate::etcd_ops::EtcdService::new(
+        Arc::clone(&settings.inventory),
+        pool.clone(),
+    ));
     let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
         pool.clone(),
         Arc::clone(&settings.inventory),
     ));
     let performer: Box<dyn Performer> = match (settings.dry_run, settings.offline) {
-        (false, _) => Box::new(Live { transport }),
+        (false, _) => Box::new(Live { transport, etcd }),
         (true, false) => Box::new(DryRun {
+            etcd: Some(etcd),
             transport: Some(transport),
         }),
-        (true, true) => Box::new(DryRun { transport: None }),
+        (true, true) => Box::new(DryRun {
+            transport: None,
+            etcd: None,
+        }),
     };
     let mut effects = Effects::new(
         performer,

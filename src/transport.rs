@@ -58,20 +58,25 @@ impl SshTransport {
     }
 
     fn endpoint(&self, node: &NodeSpec) -> Endpoint {
-        let jump = node
-            .proxy_jump
-            .as_deref()
-            .and_then(|name| self.inventory.nodes.get(name))
-            .map(|jump| Box::new(self.endpoint(jump)));
-        Endpoint {
-            name: node.name.clone(),
-            host: node.host.clone(),
-            port: node.port,
-            user: node.user.clone(),
-            identity: node.identity.clone(),
-            known_hosts: node.known_hosts.clone(),
-            jump,
-        }
+        endpoint(&self.inventory, node)
+    }
+}
+
+/// How to reach a node over ssh, jump hosts included.
+pub fn endpoint(inventory: &Inventory, node: &NodeSpec) -> Endpoint {
+    let jump = node
+        .proxy_jump
+        .as_deref()
+        .and_then(|name| inventory.nodes.get(name))
+        .map(|jump| Box::new(endpoint(inventory, jump)));
+    Endpoint {
+        name: node.name.clone(),
+        host: node.host.clone(),
+        port: node.port,
+        user: node.user.clone(),
+        identity: node.identity.clone(),
+        known_hosts: node.known_hosts.clone(),
+        jump,
     }
 }
 
@@ -119,6 +124,7 @@ impl Transport for SshTransport {
                 stderr.push_str(&format!("\n(killed by signal {signal})"));
             }
             Ok(Outcome {
+                data: serde_json::Value::Null,
                 exit_code,
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
                 stderr,

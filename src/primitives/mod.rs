@@ -3,6 +3,7 @@
 //! registered here (names, parameters, doc comments).
 
 mod core;
+mod etcd;
 mod files;
 mod packages;
 mod shell;
@@ -86,6 +87,28 @@ impl RunContext {
             .map_err(|failure| raise(call.call_position(), failure))
     }
 
+    /// Performs one effect on a cluster service (`target` names it in the plan).
+    pub fn step_on(
+        &self,
+        call: &NativeCallContext,
+        action: &'static str,
+        target: &str,
+        access: Access,
+        shown: String,
+        effect: Effect,
+    ) -> RhaiResult<Outcome> {
+        let step = Step {
+            action,
+            target: target.to_owned(),
+            access,
+            origin: origin(call),
+        };
+        self.host
+            .effects
+            .perform(self.run, step, shown, effect)
+            .map_err(|failure| raise(call.call_position(), failure))
+    }
+
     /// A failure of this run that is not tied to a node command (bad argument, `fail()`).
     pub fn failure(&self, action: &str, kind: Kind, message: impl Into<String>) -> StepFailure {
         StepFailure {
@@ -135,6 +158,7 @@ pub fn raise(position: Position, failure: StepFailure) -> Box<EvalAltResult> {
 pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     crate::node::register(engine);
     core::register(engine, context);
+    etcd::register(engine, context);
     shell::register(engine, context);
     files::register(engine, context);
     systemd::register(engine, context);

@@ -124,6 +124,29 @@ impl SshPool {
         self.connection(endpoint).await.map(drop)
     }
 
+    /// A TCP stream to `host:port` as seen from the node, carried over the node's pooled
+    /// connection (direct-tcpip): how krun reaches services that listen only on a node's
+    /// addresses (etcd on the masters).
+    pub async fn tunnel(
+        &self,
+        endpoint: &Endpoint,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, SshError> {
+        let connection = self.connection(endpoint).await?;
+        let channel = connection
+            .handle
+            .channel_open_direct_tcpip(host.to_owned(), u32::from(port), "127.0.0.1", 0)
+            .await
+            .map_err(|source| SshError::Tunnel {
+                node: endpoint.name.clone(),
+                jump: endpoint.name.clone(),
+                addr: format!("{host}:{port}"),
+                source: Box::new(source),
+            })?;
+        Ok(channel.into_stream())
+    }
+
     /// Politely disconnects every node; later commands connect again.
     pub async fn close(&self) {
         let slots: Vec<_> = {

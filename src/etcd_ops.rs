@@ -1,0 +1,412 @@
+//! etcd calls as effects: what the boundary executes live, and what a dry-run simulates.
+//!
+//! A dry-run cannot change the membership, yet the plan must show the membership after each
+//! step and the guard must judge step 2 on the cluster as step 1 would leave it (a replacement
+//! removes `m1` and then adds `m1` back as a learner — against the live cluster the add would
+//! be refused as "name already used"). So the dry-run reads the real cluster once, then applies
+//! each recorded change to its own copy of the view, with the same pure guard the live path uses.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::effects::EffectError;
+use crate::etcd::{
+    self, ClusterView, EtcdSection, GuardMode, Health, Member, MemberId, MemberState,
+};
+use crate::inventory::Inventory;
+use crate::ssh::{Endpoint, SshPool};
+
+/// One call on the etcd cluster.
+#[derive(Debug, Clone)]
+pub enum EtcdCall {
+    Members,
+    Status,
+    Health,
+    Snapshot {
+        path: PathBuf,
+    },
+    Remove {
+        member: String,
+        mode: GuardMode,
+    },
+    Add {
+        name: String,
+        peer_urls: Vec<String>,
+        learner: bool,
+        mode: GuardMode,
+    },
+    Promote {
+        member: String,
+        timeout: Duration,
+    },
+    WaitHealthy {
+        timeout: Duration,
+    },
+    MoveLeader {
+        member: String,
+    },
+}
+
+impl EtcdCall {
+    /// How the plan shows the call.
+    pub fn describe(&self) -> String {
+        let guard = |mode: &GuardMode| {
+            if *mode == GuardMode::Override {
+                " (GUARD OVERRIDE)"
+            } else {
+                ""
+            }
+        };
+        match self {
+            Self::Members => "etcd member list".into(),
+            Self::Status => "etcd endpoint status".into(),
+            Self::Health => "etcd endpoint health".into(),
+            Self::Snapshot { path } => format!("etcd snapshot save {}", path.display()),
+            Self::Remove { member, mode } => format!("etcd member remove {member}{}", guard(mode)),
+            Self::Add {
+                name,
+                peer_urls,
+                learner,
+                mode,
+            } => format!(
+                "etcd member add {name} --peer-urls={}{}{}",
+                peer_urls.join(","),
+                if *learner { " --learner" } else { "" },
+                guard(mode)
+            ),
+            Self::Promote { member, timeout } => {
+                format!(
+                    "etcd member promote {member} (retry until in sync, at most {})",
+                    humantime::format_duration(*timeout)
+                )
+            }
+            Self::WaitHealthy { timeout } => format!(
+                "wait until every etcd member is healthy (at most {})",
+                humantime::format_duration(*timeout)
+            ),
+            Self::MoveLeader { member } => format!("etcd move-leader {member}"),
+        }
+    }
+}
+
+/// The etcd cluster of the inventory, connected on first use.
+pub struct EtcdService {
+    section: Option<EtcdSection>,
+    inventory: Arc<Inventory>,
+    pool: SshPool,
+    client: OnceCell<Arc<etcd::Client>>,
+    /// The dry-run's copy of the cluster view, changed by recorded membership changes.
+    simulated: Mutex<Option<ClusterView>>,
+}
+
+impl EtcdService {
+    pub fn new(inventory: Arc<Inventory>, pool: SshPool) -> Self {
+        Self {
+            section: inventory.etcd.clone(),
+            inventory,
+            pool,
+            client: OnceCell::new(),
+            simulated: Mutex::new(None),
+        }
+    }
+
+    async fn client(&self) -> Result<Arc<etcd::Client>, EffectError> {
+        self.client
+            .get_or_try_init(|| self.connect())
+            .await
+            .cloned()
+    }
+
+    async fn connect(&self) -> Result<Arc<etcd::Client>, EffectError> {
+        let section = self.section.clone().ok_or_else(|| {
+            EffectError::Input(
+                "the inventory has no [etcd] section: give `endpoints` (and `ca`/`cert`/`key` for https, `via` to go through a node)"
+                    .into(),
+            )
+        })?;
+        let via = match &section.via {
+            Some(name) => Some(self.endpoint(name)?),
+            None => None,
+        };
+        let mut config = etcd::Config::new(section.endpoints.clone());
+        if section.uses_tls() {
+            let ca = self.read(via.as_ref(), section.ca_path()).await?;
+            let cert = self.read(via.as_ref(), section.cert_path()).await?;
+            let key = self.read(via.as_ref(), section.key_path()).await?;
+            config = config.with_tls(etcd::TlsFiles {
+                ca,
+                identity: Some((cert, key)),
+            });
+        }
+        let client = match via {
+            Some(endpoint) => {
+                let dialer = SshDialer {
+                    pool: self.pool.clone(),
+                    endpoint: Arc::new(endpoint),
+                };
+                etcd::Client::connect_with(config, Arc::new(dialer)).await
+            }
+            None => etcd::Client::connect(config).await,
+        };
+        client.map(Arc::new).map_err(etcd_error)
+    }
+
+    fn endpoint(&self, name: &str) -> Result<Endpoint, EffectError> {
+        let spec = self
+            .inventory
+            .node(name)
+            .map_err(|e| EffectError::Input(format!("[etcd] via: {}", e.message)))?;
+        Ok(crate::transport::endpoint(&self.inventory, spec))
+    }
+
+    /// A certificate file, from this machine or (with `via`) from that node.
+    async fn read(
+        &self,
+        via: Option<&Endpoint>,
+        path: &std::path::Path,
+    ) -> Result<Vec<u8>, EffectError> {
+        match via {
+            None => std::fs::read(path).map_err(|e| {
+                EffectError::Input(format!("[etcd] cannot read {}: {e}", path.display()))
+            }),
+            Some(endpoint) => {
+                let command = format!(
+                    "cat -- {}",
+                    crate::quote::quote(&path.display().to_string())
+                );
+                let noop = |_: crate::ssh::OutputStream, _: &str| {};
+                let request = crate::ssh::ExecRequest {
+                    command: &command,
+                    stdin: None,
+                    timeout: Some(Duration::from_secs(30)),
+                    cancel: tokio_util::sync::CancellationToken::new(),
+                    on_output: &noop,
+                };
+                let output = self
+                    .pool
+                    .exec(endpoint, request)
+                    .await
+                    .map_err(|e| EffectError::Other(e.to_string()))?;
+                if output.exit_code != Some(0) {
+                    return Err(EffectError::Input(format!(
+                        "[etcd] cannot read {} on {}: {}",
+                        path.display(),
+                        endpoint.name,
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    )));
+                }
+                Ok(output.stdout)
+            }
+        }
+    }
+
+    /// Executes a call against the cluster.
+    pub async fn live(&self, call: &EtcdCall) -> Result<Value, EffectError> {
+        let client = self.client().await?;
+        let value = match call {
+            EtcdCall::Members => to_json(&client.members().await.map_err(etcd_error)?),
+            EtcdCall::Status => to_json(&client.status().await),
+            EtcdCall::Health => to_json(&client.health().await),
+            EtcdCall::Snapshot { path } => {
+                let info = client.snapshot(path).await.map_err(etcd_error)?;
+                json!({ "path": path.display().to_string(), "size": info.size, "endpoint": info.endpoint })
+            }
+            EtcdCall::Remove { member, mode } => {
+                let change = client
+                    .remove_member(member, *mode)
+                    .await
+                    .map_err(etcd_error)?;
+                log_change(&change.approval, false);
+                to_json(&change)
+            }
+            EtcdCall::Add {
+                name,
+                peer_urls,
+                learner,
+                mode,
+            } => {
+                let change = client
+                    .add_member(name, peer_urls, *learner, *mode)
+                    .await
+                    .map_err(etcd_error)?;
+                log_change(&change.approval, false);
+                to_json(&change)
+            }
+            EtcdCall::Promote { member, timeout } => {
+                to_json(&client.promote(member, *timeout).await.map_err(etcd_error)?)
+            }
+            EtcdCall::WaitHealthy { timeout } => {
+                to_json(&client.wait_healthy(*timeout).await.map_err(etcd_error)?)
+            }
+            EtcdCall::MoveLeader { member } => {
+                to_json(&client.move_leader(member).await.map_err(etcd_error)?)
+            }
+        };
+        Ok(value)
+    }
+
+    /// A read executes; a change is judged by the guard against the simulated view and applied
+    /// to it, so the plan shows the membership after each step.
+    pub async fn dry_run(&self, call: &EtcdCall) -> Result<Option<Value>, EffectError> {
+        match call {
+            EtcdCall::Members | EtcdCall::Status | EtcdCall::Health => {
+                let value = self.live(call).await?;
+                // Reads show the simulated membership once changes have been recorded.
+                if matches!(call, EtcdCall::Members)
+                    && let Some(view) = self.simulated.lock().expect("view lock").as_ref()
+                {
+                    return Ok(Some(to_json(
+                        &view.members.iter().map(|s| &s.member).collect::<Vec<_>>(),
+                    )));
+                }
+                Ok(Some(value))
+            }
+            EtcdCall::Remove { member, mode } => {
+                let mut view = self.view().await?;
+                let target = find(&view, member)?;
+                let approval =
+                    etcd::guard::check_remove(&view, target.id, *mode).map_err(refusal)?;
+                view.members.retain(|s| s.member.id != target.id);
+                log_change(&approval, true);
+                *self.simulated.lock().expect("view lock") = Some(view);
+                Ok(Some(
+                    json!({ "approval": to_json(&approval), "simulated": true }),
+                ))
+            }
+            EtcdCall::Add {
+                name,
+                peer_urls,
+                learner,
+                mode,
+            } => {
+                let mut view = self.view().await?;
+                let approval = etcd::guard::check_add(&view, name, peer_urls, *learner, *mode)
+                    .map_err(refusal)?;
+                let id = MemberId(
+                    view.members
+                        .iter()
+                        .map(|s| s.member.id.0)
+                        .max()
+                        .unwrap_or(0)
+                        .wrapping_add(1),
+                );
+                view.members.push(MemberState {
+                    member: Member {
+                        id,
+                        name: name.clone(),
+                        peer_urls: peer_urls.clone(),
+                        client_urls: Vec::new(),
+                        is_learner: *learner,
+                    },
+                    // Assume the playbook starts it before the next membership change.
+                    health: Health::Healthy,
+                });
+                log_change(&approval, true);
+                *self.simulated.lock().expect("view lock") = Some(view);
+                Ok(Some(
+                    json!({ "approval": to_json(&approval), "simulated": true }),
+                ))
+            }
+            EtcdCall::Promote { member, .. } => {
+                let mut view = self.view().await?;
+                let target = find(&view, member)?;
+                for state in &mut view.members {
+                    if state.member.id == target.id {
+                        state.member.is_learner = false;
+                    }
+                }
+                *self.simulated.lock().expect("view lock") = Some(view);
+                Ok(None)
+            }
+            EtcdCall::Snapshot { .. }
+            | EtcdCall::WaitHealthy { .. }
+            | EtcdCall::MoveLeader { .. } => Ok(None),
+        }
+    }
+
+    async fn view(&self) -> Result<ClusterView, EffectError> {
+        if let Some(view) = self.simulated.lock().expect("view lock").clone() {
+            return Ok(view);
+        }
+        let view = self
+            .client()
+            .await?
+            .cluster_view()
+            .await
+            .map_err(etcd_error)?;
+        Ok(view)
+    }
+}
+
+fn find(view: &ClusterView, name_or_id: &str) -> Result<Member, EffectError> {
+    let by_id: Option<MemberId> = name_or_id.parse().ok();
+    view.members
+        .iter()
+        .map(|s| &s.member)
+        .find(|m| m.name == name_or_id || Some(m.id) == by_id)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<String> = view
+                .members
+                .iter()
+                .map(|s| format!("{} ({})", s.member.name, s.member.id))
+                .collect();
+            EffectError::Input(format!(
+                "no etcd member {name_or_id}; members: {}",
+                known.join(", ")
+            ))
+        })
+}
+
+fn log_change(approval: &etcd::Approval, simulated: bool) {
+    let verb = if simulated { "would" } else { "will" };
+    if approval.was_overridden() {
+        tracing::warn!("etcd guard OVERRIDDEN: {verb} {approval}");
+    } else {
+        tracing::info!("etcd: {verb} {approval}");
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn refusal(refusal: Box<etcd::Refusal>) -> EffectError {
+    EffectError::Refused(refusal.to_string())
+}
+
+fn etcd_error(error: etcd::EtcdError) -> EffectError {
+    let error: crate::Error = error.into();
+    match error.kind {
+        crate::error::Kind::Refused => EffectError::Refused(error.message),
+        crate::error::Kind::Input => EffectError::Input(error.message),
+        _ => EffectError::Other(error.message),
+    }
+}
+
+/// Reaches etcd endpoints through a node's ssh connection (direct-tcpip).
+struct SshDialer {
+    pool: SshPool,
+    endpoint: Arc<Endpoint>,
+}
+
+impl etcd::Dialer for SshDialer {
+    fn dial(&self, host: &str, port: u16) -> etcd::DialFuture {
+        let (pool, endpoint, host) = (
+            self.pool.clone(),
+            Arc::clone(&self.endpoint),
+            host.to_owned(),
+        );
+        Box::pin(async move {
+            let stream = pool
+                .tunnel(&endpoint, &host, port)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(stream) as Box<dyn etcd::Stream>)
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! etcd primitives: membership, health, snapshots — every membership change behind the quorum
+//! guard (exit 3 when refused; `#{ override: true }` overrides it, loudly).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
+
+use super::{RhaiResult, RunContext, duration_value, option, primitive, raise};
+use crate::effects::{Access, Effect};
+use crate::error::Kind;
+use crate::etcd::GuardMode;
+use crate::etcd_ops::EtcdCall;
+
+const TARGET: &str = "etcd";
+
+pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
+    for (name, call, doc) in [
+        (
+            "etcd_members",
+            EtcdCall::Members,
+            "The etcd members: `[#{ id, name, peer_urls, client_urls, is_learner }]`, ids in hex.\nRuns in a dry-run (and then shows the membership as the recorded changes leave it).",
+        ),
+        (
+            "etcd_status",
+            EtcdCall::Status,
+            "Per endpoint: `#{ endpoint, status: #{ version, leader, raft_index, db_size, … }, error }`. Runs in a dry-run.",
+        ),
+        (
+            "etcd_health",
+            EtcdCall::Health,
+            "Per endpoint, like `etcdctl endpoint health`: `#{ endpoint, healthy, error, … }`. Runs in a dry-run.",
+        ),
+    ] {
+        let ctx = Arc::clone(context);
+        primitive(name, &["Array"], doc).register_into_engine(
+            engine,
+            move |call_ctx: NativeCallContext| -> RhaiResult<Dynamic> {
+                let outcome = ctx.step_on(
+                    &call_ctx,
+                    name,
+                    TARGET,
+                    Access::Read,
+                    call.describe(),
+                    Effect::Etcd(call.clone()),
+                )?;
+                to_dynamic(&outcome.data)
+            },
+        );
+    }
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_snapshot",
+        &["path: &str", "Map"],
+        "Saves a snapshot of etcd to `path` on this machine (checksum verified, written atomically);\nreturns `#{ path, size, endpoint }`. Recorded, not taken, in a dry-run.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
+        let effect = EtcdCall::Snapshot { path: path.into() };
+        let outcome = ctx.step_on(&call, "etcd_snapshot", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        to_dynamic(&outcome.data)
+    });
+
+    const REMOVE_DOC: &str = "Removes a member (by name or hex id) if the quorum guard allows it: refused (exit 3) when the\n\
+         cluster is not fully healthy, when it is the last voter, when fewer healthy voters than the\n\
+         new quorum would remain, or while a learner is pending. `#{ override: true }` overrides\n\
+         the guard and logs it loudly. Logs the membership before/after and the quorum arithmetic.";
+    let ctx = Arc::clone(context);
+    primitive("etcd_remove_member", &["member: &str", "Map"], REMOVE_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, member: &str| -> RhaiResult<Dynamic> {
+            remove(&ctx, &call, member, &Map::new())
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_remove_member",
+        &["member: &str", "opts: Map", "Map"],
+        REMOVE_DOC,
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, member: &str, opts: Map| -> RhaiResult<Dynamic> {
+            remove(&ctx, &call, member, &opts)
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_add_member",
+        &["name: &str", "peer_urls: string | array", "opts: Map", "Map"],
+        "Adds a member with `peer_urls` if the quorum guard allows it (refused while another learner\n\
+         is pending, or when the cluster is not fully healthy). `opts`: `learner` (default true:\n\
+         add as a learner, then `etcd_promote`), `override`. Returns the change, including the\n\
+         `initial_cluster` the new member must start with (`--initial-cluster-state existing`).",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, name: &str, peers: Dynamic, opts: Map| -> RhaiResult<Dynamic> {
+        let position = call.call_position();
+        let peer_urls: Vec<String> = if peers.is_array() {
+            peers.cast::<Array>().into_iter().map(|p| p.to_string()).collect()
+        } else {
+            peers.to_string().split(',').map(str::to_owned).collect()
+        };
+        let learner = option::<bool>(&opts, "learner", &ctx, "etcd_add_member", position)?.unwrap_or(true);
+        let mode = guard_mode(&ctx, &opts, "etcd_add_member", position)?;
+        let effect = EtcdCall::Add { name: name.to_owned(), peer_urls, learner, mode };
+        let outcome = ctx.step_on(&call, "etcd_add_member", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        to_dynamic(&outcome.data)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_promote",
+        &["member: &str", "timeout: string | int", "Map"],
+        "Promotes a learner to a voter, retrying while etcd says it is not yet in sync with the\nleader, for at most `timeout` (\"2m\" or seconds). A member that is already a voter is left as it is.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, member: &str, timeout: Dynamic| -> RhaiResult<Dynamic> {
+        let timeout = timeout_arg(&ctx, &timeout, "etcd_promote", &call)?;
+        let effect = EtcdCall::Promote { member: member.to_owned(), timeout };
+        let outcome = ctx.step_on(&call, "etcd_promote", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        to_dynamic(&outcome.data)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_wait_healthy",
+        &["timeout: string | int", "Map"],
+        "Waits until every member answers healthy, for at most `timeout`; fails the step otherwise.\nRecorded, not run, in a dry-run.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, timeout: Dynamic| -> RhaiResult<Dynamic> {
+        let timeout = timeout_arg(&ctx, &timeout, "etcd_wait_healthy", &call)?;
+        let effect = EtcdCall::WaitHealthy { timeout };
+        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::Etcd(effect))?;
+        to_dynamic(&outcome.data)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_move_leader",
+        &["member: &str", "Map"],
+        "Transfers etcd leadership to a voter (e.g. away from the member about to be upgraded).",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, member: &str| -> RhaiResult<Dynamic> {
+            let effect = EtcdCall::MoveLeader {
+                member: member.to_owned(),
+            };
+            let outcome = ctx.step_on(
+                &call,
+                "etcd_move_leader",
+                TARGET,
+                Access::Change,
+                effect.describe(),
+                Effect::Etcd(effect),
+            )?;
+            to_dynamic(&outcome.data)
+        },
+    );
+}
+
+fn remove(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    member: &str,
+    opts: &Map,
+) -> RhaiResult<Dynamic> {
+    let mode = guard_mode(ctx, opts, "etcd_remove_member", call.call_position())?;
+    let effect = EtcdCall::Remove {
+        member: member.to_owned(),
+        mode,
+    };
+    let outcome = ctx.step_on(
+        call,
+        "etcd_remove_member",
+        TARGET,
+        Access::Change,
+        effect.describe(),
+        Effect::Etcd(effect),
+    )?;
+    to_dynamic(&outcome.data)
+}
+
+fn guard_mode(
+    ctx: &RunContext,
+    opts: &Map,
+    action: &str,
+    position: rhai::Position,
+) -> RhaiResult<GuardMode> {
+    let overridden = option::<bool>(opts, "override", ctx, action, position)?.unwrap_or(false);
+    Ok(if overridden {
+        GuardMode::Override
+    } else {
+        GuardMode::Enforce
+    })
+}
+
+fn timeout_arg(
+    ctx: &RunContext,
+    value: &Dynamic,
+    action: &str,
+    call: &NativeCallContext,
+) -> RhaiResult<Duration> {
+    duration_value(value).ok_or_else(|| {
+        raise(
+            call.call_position(),
+            ctx.failure(
+                action,
+                Kind::Input,
+                format!("{action}: timeout must be like \"2m\" or seconds, got {value}"),
+            ),
+        )
+    })
+}
+
+fn to_dynamic(value: &serde_json::Value) -> RhaiResult<Dynamic> {
+    rhai::serde::to_dynamic(value)
+}
