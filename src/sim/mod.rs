@@ -1,5 +1,20 @@
 //! `krun sim`: a simulated Kubernetes cluster that real kubectl accepts.
 
+mod clock;
+mod controllers;
+mod disruption;
+mod error;
+mod load;
+mod object;
+mod patch;
+mod resource;
+mod selector;
+mod status;
+mod world;
+
+pub use error::{ControlError, LoadError, SimError};
+pub use load::Cluster;
+
 use clap::Subcommand;
 
 /// Subcommands of `krun sim`.
