@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::clock::{parse_timestamp, timestamp};
 use super::disruption::{self, Budget, PodView};
-use super::object::{OwnerRef, Stored, controller_of, object_at, object_key, set_condition, str_at};
+use super::object::{OwnerRef, Stored, controller_of, object_at, set_condition, str_at};
 use super::resource::ResId;
 use super::selector::{LabelSelector, node_affinity_matches};
 use super::world::{TimerKind, World};
@@ -374,7 +374,7 @@ impl World {
             by_node.entry(node).or_default().push(pod.clone());
         }
         let nodes: Vec<Arc<Stored>> = self.objects[self.ids.node].values().cloned().collect();
-        let (mut desired, mut current, mut ready, mut misscheduled) = (0, 0, 0, 0);
+        let (mut desired, mut current, mut ready, mut misscheduled) = (0usize, 0usize, 0usize, 0usize);
         for node in &nodes {
             let should_run = daemon_should_run(&template_spec, node);
             let pods = by_node.get(&node.name).cloned().unwrap_or_default();
