@@ -185,9 +185,9 @@ impl Server {
     }
 
     /// Stops serving: open watches end, then the listener closes.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shared.shutdown.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }

@@ -27,98 +27,91 @@ impl IncludeObject {
     }
 }
 
-struct Column {
-    name: &'static str,
-    kind: &'static str,
-    priority: u8,
-}
-
-const fn col(name: &'static str, kind: &'static str, priority: u8) -> Column {
-    Column { name, kind, priority }
-}
+/// Name, type and priority (1 = shown only with `-o wide`).
+type Column = (&'static str, &'static str, u8);
 
 fn columns(builtin: Builtin) -> &'static [Column] {
     match builtin {
         Builtin::Pod => &[
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Status", "string", 0),
-            col("Restarts", "string", 0),
-            col("Age", "string", 0),
-            col("IP", "string", 1),
-            col("Node", "string", 1),
-            col("Nominated Node", "string", 1),
-            col("Readiness Gates", "string", 1),
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
         ],
         Builtin::Node => &[
-            col("Name", "string", 0),
-            col("Status", "string", 0),
-            col("Roles", "string", 0),
-            col("Age", "string", 0),
-            col("Version", "string", 0),
-            col("Internal-IP", "string", 1),
-            col("External-IP", "string", 1),
-            col("OS-Image", "string", 1),
-            col("Kernel-Version", "string", 1),
-            col("Container-Runtime", "string", 1),
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
         ],
-        Builtin::Namespace => &[col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
+        Builtin::Namespace => &[("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
         Builtin::PodDisruptionBudget => &[
-            col("Name", "string", 0),
-            col("Min Available", "string", 0),
-            col("Max Unavailable", "string", 0),
-            col("Allowed Disruptions", "integer", 0),
-            col("Age", "string", 0),
+            ("Name", "string", 0),
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+            ("Age", "string", 0),
         ],
         Builtin::Deployment => &[
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Up-to-date", "string", 0),
-            col("Available", "string", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
-            col("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "string", 0),
+            ("Available", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Builtin::ReplicaSet => &[
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
-            col("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Builtin::StatefulSet => &[
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
         ],
         Builtin::DaemonSet => &[
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Up-to-date", "integer", 0),
-            col("Available", "integer", 0),
-            col("Node Selector", "string", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
-            col("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
-        Builtin::Lease => &[col("Name", "string", 0), col("Holder", "string", 0), col("Age", "string", 0)],
+        Builtin::Lease => &[("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
         Builtin::Event => &[
-            col("Last Seen", "string", 0),
-            col("Type", "string", 0),
-            col("Reason", "string", 0),
-            col("Object", "string", 0),
-            col("Message", "string", 0),
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
         ],
-        Builtin::Other => &[col("Name", "string", 0), col("Created At", "date", 0)],
+        Builtin::Other => &[("Name", "string", 0), ("Created At", "date", 0)],
     }
 }
 
@@ -127,9 +120,9 @@ pub(crate) fn column_definitions(rt: &ResourceType) -> Value {
     Value::Array(
         columns(rt.builtin)
             .iter()
-            .map(|c| {
-                let format = if c.name == "Name" { "name" } else { "" };
-                json!({"name": c.name, "type": c.kind, "format": format, "description": c.name, "priority": c.priority})
+            .map(|(name, kind, priority)| {
+                let format = if *name == "Name" { "name" } else { "" };
+                json!({"name": name, "type": kind, "format": format, "description": name, "priority": priority})
             })
             .collect(),
     )

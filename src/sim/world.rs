@@ -31,16 +31,6 @@ pub(crate) enum EventType {
     Deleted,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One logged change. `previous` lets a watch with a selector turn a change that moves an
 /// object out of (into) the selection into DELETED (ADDED), as the apiserver does.
 #[derive(Debug)]
