@@ -37,6 +37,8 @@ pub enum SimError {
     WriteKubeconfig { path: PathBuf, source: std::io::Error },
     #[error("invalid time scale {0}: it must be a positive, finite number (1 = real time)")]
     TimeScale(f64),
+    #[error("invalid startup delay {0}: it must be a non-negative number of seconds")]
+    StartupDelay(f64),
     #[error("cannot wait for a shutdown signal: {0}")]
     Signal(std::io::Error),
     #[error("cannot write to stdout: {0}")]
@@ -55,7 +57,7 @@ pub enum ControlError {
 impl From<SimError> for crate::Error {
     fn from(error: SimError) -> Self {
         match error {
-            SimError::Load { .. } | SimError::TimeScale(_) | SimError::ReadCluster { .. } => {
+            SimError::Load { .. } | SimError::TimeScale(_) | SimError::StartupDelay(_) | SimError::ReadCluster { .. } => {
                 crate::Error::input(error.to_string())
             }
             _ => crate::Error::runtime(error.to_string()),

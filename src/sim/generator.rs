@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::clock::timestamp;
-use super::disruption::{self, Budget, IntOrPercent, PodView};
+use super::disruption::{self, Budget, PodView};
 use super::object::OwnerRef;
 
 /// What to generate.
