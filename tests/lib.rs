@@ -1,1 +1,2 @@
 //! krun's integration tests: one binary, shared fixtures.
+mod sim;
