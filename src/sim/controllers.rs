@@ -635,7 +635,7 @@ impl World {
             .and_then(|a| str_at(a, &["address"]))
             .unwrap_or("10.0.0.1")
             .to_string();
-        let pod_ip = self.allocate_pod_ip(str_at(&node_value, &["spec", "podCIDR"]));
+        let pod_ip = self.allocate_pod_ip(&info.node, str_at(&node_value, &["spec", "podCIDR"]));
         let now = self.now_string();
         let host_network = pod.field("spec.hostNetwork") == Some("true");
         let container_id_seed = self.new_uid().replace('-', "");
@@ -672,15 +672,22 @@ impl World {
         });
     }
 
-    fn allocate_pod_ip(&mut self, pod_cidr: Option<&str>) -> String {
-        self.next_pod_ip += 1;
-        let n = self.next_pod_ip;
-        if let Some((base, _)) = pod_cidr.and_then(|c| c.split_once('/')) {
-            let octets: Vec<&str> = base.split('.').collect();
-            if octets.len() == 4 {
-                return format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], 2 + n % 250);
+    /// A free address in the node's pod CIDR (its first three octets), else from a spare range.
+    fn allocate_pod_ip(&mut self, node: &str, pod_cidr: Option<&str>) -> String {
+        let used: std::collections::HashSet<String> =
+            self.pods_on_node(node).iter().filter_map(|p| p.field("status.podIP").map(str::to_string)).collect();
+        let prefix = pod_cidr.and_then(|c| c.split_once('/')).map(|(base, _)| base.rsplitn(2, '.').last().unwrap_or(base).to_string());
+        if let Some(prefix) = prefix.filter(|p| p.split('.').count() == 3) {
+            for _ in 0..252 {
+                self.next_pod_ip += 1;
+                let ip = format!("{prefix}.{}", 2 + self.next_pod_ip % 252);
+                if !used.contains(&ip) {
+                    return ip;
+                }
             }
         }
+        self.next_pod_ip += 1;
+        let n = self.next_pod_ip;
         format!("10.{}.{}.{}", 200 + (n >> 16) % 50, (n >> 8) & 0xff, n & 0xff)
     }
 
