@@ -164,19 +164,18 @@ async fn watch_sees_evictions(version: &str) {
         seen.push(lines.next_line().await.unwrap().expect("kubectl prints the initial list"));
     }
     kubectl.run(&["drain", "worker-1", "--ignore-daemonsets", "--delete-emptydir-data"]).await.ok();
-    let events = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut events = Vec::new();
+    let mut events = Vec::new();
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line.starts_with("DELETED") && line.contains("web-5d8f7c9b4-k2x7p");
             events.push(line);
-            if done && events.iter().any(|l| l.starts_with("DELETED") && l.contains("web-5d8f7c9b4-m4q9z")) {
-                break;
+            let deleted = |pod: &str| events.iter().any(|l| l.starts_with("DELETED") && l.contains(pod));
+            if deleted("web-5d8f7c9b4-k2x7p") && deleted("web-5d8f7c9b4-m4q9z") {
+                return;
             }
         }
-        events
     })
-    .await
-    .expect("the watch reports both evicted pods as deleted");
+    .await;
+    assert!(finished.is_ok(), "the watch did not report both evicted pods as deleted:\n{}", events.join("\n"));
     watch.kill().await.unwrap();
     assert!(events.iter().any(|l| l.starts_with("MODIFIED") && l.contains("web-5d8f7c9b4-m4q9z") && l.contains("Terminating")), "{events:#?}");
     assert!(events.iter().any(|l| l.starts_with("ADDED") && l.contains("web-5d8f7c9b4-") && l.contains("Pending")), "{events:#?}");
