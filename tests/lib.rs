@@ -3,5 +3,6 @@
 mod cli;
 mod e2e;
 mod etcd;
+mod sim;
 mod ssh;
 mod support;

@@ -1,0 +1,5 @@
+//! The cluster simulator, driven by the real kubectl binaries and by kube-rs.
+
+mod kube_client;
+mod kubectl;
+mod support;
