@@ -14,6 +14,7 @@ pub mod effects;
 pub mod engine;
 pub mod error;
 pub mod inventory;
+pub mod kube;
 pub mod node;
 pub mod output;
 pub mod params;
