@@ -1,3 +1,5 @@
 //! krun's integration tests: one binary, shared fixtures.
 
 mod cli;
+mod kube;
+mod sim;

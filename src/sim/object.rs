@@ -1,0 +1,396 @@
+//! How one stored object is kept: its exact JSON plus the few fields the simulator reads often.
+//!
+//! Objects are kept serialized (a 20,000-pod cluster held as `serde_json::Value` trees would
+//! need several hundred megabytes) and parsed again only when a request or a controller
+//! changes them. Lists and watches copy the bytes as they are.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::resource::{Builtin, ResourceType};
+
+/// A controller owner reference (`ownerReferences[?(@.controller)]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// What the scheduler, the controllers and the PDB arithmetic read from a pod.
+#[derive(Debug, Clone)]
+pub(crate) struct PodInfo {
+    pub node: String,
+    pub phase: String,
+    pub ready: bool,
+    pub controller: Option<OwnerRef>,
+    pub cpu_milli: i64,
+    pub memory: i64,
+}
+
+impl PodInfo {
+    /// Succeeded or Failed: holds no resources and is never restarted.
+    pub fn terminal(&self) -> bool {
+        self.phase == "Succeeded" || self.phase == "Failed"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: String,
+}
+
+/// What the scheduler reads from a node.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo {
+    pub ready: bool,
+    pub unschedulable: bool,
+    pub taints: Vec<Taint>,
+    pub cpu_milli: i64,
+    pub memory: i64,
+    pub max_pods: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Info {
+    None,
+    Pod(PodInfo),
+    Node(NodeInfo),
+}
+
+/// One object as stored.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub raw: Bytes,
+    /// `namespace/name`, or `name` for cluster-scoped kinds; lists are ordered by it as etcd
+    /// orders its keys.
+    pub key: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub rv: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Values of the kind's selectable fields, for field selectors.
+    pub fields: Vec<(&'static str, String)>,
+    pub deleting: bool,
+    pub info: Info,
+}
+
+pub(crate) fn object_key(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") }
+}
+
+impl Stored {
+    /// Builds the stored form of `value`, which must already carry its final metadata.
+    pub fn new(rt: &ResourceType, value: &Value) -> Stored {
+        let raw = Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes"));
+        Stored::with_raw(rt, value, raw)
+    }
+
+    pub fn with_raw(rt: &ResourceType, value: &Value, raw: Bytes) -> Stored {
+        let namespace = str_at(value, &["metadata", "namespace"]).unwrap_or_default().to_string();
+        let name = str_at(value, &["metadata", "name"]).unwrap_or_default().to_string();
+        let labels = string_map(value.pointer("/metadata/labels"));
+        let fields = rt
+            .selectable_fields()
+            .iter()
+            .map(|field| (*field, field_value(value, field)))
+            .collect();
+        let info = match rt.builtin {
+            Builtin::Pod => Info::Pod(pod_info(value)),
+            Builtin::Node => Info::Node(node_info(value)),
+            _ => Info::None,
+        };
+        Stored {
+            raw,
+            key: object_key(&namespace, &name),
+            uid: str_at(value, &["metadata", "uid"]).unwrap_or_default().to_string(),
+            rv: str_at(value, &["metadata", "resourceVersion"]).and_then(|rv| rv.parse().ok()).unwrap_or(0),
+            deleting: value.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()),
+            namespace,
+            name,
+            labels,
+            fields,
+            info,
+        }
+    }
+
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.raw).expect("stored objects are valid JSON")
+    }
+
+    pub fn pod(&self) -> Option<&PodInfo> {
+        match &self.info {
+            Info::Pod(pod) => Some(pod),
+            _ => None,
+        }
+    }
+
+    pub fn node(&self) -> Option<&NodeInfo> {
+        match &self.info {
+            Info::Node(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The value of a field selector field; metadata fields are always selectable.
+    pub fn field(&self, field: &str) -> Option<&str> {
+        match field {
+            "metadata.name" => Some(&self.name),
+            "metadata.namespace" => Some(&self.namespace),
+            _ => self.fields.iter().find(|(f, _)| *f == field).map(|(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// The string at a path of object keys.
+pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut current = value;
+    for key in path {
+        current = current.get(key)?;
+    }
+    current.as_str()
+}
+
+/// Field selector values are strings; booleans print as `true`/`false`, missing fields as "".
+fn field_value(value: &Value, field: &str) -> String {
+    let mut current = value;
+    for key in field.split('.') {
+        match current.get(key) {
+            Some(next) => current = next,
+            None => return if field == "spec.unschedulable" || field == "spec.hostNetwork" { "false".into() } else { String::new() },
+        }
+    }
+    match current {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The controller owner of an object, if any.
+pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
+    value.pointer("/metadata/ownerReferences")?.as_array()?.iter().find_map(|owner| {
+        if owner.get("controller").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        Some(OwnerRef {
+            kind: owner.get("kind")?.as_str()?.to_string(),
+            name: owner.get("name")?.as_str()?.to_string(),
+            uid: owner.get("uid").and_then(Value::as_str).unwrap_or_default().to_string(),
+        })
+    })
+}
+
+/// The status of the condition of `type` in `status.conditions`.
+pub(crate) fn condition_status<'a>(value: &'a Value, kind: &str) -> Option<&'a str> {
+    value
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
+        .get("status")?
+        .as_str()
+}
+
+fn pod_info(value: &Value) -> PodInfo {
+    let mut cpu_milli = 0;
+    let mut memory = 0;
+    if let Some(containers) = value.pointer("/spec/containers").and_then(Value::as_array) {
+        for container in containers {
+            let requests = container.pointer("/resources/requests");
+            cpu_milli += requests.and_then(|r| r.get("cpu")).and_then(quantity).map(|q| (q * 1000.0).ceil() as i64).unwrap_or(0);
+            memory += requests.and_then(|r| r.get("memory")).and_then(quantity).map(|q| q.ceil() as i64).unwrap_or(0);
+        }
+    }
+    PodInfo {
+        node: str_at(value, &["spec", "nodeName"]).unwrap_or_default().to_string(),
+        phase: str_at(value, &["status", "phase"]).unwrap_or("Pending").to_string(),
+        ready: condition_status(value, "Ready") == Some("True"),
+        controller: controller_of(value),
+        cpu_milli,
+        memory,
+    }
+}
+
+fn node_info(value: &Value) -> NodeInfo {
+    let allocatable = value.pointer("/status/allocatable").or_else(|| value.pointer("/status/capacity"));
+    let amount = |name: &str| allocatable.and_then(|a| a.get(name)).and_then(quantity);
+    let taints = value
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|taints| {
+            taints
+                .iter()
+                .map(|t| Taint {
+                    key: str_at(t, &["key"]).unwrap_or_default().to_string(),
+                    value: str_at(t, &["value"]).unwrap_or_default().to_string(),
+                    effect: str_at(t, &["effect"]).unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    NodeInfo {
+        ready: condition_status(value, "Ready") == Some("True"),
+        unschedulable: value.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
+        taints,
+        // A node that reports no capacity is treated as unbounded, as tests often omit it.
+        cpu_milli: amount("cpu").map(|q| (q * 1000.0) as i64).unwrap_or(i64::MAX),
+        memory: amount("memory").map(|q| q as i64).unwrap_or(i64::MAX),
+        max_pods: amount("pods").map(|q| q as i64).unwrap_or(110),
+    }
+}
+
+/// Parses a Kubernetes quantity (`250m`, `2`, `1.5Gi`, `128M`, `1e3`) into base units.
+pub(crate) fn quantity(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_quantity(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse_quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("Pi", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("Ei", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    for (suffix, factor) in SUFFIXES {
+        if let Some(number) = text.strip_suffix(suffix) {
+            return number.parse::<f64>().ok().map(|n| n * factor);
+        }
+    }
+    text.parse::<f64>().ok()
+}
+
+/// Sets `metadata.<key>` to `value`, creating `metadata` if needed.
+pub(crate) fn set_meta(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        let metadata = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert(key.to_string(), value);
+        }
+    }
+}
+
+/// A mutable object at `path`, creating empty objects on the way.
+pub(crate) fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Value> {
+    let mut current = value;
+    for key in path {
+        if !current.is_object() {
+            *current = Value::Object(Map::new());
+        }
+        current = current
+            .as_object_mut()
+            .expect("just made an object")
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if !current.is_object() {
+        *current = Value::Object(Map::new());
+    }
+    current.as_object_mut().expect("just made an object")
+}
+
+/// Sets the condition of `kind` in `status.conditions`, keeping its transition time when the
+/// status does not change. Returns whether anything changed.
+pub(crate) fn set_condition(value: &mut Value, kind: &str, status: &str, reason: &str, message: &str, now: &str) -> bool {
+    let status_map = object_at(value, &["status"]);
+    let conditions = status_map.entry("conditions").or_insert_with(|| Value::Array(Vec::new()));
+    if !conditions.is_array() {
+        *conditions = Value::Array(Vec::new());
+    }
+    let conditions = conditions.as_array_mut().expect("just made an array");
+    if let Some(existing) = conditions.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
+        let same = existing.get("status").and_then(Value::as_str) == Some(status)
+            && existing.get("reason").and_then(Value::as_str).unwrap_or("") == reason;
+        if same {
+            return false;
+        }
+        let transition = existing.get("status").and_then(Value::as_str) != Some(status);
+        let map = existing.as_object_mut().expect("conditions are objects");
+        map.insert("status".into(), status.into());
+        if reason.is_empty() {
+            map.remove("reason");
+        } else {
+            map.insert("reason".into(), reason.into());
+        }
+        if message.is_empty() {
+            map.remove("message");
+        } else {
+            map.insert("message".into(), message.into());
+        }
+        if transition {
+            map.insert("lastTransitionTime".into(), now.into());
+        }
+        return true;
+    }
+    let mut condition = Map::new();
+    condition.insert("type".into(), kind.into());
+    condition.insert("status".into(), status.into());
+    condition.insert("lastTransitionTime".into(), now.into());
+    if !reason.is_empty() {
+        condition.insert("reason".into(), reason.into());
+    }
+    if !message.is_empty() {
+        condition.insert("message".into(), message.into());
+    }
+    conditions.push(Value::Object(condition));
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_parse_like_the_api_machinery() {
+        assert_eq!(parse_quantity("250m"), Some(0.25));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("1Gi"), Some(1073741824.0));
+        assert_eq!(parse_quantity("128M"), Some(128e6));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert_eq!(parse_quantity("lots"), None);
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_when_unchanged() {
+        let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}]}});
+        assert!(!set_condition(&mut pod, "Ready", "True", "", "", "t1"));
+        assert!(set_condition(&mut pod, "Ready", "False", "NodeNotReady", "", "t2"));
+        assert_eq!(pod.pointer("/status/conditions/0/lastTransitionTime"), Some(&json!("t2")));
+        assert!(set_condition(&mut pod, "PodScheduled", "True", "", "", "t3"));
+        assert_eq!(condition_status(&pod, "PodScheduled"), Some("True"));
+    }
+}

@@ -1,0 +1,441 @@
+//! The simulated cluster's state: every object, the event log that watches replay, the
+//! timers of cluster time (pods starting, grace periods ending) and the work the controllers
+//! still owe.
+//!
+//! Every change goes through [`World::put`] or [`World::remove`], which number it with the next
+//! resourceVersion, log it for watchers and note which controllers must look again; the
+//! controllers then run to a fixed point before the lock is released, so a client never sees
+//! a half-reconciled cluster.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::clock::{Clock, timestamp};
+use super::load::Cluster;
+use super::object::{Stored, object_key, set_meta, str_at};
+use super::resource::{Builtin, Registry, ResId};
+
+/// How many changes watchers can resume from; older resourceVersions get 410 Gone.
+const LOG_CAPACITY: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One logged change. `previous` lets a watch with a selector turn a change that moves an
+/// object out of (into) the selection into DELETED (ADDED), as the apiserver does.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub rv: u64,
+    pub res: ResId,
+    pub kind: EventType,
+    pub object: Arc<Stored>,
+    pub previous: Option<Arc<Stored>>,
+}
+
+/// Ids of the built-in kinds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub pod: ResId,
+    pub node: ResId,
+    pub namespace: ResId,
+    pub pdb: ResId,
+    pub deployment: ResId,
+    pub replicaset: ResId,
+    pub statefulset: ResId,
+    pub daemonset: ResId,
+}
+
+impl Ids {
+    fn new(registry: &Registry) -> Self {
+        Ids {
+            pod: registry.builtin(Builtin::Pod),
+            node: registry.builtin(Builtin::Node),
+            namespace: registry.builtin(Builtin::Namespace),
+            pdb: registry.builtin(Builtin::PodDisruptionBudget),
+            deployment: registry.builtin(Builtin::Deployment),
+            replicaset: registry.builtin(Builtin::ReplicaSet),
+            statefulset: registry.builtin(Builtin::StatefulSet),
+            daemonset: registry.builtin(Builtin::DaemonSet),
+        }
+    }
+}
+
+/// Something due at a point of cluster time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKind {
+    /// The pod's containers have started: Running and Ready.
+    StartPod { key: String, uid: String },
+    /// The pod's grace period is over: the kubelet has stopped it.
+    RemovePod { key: String, uid: String },
+    /// A recorded eviction in a PDB's `disruptedPods` expires.
+    RecheckBudgets { namespace: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timer {
+    pub at: DateTime<Utc>,
+    pub seq: u64,
+    pub kind: TimerKind,
+}
+
+/// Work the controllers owe, gathered while objects change.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    /// Namespaces whose PDBs must be recomputed.
+    pub budgets: BTreeSet<String>,
+    /// Workloads (ReplicaSet, StatefulSet, DaemonSet, Deployment) to reconcile.
+    pub workloads: BTreeSet<(ResId, String)>,
+    /// Nodes whose readiness or schedulability changed.
+    pub nodes: BTreeSet<String>,
+    /// Pods waiting for a node.
+    pub unscheduled: BTreeSet<String>,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty() && self.workloads.is_empty() && self.nodes.is_empty() && self.unscheduled.is_empty()
+    }
+}
+
+/// Controller settings, in cluster time.
+#[derive(Debug, Clone)]
+pub(crate) struct Behaviour {
+    pub startup_delay: chrono::Duration,
+}
+
+pub(crate) struct World {
+    pub registry: Registry,
+    pub ids: Ids,
+    pub clock: Arc<Clock>,
+    pub behaviour: Behaviour,
+    pub objects: Vec<BTreeMap<String, Arc<Stored>>>,
+    pub rv: u64,
+    pub log: VecDeque<Arc<Event>>,
+    pub pods_by_node: HashMap<String, BTreeSet<String>>,
+    pub timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    pub dirty: Dirty,
+    /// Pods the scheduler could not place; retried when nodes or capacity change.
+    pub unschedulable: BTreeSet<String>,
+    pub rng: ChaCha8Rng,
+    pub control_plane_version: String,
+    pub next_pod_ip: u32,
+}
+
+impl World {
+    pub fn new(cluster: Cluster, clock: Arc<Clock>, behaviour: Behaviour, seed: u64) -> World {
+        let Cluster { registry, objects } = cluster;
+        let ids = Ids::new(&registry);
+        let mut world = World {
+            objects: vec![BTreeMap::new(); registry.len()],
+            ids,
+            registry,
+            clock,
+            behaviour,
+            rv: 0,
+            log: VecDeque::new(),
+            pods_by_node: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            dirty: Dirty::default(),
+            unschedulable: BTreeSet::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            control_plane_version: String::new(),
+            next_pod_ip: 0,
+        };
+        let now = world.clock.timestamp();
+        for (res, mut value) in objects {
+            world.rv += 1;
+            let rt = world.registry.get(res);
+            let meta = super::object::object_at(&mut value, &["metadata"]);
+            meta.insert("resourceVersion".into(), Value::from(world.rv.to_string()));
+            meta.entry("creationTimestamp").or_insert_with(|| Value::from(now.clone()));
+            if rt.writable() && !meta.contains_key("generation") && has_generation(rt.builtin) {
+                meta.insert("generation".into(), Value::from(1));
+            }
+            if !meta.contains_key("uid") {
+                let uid = uid(&mut world.rng);
+                super::object::object_at(&mut value, &["metadata"]).insert("uid".into(), Value::from(uid));
+            }
+            let stored = Arc::new(Stored::new(world.registry.get(res), &value));
+            world.index(res, None, Some(&stored));
+            world.objects[res].insert(stored.key.clone(), stored);
+        }
+        world.control_plane_version = world.detect_control_plane_version();
+        world.after_load();
+        world
+    }
+
+    /// Sets up what a freshly loaded cluster owes: pods to start, terminating pods to finish,
+    /// statuses to compute.
+    fn after_load(&mut self) {
+        let now = self.clock.now();
+        let pods: Vec<Arc<Stored>> = self.objects[self.ids.pod].values().cloned().collect();
+        for pod in &pods {
+            let value = pod.value();
+            let info = pod.pod().expect("pods carry pod info");
+            if pod.deleting {
+                let at = str_at(&value, &["metadata", "deletionTimestamp"]).and_then(super::clock::parse_timestamp).unwrap_or(now);
+                self.add_timer(at.max(now), TimerKind::RemovePod { key: pod.key.clone(), uid: pod.uid.clone() });
+            } else if info.node.is_empty() {
+                self.dirty.unscheduled.insert(pod.key.clone());
+            } else if info.phase == "Pending" {
+                let at = now + self.behaviour.startup_delay;
+                self.add_timer(at, TimerKind::StartPod { key: pod.key.clone(), uid: pod.uid.clone() });
+            }
+        }
+        for res in [self.ids.replicaset, self.ids.statefulset, self.ids.daemonset, self.ids.deployment] {
+            let keys: Vec<String> = self.objects[res].keys().cloned().collect();
+            self.dirty.workloads.extend(keys.into_iter().map(|k| (res, k)));
+        }
+        let namespaces: Vec<String> = self.objects[self.ids.pdb].values().map(|p| p.namespace.clone()).collect();
+        self.dirty.budgets.extend(namespaces);
+        let nodes: Vec<String> = self.objects[self.ids.node].keys().cloned().collect();
+        self.dirty.nodes.extend(nodes);
+    }
+
+    /// The control-plane version: the kube-apiserver static pods' image tag, else the
+    /// newest kubelet of a control-plane node, else of any node.
+    fn detect_control_plane_version(&self) -> String {
+        let from_pods = self.objects[self.ids.pod].values().find_map(|pod| {
+            if pod.namespace != "kube-system" || pod.labels.get("component").map(String::as_str) != Some("kube-apiserver") {
+                return None;
+            }
+            let value = pod.value();
+            let image = value.pointer("/spec/containers/0/image")?.as_str()?;
+            Some(image.rsplit_once(':')?.1.to_string())
+        });
+        if let Some(version) = from_pods {
+            return version;
+        }
+        let mut kubelets: Vec<(bool, String)> = self.objects[self.ids.node]
+            .values()
+            .filter_map(|node| {
+                let value = node.value();
+                let version = value.pointer("/status/nodeInfo/kubeletVersion")?.as_str()?.to_string();
+                let control_plane = node.labels.contains_key("node-role.kubernetes.io/control-plane")
+                    || node.labels.contains_key("node-role.kubernetes.io/master");
+                Some((control_plane, version))
+            })
+            .collect();
+        kubelets.sort_by(|a, b| (a.0, version_key(&a.1)).cmp(&(b.0, version_key(&b.1))));
+        kubelets.pop().map(|(_, v)| v).unwrap_or_else(|| "v1.33.0".to_string())
+    }
+
+    pub fn get(&self, res: ResId, key: &str) -> Option<&Arc<Stored>> {
+        self.objects[res].get(key)
+    }
+
+    pub fn get_in(&self, res: ResId, namespace: &str, name: &str) -> Option<&Arc<Stored>> {
+        self.objects[res].get(&object_key(namespace, name))
+    }
+
+    /// Objects of a kind in one namespace (all of them for `""` on a cluster-scoped kind).
+    pub fn in_namespace(&self, res: ResId, namespace: &str) -> impl Iterator<Item = &Arc<Stored>> {
+        let map = &self.objects[res];
+        let range: Box<dyn Iterator<Item = (&String, &Arc<Stored>)>> = if namespace.is_empty() {
+            Box::new(map.iter())
+        } else {
+            let start = format!("{namespace}/");
+            let end = format!("{namespace}0"); // '0' follows '/' in ASCII
+            Box::new(map.range(start..end))
+        };
+        range.map(|(_, v)| v)
+    }
+
+    pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Stored>> {
+        self.pods_by_node
+            .get(node)
+            .map(|keys| keys.iter().filter_map(|k| self.objects[self.ids.pod].get(k).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores `value` (new or changed) with the next resourceVersion.
+    pub fn put(&mut self, res: ResId, mut value: Value) -> Arc<Stored> {
+        self.rv += 1;
+        set_meta(&mut value, "resourceVersion", Value::from(self.rv.to_string()));
+        let stored = Arc::new(Stored::new(self.registry.get(res), &value));
+        let previous = self.objects[res].insert(stored.key.clone(), stored.clone());
+        self.index(res, previous.as_ref(), Some(&stored));
+        let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(Event { rv: self.rv, res, kind, object: stored.clone(), previous });
+        stored
+    }
+
+    /// Removes an object now; watchers see its last state with the deletion's resourceVersion.
+    pub fn remove(&mut self, res: ResId, key: &str) -> Option<Arc<Stored>> {
+        let previous = self.objects[res].remove(key)?;
+        self.rv += 1;
+        let mut value = previous.value();
+        set_meta(&mut value, "resourceVersion", Value::from(self.rv.to_string()));
+        let last = Arc::new(Stored::new(self.registry.get(res), &value));
+        self.index(res, Some(&previous), None);
+        self.record(Event { rv: self.rv, res, kind: EventType::Deleted, object: last.clone(), previous: Some(previous) });
+        Some(last)
+    }
+
+    fn record(&mut self, event: Event) {
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(Arc::new(event));
+    }
+
+    /// The oldest resourceVersion a watch can resume from.
+    pub fn oldest_resumable(&self) -> u64 {
+        self.log.front().map(|e| e.rv - 1).unwrap_or(self.rv)
+    }
+
+    /// Logged events after `rv`, or `None` if they are no longer kept.
+    pub fn events_after(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
+        if rv < self.oldest_resumable() {
+            return None;
+        }
+        let Some(first) = self.log.front().map(|e| e.rv) else {
+            return Some(Vec::new());
+        };
+        let skip = (rv + 1).saturating_sub(first) as usize;
+        Some(self.log.iter().skip(skip).cloned().collect())
+    }
+
+    /// Keeps indexes current and notes which controllers must look again.
+    fn index(&mut self, res: ResId, old: Option<&Arc<Stored>>, new: Option<&Arc<Stored>>) {
+        let ids = self.ids;
+        let object = new.or(old).expect("a change has a side");
+        let builtin = self.registry.get(res).builtin;
+        match builtin {
+            Builtin::Pod => {
+                let old_node = old.and_then(|o| o.pod()).map(|p| p.node.clone()).unwrap_or_default();
+                let new_node = new.and_then(|o| o.pod()).map(|p| p.node.clone()).unwrap_or_default();
+                if !old_node.is_empty() && (new.is_none() || old_node != new_node) {
+                    if let Some(keys) = self.pods_by_node.get_mut(&old_node) {
+                        keys.remove(&object.key);
+                    }
+                }
+                if !new_node.is_empty() {
+                    self.pods_by_node.entry(new_node).or_default().insert(object.key.clone());
+                }
+                self.dirty.budgets.insert(object.namespace.clone());
+                for side in [old, new].into_iter().flatten() {
+                    if let Some(owner) = side.pod().and_then(|p| p.controller.as_ref()) {
+                        let owner_res = match owner.kind.as_str() {
+                            "ReplicaSet" => ids.replicaset,
+                            "StatefulSet" => ids.statefulset,
+                            "DaemonSet" => ids.daemonset,
+                            _ => continue,
+                        };
+                        self.dirty.workloads.insert((owner_res, object_key(&side.namespace, &owner.name)));
+                    }
+                }
+                if new.is_none() && !self.unschedulable.is_empty() {
+                    // Freed capacity: retry pods that did not fit.
+                    let retry = std::mem::take(&mut self.unschedulable);
+                    self.dirty.unscheduled.extend(retry);
+                }
+                if new.is_none() {
+                    self.dirty.unscheduled.remove(&object.key);
+                    self.unschedulable.remove(&object.key);
+                }
+            }
+            Builtin::Node => {
+                self.dirty.nodes.insert(object.name.clone());
+            }
+            Builtin::PodDisruptionBudget => {
+                self.dirty.budgets.insert(object.namespace.clone());
+            }
+            Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet | Builtin::Deployment => {
+                if new.is_some() {
+                    self.dirty.workloads.insert((res, object.key.clone()));
+                }
+                if builtin == Builtin::ReplicaSet {
+                    let owner = new.or(old).map(|o| super::object::controller_of(&o.value())).unwrap_or_default();
+                    if let Some(owner) = owner.filter(|o| o.kind == "Deployment") {
+                        self.dirty.workloads.insert((ids.deployment, object_key(&object.namespace, &owner.name)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn add_timer(&mut self, at: DateTime<Utc>, kind: TimerKind) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer { at, seq: self.timer_seq, kind }));
+    }
+
+    pub fn next_timer(&self) -> Option<DateTime<Utc>> {
+        self.timers.peek().map(|Reverse(t)| t.at)
+    }
+
+    /// Takes the timers that are due.
+    pub fn due_timers(&mut self) -> Vec<TimerKind> {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            due.push(self.timers.pop().expect("peeked").0.kind);
+        }
+        due
+    }
+
+    pub fn now_string(&self) -> String {
+        timestamp(self.clock.now())
+    }
+
+    /// A fresh uid.
+    pub fn new_uid(&mut self) -> String {
+        uid(&mut self.rng)
+    }
+
+    /// A random suffix as the API machinery generates for `generateName`.
+    pub fn random_suffix(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        (0..len).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect()
+    }
+
+    /// All objects as a `List`, as `kubectl get … -o yaml` prints them.
+    pub fn snapshot(&self) -> Value {
+        let mut items = Vec::new();
+        for (res, _) in self.registry.iter() {
+            for stored in self.objects[res].values() {
+                items.push(stored.value());
+            }
+        }
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+    }
+}
+
+fn has_generation(builtin: Builtin) -> bool {
+    matches!(
+        builtin,
+        Builtin::PodDisruptionBudget | Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet
+    )
+}
+
+pub(crate) fn uses_generation(builtin: Builtin) -> bool {
+    has_generation(builtin)
+}
+
+fn uid(rng: &mut ChaCha8Rng) -> String {
+    let bytes: [u8; 16] = rng.random();
+    let hex = hex::encode(bytes);
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// Orders `v1.28.10` after `v1.28.9`.
+pub(crate) fn version_key(version: &str) -> Vec<u64> {
+    version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map_while(|part| part.parse().ok())
+        .collect()
+}

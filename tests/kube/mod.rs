@@ -1,0 +1,1 @@
+//! Kubernetes operations against the in-process simulator, with real kubectl as the reference.

@@ -1,0 +1,137 @@
+//! Shared fixtures: an in-process simulator with a kubeconfig, and the real kubectl binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use krun::sim::{Cluster, Server, SimOptions};
+use tempfile::TempDir;
+
+/// The small cluster most tests use: a control plane, three workers, a Deployment `web` (3
+/// replicas, PDB minAvailable 2, two replicas on worker-1), a StatefulSet `db` (PDB
+/// maxUnavailable 1), kube-proxy as a DaemonSet and a bare pod `debug` on worker-3.
+pub const DRAIN_CLUSTER: &str = include_str!("../data/sim/drain.yaml");
+
+/// A running simulator and a directory holding its kubeconfig.
+pub struct Sim {
+    pub server: Server,
+    pub dir: TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Sim {
+    /// Serves `yaml` with cluster time running `time_scale` times faster than real time.
+    pub async fn start(yaml: &str, time_scale: f64) -> Sim {
+        let cluster = Cluster::load(yaml).expect("the fixture loads");
+        let options = SimOptions {
+            time_scale,
+            startup_delay: Duration::from_secs(10),
+            bookmark_interval: Duration::from_millis(200),
+            ..SimOptions::default()
+        };
+        let server = Server::start(cluster, options).await.expect("the simulator starts");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("the kubeconfig is written");
+        Sim { server, dir, kubeconfig }
+    }
+
+    /// A kube-rs client for the simulator.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.server.kube_config()).expect("a kube client")
+    }
+
+    pub fn kubectl(&self, version: &str) -> Option<Kubectl> {
+        let binary = kubectl_binary(version)?;
+        Some(Kubectl { binary, kubeconfig: self.kubeconfig.clone(), home: self.dir.path().to_path_buf() })
+    }
+}
+
+/// `kubectl.<version>` beside the `kubectl` dispatcher on PATH. Missing binaries fail the
+/// test under `CI=true` and skip it (loudly) elsewhere.
+pub fn kubectl_binary(version: &str) -> Option<PathBuf> {
+    let found = which("kubectl").and_then(|dispatcher| {
+        let real = std::fs::canonicalize(dispatcher).ok()?;
+        let candidate = real.parent()?.join(format!("kubectl.{version}"));
+        candidate.is_file().then_some(candidate)
+    });
+    if found.is_none() {
+        let message = format!("kubectl.{version} was not found beside the kubectl on PATH");
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+        .unwrap_or(None)
+}
+
+/// One kubectl binary bound to the simulator's kubeconfig.
+pub struct Kubectl {
+    pub binary: PathBuf,
+    kubeconfig: PathBuf,
+    home: PathBuf,
+}
+
+/// What a kubectl run printed and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless kubectl exited 0.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "kubectl failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.home.join("cache"))
+            .args(args)
+            .env("HOME", &self.home)
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        command
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().await.expect("kubectl runs");
+        Run::from(output)
+    }
+
+    /// Starts kubectl in the background (for `get -w`), its stdout piped.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl starts")
+    }
+}
+
+/// The kubeconfig path as a string argument.
+pub fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
