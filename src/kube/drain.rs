@@ -197,7 +197,9 @@ impl Kube {
         options: &DrainOptions,
     ) -> KubeResult<DrainPreview> {
         let info = self.node_info(node).await?;
-        let plan = self.plan_drain(node, &options.filters).await?;
+        let pods = self.pods_on(node).await?;
+        let daemonsets = self.look_up_daemonsets(&pods).await;
+        let plan = drain_plan::plan(node, &pods, &daemonsets, &options.filters, Timestamp::now());
         let mut preview = DrainPreview {
             node: node.to_owned(),
             would_cordon: !info.unschedulable,
@@ -211,7 +213,6 @@ impl Kube {
         if preview.plan.check().is_err() || options.disable_eviction.is_some() {
             return Ok(preview);
         }
-        let pods = self.pods_on(node).await?;
         let budgets = self.pdbs().await?;
         let by_key: BTreeMap<String, &Pod> =
             pods.iter().map(|p| (PodRef::of(p).key(), p)).collect();

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
 use super::Kube;
@@ -375,6 +376,14 @@ fn state_in(pods: &Mirror<Pod>, pod: &PodRef) -> PodState {
     }
 }
 
+fn key_of(budget: &PodDisruptionBudget) -> String {
+    format!(
+        "{}/{}",
+        budget.metadata.namespace.as_deref().unwrap_or_default(),
+        budget.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -649,40 +658,40 @@ impl Kube {
                 }
                 EvictionAnswer::BlockedByBudget { .. } => {
                     transient_failures = 0;
-                    let now = Instant::now();
-                    let since = *blocked_since.get_or_insert(now);
-                    let budgets = watches.covering(&current);
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(policy.max_backoff);
+                    let budgets = self
+                        .wait_for_budget(watches, &current, &target, pause, policy.deadline)
+                        .await;
                     for budget in &budgets {
                         match blocked_by.iter_mut().find(|b| b.key() == budget.key()) {
                             Some(known) => *known = budget.clone(),
                             None => blocked_by.push(budget.clone()),
                         }
                     }
+                    let now = Instant::now();
                     if last_report.is_none_or(|at| now - at >= policy.report_every) {
                         last_report = Some(now);
                         let waited = blocked_total + (now - since);
+                        let shown =
+                            humantime::format_duration(Duration::from_secs(waited.as_secs()));
                         if budgets.is_empty() {
                             tracing::info!(
-                                "waiting to evict pod {target} ({}): {last_answer}",
-                                humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                                "waiting to evict pod {target} ({shown}): {last_answer}"
                             );
                         } else {
                             tracing::info!(
-                                "waiting to evict pod {target} ({}): PodDisruptionBudget {}",
-                                humantime::format_duration(Duration::from_secs(waited.as_secs())),
+                                "waiting to evict pod {target} ({shown}): PodDisruptionBudget {}",
                                 pdb::describe(&budgets)
                             );
                         }
                         observer(Progress::Waiting {
                             pod: target.clone(),
-                            budgets: budgets.clone(),
+                            budgets,
                             waited_ms: millis(waited),
                         });
                     }
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(policy.max_backoff);
-                    self.wait_for_budget(watches, &current, &target, pause, policy.deadline)
-                        .await;
                     continue;
                 }
                 EvictionAnswer::Throttled {
@@ -742,7 +751,9 @@ impl Kube {
     }
 
     /// After a budget refusal: returns after `pause`, or earlier when a covering budget
-    /// changes and now allows a disruption, or the pod goes away.
+    /// changes and now allows a disruption, or the pod goes away. Returns the covering budgets
+    /// as they were when they refused: the watch may lag the server by a moment, so it first
+    /// waits (briefly) for the watch to show a budget with no disruption allowed.
     async fn wait_for_budget(
         &self,
         watches: &EvictionWatches,
@@ -750,40 +761,36 @@ impl Kube {
         target: &PodRef,
         pause: Duration,
         deadline: Option<Instant>,
-    ) {
+    ) -> Vec<PdbStatus> {
         let until = Instant::now() + pause;
         let until = deadline.map_or(until, |d| d.min(until));
-        let seen: Vec<(String, Option<String>)> = {
-            let all = watches.budgets.all();
-            pdb::covering(all.iter().map(AsRef::as_ref), pod)
-                .into_iter()
-                .map(|b| {
-                    (
-                        format!(
-                            "{}/{}",
-                            b.metadata.namespace.as_deref().unwrap_or_default(),
-                            b.metadata.name.as_deref().unwrap_or_default()
-                        ),
-                        b.metadata.resource_version.clone(),
-                    )
-                })
-                .collect()
-        };
-        let budget_opened = |store: &kube::runtime::reflector::Store<PodDisruptionBudget>| {
+        let covering = |store: &Store<PodDisruptionBudget>| -> Vec<Arc<PodDisruptionBudget>> {
             let all = store.state();
             pdb::covering(all.iter().map(AsRef::as_ref), pod)
                 .into_iter()
-                .any(|b| {
-                    let key = format!(
-                        "{}/{}",
-                        b.metadata.namespace.as_deref().unwrap_or_default(),
-                        b.metadata.name.as_deref().unwrap_or_default()
-                    );
-                    let changed = !seen
-                        .iter()
-                        .any(|(k, rv)| *k == key && *rv == b.metadata.resource_version);
-                    changed && b.status.as_ref().is_some_and(|s| s.disruptions_allowed > 0)
-                })
+                .map(|b| Arc::new(b.clone()))
+                .collect()
+        };
+        let refusing =
+            |b: &PodDisruptionBudget| b.status.as_ref().is_none_or(|s| s.disruptions_allowed <= 0);
+        let _ = watches
+            .budgets
+            .wait_until(Some(until), |store| {
+                covering(store).iter().any(|b| refusing(b))
+            })
+            .await;
+        let held: Vec<Arc<PodDisruptionBudget>> = covering(watches.budgets.store());
+        let seen: Vec<(String, Option<String>)> = held
+            .iter()
+            .map(|b| (key_of(b), b.metadata.resource_version.clone()))
+            .collect();
+        let budget_opened = |store: &Store<PodDisruptionBudget>| {
+            covering(store).iter().any(|b| {
+                let changed = !seen
+                    .iter()
+                    .any(|(k, rv)| *k == key_of(b) && *rv == b.metadata.resource_version);
+                changed && !refusing(b)
+            })
         };
         tokio::select! {
             _ = watches.budgets.wait_until(Some(until), budget_opened) => {}
@@ -791,6 +798,7 @@ impl Kube {
                 !matches!(state_in(&watches.pods, target), PodState::Present(_))
             }) => {}
         }
+        held.iter().map(|b| PdbStatus::of(b)).collect()
     }
 
     /// Waits, by watch, for an evicted pod to be gone.
