@@ -44,6 +44,8 @@ pub struct DrainOptions {
     pub parallelism: usize,
     /// How often a waiting eviction says why.
     pub report_every: Duration,
+    /// The longest pause between two eviction attempts of one pod.
+    pub max_backoff: Duration,
 }
 
 impl Default for DrainOptions {
@@ -56,6 +58,7 @@ impl Default for DrainOptions {
             uncordon_on_failure: false,
             parallelism: 32,
             report_every: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -357,6 +360,7 @@ impl Kube {
             grace_period: options.grace_period,
             deadline,
             report_every: options.report_every,
+            max_backoff: options.max_backoff,
             skip_wait_for_delete_timeout: options.filters.skip_wait_for_delete_timeout,
             request_limit: Some(Arc::new(tokio::sync::Semaphore::new(
                 options.parallelism.max(1),

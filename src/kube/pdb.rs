@@ -92,17 +92,20 @@ impl fmt::Display for PdbStatus {
 }
 
 /// The budgets that cover `pod`, as the eviction API chooses them: same namespace, and a
-/// selector that matches the pod's labels.
+/// selector that matches the pod's labels. Sorted by name, so messages are stable.
 pub fn covering<'a>(
     pdbs: impl IntoIterator<Item = &'a PodDisruptionBudget>,
     pod: &Pod,
 ) -> Vec<&'a PodDisruptionBudget> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let labels = pod::labels(pod);
-    pdbs.into_iter()
+    let mut found: Vec<&PodDisruptionBudget> = pdbs
+        .into_iter()
         .filter(|pdb| pdb.metadata.namespace.as_deref().unwrap_or_default() == namespace)
         .filter(|pdb| pdb_selects(pdb.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
-        .collect()
+        .collect();
+    found.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    found
 }
 
 /// Joins budgets for a message: `a; b`.

@@ -1,4 +1,5 @@
 //! Kubernetes operations against the in-process simulator, with real kubectl as the reference.
 
+mod drain;
 mod nodes;
 mod support;
