@@ -2,4 +2,5 @@
 
 mod drain;
 mod nodes;
+mod parity;
 mod support;
