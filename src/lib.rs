@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod etcd_ops;
 pub mod inventory;
 pub mod journal;
+pub mod kube;
 pub mod node;
 pub mod output;
 pub mod params;

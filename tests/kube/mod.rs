@@ -1,0 +1,6 @@
+//! Kubernetes operations against the in-process simulator, with real kubectl as the reference.
+
+mod drain;
+mod nodes;
+mod parity;
+mod support;
