@@ -149,6 +149,10 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         inventory: Arc::new(inventory),
         libs: args.libs,
         state_dir: args.state_dir,
+        kube: crate::kube::ClientOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+        },
         batch: args.batch as usize,
         dry_run: args.dry_run,
         offline: args.offline,
@@ -209,6 +213,7 @@ fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<Ru
         Box::new(DryRun {
             transport: None,
             etcd: None,
+            kube: None,
         }),
         Arc::new(Recorder::new()),
         tokio_util::sync::CancellationToken::new(),

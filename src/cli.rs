@@ -105,6 +105,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub command_timeout: String,
 
+    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
     /// Where run journals are kept (`<DIR>/runs/<id>/journal.jsonl`).
     #[arg(
         long,

@@ -50,6 +50,8 @@ pub enum Effect {
     },
     /// A call on the etcd cluster.
     Etcd(crate::etcd_ops::EtcdCall),
+    /// A call on the Kubernetes API.
+    Kube(crate::kube_ops::KubeCall),
     /// Run `command` on a node until it exits 0, every `interval`, for at most `timeout`.
     Poll {
         node: Arc<NodeSpec>,
@@ -130,6 +132,7 @@ pub struct PerformContext {
 pub struct Live {
     pub transport: Arc<dyn Transport>,
     pub etcd: Arc<crate::etcd_ops::EtcdService>,
+    pub kube: Arc<crate::kube_ops::KubeService>,
 }
 
 impl Performer for Live {
@@ -143,6 +146,11 @@ impl Performer for Live {
             let outcome = match effect {
                 Effect::Etcd(call) => Outcome {
                     data: self.etcd.live(call).await?,
+                    observed: true,
+                    ..Outcome::default()
+                },
+                Effect::Kube(call) => Outcome {
+                    data: self.kube.live(call).await?,
                     observed: true,
                     ..Outcome::default()
                 },
@@ -166,6 +174,8 @@ pub struct DryRun {
     pub transport: Option<Arc<dyn Transport>>,
     /// `None` when offline.
     pub etcd: Option<Arc<crate::etcd_ops::EtcdService>>,
+    /// `None` when offline.
+    pub kube: Option<Arc<crate::kube_ops::KubeService>>,
 }
 
 impl Performer for DryRun {
@@ -178,6 +188,17 @@ impl Performer for DryRun {
         Box::pin(async move {
             if let (Effect::Etcd(call), Some(etcd)) = (effect, &self.etcd) {
                 let data = etcd.dry_run(call).await?;
+                return Ok(Performed {
+                    outcome: Outcome {
+                        observed: access == Access::Read,
+                        data: data.unwrap_or_default(),
+                        ..Outcome::default()
+                    },
+                    previous_content: None,
+                });
+            }
+            if let (Effect::Kube(call), Some(kube)) = (effect, &self.kube) {
+                let data = kube.dry_run(call).await?;
                 return Ok(Performed {
                     outcome: Outcome {
                         observed: access == Access::Read,
@@ -279,7 +300,7 @@ async fn execute(
                 )
                 .await?)
         }
-        Effect::Etcd(_) => Err(EffectError::Other(
+        Effect::Etcd(_) | Effect::Kube(_) => Err(EffectError::Other(
             "etcd calls are not node commands".into(),
         )),
         Effect::Poll {

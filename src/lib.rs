@@ -18,6 +18,7 @@ pub mod etcd_ops;
 pub mod inventory;
 pub mod journal;
 pub mod kube;
+pub mod kube_ops;
 pub mod node;
 pub mod output;
 pub mod params;

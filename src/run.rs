@@ -38,6 +38,8 @@ pub struct RunSettings {
     pub inventory: Arc<Inventory>,
     pub libs: Vec<PathBuf>,
     pub state_dir: PathBuf,
+    /// How to reach the cluster (`--kubeconfig`, `--context`).
+    pub kube: crate::kube::ClientOptions,
     pub batch: usize,
     pub dry_run: bool,
     pub offline: bool,
@@ -90,19 +92,26 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         Arc::clone(&settings.inventory),
         pool.clone(),
     ));
+    let kube = Arc::new(crate::kube_ops::KubeService::new(settings.kube.clone()));
     let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
         pool.clone(),
         Arc::clone(&settings.inventory),
     ));
     let performer: Box<dyn Performer> = match (settings.dry_run, settings.offline) {
-        (false, _) => Box::new(Live { transport, etcd }),
+        (false, _) => Box::new(Live {
+            transport,
+            etcd,
+            kube,
+        }),
         (true, false) => Box::new(DryRun {
             etcd: Some(etcd),
+            kube: Some(kube),
             transport: Some(transport),
         }),
         (true, true) => Box::new(DryRun {
             transport: None,
             etcd: None,
+            kube: None,
         }),
     };
     let mut effects = Effects::new(

@@ -5,6 +5,7 @@
 mod core;
 mod etcd;
 mod files;
+mod kube;
 mod packages;
 mod shell;
 mod systemd;
@@ -161,6 +162,7 @@ pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     etcd::register(engine, context);
     shell::register(engine, context);
     files::register(engine, context);
+    kube::register(engine, context);
     systemd::register(engine, context);
     packages::register(engine, context);
 }

@@ -3,4 +3,5 @@
 mod drain;
 mod nodes;
 mod parity;
+mod playbook;
 mod support;

@@ -6,7 +6,9 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -17,7 +19,13 @@ fn eviction(name: &str, namespace: &str) -> Value {
 }
 
 async fn evict(pods: &Api<Pod>, name: &str, namespace: &str) -> Result<Value, kube::Error> {
-    pods.create_subresource("eviction", name, &PostParams::default(), &eviction(name, namespace)).await
+    pods.create_subresource(
+        "eviction",
+        name,
+        &PostParams::default(),
+        &eviction(name, namespace),
+    )
+    .await
 }
 
 fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::Status {
@@ -31,13 +39,30 @@ fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::S
 async fn list_with_selectors_get_and_not_found() {
     let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
     let pods: Api<Pod> = Api::all(sim.client());
-    let on_worker_1 = pods.list(&ListParams::default().fields("spec.nodeName=worker-1")).await.unwrap();
-    let mut names: Vec<String> = on_worker_1.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    let on_worker_1 = pods
+        .list(&ListParams::default().fields("spec.nodeName=worker-1"))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = on_worker_1
+        .items
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
     names.sort();
-    assert_eq!(names, ["kube-proxy-bbbbb", "web-5d8f7c9b4-k2x7p", "web-5d8f7c9b4-m4q9z"]);
+    assert_eq!(
+        names,
+        [
+            "kube-proxy-bbbbb",
+            "web-5d8f7c9b4-k2x7p",
+            "web-5d8f7c9b4-m4q9z"
+        ]
+    );
 
     let shop: Api<Pod> = Api::namespaced(sim.client(), "shop");
-    let db = shop.list(&ListParams::default().labels("app in (db),statefulset.kubernetes.io/pod-name!=db-0")).await.unwrap();
+    let db = shop
+        .list(&ListParams::default().labels("app in (db),statefulset.kubernetes.io/pod-name!=db-0"))
+        .await
+        .unwrap();
     assert_eq!(db.items.len(), 1);
     assert_eq!(db.items[0].metadata.name.as_deref(), Some("db-1"));
 
@@ -58,8 +83,14 @@ async fn list_with_selectors_get_and_not_found() {
     assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
     assert_eq!(status.message, r#"pods "nope" not found"#);
 
-    let status = api_error(pods.list(&ListParams::default().fields("spec.bogus=1")).await);
-    assert_eq!((status.code, status.message.as_str()), (400, "field label not supported: spec.bogus"));
+    let status = api_error(
+        pods.list(&ListParams::default().fields("spec.bogus=1"))
+            .await,
+    );
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (400, "field label not supported: spec.bogus")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,12 +102,38 @@ async fn cordon_and_all_patch_types_on_nodes() {
     nodes.uncordon("worker-2").await.unwrap();
 
     let params = PatchParams::default();
-    nodes.patch("worker-2", &params, &Patch::Strategic(json!({"metadata": {"labels": {"a": "1"}}}))).await.unwrap();
-    nodes.patch("worker-2", &params, &Patch::Merge(json!({"metadata": {"labels": {"b": "2"}}}))).await.unwrap();
-    let ops: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/c", "value": "3"}])).unwrap();
-    let node = nodes.patch("worker-2", &params, &Patch::Json::<()>(ops)).await.unwrap();
+    nodes
+        .patch(
+            "worker-2",
+            &params,
+            &Patch::Strategic(json!({"metadata": {"labels": {"a": "1"}}})),
+        )
+        .await
+        .unwrap();
+    nodes
+        .patch(
+            "worker-2",
+            &params,
+            &Patch::Merge(json!({"metadata": {"labels": {"b": "2"}}})),
+        )
+        .await
+        .unwrap();
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/c", "value": "3"}]))
+            .unwrap();
+    let node = nodes
+        .patch("worker-2", &params, &Patch::Json::<()>(ops))
+        .await
+        .unwrap();
     let labels = node.metadata.labels.unwrap();
-    assert_eq!((labels["a"].as_str(), labels["b"].as_str(), labels["c"].as_str()), ("1", "2", "3"));
+    assert_eq!(
+        (
+            labels["a"].as_str(),
+            labels["b"].as_str(),
+            labels["c"].as_str()
+        ),
+        ("1", "2", "3")
+    );
     // kube-rs uncordons with `unschedulable: false`.
     assert_eq!(node.spec.unwrap().unschedulable, Some(false));
 
@@ -86,10 +143,29 @@ async fn cordon_and_all_patch_types_on_nodes() {
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
 
     // dryRun=All answers with the result and stores nothing.
-    let dry = PatchParams { dry_run: true, ..PatchParams::default() };
-    let answered = nodes.patch("worker-3", &dry, &Patch::Merge(json!({"spec": {"unschedulable": true}}))).await.unwrap();
+    let dry = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let answered = nodes
+        .patch(
+            "worker-3",
+            &dry,
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(answered.spec.unwrap().unschedulable, Some(true));
-    assert_eq!(nodes.get("worker-3").await.unwrap().spec.unwrap().unschedulable, None);
+    assert_eq!(
+        nodes
+            .get("worker-3")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .unschedulable,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,26 +176,61 @@ async fn evictions_follow_the_disruption_budget() {
 
     // Server-side dry run: allowed, nothing changes.
     let dry = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-5d8f7c9b4-k2x7p"}, "deleteOptions": {"dryRun": ["All"]}});
-    let status: Value = pods.create_subresource("eviction", "web-5d8f7c9b4-k2x7p", &PostParams::default(), &dry).await.unwrap();
+    let status: Value = pods
+        .create_subresource(
+            "eviction",
+            "web-5d8f7c9b4-k2x7p",
+            &PostParams::default(),
+            &dry,
+        )
+        .await
+        .unwrap();
     assert_eq!(status["status"], "Success");
-    assert!(pods.get("web-5d8f7c9b4-k2x7p").await.unwrap().metadata.deletion_timestamp.is_none());
+    assert!(
+        pods.get("web-5d8f7c9b4-k2x7p")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
 
     let status = evict(&pods, "web-5d8f7c9b4-k2x7p", "shop").await.unwrap();
-    assert_eq!((status["status"].as_str(), status["code"].as_i64()), (Some("Success"), Some(201)));
+    assert_eq!(
+        (status["status"].as_str(), status["code"].as_i64()),
+        (Some("Success"), Some(201))
+    );
     let evicted = pods.get("web-5d8f7c9b4-k2x7p").await.unwrap();
     assert!(evicted.metadata.deletion_timestamp.is_some());
     assert_eq!(evicted.metadata.deletion_grace_period_seconds, Some(30));
 
     let status = api_error(evict(&pods, "web-5d8f7c9b4-m4q9z", "shop").await);
-    assert_eq!((status.code, status.reason.as_str()), (429, "TooManyRequests"));
-    assert_eq!(status.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (429, "TooManyRequests")
+    );
+    assert_eq!(
+        status.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
     let cause = &status.details.unwrap().causes[0];
     assert_eq!(cause.reason, "DisruptionBudget");
-    assert_eq!(cause.message, "The disruption budget web needs 2 healthy pods and has 2 currently");
+    assert_eq!(
+        cause.message,
+        "The disruption budget web needs 2 healthy pods and has 2 currently"
+    );
     // An integer minAvailable expects every matching pod: the terminating one and its
     // not yet ready replacement included.
     let pdb = pdbs.get("web").await.unwrap().status.unwrap();
-    assert_eq!((pdb.current_healthy, pdb.desired_healthy, pdb.disruptions_allowed, pdb.expected_pods), (2, 2, 0, 4));
+    assert_eq!(
+        (
+            pdb.current_healthy,
+            pdb.desired_healthy,
+            pdb.disruptions_allowed,
+            pdb.expected_pods
+        ),
+        (2, 2, 0, 4)
+    );
 
     // A second PDB over the same pods makes evictions fail with 500.
     let overlapping: PodDisruptionBudget = serde_json::from_value(json!({
@@ -127,9 +238,14 @@ async fn evictions_follow_the_disruption_budget() {
         "metadata": {"name": "web-extra"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}
     }))
     .unwrap();
-    pdbs.create(&PostParams::default(), &overlapping).await.unwrap();
+    pdbs.create(&PostParams::default(), &overlapping)
+        .await
+        .unwrap();
     let status = api_error(evict(&pods, "web-5d8f7c9b4-r8w2n", "shop").await);
-    assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (500, "InternalError")
+    );
     assert_eq!(
         status.message,
         "Internal error occurred: This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
@@ -141,12 +257,23 @@ async fn deleted_pods_are_replaced_and_terminate_after_their_grace_period() {
     let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
     let handle = sim.server.handle();
     let pods: Api<Pod> = Api::namespaced(sim.client(), "shop");
-    pods.delete("web-5d8f7c9b4-r8w2n", &DeleteParams::default().grace_period(3600)).await.unwrap();
+    pods.delete(
+        "web-5d8f7c9b4-r8w2n",
+        &DeleteParams::default().grace_period(3600),
+    )
+    .await
+    .unwrap();
     let terminating = pods.get("web-5d8f7c9b4-r8w2n").await.unwrap();
-    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(3600));
+    assert_eq!(
+        terminating.metadata.deletion_grace_period_seconds,
+        Some(3600)
+    );
     // The ReplicaSet replaces the pod at once, the replacement becomes ready after the
     // startup delay, and the terminating pod goes when the grace period ends.
-    let web = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
     assert_eq!(web.items.len(), 4);
     handle.advance_clock(Duration::from_secs(3601));
     let gone = tokio::time::timeout(Duration::from_secs(30), async {
@@ -159,9 +286,19 @@ async fn deleted_pods_are_replaced_and_terminate_after_their_grace_period() {
     })
     .await;
     assert!(gone.is_ok(), "the pod outlived its grace period");
-    let web = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
     assert_eq!(web.items.len(), 3);
-    let replacement = web.items.iter().find(|p| !p.metadata.name.as_ref().unwrap().ends_with("k2x7p") && !p.metadata.name.as_ref().unwrap().ends_with("m4q9z")).unwrap();
+    let replacement = web
+        .items
+        .iter()
+        .find(|p| {
+            !p.metadata.name.as_ref().unwrap().ends_with("k2x7p")
+                && !p.metadata.name.as_ref().unwrap().ends_with("m4q9z")
+        })
+        .unwrap();
     let status = replacement.status.as_ref().unwrap();
     assert_eq!(status.phase.as_deref(), Some("Running"));
     assert!(status.pod_ip.is_some());
@@ -169,7 +306,10 @@ async fn deleted_pods_are_replaced_and_terminate_after_their_grace_period() {
 
     // A bare pod deleted with grace period 0 is gone at once and not recreated.
     let default: Api<Pod> = Api::namespaced(sim.client(), "default");
-    default.delete("debug", &DeleteParams::default().grace_period(0)).await.unwrap();
+    default
+        .delete("debug", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert!(default.get_opt("debug").await.unwrap().is_none());
 }
 
@@ -184,18 +324,38 @@ async fn leases_use_optimistic_concurrency() {
     .unwrap();
     let created = leases.create(&PostParams::default(), &lease).await.unwrap();
     let status = api_error(leases.create(&PostParams::default(), &lease).await);
-    assert_eq!((status.code, status.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
 
     let mut renewed = created.clone();
     renewed.spec.as_mut().unwrap().holder_identity = Some("operator-b".into());
-    let replaced = leases.replace("krun-upgrade", &PostParams::default(), &renewed).await.unwrap();
-    assert_eq!(replaced.spec.unwrap().holder_identity.as_deref(), Some("operator-b"));
+    let replaced = leases
+        .replace("krun-upgrade", &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-b")
+    );
     // Replacing with the old resourceVersion loses the race.
-    let status = api_error(leases.replace("krun-upgrade", &PostParams::default(), &created).await);
+    let status = api_error(
+        leases
+            .replace("krun-upgrade", &PostParams::default(), &created)
+            .await,
+    );
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
 
-    let missing = api_error(Api::<Lease>::namespaced(sim.client(), "no-such-namespace").create(&PostParams::default(), &lease).await);
-    assert_eq!((missing.code, missing.message.as_str()), (404, r#"namespaces "no-such-namespace" not found"#));
+    let missing = api_error(
+        Api::<Lease>::namespaced(sim.client(), "no-such-namespace")
+            .create(&PostParams::default(), &lease)
+            .await,
+    );
+    assert_eq!(
+        (missing.code, missing.message.as_str()),
+        (404, r#"namespaces "no-such-namespace" not found"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,18 +379,30 @@ async fn watcher_sees_evictions_and_replacements() {
     let outcome = tokio::time::timeout(Duration::from_secs(30), async {
         while !(deleted && added.is_some()) {
             match stream.try_next().await.unwrap().unwrap() {
-                watcher::Event::Apply(pod) if !["web-5d8f7c9b4-k2x7p", "web-5d8f7c9b4-m4q9z", "web-5d8f7c9b4-r8w2n"].contains(&pod.metadata.name.as_deref().unwrap()) => {
+                watcher::Event::Apply(pod)
+                    if ![
+                        "web-5d8f7c9b4-k2x7p",
+                        "web-5d8f7c9b4-m4q9z",
+                        "web-5d8f7c9b4-r8w2n",
+                    ]
+                    .contains(&pod.metadata.name.as_deref().unwrap()) =>
+                {
                     if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                         added = pod.metadata.name.clone();
                     }
                 }
-                watcher::Event::Delete(pod) => deleted |= pod.metadata.name.as_deref() == Some("web-5d8f7c9b4-k2x7p"),
+                watcher::Event::Delete(pod) => {
+                    deleted |= pod.metadata.name.as_deref() == Some("web-5d8f7c9b4-k2x7p")
+                }
                 _ => {}
             }
         }
     })
     .await;
-    assert!(outcome.is_ok(), "saw deletion: {deleted}, running replacement: {added:?}");
+    assert!(
+        outcome.is_ok(),
+        "saw deletion: {deleted}, running replacement: {added:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +414,11 @@ async fn raw_watches_resume_bookmark_and_expire() {
     nodes.cordon("worker-1").await.unwrap();
 
     // Resuming from the list's resourceVersion replays the change made since, then bookmarks.
-    let mut events = nodes.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut events = nodes
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     let first = events.try_next().await.unwrap().unwrap();
     match first {
         WatchEvent::Modified(node) => assert_eq!(node.metadata.name.as_deref(), Some("worker-1")),
@@ -257,7 +433,9 @@ async fn raw_watches_resume_bookmark_and_expire() {
     })
     .await
     .expect("a bookmark arrives");
-    assert!(bookmark.metadata.resource_version.parse::<u64>().unwrap() > rv.parse::<u64>().unwrap());
+    assert!(
+        bookmark.metadata.resource_version.parse::<u64>().unwrap() > rv.parse::<u64>().unwrap()
+    );
 
     // Sending initial events ends with the initial-events-end bookmark.
     let params = WatchParams::streaming_lists();
@@ -267,7 +445,13 @@ async fn raw_watches_resume_bookmark_and_expire() {
         match initial.try_next().await.unwrap().unwrap() {
             WatchEvent::Added(_) => added += 1,
             WatchEvent::Bookmark(b) => {
-                assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
                 break;
             }
             other => panic!("unexpected {other:?}"),

@@ -1,0 +1,375 @@
+//! Kubernetes primitives: cordon, drain, evict, uncordon, wait for Ready, and the reads around
+//! them. Drains go through the Eviction API and respect PodDisruptionBudgets; bypassing them
+//! (`disable_eviction`) is an explicit, loudly logged override.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, Map, NativeCallContext, Position};
+
+use super::{RhaiResult, RunContext, duration_value, option, primitive, raise};
+use crate::effects::{Access, Effect};
+use crate::error::Kind;
+use crate::kube::{DrainFilters, DrainOptions, EvictionBypass};
+use crate::kube_ops::KubeCall;
+use crate::node::Node;
+
+const TARGET: &str = "kubernetes";
+
+const DRAIN_DOC: &str = "Cordons `node` and evicts its pods through the Eviction API, like `kubectl drain`, waiting\n\
+(by watch) until they are gone. `opts` mirror kubectl: `ignore_daemonsets`, `delete_emptydir_data`,\n\
+`force` (pods without a controller), `grace_period` (seconds), `timeout` (\"10m\"), `pod_selector`,\n\
+`skip_wait_for_delete_timeout`, `uncordon_on_failure` (default false), `disable_eviction`\n\
+(plain DELETE that bypasses PodDisruptionBudgets: give a reason string; logged loudly).\n\
+If any pod is refused, nothing is evicted and the error lists every refused pod and the option\n\
+that would allow it. Returns the report: evicted pods, skipped pods and why, and for every wait\n\
+the budget that held it. In a dry-run: the same plan from the live pods, with a server-side\n\
+dry-run eviction per pod saying whether it would be admitted now.";
+
+pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
+    let ctx = Arc::clone(context);
+    primitive(
+        "server_version",
+        &["Map"],
+        "The API server's version: `#{ major, minor, git_version, … }`. Runs in a dry-run.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext| -> RhaiResult<Dynamic> {
+            kube_step(
+                &ctx,
+                &call,
+                "server_version",
+                Access::Read,
+                KubeCall::ServerVersion,
+            )
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "pdbs",
+        &["Array"],
+        "Every PodDisruptionBudget with its status numbers. Runs in a dry-run.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext| -> RhaiResult<Dynamic> {
+            kube_step(&ctx, &call, "pdbs", Access::Read, KubeCall::Pdbs)
+        },
+    );
+
+    let readers: [(&'static str, &'static str, fn(String) -> KubeCall); 2] = [
+        (
+            "node_info",
+            "`#{ kubelet_version, kube_proxy_version, container_runtime, os_image, architecture,\n\
+             conditions, unschedulable, taints, internal_ip, … }` of a node (a Node or its name).\n\
+             Runs in a dry-run.",
+            |node| KubeCall::NodeInfo { node },
+        ),
+        (
+            "pods_on",
+            "The pods on a node: `[#{ namespace, name, phase, owner, labels }]`. Runs in a dry-run.",
+            |node| KubeCall::PodsOn { node },
+        ),
+    ];
+    for (name, doc, make) in readers {
+        let ctx = Arc::clone(context);
+        primitive(name, &["node: Node | string", "Dynamic"], doc).register_into_engine(
+            engine,
+            move |call: NativeCallContext, node: Dynamic| -> RhaiResult<Dynamic> {
+                let node = node_name(&ctx, &call, name, node)?;
+                kube_step(&ctx, &call, name, Access::Read, make(node))
+            },
+        );
+    }
+
+    let writers: [(&'static str, &'static str, fn(String) -> KubeCall); 2] = [
+        (
+            "cordon",
+            "Marks a node unschedulable; returns `#{ changed }` (false when it already was). Recorded in a dry-run.",
+            |node| KubeCall::Cordon { node },
+        ),
+        (
+            "uncordon",
+            "Marks a node schedulable again; returns `#{ changed }`. Recorded in a dry-run.",
+            |node| KubeCall::Uncordon { node },
+        ),
+    ];
+    for (name, doc, make) in writers {
+        let ctx = Arc::clone(context);
+        primitive(name, &["node: Node | string", "Map"], doc).register_into_engine(
+            engine,
+            move |call: NativeCallContext, node: Dynamic| -> RhaiResult<Dynamic> {
+                let node = node_name(&ctx, &call, name, node)?;
+                kube_step(&ctx, &call, name, Access::Change, make(node))
+            },
+        );
+    }
+
+    let ctx = Arc::clone(context);
+    primitive("drain", &["node: Node | string", "Map"], DRAIN_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Dynamic| -> RhaiResult<Dynamic> {
+            drain(&ctx, &call, node, &Map::new())
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive(
+        "drain",
+        &["node: Node | string", "opts: Map", "Map"],
+        DRAIN_DOC,
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Dynamic, opts: Map| -> RhaiResult<Dynamic> {
+            drain(&ctx, &call, node, &opts)
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "evict",
+        &["namespace: &str", "pod: &str", "opts: Map", "Map"],
+        "Evicts one pod through the Eviction API, retrying while a PodDisruptionBudget blocks it and\n\
+         waiting until it is gone. `opts`: `grace_period` (seconds), `timeout` (\"5m\"). In a dry-run:\n\
+         a server-side dry-run eviction says whether it would be admitted now.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, namespace: &str, pod: &str, opts: Map| -> RhaiResult<Dynamic> {
+        let position = call.call_position();
+        let grace_period = option::<i64>(&opts, "grace_period", &ctx, "evict", position)?;
+        let timeout = duration_option(&ctx, &opts, "timeout", "evict", position)?;
+        let effect = KubeCall::Evict { namespace: namespace.to_owned(), pod: pod.to_owned(), grace_period, timeout };
+        kube_step(&ctx, &call, "evict", Access::Change, effect)
+    });
+
+    for with_version in [false, true] {
+        let ctx = Arc::clone(context);
+        let params: &[&str] = if with_version {
+            &[
+                "node: Node | string",
+                "timeout: string | int",
+                "kubelet_version: &str",
+                "Map",
+            ]
+        } else {
+            &["node: Node | string", "timeout: string | int", "Map"]
+        };
+        let doc = "Waits (by watch, no polling) until the node is Ready — and, when given, reports\n\
+                   `kubelet_version` (\"1.21.14\" or \"v1.21.14\") — for at most `timeout`. Returns the node's\n\
+                   info. Recorded, not run, in a dry-run.";
+        let register = primitive("wait_ready", params, doc);
+        if with_version {
+            register.register_into_engine(
+                engine,
+                move |call: NativeCallContext,
+                      node: Dynamic,
+                      timeout: Dynamic,
+                      version: &str|
+                      -> RhaiResult<Dynamic> {
+                    wait_ready(&ctx, &call, node, &timeout, Some(version.to_owned()))
+                },
+            );
+        } else {
+            register.register_into_engine(
+                engine,
+                move |call: NativeCallContext,
+                      node: Dynamic,
+                      timeout: Dynamic|
+                      -> RhaiResult<Dynamic> {
+                    wait_ready(&ctx, &call, node, &timeout, None)
+                },
+            );
+        }
+    }
+}
+
+fn kube_step(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    action: &'static str,
+    access: Access,
+    effect: KubeCall,
+) -> RhaiResult<Dynamic> {
+    let outcome = ctx.step_on(
+        call,
+        action,
+        TARGET,
+        access,
+        effect.describe(),
+        Effect::Kube(effect),
+    )?;
+    rhai::serde::to_dynamic(&outcome.data)
+}
+
+/// A node given as a `Node` value or by name.
+fn node_name(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    action: &str,
+    node: Dynamic,
+) -> RhaiResult<String> {
+    if let Some(node) = node.clone().try_cast::<Node>() {
+        return Ok(node.0.name.clone());
+    }
+    if node.is_string() {
+        return Ok(node.to_string());
+    }
+    Err(raise(
+        call.call_position(),
+        ctx.failure(
+            action,
+            Kind::Input,
+            format!(
+                "{action}: expected a node or a node name, got {}",
+                node.type_name()
+            ),
+        ),
+    ))
+}
+
+fn duration_option(
+    ctx: &RunContext,
+    opts: &Map,
+    key: &str,
+    action: &str,
+    position: Position,
+) -> RhaiResult<Option<Duration>> {
+    match opts.get(key) {
+        None => Ok(None),
+        Some(value) if value.is_unit() => Ok(None),
+        Some(value) => duration_value(value).map(Some).ok_or_else(|| {
+            raise(
+                position,
+                ctx.failure(
+                    action,
+                    Kind::Input,
+                    format!(
+                        "{action}: option `{key}` must be like \"10m\" or seconds, got {value}"
+                    ),
+                ),
+            )
+        }),
+    }
+}
+
+fn drain(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: Dynamic,
+    opts: &Map,
+) -> RhaiResult<Dynamic> {
+    let position = call.call_position();
+    let node = node_name(ctx, call, "drain", node)?;
+    const KNOWN: &[&str] = &[
+        "ignore_daemonsets",
+        "delete_emptydir_data",
+        "force",
+        "grace_period",
+        "timeout",
+        "pod_selector",
+        "disable_eviction",
+        "skip_wait_for_delete_timeout",
+        "uncordon_on_failure",
+    ];
+    for key in opts.keys() {
+        if !KNOWN.contains(&key.as_str()) {
+            let mut message = format!("drain: unknown option `{key}`");
+            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Err(raise(position, ctx.failure("drain", Kind::Input, message)));
+        }
+    }
+    let flag =
+        |key: &str| option::<bool>(opts, key, ctx, "drain", position).map(|v| v.unwrap_or(false));
+    let selector = option::<rhai::ImmutableString>(opts, "pod_selector", ctx, "drain", position)?
+        .unwrap_or_default();
+    let pod_selector = crate::kube::selector::Selector::parse(&selector).map_err(|e| {
+        raise(
+            position,
+            ctx.failure(
+                "drain",
+                Kind::Input,
+                format!("drain: pod_selector `{selector}`: {e}"),
+            ),
+        )
+    })?;
+    let disable_eviction = match opts.get("disable_eviction") {
+        None => None,
+        Some(value) if value.is_unit() => None,
+        Some(value) if value.as_bool() == Ok(false) => None,
+        Some(value) if value.is_string() => Some(EvictionBypass::acknowledged(value.to_string())),
+        Some(_) => {
+            return Err(raise(
+                position,
+                ctx.failure(
+                    "drain",
+                    Kind::Input,
+                    "drain: `disable_eviction` bypasses PodDisruptionBudgets; give the reason as a string, e.g. disable_eviction: \"PDB of a dead app blocks the upgrade, approved by X\"",
+                ),
+            ));
+        }
+    };
+    let options = DrainOptions {
+        filters: DrainFilters {
+            ignore_daemonsets: flag("ignore_daemonsets")?,
+            delete_emptydir_data: flag("delete_emptydir_data")?,
+            force: flag("force")?,
+            pod_selector,
+            skip_wait_for_delete_timeout: duration_option(
+                ctx,
+                opts,
+                "skip_wait_for_delete_timeout",
+                "drain",
+                position,
+            )?,
+        },
+        grace_period: option::<i64>(opts, "grace_period", ctx, "drain", position)?,
+        timeout: duration_option(ctx, opts, "timeout", "drain", position)?,
+        disable_eviction,
+        uncordon_on_failure: flag("uncordon_on_failure")?,
+        ..DrainOptions::default()
+    };
+    kube_step(
+        ctx,
+        call,
+        "drain",
+        Access::Change,
+        KubeCall::Drain {
+            node,
+            options: Box::new(options),
+        },
+    )
+}
+
+fn wait_ready(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: Dynamic,
+    timeout: &Dynamic,
+    version: Option<String>,
+) -> RhaiResult<Dynamic> {
+    let node = node_name(ctx, call, "wait_ready", node)?;
+    let timeout = duration_value(timeout).ok_or_else(|| {
+        raise(
+            call.call_position(),
+            ctx.failure(
+                "wait_ready",
+                Kind::Input,
+                format!("wait_ready: timeout must be like \"5m\" or seconds, got {timeout}"),
+            ),
+        )
+    })?;
+    kube_step(
+        ctx,
+        call,
+        "wait_ready",
+        Access::Wait,
+        KubeCall::WaitReady {
+            node,
+            timeout,
+            version,
+        },
+    )
+}

@@ -1,0 +1,146 @@
+//! A `cordon → drain → uncordon` playbook through the `krun` binary against the simulator:
+//! dry-run changes nothing and shows the drain plan; a real run drains and uncordons.
+
+use super::support::*;
+use crate::cli::Krun;
+
+const PLAYBOOK: &str = r#"
+let info = node_info(node);
+log(`${node.name}: kubelet ${info.kubelet_version}, unschedulable ${info.unschedulable}`);
+cordon(node);
+let report = drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, force: true, timeout: "5m" });
+uncordon(node);
+wait_ready(node, "1m");
+"#;
+
+fn files(sim: &Sim) -> (std::path::PathBuf, std::path::PathBuf) {
+    let playbook = sim.dir.path().join("drain.rhai");
+    std::fs::write(&playbook, PLAYBOOK).unwrap();
+    let inventory = sim.dir.path().join("inventory.toml");
+    std::fs::write(&inventory, "[nodes.worker-1]\nhost = \"127.0.0.1\"\n").unwrap();
+    (playbook, inventory)
+}
+
+async fn krun(args: Vec<String>) -> crate::cli::Output {
+    tokio::task::spawn_blocking(move || Krun::new().args(args).run())
+        .await
+        .unwrap()
+}
+
+fn args(sim: &Sim, extra: &[&str]) -> Vec<String> {
+    let (playbook, inventory) = files(sim);
+    let mut args: Vec<String> = vec![
+        playbook.display().to_string(),
+        "--inventory".into(),
+        inventory.display().to_string(),
+        "--kubeconfig".into(),
+        sim.kubeconfig.display().to_string(),
+        "--node".into(),
+        "worker-1".into(),
+        "--output".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn pods_on_worker_1(sim: &Sim) -> Vec<String> {
+    let kube = sim.kube();
+    let runtime = tokio::runtime::Handle::current();
+    let pods = std::thread::spawn(move || runtime.block_on(kube.pods_on("worker-1")))
+        .join()
+        .unwrap()
+        .unwrap();
+    let mut names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_the_drain_and_changes_nothing() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let before = pods_on_worker_1(&sim);
+    let out = krun(args(&sim, &["--dry-run"])).await;
+    out.code(0);
+    assert_eq!(pods_on_worker_1(&sim), before, "a dry-run evicted pods");
+    assert_eq!(
+        sim.requests()
+            .get("create pods/eviction")
+            .copied()
+            .unwrap_or(0),
+        sim.requests()
+            .get("create pods/eviction")
+            .copied()
+            .unwrap_or(0)
+    );
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    let actions: Vec<&str> = steps
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["node_info", "cordon", "drain", "uncordon", "wait_ready"]
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["access"] == "read" || s["executed"] == false)
+    );
+    let drain = &steps[2];
+    assert_eq!(
+        drain["command"],
+        "kubectl drain worker-1 --ignore-daemonsets --delete-emptydir-data --force --timeout=5m"
+    );
+    let plan = serde_json::to_string(&drain["data"]).unwrap();
+    assert!(plan.contains("web-5d8f7c9b4-k2x7p"), "{plan}");
+    let info = crate::cli::Krun::new().args(["--help"]).run();
+    info.code(0);
+    let node = sim.kube();
+    let runtime = tokio::runtime::Handle::current();
+    let unschedulable = std::thread::spawn(move || runtime.block_on(node.node_info("worker-1")))
+        .join()
+        .unwrap()
+        .unwrap()
+        .unschedulable;
+    assert!(!unschedulable, "a dry-run cordoned the node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_drains_and_uncordons() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let out = krun(args(&sim, &[])).await;
+    out.code(0);
+    let remaining = pods_on_worker_1(&sim);
+    assert!(
+        remaining.iter().all(|p| p.starts_with("kube-proxy")),
+        "pods left on worker-1: {remaining:?}"
+    );
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["executed"] == true), "{steps:#?}");
+    assert_eq!(steps[1]["data"]["changed"], true);
+    let drain = &steps[2]["data"];
+    assert!(
+        !drain["evicted"].as_array().unwrap().is_empty(),
+        "{drain:#}"
+    );
+    assert!(
+        sim.requests()
+            .get("create pods/eviction")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    let node = sim.kube();
+    let runtime = tokio::runtime::Handle::current();
+    let info = std::thread::spawn(move || runtime.block_on(node.node_info("worker-1")))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(!info.unschedulable, "the node was left cordoned");
+}
