@@ -3,5 +3,6 @@
 mod cli;
 mod e2e;
 mod etcd;
+mod etcd_e2e;
 mod ssh;
 mod support;
