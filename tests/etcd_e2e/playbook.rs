@@ -98,7 +98,11 @@ async fn dry_run_of_a_replacement_changes_nothing_and_plans_each_membership() {
         ],
     );
     out.code(0);
-    assert_eq!(cluster.etcdctl_members(), before, "the dry-run changed etcd");
+    assert_eq!(
+        cluster.etcdctl_members(),
+        before,
+        "the dry-run changed etcd"
+    );
     assert!(!snapshot.exists(), "the dry-run took a snapshot");
 
     let report = out.json();
@@ -261,7 +265,7 @@ async fn in_place_rolling_upgrade_to_3_5_through_the_playbook_loses_no_write() {
     ));
 
     let snapshot = files.dir.path().join("before.db");
-    let args = vec![
+    let args = [
         "--set".to_owned(),
         format!("upgrade_cmd=sh {} {{member}}", hook.display()),
         "--set".to_owned(),
@@ -287,7 +291,10 @@ async fn in_place_rolling_upgrade_to_3_5_through_the_playbook_loses_no_write() {
     let after_upgrade = acked.load(Ordering::SeqCst);
     let deadline = Instant::now() + HEALTHY_WITHIN;
     while acked.load(Ordering::SeqCst) < after_upgrade + 20 {
-        assert!(Instant::now() < deadline, "writes stopped after the upgrade");
+        assert!(
+            Instant::now() < deadline,
+            "writes stopped after the upgrade"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::SeqCst);

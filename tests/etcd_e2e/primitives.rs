@@ -72,9 +72,16 @@ async fn list_status_health_and_a_snapshot_etcdctl_accepts() {
             s["status"]["leader"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(leaders.len(), 1, "members disagree on the leader: {status:?}");
+    assert_eq!(
+        leaders.len(),
+        1,
+        "members disagree on the leader: {status:?}"
+    );
     let leader = leaders.into_iter().next().unwrap();
-    assert!(listed.iter().any(|m| m.0 == leader), "{leader} is no member");
+    assert!(
+        listed.iter().any(|m| m.0 == leader),
+        "{leader} is no member"
+    );
 
     let health = data_of(&report, "etcd_health");
     let health = health.as_array().unwrap();
@@ -83,7 +90,9 @@ async fn list_status_health_and_a_snapshot_etcdctl_accepts() {
 
     let saved = data_of(&report, "etcd_snapshot");
     assert_eq!(saved["path"], snapshot.display().to_string());
-    let size = std::fs::metadata(&snapshot).expect("snapshot written").len();
+    let size = std::fs::metadata(&snapshot)
+        .expect("snapshot written")
+        .len();
     assert_eq!(saved["size"], size);
     let checked: serde_json::Value = serde_json::from_str(&cluster.etcdctl(&[
         "snapshot",
