@@ -213,12 +213,24 @@ setsid "$ETCD" --name "$member" --data-dir "$DATA" \
     --initial-cluster "$INITIAL" --initial-cluster-state existing \
     --logger zap --log-outputs stderr >>"$here/$member.upgraded.log" 2>&1 </dev/null &
 echo $! >"$here/$member.pid"
-echo $! >>"$here/started.pids"
+echo $! >>"$PIDS"
 echo "restarted $member with $("$ETCD" --version | head -n 1)"
 "#;
 
-/// Kills the members the hook started (they are not children of the test) when dropped.
+/// Kills the members the hook started (they are not children of the test) when dropped. The
+/// pid list lives outside the test's temporary directory, which may be gone by then.
 struct HookProcesses(PathBuf);
+
+impl HookProcesses {
+    fn new() -> Self {
+        let file = tempfile::Builder::new()
+            .prefix("etcd-hook-pids-")
+            .tempfile_in(crate::support::work_dir())
+            .expect("pid list");
+        let (_, path) = file.keep().expect("keep the pid list");
+        Self(path)
+    }
+}
 
 impl Drop for HookProcesses {
     fn drop(&mut self) {
@@ -241,15 +253,16 @@ async fn in_place_rolling_upgrade_to_3_5_through_the_playbook_loses_no_write() {
     };
     let files = Files::new(&inventory(&cluster, Some(&fleet)));
     let hook = files.write("upgrade-member.sh", UPGRADE_HOOK);
-    let _started = HookProcesses(files.dir.path().join("started.pids"));
+    let started = HookProcesses::new();
     for member in &cluster.members {
         let env = format!(
-            "ETCD='{}'\nDATA='{}'\nCLIENT='{}'\nPEER='{}'\nINITIAL='{}'\n",
+            "ETCD='{}'\nDATA='{}'\nCLIENT='{}'\nPEER='{}'\nINITIAL='{}'\nPIDS='{}'\n",
             etcd35.display(),
             member.data_dir.display(),
             member.client_url,
             member.peer_url,
-            cluster.initial_cluster()
+            cluster.initial_cluster(),
+            started.0.display()
         );
         files.write(&format!("{}.env", member.name), &env);
         let pid = member.pid().expect("the harness runs every member");
@@ -335,7 +348,7 @@ async fn in_place_rolling_upgrade_to_3_5_through_the_playbook_loses_no_write() {
     eprintln!(
         "etcd-rolling: {written} writes acknowledged ({after_upgrade} while the playbook ran), none lost"
     );
-    drop(files);
+    drop((started, files));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
