@@ -259,9 +259,7 @@ impl EtcdService {
                 if matches!(call, EtcdCall::Members)
                     && let Some(view) = self.simulated.lock().expect("view lock").as_ref()
                 {
-                    return Ok(Some(to_json(
-                        &view.members.iter().map(|s| &s.member).collect::<Vec<_>>(),
-                    )));
+                    return Ok(Some(members_of(view)));
                 }
                 Ok(Some(value))
             }
@@ -272,10 +270,13 @@ impl EtcdService {
                     etcd::guard::check_remove(&view, target.id, *mode).map_err(refusal)?;
                 view.members.retain(|s| s.member.id != target.id);
                 log_change(&approval, true);
+                let value = json!({
+                    "approval": to_json(&approval),
+                    "members_after": members_of(&view),
+                    "simulated": true,
+                });
                 *self.simulated.lock().expect("view lock") = Some(view);
-                Ok(Some(
-                    json!({ "approval": to_json(&approval), "simulated": true }),
-                ))
+                Ok(Some(value))
             }
             EtcdCall::Add {
                 name,
@@ -294,22 +295,31 @@ impl EtcdService {
                         .unwrap_or(0)
                         .wrapping_add(1),
                 );
+                let added = Member {
+                    id,
+                    name: name.clone(),
+                    peer_urls: peer_urls.clone(),
+                    client_urls: Vec::new(),
+                    is_learner: *learner,
+                };
                 view.members.push(MemberState {
-                    member: Member {
-                        id,
-                        name: name.clone(),
-                        peer_urls: peer_urls.clone(),
-                        client_urls: Vec::new(),
-                        is_learner: *learner,
-                    },
+                    member: added.clone(),
                     // Assume the playbook starts it before the next membership change.
                     health: Health::Healthy,
                 });
                 log_change(&approval, true);
+                // The same shape as a live add, so a playbook can hand `initial_cluster` to its
+                // replacement hook and promote `added.id` in a dry-run too.
+                let members: Vec<Member> = view.members.iter().map(|s| s.member.clone()).collect();
+                let value = json!({
+                    "approval": to_json(&approval),
+                    "added": to_json(&added),
+                    "members_after": to_json(&members),
+                    "initial_cluster": etcd::initial_cluster(&members, id, name),
+                    "simulated": true,
+                });
                 *self.simulated.lock().expect("view lock") = Some(view);
-                Ok(Some(
-                    json!({ "approval": to_json(&approval), "simulated": true }),
-                ))
+                Ok(Some(value))
             }
             EtcdCall::Promote { member, .. } => {
                 let mut view = self.view().await?;
@@ -319,8 +329,14 @@ impl EtcdService {
                         state.member.is_learner = false;
                     }
                 }
+                let value = json!({
+                    "member": to_json(&Member { is_learner: false, ..target.clone() }),
+                    "already_voter": !target.is_learner,
+                    "members_after": members_of(&view),
+                    "simulated": true,
+                });
                 *self.simulated.lock().expect("view lock") = Some(view);
-                Ok(None)
+                Ok(Some(value))
             }
             EtcdCall::Snapshot { .. }
             | EtcdCall::WaitHealthy { .. }
@@ -360,6 +376,11 @@ fn find(view: &ClusterView, name_or_id: &str) -> Result<Member, EffectError> {
                 known.join(", ")
             ))
         })
+}
+
+/// The members of a view, as `etcd_members()` returns them.
+fn members_of(view: &ClusterView) -> Value {
+    to_json(&view.members.iter().map(|s| &s.member).collect::<Vec<_>>())
 }
 
 fn log_change(approval: &etcd::Approval, simulated: bool) {

@@ -3,6 +3,7 @@
 mod cli;
 mod e2e;
 mod etcd;
+mod etcd_e2e;
 mod kube;
 mod sim;
 mod ssh;

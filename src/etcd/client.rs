@@ -806,7 +806,7 @@ fn convert_member(m: &etcd_client::Member) -> Member {
 }
 
 /// `name=peer_url,...` for every peer URL, naming the new member (etcdctl's output).
-fn initial_cluster(members: &[Member], new_id: MemberId, new_name: &str) -> String {
+pub fn initial_cluster(members: &[Member], new_id: MemberId, new_name: &str) -> String {
     members
         .iter()
         .flat_map(|m| {

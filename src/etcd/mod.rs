@@ -42,7 +42,7 @@ pub mod guard;
 mod member;
 mod snapshot;
 
-pub use client::{Client, LeaderChange, MembershipChange, Promotion};
+pub use client::{Client, LeaderChange, MembershipChange, Promotion, initial_cluster};
 pub use config::{Config, EtcdSection, KUBEADM_CA, KUBEADM_CERT, KUBEADM_KEY, TlsFiles};
 pub use connect::{DialFuture, Dialer, Stream, TcpDialer};
 pub use endpoint::{EndpointHealth, EndpointStatus, ServerStatus};

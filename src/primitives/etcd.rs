@@ -7,7 +7,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 
 use super::{RhaiResult, RunContext, duration_value, option, primitive, raise};
-use crate::effects::{Access, Effect};
+use crate::effects::{Access, Effect, StepFailure};
 use crate::error::Kind;
 use crate::etcd::GuardMode;
 use crate::etcd_ops::EtcdCall;
@@ -136,6 +136,38 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
 
     let ctx = Arc::clone(context);
     primitive(
+        "etcd_wait_healthy",
+        &["timeout: string | int", "opts: Map", "Map"],
+        "Like `etcd_wait_healthy(timeout)`; with `opts.allow_fail: true` a cluster that stays unhealthy\n\
+         returns `#{ healthy: false, error }` instead of failing the step, so a playbook can stop\n\
+         with its own message. Returns `#{ healthy: true, view }` otherwise.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, timeout: Dynamic, opts: Map| -> RhaiResult<Map> {
+        let timeout = timeout_arg(&ctx, &timeout, "etcd_wait_healthy", &call)?;
+        let allow_fail = option::<bool>(&opts, "allow_fail", &ctx, "etcd_wait_healthy", call.call_position())?.unwrap_or(false);
+        let effect = EtcdCall::WaitHealthy { timeout };
+        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::Etcd(effect));
+        let mut result = Map::new();
+        match outcome {
+            Ok(outcome) => {
+                result.insert("healthy".into(), true.into());
+                result.insert("error".into(), Dynamic::UNIT);
+                result.insert("view".into(), to_dynamic(&outcome.data)?);
+            }
+            Err(error) => match unhealthy(&error) {
+                Some(message) if allow_fail => {
+                    result.insert("healthy".into(), false.into());
+                    result.insert("error".into(), message.into());
+                    result.insert("view".into(), Dynamic::UNIT);
+                }
+                _ => return Err(error),
+            },
+        }
+        Ok(result)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
         "etcd_move_leader",
         &["member: &str", "Map"],
         "Transfers etcd leadership to a voter (e.g. away from the member about to be upgraded).",
@@ -211,6 +243,16 @@ fn timeout_arg(
             ),
         )
     })
+}
+
+/// The message of a step that failed at runtime (not a refusal, bad input or an interrupt,
+/// which `allow_fail` must not swallow).
+fn unhealthy(error: &rhai::EvalAltResult) -> Option<String> {
+    let rhai::EvalAltResult::ErrorRuntime(value, _) = error else {
+        return None;
+    };
+    let failure = value.clone().try_cast::<StepFailure>()?;
+    (failure.kind == Kind::Runtime).then_some(failure.message)
 }
 
 fn to_dynamic(value: &serde_json::Value) -> RhaiResult<Dynamic> {

@@ -6,7 +6,7 @@ mod membership;
 mod reads;
 mod tls;
 mod tunnel;
-mod upgrade;
+pub(crate) mod upgrade;
 
 use std::time::Duration;
 

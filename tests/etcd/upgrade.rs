@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{HEALTHY_WITHIN, healthy_cluster};
 use crate::support::etcd::etcd35;
 
-const PREFIX: &str = "/upgrade-writer/";
+pub(crate) const PREFIX: &str = "/upgrade-writer/";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_from_3_4_to_3_5_loses_no_acknowledged_write() {
@@ -108,13 +108,13 @@ async fn rolling_upgrade_from_3_4_to_3_5_loses_no_acknowledged_write() {
     eprintln!("rolling upgrade: {written} writes acknowledged during the upgrade, none lost");
 }
 
-fn key(i: u64) -> String {
+pub(crate) fn key(i: u64) -> String {
     format!("{PREFIX}{i:08}")
 }
 
 /// Writes key after key, each retried (on the next endpoint) until acknowledged, and counts
 /// acknowledgements. Returns how many keys were acknowledged.
-async fn write_until_stopped(
+pub(crate) async fn write_until_stopped(
     endpoints: Vec<String>,
     acked: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,

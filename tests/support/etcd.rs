@@ -119,6 +119,11 @@ impl EtcdMember {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// The process id, while the harness runs the member (a hook may restart it elsewhere).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 /// Real etcd members on loopback, killed on drop.
