@@ -123,7 +123,8 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             playbook.display()
         )));
     }
-    if args.offline && !args.dry_run {
+    let dry_run = args.dry_run || args.rehearse.is_some();
+    if args.offline && !dry_run {
         return Err(Error::input("--offline only makes sense with --dry-run"));
     }
     let (params, secret_params) = crate::params::parse_with_secrets(&args.set, &args.set_secret)?;
@@ -139,7 +140,14 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         {
             return Err(Error::input(format!("--node {name} is given twice")));
         }
-        nodes.push(inventory.node(name)?.clone());
+        match inventory.node(name) {
+            Ok(spec) => nodes.push(spec.clone()),
+            // Maybe a node of the cluster: looked up once the run connects to it.
+            Err(_) => nodes.push(crate::inventory::NodeSpec {
+                host: String::new(),
+                ..inventory.discovered(name, "")
+            }),
+        }
     }
     Ok(RunSettings {
         playbook,
@@ -154,8 +162,9 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             context: args.context,
         },
         batch: args.batch as usize,
-        dry_run: args.dry_run,
+        dry_run,
         offline: args.offline,
+        rehearse: args.rehearse,
         accept_new_host_keys: args.accept_new_host_keys,
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
         command_timeout: duration("--command-timeout", &args.command_timeout)?,
@@ -214,6 +223,7 @@ fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<Ru
             transport: None,
             etcd: None,
             kube: None,
+            kube_live: false,
         }),
         Arc::new(Recorder::new()),
         tokio_util::sync::CancellationToken::new(),

@@ -84,6 +84,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Rehearse against a simulated copy of a cluster (a `kubectl get … -o yaml` snapshot, as
+    /// `krun sim serve` takes): Kubernetes operations really happen in the simulation, node
+    /// commands are recorded as in --dry-run. Implies --dry-run.
+    #[arg(long, value_name = "FILE")]
+    pub rehearse: Option<PathBuf>,
+
     /// With --dry-run: do not contact nodes at all, even for read-only probes.
     #[arg(long)]
     pub offline: bool,

@@ -176,6 +176,8 @@ pub struct DryRun {
     pub etcd: Option<Arc<crate::etcd_ops::EtcdService>>,
     /// `None` when offline.
     pub kube: Option<Arc<crate::kube_ops::KubeService>>,
+    /// Rehearsal: Kubernetes calls really happen (in the simulator).
+    pub kube_live: bool,
 }
 
 impl Performer for DryRun {
@@ -198,6 +200,17 @@ impl Performer for DryRun {
                 });
             }
             if let (Effect::Kube(call), Some(kube)) = (effect, &self.kube) {
+                if self.kube_live {
+                    let data = kube.live(call).await?;
+                    return Ok(Performed {
+                        outcome: Outcome {
+                            observed: true,
+                            data,
+                            ..Outcome::default()
+                        },
+                        previous_content: None,
+                    });
+                }
                 let data = kube.dry_run(call).await?;
                 return Ok(Performed {
                     outcome: Outcome {

@@ -35,6 +35,8 @@ pub struct Inventory {
     pub nodes: BTreeMap<String, NodeSpec>,
     /// How to reach etcd (`[etcd]`), for the etcd primitives.
     pub etcd: Option<crate::etcd::EtcdSection>,
+    /// `[ssh]`, applied to nodes discovered from the cluster too.
+    defaults: RawSsh,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,9 +120,38 @@ impl Inventory {
             source: source.map(Path::to_path_buf),
             nodes,
             etcd: raw.etcd,
+            defaults: raw.ssh,
         };
         inventory.check_jumps()?;
         Ok(inventory)
+    }
+
+    /// A node the inventory does not list but the cluster does: reached at `host` (its
+    /// InternalIP) with the `[ssh]` defaults.
+    pub fn discovered(&self, name: &str, host: &str) -> NodeSpec {
+        let raw = RawNode {
+            host: host.to_owned(),
+            port: None,
+            roles: Vec::new(),
+            labels: BTreeMap::new(),
+            user: None,
+            identity: None,
+            known_hosts: None,
+            sudo: None,
+            proxy_jump: None,
+        };
+        resolve_node(name, raw, &self.defaults).unwrap_or_else(|_| NodeSpec {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port: 22,
+            user: current_user(),
+            identity: None,
+            known_hosts: home_dir().join(".ssh/known_hosts"),
+            sudo: false,
+            proxy_jump: None,
+            roles: Vec::new(),
+            labels: BTreeMap::new(),
+        })
     }
 
     /// Looks a node up by name; an unknown name is invalid input that lists the known ones.

@@ -43,6 +43,8 @@ pub struct RunSettings {
     pub batch: usize,
     pub dry_run: bool,
     pub offline: bool,
+    /// Rehearsing against an in-process simulator loaded from this snapshot.
+    pub rehearse: Option<PathBuf>,
     pub accept_new_host_keys: bool,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
@@ -92,7 +94,18 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         Arc::clone(&settings.inventory),
         pool.clone(),
     ));
-    let kube = Arc::new(crate::kube_ops::KubeService::new(settings.kube.clone()));
+    let (kube, _simulator) = match &settings.rehearse {
+        Some(file) => {
+            let (service, server) = rehearsal(file).await?;
+            (Arc::new(service), Some(server))
+        }
+        None => (
+            Arc::new(crate::kube_ops::KubeService::new(settings.kube.clone())),
+            None,
+        ),
+    };
+    let mut settings = settings;
+    settings.nodes = discover(&settings, &kube).await?;
     let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
         pool.clone(),
         Arc::clone(&settings.inventory),
@@ -105,13 +118,15 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         }),
         (true, false) => Box::new(DryRun {
             etcd: Some(etcd),
+            kube_live: settings.rehearse.is_some(),
             kube: Some(kube),
             transport: Some(transport),
         }),
         (true, true) => Box::new(DryRun {
             transport: None,
             etcd: None,
-            kube: None,
+            kube: settings.rehearse.is_some().then_some(kube),
+            kube_live: true,
         }),
     };
     let mut effects = Effects::new(
@@ -258,6 +273,76 @@ fn params_json(
             (k.clone(), shown)
         })
         .collect()
+}
+
+/// Starts the in-process simulator a rehearsal runs against.
+async fn rehearsal(
+    file: &std::path::Path,
+) -> crate::Result<(crate::kube_ops::KubeService, crate::sim::Server)> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        crate::Error::input(format!(
+            "cannot read cluster snapshot {}: {e}",
+            file.display()
+        ))
+    })?;
+    let cluster = crate::sim::Cluster::load(&text)
+        .map_err(|e| crate::Error::input(format!("cluster snapshot {}: {e}", file.display())))?;
+    let options = crate::sim::SimOptions {
+        time_scale: 100.0,
+        ..crate::sim::SimOptions::default()
+    };
+    let server = crate::sim::Server::start(cluster, options)
+        .await
+        .map_err(|e| crate::Error::runtime(format!("cannot start the rehearsal simulator: {e}")))?;
+    let kube = crate::kube::Kube::from_url(&server.url())
+        .map_err(|e| crate::Error::runtime(format!("cannot reach the rehearsal simulator: {e}")))?;
+    tracing::info!(
+        "rehearsing against a simulated copy of {} (cluster time runs 100x faster)",
+        file.display()
+    );
+    Ok((crate::kube_ops::KubeService::with_client(kube), server))
+}
+
+/// Nodes named with --node that the inventory does not list are looked up in the cluster and
+/// reached at their InternalIP; a name neither knows is invalid input.
+async fn discover(
+    settings: &RunSettings,
+    kube: &crate::kube_ops::KubeService,
+) -> crate::Result<Vec<NodeSpec>> {
+    let mut nodes = Vec::new();
+    for spec in &settings.nodes {
+        if !spec.host.is_empty() {
+            nodes.push(spec.clone());
+            continue;
+        }
+        let unknown = settings
+            .inventory
+            .node(&spec.name)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        let client = kube.client().await.map_err(|e| {
+            crate::Error::input(format!("{unknown}; and no cluster to look it up in ({e})"))
+        })?;
+        let info = client.node_info(&spec.name).await.map_err(|e| {
+            crate::Error::input(format!(
+                "{unknown}; the cluster ({}) does not have it either: {e}",
+                client.source()
+            ))
+        })?;
+        let host = info.internal_ip.or(info.hostname).ok_or_else(|| {
+            crate::Error::input(format!(
+                "node {} of the cluster has no InternalIP address to reach it by",
+                spec.name
+            ))
+        })?;
+        tracing::info!(
+            "node {} is not in the inventory; the cluster says it is at {host}",
+            spec.name
+        );
+        nodes.push(settings.inventory.discovered(&spec.name, &host));
+    }
+    Ok(nodes)
 }
 
 /// Opens the run's journal; a run that cannot be journaled still runs, loudly.

@@ -99,7 +99,12 @@ async fn dry_run_plans_the_drain_and_changes_nothing() {
     let plan = serde_json::to_string(&drain["data"]).unwrap();
     assert!(plan.contains("web-5d8f7c9b4-k2x7p"), "{plan}");
     let evictions = drain["data"]["evictions"].as_array().unwrap();
-    assert!(evictions.iter().all(|e| e["answer"]["answer"] == "accepted"), "{plan}");
+    assert!(
+        evictions
+            .iter()
+            .all(|e| e["answer"]["answer"] == "accepted"),
+        "{plan}"
+    );
     insta::assert_snapshot!(serde_json::to_string_pretty(&drain["data"]).unwrap());
     let node = sim.kube();
     let runtime = tokio::runtime::Handle::current();
