@@ -165,6 +165,9 @@ ANSIBLE_STEPS="$VENV/bin/ansible-playbook $WORK/steps.yml"
 
 # --- plain OpenSSH ------------------------------------------------------------------------
 OPENSSH_FANOUT="cut -d' ' -f3 $WORK/hosts | xargs -P $NODES -I{} ssh $SSH_OPTS -p {} $BENCH_USER@127.0.0.1 uname -r"
+# OpenSSH 9 picks the post-quantum sntrup761x25519 key exchange, which costs its client far
+# more CPU than the curve25519 krun negotiates; this variant shows how much of the gap that is.
+OPENSSH_X25519="cut -d' ' -f3 $WORK/hosts | xargs -P $NODES -I{} ssh $SSH_OPTS -o KexAlgorithms=curve25519-sha256 -p {} $BENCH_USER@127.0.0.1 uname -r"
 cat >"$WORK/openssh-steps.sh" <<EOF
 #!/bin/sh
 set -e
@@ -177,7 +180,7 @@ chmod +x "$WORK/openssh-steps.sh"
 OPENSSH_STEPS="$WORK/openssh-steps.sh"
 
 # Every contender must work before anything is timed.
-for check in "$KRUN_FANOUT" "$ANSIBLE_FANOUT" "$OPENSSH_FANOUT" "$KRUN_STEPS" "$ANSIBLE_STEPS" "$OPENSSH_STEPS"; do
+for check in "$KRUN_FANOUT" "$ANSIBLE_FANOUT" "$OPENSSH_FANOUT" "$OPENSSH_X25519" "$KRUN_STEPS" "$ANSIBLE_STEPS" "$OPENSSH_STEPS"; do
     close_masters
     if ! bash -c "$check" >"$WORK/check.log" 2>&1; then
         echo "bench-ssh: this command failed, not timing anything:" >&2
@@ -199,7 +202,8 @@ chmod +x "$WORK/close-masters.sh"
 echo "== fan-out: uname -r on $NODES nodes, $RUNS runs each"
 hyperfine --style basic --runs "$RUNS" --prepare "$WORK/close-masters.sh" \
     --export-json "$WORK/fanout.json" \
-    -n krun "$KRUN_FANOUT" -n ansible "$ANSIBLE_FANOUT" -n openssh-xargs "$OPENSSH_FANOUT"
+    -n krun "$KRUN_FANOUT" -n ansible "$ANSIBLE_FANOUT" -n openssh-xargs "$OPENSSH_FANOUT" \
+    -n openssh-xargs-x25519 "$OPENSSH_X25519"
 
 echo "== sequential: $STEPS x uname -r on one node, $RUNS runs each"
 hyperfine --style basic --runs "$RUNS" --prepare "$WORK/close-masters.sh" \
