@@ -8,6 +8,16 @@
 //! - `/run/sshd` is created if missing (sshd refuses to start without it);
 //! - [`sudo_user`] creates the user `krun-tester` and `/etc/sudoers.d/krun-tester`.
 //!
+//! Typical use:
+//! ```ignore
+//! let Some(fleet) = Fleet::shared() else { return };      // n1 debian, n2 rocky, n3 archarm, bastion
+//! let endpoint = fleet.node("n1").endpoint();             // root, ed25519 key, fleet known_hosts
+//! std::fs::write(&inventory, fleet.inventory_toml())?;    // for the krun command line
+//! // Destructive tests (installs, killed servers, connection counts) get their own fleet:
+//! let Some(fleet) = Fleet::builder().node(NodeSpec::new("w1", Os::Rocky9)).start() else { return };
+//! assert_eq!(fleet.node("w1").installed_version("kubelet").as_deref(), Some("1.20.15-0"));
+//! ```
+//!
 //! Files live under `/tmp/krun-tests-<pid>/`, removed when the test process exits; servers are
 //! killed with the process even when it aborts (see `process.rs`).
 
@@ -72,6 +82,7 @@ fn tool_exists(tool: &str) -> bool {
 pub fn work_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        remove_stale_work_dirs();
         let dir = std::env::temp_dir().join(format!("krun-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the test work directory");
         // Other users (the sudo test user) must be able to traverse into fleets.
@@ -90,6 +101,25 @@ pub fn work_dir() -> &'static Path {
         }
         dir
     })
+}
+
+/// Work directories of test processes that were killed before their exit handler ran.
+fn remove_stale_work_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("krun-tests-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) {
