@@ -38,15 +38,24 @@ pub struct Error {
 
 impl Error {
     pub fn runtime(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Runtime, message: message.into() }
+        Self {
+            kind: Kind::Runtime,
+            message: message.into(),
+        }
     }
 
     pub fn input(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Input, message: message.into() }
+        Self {
+            kind: Kind::Input,
+            message: message.into(),
+        }
     }
 
     pub fn refused(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Refused, message: message.into() }
+        Self {
+            kind: Kind::Refused,
+            message: message.into(),
+        }
     }
 
     pub fn exit_code(&self) -> u8 {

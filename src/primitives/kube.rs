@@ -16,6 +16,9 @@ use crate::node::Node;
 
 const TARGET: &str = "kubernetes";
 
+/// A primitive that takes one node: its name, its documentation, and the call it makes.
+type NodePrimitive = (&'static str, &'static str, fn(String) -> KubeCall);
+
 const DRAIN_DOC: &str = "Cordons `node` and evicts its pods through the Eviction API, like `kubectl drain`, waiting\n\
 (by watch) until they are gone. `opts` mirror kubectl: `ignore_daemonsets`, `delete_emptydir_data`,\n\
 `force` (pods without a controller), `grace_period` (seconds), `timeout` (\"10m\"), `pod_selector`,\n\
@@ -59,7 +62,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         },
     );
 
-    let readers: [(&'static str, &'static str, fn(String) -> KubeCall); 2] = [
+    let readers: [NodePrimitive; 2] = [
         (
             "node_info",
             "`#{ kubelet_version, kube_proxy_version, container_runtime, os_image, architecture,\n\
@@ -84,7 +87,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         );
     }
 
-    let writers: [(&'static str, &'static str, fn(String) -> KubeCall); 2] = [
+    let writers: [NodePrimitive; 2] = [
         (
             "cordon",
             "Marks a node unschedulable; returns `#{ changed }` (false when it already was). Recorded in a dry-run.",

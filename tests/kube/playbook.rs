@@ -150,3 +150,65 @@ async fn a_real_run_drains_and_uncordons() {
         .unwrap();
     assert!(!info.unschedulable, "the node was left cordoned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_come_from_the_cluster_when_the_inventory_lacks_them() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let (playbook, _) = files(&sim);
+    let base = vec![
+        playbook.display().to_string(),
+        "--kubeconfig".into(),
+        sim.kubeconfig.display().to_string(),
+    ];
+    let mut args = base.clone();
+    args.extend(["--node", "worker-2", "--dry-run", "--output", "json"].map(String::from));
+    let out = krun(args).await;
+    out.code(0)
+        .stderr_has("node worker-2 is not in the inventory; the cluster says it is at");
+    assert_eq!(out.json()["nodes"][0]["status"], "ok");
+
+    let mut args = base;
+    args.extend(["--node", "worker-9", "--dry-run"].map(String::from));
+    krun(args)
+        .await
+        .code(2)
+        .stderr_has("unknown node `worker-9`")
+        .stderr_has("does not have it either");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehearsal_drains_a_simulated_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cluster.yaml");
+    std::fs::write(&snapshot, DRAIN_CLUSTER).unwrap();
+    let playbook = dir.path().join("drain.rhai");
+    std::fs::write(&playbook, PLAYBOOK).unwrap();
+    let args: Vec<String> = [
+        playbook.display().to_string(),
+        "--rehearse".into(),
+        snapshot.display().to_string(),
+        "--node".into(),
+        "worker-1".into(),
+        "--output".into(),
+        "json".into(),
+    ]
+    .to_vec();
+    let out = krun(args).await;
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["dry_run"], true);
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    // In the simulated copy the drain really happened: pods were evicted and replaced.
+    assert!(steps.iter().all(|s| s["executed"] == true), "{steps:#?}");
+    let evicted: Vec<&str> = steps[2]["data"]["evicted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pod"]["name"].as_str().unwrap())
+        .collect();
+    for pod in ["web-5d8f7c9b4-k2x7p", "web-5d8f7c9b4-m4q9z"] {
+        assert!(evicted.contains(&pod), "{pod} not evicted: {evicted:?}");
+    }
+    // The snapshot file itself is untouched.
+    assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), DRAIN_CLUSTER);
+}
