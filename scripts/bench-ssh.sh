@@ -114,9 +114,9 @@ echo 'sh(node, "uname -r");' >"$WORK/uname.rhai"
 for _ in $(seq 1 "$STEPS"); do echo 'sh(node, "uname -r");'; done >"$WORK/steps.rhai"
 NODE_FLAGS=$(for i in $(seq 1 "$NODES"); do printf -- '--node n%d ' "$i"; done)
 
-# >>> KRUN CLI: once `krun` runs playbooks, run with KRUN_CLI=1 to time the real command line
-# (the same inventory, keys and known_hosts) instead of the SshPool example.
-if [ "${KRUN_CLI:-0}" = 1 ]; then
+# krun is timed through its real command line (KRUN_CLI=0 times the bare SshPool example).
+if [ "${KRUN_CLI:-1}" = 1 ]; then
+    export KRUN_STATE_DIR=$WORK/krun-state
     (cd "$ROOT" && cargo build --quiet --release --bin krun)
     KRUN="$TARGET/release/krun"
     KRUN_FANOUT="$KRUN $WORK/uname.rhai --batch $NODES --inventory $WORK/inventory.toml $NODE_FLAGS"
@@ -125,7 +125,6 @@ else
     KRUN_FANOUT="$FANOUT --hosts $WORK/hosts --user $BENCH_USER --identity $KEY --known-hosts $WORK/known_hosts -- uname -r"
     KRUN_STEPS="$FANOUT --hosts $WORK/first-host --user $BENCH_USER --identity $KEY --known-hosts $WORK/known_hosts --repeat $STEPS -- uname -r"
 fi
-# <<< KRUN CLI
 
 # --- ansible ------------------------------------------------------------------------------
 {
