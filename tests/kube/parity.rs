@@ -95,9 +95,7 @@ async fn kubectl_drain(
         }
     }
     assert!(
-        outcome.succeeded
-            || !outcome.refused.is_empty()
-            || run.stderr.contains("global timeout"),
+        outcome.succeeded || !outcome.refused.is_empty() || run.stderr.contains("global timeout"),
         "kubectl failed for another reason:\n{}",
         run.stderr
     );
@@ -214,7 +212,10 @@ async fn drains_like_kubectl_on_generated_clusters() {
     let timeout = Duration::from_secs(20);
     for (seed, node) in [(1, "worker-001"), (2, "worker-002"), (3, "worker-001")] {
         let cluster = generated(seed);
-        assert!(!compare(&cluster, node, &[], timeout).await, "refused without flags");
+        assert!(
+            !compare(&cluster, node, &[], timeout).await,
+            "refused without flags"
+        );
         assert!(
             compare(&cluster, node, &USUAL, timeout).await,
             "seed {seed}: the usual flags drain a generated worker"
@@ -248,7 +249,8 @@ spec:
 /// allows no disruption at all.
 fn awkward_cluster(seed: u64, node: &str) -> String {
     let mut list: serde_yaml_ng::Value = serde_yaml_ng::from_str(&generated(seed)).unwrap();
-    let running = "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
+    let running =
+        "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
     let items = list["items"].as_sequence_mut().unwrap();
     items.push(extra_pod(
         "scratch",
@@ -284,7 +286,10 @@ async fn refuses_forces_and_times_out_like_kubectl() {
     let node = "worker-001";
     let cluster = awkward_cluster(4, node);
     let timeout = Duration::from_secs(8);
-    assert!(!compare(&cluster, node, &USUAL, timeout).await, "refused without force");
+    assert!(
+        !compare(&cluster, node, &USUAL, timeout).await,
+        "refused without force"
+    );
     let forced = [&USUAL[..], &["--force"]].concat();
     assert!(
         !compare(&cluster, node, &forced, timeout).await,
