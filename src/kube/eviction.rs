@@ -536,6 +536,8 @@ impl Kube {
     ) -> KubeResult<EvictionReport> {
         let started = Instant::now();
         let target = PodRef::of(pod);
+        // Before the first list, the watch would call every pod gone.
+        watches.ready(policy.deadline).await?;
         let mut attempts = 0u32;
         let mut transient_failures = 0u32;
         let mut backoff = Duration::from_millis(500).min(policy.max_backoff);

@@ -1,5 +1,6 @@
 //! Kubernetes operations against the in-process simulator, with real kubectl as the reference.
 
+mod bench;
 mod drain;
 mod nodes;
 mod parity;
