@@ -96,6 +96,8 @@ impl EtcdCall {
 /// The etcd cluster of the inventory, connected on first use.
 pub struct EtcdService {
     section: Option<EtcdSection>,
+    /// Without an `[etcd]` section, endpoints are read from the cluster's etcd static pods.
+    kube: Option<Arc<crate::kube_ops::KubeService>>,
     inventory: Arc<Inventory>,
     pool: SshPool,
     client: OnceCell<Arc<etcd::Client>>,
@@ -104,14 +106,87 @@ pub struct EtcdService {
 }
 
 impl EtcdService {
-    pub fn new(inventory: Arc<Inventory>, pool: SshPool) -> Self {
+    pub fn new(
+        inventory: Arc<Inventory>,
+        pool: SshPool,
+        kube: Option<Arc<crate::kube_ops::KubeService>>,
+    ) -> Self {
         Self {
             section: inventory.etcd.clone(),
+            kube,
             inventory,
             pool,
             client: OnceCell::new(),
             simulated: Mutex::new(None),
         }
+    }
+
+    /// kubeadm's etcd static pods announce their client URLs in an annotation; the certificates
+    /// are kubeadm's, on the control-plane nodes, so krun goes through the first inventory node
+    /// with the `control-plane` role when there is one.
+    async fn derive_section(&self) -> Result<EtcdSection, EffectError> {
+        let no_section = "the inventory has no [etcd] section";
+        let kube = self.kube.as_ref().ok_or_else(|| {
+            EffectError::Input(format!("{no_section}, and no cluster to derive it from"))
+        })?;
+        let client = kube.client().await.map_err(|e| {
+            EffectError::Input(format!(
+                "{no_section}, and the cluster cannot be reached to derive it: {e}"
+            ))
+        })?;
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client.client().clone(), "kube-system");
+        let list = pods
+            .list(&kube::api::ListParams::default().labels("component=etcd"))
+            .await
+            .map_err(|e| {
+                EffectError::Input(format!(
+                    "{no_section}, and listing etcd pods in kube-system failed: {e}"
+                ))
+            })?;
+        let mut endpoints: Vec<String> = list
+            .items
+            .iter()
+            .filter_map(|p| {
+                p.metadata
+                    .annotations
+                    .as_ref()?
+                    .get("kubeadm.kubernetes.io/etcd.advertise-client-urls")
+                    .cloned()
+            })
+            .flat_map(|urls| {
+                urls.split(',')
+                    .map(|u| u.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|u| !u.is_empty())
+            .collect();
+        endpoints.sort();
+        endpoints.dedup();
+        if endpoints.is_empty() {
+            return Err(EffectError::Input(format!(
+                "{no_section}, and no etcd static pod in kube-system announces its client URLs \
+                 (kubeadm.kubernetes.io/etcd.advertise-client-urls); add [etcd] endpoints"
+            )));
+        }
+        let via = self
+            .inventory
+            .nodes
+            .values()
+            .find(|n| n.roles.iter().any(|r| r == "control-plane"))
+            .map(|n| n.name.clone());
+        tracing::info!(
+            "etcd endpoints from the cluster's etcd pods: {}{}",
+            endpoints.join(", "),
+            via.as_deref()
+                .map(|v| format!(" (through {v})"))
+                .unwrap_or_default()
+        );
+        Ok(EtcdSection {
+            endpoints,
+            via,
+            ..EtcdSection::default()
+        })
     }
 
     async fn client(&self) -> Result<Arc<etcd::Client>, EffectError> {
@@ -122,12 +197,10 @@ impl EtcdService {
     }
 
     async fn connect(&self) -> Result<Arc<etcd::Client>, EffectError> {
-        let section = self.section.clone().ok_or_else(|| {
-            EffectError::Input(
-                "the inventory has no [etcd] section: give `endpoints` (and `ca`/`cert`/`key` for https, `via` to go through a node)"
-                    .into(),
-            )
-        })?;
+        let section = match self.section.clone() {
+            Some(section) => section,
+            None => self.derive_section().await?,
+        };
         let via = match &section.via {
             Some(name) => Some(self.endpoint(name)?),
             None => None,

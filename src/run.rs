@@ -90,10 +90,6 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         connect_timeout: settings.connect_timeout,
         accept_new_host_keys: settings.accept_new_host_keys,
     });
-    let etcd = Arc::new(crate::etcd_ops::EtcdService::new(
-        Arc::clone(&settings.inventory),
-        pool.clone(),
-    ));
     let (kube, _simulator) = match &settings.rehearse {
         Some(file) => {
             let (service, server) = rehearsal(file).await?;
@@ -106,6 +102,11 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     };
     let mut settings = settings;
     settings.nodes = discover(&settings, &kube).await?;
+    let etcd = Arc::new(crate::etcd_ops::EtcdService::new(
+        Arc::clone(&settings.inventory),
+        pool.clone(),
+        Some(Arc::clone(&kube)),
+    ));
     let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
         pool.clone(),
         Arc::clone(&settings.inventory),
