@@ -134,7 +134,7 @@ pub(crate) struct World {
 
 impl World {
     pub fn new(cluster: Cluster, clock: Arc<Clock>, behaviour: Behaviour, seed: u64) -> World {
-        let Cluster { registry, objects } = cluster;
+        let Cluster { registry, objects, .. } = cluster;
         let ids = Ids::new(&registry);
         let mut world = World {
             objects: vec![BTreeMap::new(); registry.len()],
@@ -153,21 +153,10 @@ impl World {
             control_plane_version: String::new(),
             next_pod_ip: 0,
         };
-        let now = world.clock.timestamp();
-        for (res, mut value) in objects {
-            world.rv += 1;
-            let rt = world.registry.get(res);
-            let meta = super::object::object_at(&mut value, &["metadata"]);
-            meta.insert("resourceVersion".into(), Value::from(world.rv.to_string()));
-            meta.entry("creationTimestamp").or_insert_with(|| Value::from(now.clone()));
-            if rt.writable() && !meta.contains_key("generation") && has_generation(rt.builtin) {
-                meta.insert("generation".into(), Value::from(1));
-            }
-            if !meta.contains_key("uid") {
-                let uid = uid(&mut world.rng);
-                super::object::object_at(&mut value, &["metadata"]).insert("uid".into(), Value::from(uid));
-            }
-            let stored = Arc::new(Stored::new(world.registry.get(res), &value));
+        if !objects.is_empty() {
+            world.rv = super::load::LOADED_RESOURCE_VERSION;
+        }
+        for (res, stored) in objects {
             world.index(res, None, Some(&stored));
             world.objects[res].insert(stored.key.clone(), stored);
         }
