@@ -439,8 +439,10 @@ impl World {
             for (i, rs) in sets.iter().enumerate() {
                 let want = if i == newest { replicas } else { 0 };
                 self.modify(self.ids.replicaset, &rs.key, |v| {
-                    object_at(v, &["spec"]).insert("replicas".into(), json!(want));
-                    bump_generation(v);
+                    if int_at(v, "/spec/replicas", 1) != want {
+                        object_at(v, &["spec"]).insert("replicas".into(), json!(want));
+                        bump_generation(v);
+                    }
                 });
             }
         }

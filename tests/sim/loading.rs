@@ -124,7 +124,7 @@ async fn malformed_snapshot_is_invalid_input_naming_document_and_field() {
     assert_eq!(
         error.message,
         format!(
-            "cannot load the cluster file {}: items[10] (Pod shop/web-5d8f7c9b4-k2x7p): field `spec.containers[0].name`: must be a string",
+            "cannot load the cluster file {}: items[9] (Pod shop/web-5d8f7c9b4-k2x7p): field `spec.containers[0].name`: must be a string",
             path.display()
         )
     );
