@@ -91,7 +91,7 @@ pub(crate) struct Timer {
 /// Work the controllers owe, gathered while objects change.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
-    /// Namespaces whose PDBs must be recomputed.
+    /// PDBs (by key) to recompute.
     pub budgets: BTreeSet<String>,
     /// Workloads (ReplicaSet, StatefulSet, DaemonSet, Deployment) to reconcile.
     pub workloads: BTreeSet<(ResId, String)>,
@@ -187,8 +187,8 @@ impl World {
             let keys: Vec<String> = self.objects[res].keys().cloned().collect();
             self.dirty.workloads.extend(keys.into_iter().map(|k| (res, k)));
         }
-        let namespaces: Vec<String> = self.objects[self.ids.pdb].values().map(|p| p.namespace.clone()).collect();
-        self.dirty.budgets.extend(namespaces);
+        let budgets: Vec<String> = self.objects[self.ids.pdb].keys().cloned().collect();
+        self.dirty.budgets.extend(budgets);
         let nodes: Vec<String> = self.objects[self.ids.node].keys().cloned().collect();
         self.dirty.nodes.extend(nodes);
     }
@@ -314,9 +314,17 @@ impl World {
                 if !new_node.is_empty() {
                     self.pods_by_node.entry(new_node).or_default().insert(object.key.clone());
                 }
-                self.dirty.budgets.insert(object.namespace.clone());
+                let budgets: Vec<String> = self
+                    .in_namespace(ids.pdb, &object.namespace)
+                    .filter(|pdb| {
+                        let selector = pdb.selector.as_ref();
+                        [old, new].into_iter().flatten().any(|side| selector.is_some_and(|s| s.matches(&side.labels)))
+                    })
+                    .map(|pdb| pdb.key.clone())
+                    .collect();
+                self.dirty.budgets.extend(budgets);
                 for side in [old, new].into_iter().flatten() {
-                    if let Some(owner) = side.pod().and_then(|p| p.controller.as_ref()) {
+                    if let Some(owner) = side.controller.as_ref() {
                         let owner_res = match owner.kind.as_str() {
                             "ReplicaSet" => ids.replicaset,
                             "StatefulSet" => ids.statefulset,
@@ -340,21 +348,36 @@ impl World {
                 self.dirty.nodes.insert(object.name.clone());
             }
             Builtin::PodDisruptionBudget => {
-                self.dirty.budgets.insert(object.namespace.clone());
+                if new.is_some() {
+                    self.dirty.budgets.insert(object.key.clone());
+                }
             }
             Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet | Builtin::Deployment => {
                 if new.is_some() {
                     self.dirty.workloads.insert((res, object.key.clone()));
                 }
+                // A new scale changes the pods the namespace's budgets expect.
+                let scale_changed = match (old, new) {
+                    (Some(o), Some(n)) => o.replicas != n.replicas,
+                    _ => true,
+                };
+                if scale_changed && builtin != Builtin::DaemonSet {
+                    self.mark_budgets_in(&object.namespace.clone());
+                }
                 if builtin == Builtin::ReplicaSet {
-                    let owner = new.or(old).map(|o| super::object::controller_of(&o.value())).unwrap_or_default();
-                    if let Some(owner) = owner.filter(|o| o.kind == "Deployment") {
+                    if let Some(owner) = object.controller.as_ref().filter(|o| o.kind == "Deployment") {
                         self.dirty.workloads.insert((ids.deployment, object_key(&object.namespace, &owner.name)));
                     }
                 }
             }
             _ => {}
         }
+    }
+
+    /// Every PDB of a namespace must be recomputed.
+    pub fn mark_budgets_in(&mut self, namespace: &str) {
+        let budgets: Vec<String> = self.in_namespace(self.ids.pdb, namespace).map(|p| p.key.clone()).collect();
+        self.dirty.budgets.extend(budgets);
     }
 
     pub fn add_timer(&mut self, at: DateTime<Utc>, kind: TimerKind) {
