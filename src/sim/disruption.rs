@@ -160,11 +160,17 @@ fn expected_scale(
     unmanaged: &mut Vec<String>,
 ) -> Result<i32, String> {
     let mut scales: BTreeMap<String, i32> = BTreeMap::new();
+    let mut known: std::collections::BTreeSet<(&str, &str, &str)> =
+        std::collections::BTreeSet::new();
     for pod in pods {
         let Some(controller) = &pod.controller else {
             unmanaged.push(pod.name.clone());
             continue;
         };
+        // Pods of one controller share its scale; look it up once.
+        if !known.insert((&controller.kind, &controller.name, &controller.uid)) {
+            continue;
+        }
         match scale_of(controller) {
             Some((identity, scale)) => {
                 scales.insert(identity, scale);

@@ -1060,7 +1060,7 @@ mod tests {
         let kinds: Vec<&str> = cluster
             .objects
             .iter()
-            .filter_map(|(_, v)| v["kind"].as_str())
+            .map(|(res, _)| cluster.registry.get(*res).kind.as_str())
             .collect();
         assert_eq!(kinds.iter().filter(|k| **k == "Node").count(), 8);
         assert_eq!(kinds.iter().filter(|k| **k == "Pod").count(), 300);

@@ -1,5 +1,7 @@
 //! The cluster simulator, driven by the real kubectl binaries and by kube-rs.
 
+mod control;
 mod kube_client;
 mod kubectl;
+mod loading;
 mod support;
