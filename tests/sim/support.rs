@@ -1,6 +1,6 @@
 //! Shared fixtures: an in-process simulator with a kubeconfig, and the real kubectl binaries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -149,11 +149,6 @@ impl Kubectl {
             .spawn()
             .expect("kubectl starts")
     }
-}
-
-/// The kubeconfig path as a string argument.
-pub fn path_arg(path: &Path) -> String {
-    path.display().to_string()
 }
 
 /// A plain HTTP/1.1 request to the simulator; returns the status code and the body.
