@@ -513,7 +513,7 @@ mod tests {
         let names: Vec<_> = found.iter().map(|(p, _)| p.name.as_str()).collect();
         assert_eq!(names, ["web-1"]);
         let budget_names: Vec<_> = found[0].1.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(budget_names, ["web", "all"]);
+        assert_eq!(budget_names, ["all", "web"]);
         assert!(overlapping_budgets(&pods, &budgets[..1]).is_empty());
     }
 }

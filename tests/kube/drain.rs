@@ -7,7 +7,9 @@ use std::time::Duration;
 use krun::error::Kind;
 use krun::kube::drain::PreviewedEviction;
 use krun::kube::eviction::{EvictionOutcome, Progress, RetryPolicy};
-use krun::kube::{DrainEvent, DrainOptions, EvictionAnswer, EvictionBypass, Kube, KubeError};
+use krun::kube::{
+    DrainEvent, DrainOptions, EvictionAnswer, EvictionApi, EvictionBypass, Kube, KubeError,
+};
 use krun::sim::{Fault, Latency};
 
 use super::nodes::until_requested;
@@ -481,6 +483,24 @@ async fn a_drain_survives_an_api_server_restart_while_it_waits() {
         .filter(|p| p.metadata.name.as_deref().unwrap().starts_with("web-"))
         .count();
     assert!(web_ready >= 2, "the web replicas moved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_can_be_posted_as_policy_v1beta1() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let kube = sim.kube().with_eviction_api(EvictionApi::V1beta1);
+    let report = kube
+        .drain("worker-1", &options(true, true, false), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.eviction_api, Some(EvictionApi::V1beta1));
+    assert_eq!(report.evicted.len(), 2);
+    assert_eq!(
+        pods_on(&kube, "worker-1").await,
+        ["kube-system/kube-proxy-bbbbb"]
+    );
+    // Discovery was skipped.
+    assert_eq!(sim.requests().get("get discovery"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
