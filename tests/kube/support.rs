@@ -60,10 +60,6 @@ impl Sim {
         self.handle().request_counts()
     }
 
-    pub fn total_requests(&self) -> u64 {
-        self.requests().values().sum()
-    }
-
     /// kubectl `version` (e.g. `1.33`) pointed at this simulator.
     pub fn kubectl(&self, version: &str) -> Option<Kubectl> {
         Some(Kubectl {
