@@ -56,13 +56,7 @@ fn tolerates(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -
 }
 
 /// Why a node cannot take a pod, worded like the scheduler's summary.
-fn unfit_reason(
-    world: &World,
-    spec: &Value,
-    pod_cpu: i64,
-    pod_memory: i64,
-    node: &Stored,
-) -> Option<&'static str> {
+fn unfit_reason(world: &World, spec: &Value, pod_cpu: i64, pod_memory: i64, node: &Stored) -> Option<&'static str> {
     let info = node.node()?;
     let tolerations = tolerations(spec);
     if info.unschedulable && !tolerates(&tolerations, UNSCHEDULABLE_TAINT, "", "NoSchedule") {
@@ -72,23 +66,16 @@ fn unfit_reason(
         return Some("node(s) had untolerated taint {node.kubernetes.io/not-ready: }");
     }
     for taint in &info.taints {
-        if (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-            && !tolerates(&tolerations, &taint.key, &taint.value, &taint.effect)
-        {
+        if (taint.effect == "NoSchedule" || taint.effect == "NoExecute") && !tolerates(&tolerations, &taint.key, &taint.value, &taint.effect) {
             return Some("node(s) had untolerated taint(s)");
         }
     }
     if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object) {
-        if selector
-            .iter()
-            .any(|(k, v)| node.labels.get(k).map(String::as_str) != v.as_str())
-        {
+        if selector.iter().any(|(k, v)| node.labels.get(k).map(String::as_str) != v.as_str()) {
             return Some("node(s) didn't match Pod's node affinity/selector");
         }
     }
-    if let Some(terms) = spec.pointer(
-        "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
-    ) {
+    if let Some(terms) = spec.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms") {
         if !node_affinity_matches(terms, &node.name, &node.labels) {
             return Some("node(s) didn't match Pod's node affinity/selector");
         }
@@ -114,10 +101,7 @@ fn unfit_reason(
 }
 
 fn int_at(value: &Value, pointer: &str, default: i64) -> i64 {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_i64)
-        .unwrap_or(default)
+    value.pointer(pointer).and_then(Value::as_i64).unwrap_or(default)
 }
 
 impl World {
@@ -165,12 +149,7 @@ impl World {
     }
 
     /// Parses an object, lets `change` edit it, and stores it if anything changed.
-    pub fn modify(
-        &mut self,
-        res: ResId,
-        key: &str,
-        change: impl FnOnce(&mut Value),
-    ) -> Option<Arc<Stored>> {
+    pub fn modify(&mut self, res: ResId, key: &str, change: impl FnOnce(&mut Value)) -> Option<Arc<Stored>> {
         let current = self.get(res, key)?.clone();
         let before = current.value();
         let mut after = before.clone();
@@ -199,38 +178,20 @@ impl World {
                     key != NOT_READY_TAINT && key != UNSCHEDULABLE_TAINT
                 })
                 .collect();
-            let existing = value
-                .pointer("/spec/taints")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let existing = value.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
             let keep_or = |key: &str, effect: &str, fresh: Value| {
                 existing
                     .iter()
-                    .find(|t| {
-                        str_at(t, &["key"]) == Some(key) && str_at(t, &["effect"]) == Some(effect)
-                    })
+                    .find(|t| str_at(t, &["key"]) == Some(key) && str_at(t, &["effect"]) == Some(effect))
                     .cloned()
                     .unwrap_or(fresh)
             };
             if info.unschedulable {
-                taints.push(keep_or(
-                    UNSCHEDULABLE_TAINT,
-                    "NoSchedule",
-                    json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": now}),
-                ));
+                taints.push(keep_or(UNSCHEDULABLE_TAINT, "NoSchedule", json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": now})));
             }
             if !info.ready {
-                taints.push(keep_or(
-                    NOT_READY_TAINT,
-                    "NoSchedule",
-                    json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"}),
-                ));
-                taints.push(keep_or(
-                    NOT_READY_TAINT,
-                    "NoExecute",
-                    json!({"key": NOT_READY_TAINT, "effect": "NoExecute", "timeAdded": now}),
-                ));
+                taints.push(keep_or(NOT_READY_TAINT, "NoSchedule", json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"})));
+                taints.push(keep_or(NOT_READY_TAINT, "NoExecute", json!({"key": NOT_READY_TAINT, "effect": "NoExecute", "timeAdded": now})));
             }
             let spec = object_at(value, &["spec"]);
             if taints.is_empty() {
@@ -250,14 +211,7 @@ impl World {
                 if p.ready {
                     let now = now.clone();
                     self.modify(self.ids.pod, &pod.key, |v| {
-                        set_condition(
-                            v,
-                            "Ready",
-                            "False",
-                            "NodeNotReady",
-                            "the node's kubelet stopped posting node status",
-                            &now,
-                        );
+                        set_condition(v, "Ready", "False", "NodeNotReady", "the node's kubelet stopped posting node status", &now);
                         set_condition(v, "ContainersReady", "False", "NodeNotReady", "", &now);
                     });
                 }
@@ -265,9 +219,7 @@ impl World {
             }
             let value = pod.value();
             if pod.deleting {
-                let due = str_at(&value, &["metadata", "deletionTimestamp"])
-                    .and_then(parse_timestamp)
-                    .unwrap_or(now_time);
+                let due = str_at(&value, &["metadata", "deletionTimestamp"]).and_then(parse_timestamp).unwrap_or(now_time);
                 if due <= now_time {
                     self.remove(self.ids.pod, &pod.key);
                 }
@@ -286,13 +238,7 @@ impl World {
                 });
             } else if p.phase == "Pending" {
                 let at = now_time + self.behaviour.startup_delay;
-                self.add_timer(
-                    at,
-                    TimerKind::StartPod {
-                        key: pod.key.clone(),
-                        uid: pod.uid.clone(),
-                    },
-                );
+                self.add_timer(at, TimerKind::StartPod { key: pod.key.clone(), uid: pod.uid.clone() });
             }
         }
 
@@ -302,42 +248,30 @@ impl World {
         }
         let daemonsets: Vec<String> = self.objects[self.ids.daemonset].keys().cloned().collect();
         let ds = self.ids.daemonset;
-        self.dirty
-            .workloads
-            .extend(daemonsets.into_iter().map(|k| (ds, k)));
+        self.dirty.workloads.extend(daemonsets.into_iter().map(|k| (ds, k)));
     }
 
     /// Pods controlled by the object with `uid` in `namespace`.
     fn owned_pods(&self, namespace: &str, uid: &str) -> Vec<Arc<Stored>> {
         self.in_namespace(self.ids.pod, namespace)
-            .filter(|p| {
-                p.pod()
-                    .and_then(|i| i.controller.as_ref())
-                    .is_some_and(|c| c.uid == uid)
-            })
+            .filter(|p| p.pod().and_then(|i| i.controller.as_ref()).is_some_and(|c| c.uid == uid))
             .cloned()
             .collect()
     }
 
     fn reconcile_replicaset(&mut self, key: &str) {
-        let Some(rs) = self.get(self.ids.replicaset, key).cloned() else {
-            return;
-        };
+        let Some(rs) = self.get(self.ids.replicaset, key).cloned() else { return };
         if rs.deleting {
             return;
         }
         let value = rs.value();
         let replicas = int_at(&value, "/spec/replicas", 1);
         let owned = self.owned_pods(&rs.namespace, &rs.uid);
-        let mut active: Vec<&Arc<Stored>> = owned
-            .iter()
-            .filter(|p| !p.deleting && !p.pod().is_some_and(|i| i.terminal()))
-            .collect();
+        let mut active: Vec<&Arc<Stored>> = owned.iter().filter(|p| !p.deleting && !p.pod().is_some_and(|i| i.terminal())).collect();
         let missing = replicas - active.len() as i64;
         for _ in 0..missing.max(0) {
             let name = format!("{}-{}", rs.name, self.random_suffix(5));
-            let pod =
-                self.pod_from_template(&value, "ReplicaSet", &name, Some(format!("{}-", rs.name)));
+            let pod = self.pod_from_template(&value, "ReplicaSet", &name, Some(format!("{}-", rs.name)));
             self.admit_pod(pod);
         }
         if missing < 0 {
@@ -346,24 +280,14 @@ impl World {
                 let i = p.pod().expect("pod");
                 (!i.node.is_empty(), i.phase != "Pending", i.ready)
             });
-            let victims: Vec<String> = active
-                .iter()
-                .take((-missing) as usize)
-                .map(|p| p.key.clone())
-                .collect();
+            let victims: Vec<String> = active.iter().take((-missing) as usize).map(|p| p.key.clone()).collect();
             for victim in victims {
                 self.delete_pod(&victim, None);
             }
         }
         let owned = self.owned_pods(&rs.namespace, &rs.uid);
-        let active: Vec<&Arc<Stored>> = owned
-            .iter()
-            .filter(|p| !p.deleting && !p.pod().is_some_and(|i| i.terminal()))
-            .collect();
-        let ready = active
-            .iter()
-            .filter(|p| p.pod().is_some_and(|i| i.ready))
-            .count();
+        let active: Vec<&Arc<Stored>> = owned.iter().filter(|p| !p.deleting && !p.pod().is_some_and(|i| i.terminal())).collect();
+        let ready = active.iter().filter(|p| p.pod().is_some_and(|i| i.ready)).count();
         let generation = int_at(&value, "/metadata/generation", 1);
         let count = active.len();
         self.modify(self.ids.replicaset, key, |v| {
@@ -377,9 +301,7 @@ impl World {
     }
 
     fn reconcile_statefulset(&mut self, key: &str) {
-        let Some(sts) = self.get(self.ids.statefulset, key).cloned() else {
-            return;
-        };
+        let Some(sts) = self.get(self.ids.statefulset, key).cloned() else { return };
         if sts.deleting {
             return;
         }
@@ -390,8 +312,7 @@ impl World {
             let name = format!("{}-{ordinal}", sts.name);
             match self.get_in(self.ids.pod, &sts.namespace, &name).cloned() {
                 Some(pod) => {
-                    let healthy =
-                        !pod.deleting && pod.pod().is_some_and(|i| i.ready && i.phase == "Running");
+                    let healthy = !pod.deleting && pod.pod().is_some_and(|i| i.ready && i.phase == "Running");
                     if !parallel && !healthy {
                         break;
                     }
@@ -421,10 +342,7 @@ impl World {
         }
         let owned = self.owned_pods(&sts.namespace, &sts.uid);
         let active: Vec<&Arc<Stored>> = owned.iter().filter(|p| !p.deleting).collect();
-        let ready = active
-            .iter()
-            .filter(|p| p.pod().is_some_and(|i| i.ready))
-            .count();
+        let ready = active.iter().filter(|p| p.pod().is_some_and(|i| i.ready)).count();
         let count = active.len();
         let generation = int_at(&value, "/metadata/generation", 1);
         self.modify(self.ids.statefulset, key, |v| {
@@ -439,17 +357,12 @@ impl World {
     }
 
     fn reconcile_daemonset(&mut self, key: &str) {
-        let Some(ds) = self.get(self.ids.daemonset, key).cloned() else {
-            return;
-        };
+        let Some(ds) = self.get(self.ids.daemonset, key).cloned() else { return };
         if ds.deleting {
             return;
         }
         let value = ds.value();
-        let mut template_spec = value
-            .pointer("/spec/template/spec")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        let mut template_spec = value.pointer("/spec/template/spec").cloned().unwrap_or_else(|| json!({}));
         add_daemon_tolerations(&mut template_spec);
         let owned = self.owned_pods(&ds.namespace, &ds.uid);
         let mut by_node: BTreeMap<String, Vec<Arc<Stored>>> = BTreeMap::new();
@@ -461,8 +374,7 @@ impl World {
             by_node.entry(node).or_default().push(pod.clone());
         }
         let nodes: Vec<Arc<Stored>> = self.objects[self.ids.node].values().cloned().collect();
-        let (mut desired, mut current, mut ready, mut misscheduled) =
-            (0usize, 0usize, 0usize, 0usize);
+        let (mut desired, mut current, mut ready, mut misscheduled) = (0usize, 0usize, 0usize, 0usize);
         for node in &nodes {
             let should_run = daemon_should_run(&template_spec, node);
             let pods = by_node.get(&node.name).cloned().unwrap_or_default();
@@ -470,20 +382,12 @@ impl World {
                 desired += 1;
                 if pods.is_empty() {
                     let name = format!("{}-{}", ds.name, self.random_suffix(5));
-                    let mut pod = self.pod_from_template(
-                        &value,
-                        "DaemonSet",
-                        &name,
-                        Some(format!("{}-", ds.name)),
-                    );
+                    let mut pod = self.pod_from_template(&value, "DaemonSet", &name, Some(format!("{}-", ds.name)));
                     pin_to_node(&mut pod, &node.name);
                     self.admit_pod(pod);
                 } else {
                     current += 1;
-                    ready += pods
-                        .iter()
-                        .filter(|p| p.pod().is_some_and(|i| i.ready))
-                        .count();
+                    ready += pods.iter().filter(|p| p.pod().is_some_and(|i| i.ready)).count();
                 }
             } else if !pods.is_empty() {
                 misscheduled += 1;
@@ -507,9 +411,7 @@ impl World {
     }
 
     fn reconcile_deployment(&mut self, key: &str) {
-        let Some(deployment) = self.get(self.ids.deployment, key).cloned() else {
-            return;
-        };
+        let Some(deployment) = self.get(self.ids.deployment, key).cloned() else { return };
         if deployment.deleting {
             return;
         }
@@ -524,22 +426,10 @@ impl World {
             .collect();
         sets.sort_by_key(|rs| {
             let v = rs.value();
-            let revision: i64 = str_at(
-                &v,
-                &[
-                    "metadata",
-                    "annotations",
-                    "deployment.kubernetes.io/revision",
-                ],
-            )
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0);
-            (
-                revision,
-                str_at(&v, &["metadata", "creationTimestamp"])
-                    .unwrap_or_default()
-                    .to_string(),
-            )
+            let revision: i64 = str_at(&v, &["metadata", "annotations", "deployment.kubernetes.io/revision"])
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            (revision, str_at(&v, &["metadata", "creationTimestamp"]).unwrap_or_default().to_string())
         });
         if sets.is_empty() {
             let rs = self.replicaset_for(&value, replicas);
@@ -556,9 +446,7 @@ impl World {
         }
         let (mut total, mut ready, mut available, mut updated) = (0, 0, 0, 0);
         for (i, rs) in sets.iter().enumerate() {
-            let Some(rs) = self.get(self.ids.replicaset, &rs.key) else {
-                continue;
-            };
+            let Some(rs) = self.get(self.ids.replicaset, &rs.key) else { continue };
             let v = rs.value();
             total += int_at(&v, "/status/replicas", 0);
             ready += int_at(&v, "/status/readyReplicas", 0);
@@ -582,24 +470,12 @@ impl World {
             set_or_remove(status, "updatedReplicas", updated as usize);
             set_or_remove(status, "readyReplicas", ready as usize);
             set_or_remove(status, "availableReplicas", available as usize);
-            set_or_remove(
-                status,
-                "unavailableReplicas",
-                (replicas - available).max(0) as usize,
-            );
+            set_or_remove(status, "unavailableReplicas", (replicas - available).max(0) as usize);
             status.insert("observedGeneration".into(), json!(generation));
             let (state, reason, message) = if available >= replicas - max_unavailable {
-                (
-                    "True",
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                )
+                ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
             } else {
-                (
-                    "False",
-                    "MinimumReplicasUnavailable",
-                    "Deployment does not have minimum availability.",
-                )
+                ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
             };
             set_condition(v, "Available", state, reason, message, &now);
         });
@@ -607,27 +483,14 @@ impl World {
 
     /// A ReplicaSet for a Deployment that has none.
     fn replicaset_for(&mut self, deployment: &Value, replicas: i64) -> Value {
-        let template = deployment
-            .pointer("/spec/template")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        let template = deployment.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
         let hash = template_hash(&template);
-        let name = format!(
-            "{}-{hash}",
-            str_at(deployment, &["metadata", "name"]).unwrap_or_default()
-        );
+        let name = format!("{}-{hash}", str_at(deployment, &["metadata", "name"]).unwrap_or_default());
         let mut template = template;
-        object_at(&mut template, &["metadata", "labels"])
-            .insert("pod-template-hash".into(), json!(hash));
-        let mut selector = deployment
-            .pointer("/spec/selector")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        object_at(&mut template, &["metadata", "labels"]).insert("pod-template-hash".into(), json!(hash));
+        let mut selector = deployment.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
         object_at(&mut selector, &["matchLabels"]).insert("pod-template-hash".into(), json!(hash));
-        let labels = template
-            .pointer("/metadata/labels")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        let labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
         json!({
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
@@ -655,38 +518,20 @@ impl World {
         self.put(res, value)
     }
 
-    fn pod_from_template(
-        &mut self,
-        owner: &Value,
-        kind: &str,
-        name: &str,
-        generate_name: Option<String>,
-    ) -> Value {
-        let template = owner
-            .pointer("/spec/template")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+    fn pod_from_template(&mut self, owner: &Value, kind: &str, name: &str, generate_name: Option<String>) -> Value {
+        let template = owner.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
         let mut metadata = Map::new();
         if let Some(prefix) = generate_name {
             metadata.insert("generateName".into(), json!(prefix));
         }
         metadata.insert("name".into(), json!(name));
-        metadata.insert(
-            "namespace".into(),
-            json!(str_at(owner, &["metadata", "namespace"])),
-        );
+        metadata.insert("namespace".into(), json!(str_at(owner, &["metadata", "namespace"])));
         for field in ["labels", "annotations"] {
-            if let Some(map) = template
-                .pointer(&format!("/metadata/{field}"))
-                .filter(|m| !m.is_null())
-            {
+            if let Some(map) = template.pointer(&format!("/metadata/{field}")).filter(|m| !m.is_null()) {
                 metadata.insert(field.into(), map.clone());
             }
         }
-        metadata.insert(
-            "ownerReferences".into(),
-            json!([owner_reference(owner, kind)]),
-        );
+        metadata.insert("ownerReferences".into(), json!([owner_reference(owner, kind)]));
         json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -714,21 +559,13 @@ impl World {
             self.dirty.unscheduled.insert(stored.key.clone());
         } else if info.phase == "Pending" {
             let at = self.clock.now() + self.behaviour.startup_delay;
-            self.add_timer(
-                at,
-                TimerKind::StartPod {
-                    key: stored.key.clone(),
-                    uid: stored.uid.clone(),
-                },
-            );
+            self.add_timer(at, TimerKind::StartPod { key: stored.key.clone(), uid: stored.uid.clone() });
         }
         stored
     }
 
     fn schedule(&mut self, key: &str) {
-        let Some(pod) = self.get(self.ids.pod, key).cloned() else {
-            return;
-        };
+        let Some(pod) = self.get(self.ids.pod, key).cloned() else { return };
         let info = pod.pod().expect("pod").clone();
         if pod.deleting || !info.node.is_empty() || info.terminal() {
             return;
@@ -743,18 +580,9 @@ impl World {
                 Some(reason) => *reasons.entry(reason).or_default() += 1,
                 None => {
                     let pods = self.pods_on_node(&node.name);
-                    let used: i64 = pods
-                        .iter()
-                        .filter_map(|p| p.pod())
-                        .filter(|p| !p.terminal())
-                        .map(|p| p.cpu_milli)
-                        .sum();
+                    let used: i64 = pods.iter().filter_map(|p| p.pod()).filter(|p| !p.terminal()).map(|p| p.cpu_milli).sum();
                     let capacity = node.node().map(|n| n.cpu_milli).unwrap_or(i64::MAX).max(1);
-                    let score = (
-                        used.saturating_mul(1000) / capacity,
-                        pods.len(),
-                        node.name.clone(),
-                    );
+                    let score = (used.saturating_mul(1000) / capacity, pods.len(), node.name.clone());
                     if best.as_ref().is_none_or(|b| score < *b) {
                         best = Some(score);
                     }
@@ -771,13 +599,7 @@ impl World {
                 });
                 if let Some(stored) = stored {
                     let at = self.clock.now() + self.behaviour.startup_delay;
-                    self.add_timer(
-                        at,
-                        TimerKind::StartPod {
-                            key: stored.key.clone(),
-                            uid: stored.uid.clone(),
-                        },
-                    );
+                    self.add_timer(at, TimerKind::StartPod { key: stored.key.clone(), uid: stored.uid.clone() });
                 }
             }
             None => {
@@ -785,11 +607,7 @@ impl World {
                 let message = format!(
                     "0/{} nodes are available: {}. preemption: not eligible.",
                     nodes.len(),
-                    if detail.is_empty() {
-                        "no nodes".to_string()
-                    } else {
-                        detail.join(", ")
-                    }
+                    if detail.is_empty() { "no nodes".to_string() } else { detail.join(", ") }
                 );
                 self.modify(self.ids.pod, key, |v| {
                     set_condition(v, "PodScheduled", "False", "Unschedulable", &message, &now);
@@ -800,16 +618,12 @@ impl World {
     }
 
     fn start_pod(&mut self, key: &str, uid: &str) {
-        let Some(pod) = self.get(self.ids.pod, key).cloned() else {
-            return;
-        };
+        let Some(pod) = self.get(self.ids.pod, key).cloned() else { return };
         let info = pod.pod().expect("pod").clone();
         if pod.uid != uid || pod.deleting || info.node.is_empty() || info.phase != "Pending" {
             return;
         }
-        let Some(node) = self.get(self.ids.node, &info.node).cloned() else {
-            return;
-        };
+        let Some(node) = self.get(self.ids.node, &info.node).cloned() else { return };
         if !node.node().is_some_and(|n| n.ready) {
             return; // started by `sync_node` when the node is back
         }
@@ -817,10 +631,7 @@ impl World {
         let host_ip = node_value
             .pointer("/status/addresses")
             .and_then(Value::as_array)
-            .and_then(|a| {
-                a.iter()
-                    .find(|a| str_at(a, &["type"]) == Some("InternalIP"))
-            })
+            .and_then(|a| a.iter().find(|a| str_at(a, &["type"]) == Some("InternalIP")))
             .and_then(|a| str_at(a, &["address"]))
             .unwrap_or("10.0.0.1")
             .to_string();
@@ -829,11 +640,7 @@ impl World {
         let host_network = pod.field("spec.hostNetwork") == Some("true");
         let container_id_seed = self.new_uid().replace('-', "");
         self.modify(self.ids.pod, key, |v| {
-            let containers = v
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let containers = v.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
             let statuses: Vec<Value> = containers
                 .iter()
                 .enumerate()
@@ -850,11 +657,7 @@ impl World {
                     })
                 })
                 .collect();
-            let ip = if host_network {
-                host_ip.clone()
-            } else {
-                pod_ip.clone()
-            };
+            let ip = if host_network { host_ip.clone() } else { pod_ip.clone() };
             let status = object_at(v, &["status"]);
             status.insert("phase".into(), json!("Running"));
             status.insert("hostIP".into(), json!(host_ip));
@@ -878,26 +681,16 @@ impl World {
                 return format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], 2 + n % 250);
             }
         }
-        format!(
-            "10.{}.{}.{}",
-            200 + (n >> 16) % 50,
-            (n >> 8) & 0xff,
-            n & 0xff
-        )
+        format!("10.{}.{}.{}", 200 + (n >> 16) % 50, (n >> 8) & 0xff, n & 0xff)
     }
 
     fn finish_pod(&mut self, key: &str, uid: &str) {
-        let Some(pod) = self.get(self.ids.pod, key).cloned() else {
-            return;
-        };
+        let Some(pod) = self.get(self.ids.pod, key).cloned() else { return };
         if pod.uid != uid || !pod.deleting {
             return;
         }
         let node = pod.pod().map(|p| p.node.clone()).unwrap_or_default();
-        let kubelet_up = node.is_empty()
-            || self
-                .get(self.ids.node, &node)
-                .is_none_or(|n| n.node().is_some_and(|i| i.ready));
+        let kubelet_up = node.is_empty() || self.get(self.ids.node, &node).is_none_or(|n| n.node().is_some_and(|i| i.ready));
         if kubelet_up {
             self.remove(self.ids.pod, key);
         }
@@ -921,13 +714,7 @@ impl World {
             meta.insert("deletionTimestamp".into(), json!(timestamp(at)));
             meta.insert("deletionGracePeriodSeconds".into(), json!(period));
         })?;
-        self.add_timer(
-            at,
-            TimerKind::RemovePod {
-                key: key.to_string(),
-                uid: stored.uid.clone(),
-            },
-        );
+        self.add_timer(at, TimerKind::RemovePod { key: key.to_string(), uid: stored.uid.clone() });
         Some(stored)
     }
 
@@ -940,9 +727,7 @@ impl World {
         if info.node.is_empty() || info.terminal() {
             period = 0;
         }
-        let current = pod
-            .deleting
-            .then(|| int_at(&value, "/metadata/deletionGracePeriodSeconds", 0));
+        let current = pod.deleting.then(|| int_at(&value, "/metadata/deletionGracePeriodSeconds", 0));
         (period, current)
     }
 
@@ -963,28 +748,17 @@ impl World {
         if res == self.ids.replicaset {
             if let Some(deployment) = controller_of(&value).filter(|c| c.kind == "Deployment") {
                 let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
-                return Some((
-                    d.uid.clone(),
-                    int_at(&d.value(), "/spec/replicas", 1) as i32,
-                ));
+                return Some((d.uid.clone(), int_at(&d.value(), "/spec/replicas", 1) as i32));
             }
         }
-        Some((
-            object.uid.clone(),
-            int_at(&value, "/spec/replicas", 1) as i32,
-        ))
+        Some((object.uid.clone(), int_at(&value, "/spec/replicas", 1) as i32))
     }
 
     /// The PDBs in `namespace` whose selector matches `labels`.
-    pub fn budgets_for(
-        &self,
-        namespace: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Vec<Arc<Stored>> {
+    pub fn budgets_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Arc<Stored>> {
         self.in_namespace(self.ids.pdb, namespace)
             .filter(|pdb| {
-                LabelSelector::from_object(pdb.value().pointer("/spec/selector"))
-                    .is_ok_and(|s| s.matches(labels))
+                LabelSelector::from_object(pdb.value().pointer("/spec/selector")).is_ok_and(|s| s.matches(labels))
             })
             .cloned()
             .collect()
@@ -992,10 +766,7 @@ impl World {
 
     fn recompute_budgets(&mut self, namespace: &str) {
         let now = self.clock.now();
-        let budgets: Vec<Arc<Stored>> = self
-            .in_namespace(self.ids.pdb, namespace)
-            .cloned()
-            .collect();
+        let budgets: Vec<Arc<Stored>> = self.in_namespace(self.ids.pdb, namespace).cloned().collect();
         let mut recheck: Option<DateTime<Utc>> = None;
         for pdb in budgets {
             let value = pdb.value();
@@ -1006,57 +777,35 @@ impl World {
                     .filter(|p| selector.matches(&p.labels))
                     .map(|p| {
                         let info = p.pod().expect("pod");
-                        PodView {
-                            name: p.name.clone(),
-                            ready: info.ready,
-                            deleting: p.deleting,
-                            controller: info.controller.clone(),
-                        }
+                        PodView { name: p.name.clone(), ready: info.ready, deleting: p.deleting, controller: info.controller.clone() }
                     })
                     .collect();
                 let disrupted: BTreeMap<String, DateTime<Utc>> = value
                     .pointer("/status/disruptedPods")
                     .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), parse_timestamp(v.as_str()?)?)))
-                            .collect()
-                    })
+                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), parse_timestamp(v.as_str()?)?))).collect())
                     .unwrap_or_default();
                 let scale_of = |owner: &OwnerRef| self.controller_scale(namespace, owner);
                 disruption::compute(&budget, &pods, &scale_of, &disrupted, now)
             });
             if let Ok(computed) = &outcome {
                 for at in computed.disrupted_pods.values() {
-                    let expiry =
-                        *at + chrono::Duration::seconds(disruption::DELETION_TIMEOUT_SECONDS);
+                    let expiry = *at + chrono::Duration::seconds(disruption::DELETION_TIMEOUT_SECONDS);
                     recheck = Some(recheck.map_or(expiry, |r| r.min(expiry)));
                 }
             }
             let generation = int_at(&value, "/metadata/generation", 1);
             let now_text = timestamp(now);
-            self.modify(self.ids.pdb, &pdb.key, |v| {
-                write_budget_status(v, &outcome, generation, &now_text)
-            });
+            self.modify(self.ids.pdb, &pdb.key, |v| write_budget_status(v, &outcome, generation, &now_text));
         }
         if let Some(at) = recheck {
-            self.add_timer(
-                at,
-                TimerKind::RecheckBudgets {
-                    namespace: namespace.to_string(),
-                },
-            );
+            self.add_timer(at, TimerKind::RecheckBudgets { namespace: namespace.to_string() });
         }
     }
 }
 
 /// Writes the disruption controller's result (or its fail-safe) into a PDB.
-fn write_budget_status(
-    pdb: &mut Value,
-    outcome: &Result<disruption::Computed, String>,
-    generation: i64,
-    now: &str,
-) {
+fn write_budget_status(pdb: &mut Value, outcome: &Result<disruption::Computed, String>, generation: i64, now: &str) {
     let (allowed_state, reason, message) = match outcome {
         Ok(c) if c.disruptions_allowed > 0 => ("True", "SufficientPods", String::new()),
         Ok(_) => ("False", "InsufficientPods", String::new()),
@@ -1073,11 +822,7 @@ fn write_budget_status(
             if c.disrupted_pods.is_empty() {
                 status.remove("disruptedPods");
             } else {
-                let map: Map<String, Value> = c
-                    .disrupted_pods
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(timestamp(*v))))
-                    .collect();
+                let map: Map<String, Value> = c.disrupted_pods.iter().map(|(k, v)| (k.clone(), json!(timestamp(*v)))).collect();
                 status.insert("disruptedPods".into(), Value::Object(map));
             }
         }
@@ -1088,35 +833,21 @@ fn write_budget_status(
             }
         }
     }
-    let observed = status
-        .get("observedGeneration")
-        .cloned()
-        .unwrap_or(json!(0));
+    let observed = status.get("observedGeneration").cloned().unwrap_or(json!(0));
     set_budget_condition(status, allowed_state, reason, &message, now, observed);
 }
 
 /// The `DisruptionAllowed` condition (a `metav1.Condition`, so `message` and
 /// `observedGeneration` are always present).
-pub(crate) fn set_budget_condition(
-    status: &mut Map<String, Value>,
-    state: &str,
-    reason: &str,
-    message: &str,
-    now: &str,
-    observed: Value,
-) {
+pub(crate) fn set_budget_condition(status: &mut Map<String, Value>, state: &str, reason: &str, message: &str, now: &str, observed: Value) {
     let conditions = status.entry("conditions").or_insert_with(|| json!([]));
     if !conditions.is_array() {
         *conditions = json!([]);
     }
     let list = conditions.as_array_mut().expect("array");
-    let existing = list
-        .iter_mut()
-        .find(|c| str_at(c, &["type"]) == Some("DisruptionAllowed"));
+    let existing = list.iter_mut().find(|c| str_at(c, &["type"]) == Some("DisruptionAllowed"));
     let transition = match &existing {
-        Some(c) if str_at(c, &["status"]) == Some(state) => str_at(c, &["lastTransitionTime"])
-            .unwrap_or(now)
-            .to_string(),
+        Some(c) if str_at(c, &["status"]) == Some(state) => str_at(c, &["lastTransitionTime"]).unwrap_or(now).to_string(),
         _ => now.to_string(),
     };
     let condition = json!({
@@ -1162,20 +893,13 @@ fn template_hash(template: &Value) -> String {
     use sha2::Digest;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let digest = sha2::Sha256::digest(template.to_string().as_bytes());
-    digest
-        .iter()
-        .take(10)
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    digest.iter().take(10).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 fn statefulset_identity(pod: &mut Value, sts: &Value, name: &str, ordinal: i64) {
     let labels = object_at(pod, &["metadata", "labels"]);
     labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(name));
-    labels.insert(
-        "apps.kubernetes.io/pod-index".into(),
-        json!(ordinal.to_string()),
-    );
+    labels.insert("apps.kubernetes.io/pod-index".into(), json!(ordinal.to_string()));
     if let Some(revision) = str_at(sts, &["status", "updateRevision"]) {
         labels.insert("controller-revision-hash".into(), json!(revision));
     }
@@ -1184,16 +908,11 @@ fn statefulset_identity(pod: &mut Value, sts: &Value, name: &str, ordinal: i64) 
     if let Some(service) = str_at(sts, &["spec", "serviceName"]) {
         spec.insert("subdomain".into(), json!(service));
     }
-    if let Some(claims) = sts
-        .pointer("/spec/volumeClaimTemplates")
-        .and_then(Value::as_array)
-    {
+    if let Some(claims) = sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array) {
         let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
         if let Some(volumes) = volumes.as_array_mut() {
             for claim in claims {
-                let Some(claim_name) = str_at(claim, &["metadata", "name"]) else {
-                    continue;
-                };
+                let Some(claim_name) = str_at(claim, &["metadata", "name"]) else { continue };
                 volumes.push(json!({"name": claim_name, "persistentVolumeClaim": {"claimName": format!("{claim_name}-{name}")}}));
             }
         }
@@ -1217,9 +936,7 @@ fn add_daemon_tolerations(spec: &mut Value) {
     }
     let list = list.as_array_mut().expect("array");
     for (key, effect) in wanted {
-        let present = list
-            .iter()
-            .any(|t| str_at(t, &["key"]) == Some(key) && str_at(t, &["effect"]) == Some(effect));
+        let present = list.iter().any(|t| str_at(t, &["key"]) == Some(key) && str_at(t, &["effect"]) == Some(effect));
         if !present {
             list.push(json!({"key": key, "operator": "Exists", "effect": effect}));
         }
@@ -1228,20 +945,14 @@ fn add_daemon_tolerations(spec: &mut Value) {
 
 fn daemon_should_run(spec: &Value, node: &Stored) -> bool {
     let tolerations = tolerations(spec);
-    let Some(info) = node.node() else {
-        return false;
-    };
+    let Some(info) = node.node() else { return false };
     let taints_ok = info.taints.iter().all(|t| {
-        !(t.effect == "NoSchedule" || t.effect == "NoExecute")
-            || tolerates(&tolerations, &t.key, &t.value, &t.effect)
+        !(t.effect == "NoSchedule" || t.effect == "NoExecute") || tolerates(&tolerations, &t.key, &t.value, &t.effect)
     });
     let selector_ok = spec
         .get("nodeSelector")
         .and_then(Value::as_object)
-        .is_none_or(|sel| {
-            sel.iter()
-                .all(|(k, v)| node.labels.get(k).map(String::as_str) == v.as_str())
-        });
+        .is_none_or(|sel| sel.iter().all(|(k, v)| node.labels.get(k).map(String::as_str) == v.as_str()));
     let affinity_ok = spec
         .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
         .is_none_or(|terms| node_affinity_matches(terms, &node.name, &node.labels));
@@ -1263,8 +974,7 @@ fn pin_to_node(pod: &mut Value, node: &str) {
 /// The node a DaemonSet pod is pinned to by its node affinity.
 fn pinned_node(pod: &Value) -> Option<String> {
     let term = pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0")?;
-    (str_at(term, &["key"]) == Some("metadata.name"))
-        .then(|| term.pointer("/values/0")?.as_str().map(str::to_string))?
+    (str_at(term, &["key"]) == Some("metadata.name")).then(|| term.pointer("/values/0")?.as_str().map(str::to_string))?
 }
 
 /// Defaults the apiserver fills into a pod spec.
@@ -1295,19 +1005,11 @@ fn default_pod_spec(pod: &mut Value) {
     }
     if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
         for container in containers {
-            let Some(c) = container.as_object_mut() else {
-                continue;
-            };
-            let latest = c
-                .get("image")
-                .and_then(Value::as_str)
-                .is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
-            c.entry("imagePullPolicy")
-                .or_insert_with(|| json!(if latest { "Always" } else { "IfNotPresent" }));
-            c.entry("terminationMessagePath")
-                .or_insert_with(|| json!("/dev/termination-log"));
-            c.entry("terminationMessagePolicy")
-                .or_insert_with(|| json!("File"));
+            let Some(c) = container.as_object_mut() else { continue };
+            let latest = c.get("image").and_then(Value::as_str).is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+            c.entry("imagePullPolicy").or_insert_with(|| json!(if latest { "Always" } else { "IfNotPresent" }));
+            c.entry("terminationMessagePath").or_insert_with(|| json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert_with(|| json!("File"));
             c.entry("resources").or_insert_with(|| json!({}));
         }
     }
@@ -1315,11 +1017,7 @@ fn default_pod_spec(pod: &mut Value) {
 
 /// The pod's QoS class from its containers' requests and limits.
 pub(crate) fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in &containers {
@@ -1368,13 +1066,7 @@ mod tests {
     fn qos_classes() {
         let pod = |resources: Value| json!({"spec": {"containers": [{"name": "a", "resources": resources}]}});
         assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
-        assert_eq!(
-            qos_class(&pod(json!({"requests": {"cpu": "1"}}))),
-            "Burstable"
-        );
-        assert_eq!(
-            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
-            "Guaranteed"
-        );
+        assert_eq!(qos_class(&pod(json!({"requests": {"cpu": "1"}}))), "Burstable");
+        assert_eq!(qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))), "Guaranteed");
     }
 }

@@ -34,52 +34,16 @@ pub struct GenOptions {
 
 impl Default for GenOptions {
     fn default() -> Self {
-        GenOptions {
-            nodes: 5,
-            pods: 100,
-            seed: 1,
-            control_planes: 0,
-            zones: 3,
-            version: "v1.28.9".into(),
-        }
+        GenOptions { nodes: 5, pods: 100, seed: 1, control_planes: 0, zones: 3, version: "v1.28.9".into() }
     }
 }
 
 const TEAMS: &[&str] = &[
-    "payments",
-    "checkout",
-    "search",
-    "catalog",
-    "identity",
-    "billing",
-    "orders",
-    "shipping",
-    "media",
-    "reviews",
-    "ledger",
-    "fraud",
-    "notify",
-    "profile",
-    "pricing",
-    "growth",
-    "ads",
-    "support",
-    "analytics",
-    "gateway",
+    "payments", "checkout", "search", "catalog", "identity", "billing", "orders", "shipping", "media", "reviews",
+    "ledger", "fraud", "notify", "profile", "pricing", "growth", "ads", "support", "analytics", "gateway",
 ];
 const APPS: &[&str] = &[
-    "api",
-    "worker",
-    "web",
-    "cache",
-    "consumer",
-    "scheduler",
-    "indexer",
-    "proxy",
-    "sync",
-    "exporter",
-    "renderer",
-    "store",
+    "api", "worker", "web", "cache", "consumer", "scheduler", "indexer", "proxy", "sync", "exporter", "renderer", "store",
 ];
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -134,20 +98,11 @@ impl Generator {
     fn uid(&mut self) -> String {
         let bytes: [u8; 16] = self.rng.random();
         let hex = hex::encode(bytes);
-        format!(
-            "{}-{}-4{}-a{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[17..20],
-            &hex[20..32]
-        )
+        format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
     }
 
     fn suffix(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| SUFFIX_ALPHABET[self.rng.random_range(0..SUFFIX_ALPHABET.len())] as char)
-            .collect()
+        (0..len).map(|_| SUFFIX_ALPHABET[self.rng.random_range(0..SUFFIX_ALPHABET.len())] as char).collect()
     }
 
     fn time(&self, minutes: i64) -> String {
@@ -181,24 +136,13 @@ impl Generator {
     }
 
     fn node(&mut self, index: usize, control_plane: bool, ingress: bool, tainted: bool) {
-        let name = if control_plane {
-            format!("cp-{}", index + 1)
-        } else {
-            format!("worker-{:03}", index + 1)
-        };
+        let name = if control_plane { format!("cp-{}", index + 1) } else { format!("worker-{:03}", index + 1) };
         let n = self.nodes.len();
         let ip = format!("192.168.{}.{}", n / 250, 10 + n % 250);
         let cidr_prefix = format!("10.{}.{}", 244 + n / 256, n % 256);
-        let zone = format!(
-            "zone-{}",
-            (b'a' + (n % self.options.zones.max(1)) as u8) as char
-        );
+        let zone = format!("zone-{}", (b'a' + (n % self.options.zones.max(1)) as u8) as char);
         let uid = self.uid();
-        let (cpu, memory_gi, max_pods) = if control_plane {
-            (4, 16, 110)
-        } else {
-            (16, 64, 110)
-        };
+        let (cpu, memory_gi, max_pods) = if control_plane { (4, 16, 110) } else { (16, 64, 110) };
         let max_pods = max_pods.max((self.options.pods / self.options.nodes.max(1)) as i64 * 2);
         let mut labels = json!({
             "beta.kubernetes.io/arch": "amd64",
@@ -220,10 +164,11 @@ impl Generator {
         let heartbeat = self.time(60 * 24 * 30);
         let mut spec = json!({"podCIDR": format!("{cidr_prefix}.0/24"), "podCIDRs": [format!("{cidr_prefix}.0/24")]});
         if tainted {
-            spec["taints"] =
-                json!([{"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"}]);
+            spec["taints"] = json!([{"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"}]);
         }
-        let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"lastHeartbeatTime": heartbeat, "lastTransitionTime": created, "message": message, "reason": reason, "status": status, "type": kind});
+        let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+            json!({"lastHeartbeatTime": heartbeat, "lastTransitionTime": created, "message": message, "reason": reason, "status": status, "type": kind})
+        };
         let machine = hex::encode(self.rng.random::<[u8; 16]>());
         let version = self.options.version.clone();
         let node = json!({
@@ -294,9 +239,7 @@ impl Generator {
                 Some(_) => true,
                 None => !node.control_plane || self.nodes.iter().all(|n| n.control_plane),
             };
-            let fits = node.pods_free > 0
-                && node.cpu_free >= template.cpu_milli
-                && node.memory_free >= template.memory_mi * 1024 * 1024;
+            let fits = node.pods_free > 0 && node.cpu_free >= template.cpu_milli && node.memory_free >= template.memory_mi * 1024 * 1024;
             if wanted && fits {
                 self.next_worker = i + 1;
                 return Some(i);
@@ -315,8 +258,7 @@ impl Generator {
             "terminationMessagePolicy": "File",
         });
         if !t.host_network {
-            container["ports"] =
-                json!([{"containerPort": 8080, "name": "http", "protocol": "TCP"}]);
+            container["ports"] = json!([{"containerPort": 8080, "name": "http", "protocol": "TCP"}]);
         }
         let mut spec = json!({
             "containers": [container],
@@ -327,8 +269,7 @@ impl Generator {
             "terminationGracePeriodSeconds": 30,
         });
         if t.empty_dir {
-            spec["containers"][0]["volumeMounts"] =
-                json!([{"mountPath": "/cache", "name": "cache"}]);
+            spec["containers"][0]["volumeMounts"] = json!([{"mountPath": "/cache", "name": "cache"}]);
             spec["volumes"] = json!([{"emptyDir": {}, "name": "cache"}]);
         }
         if t.tolerate_all {
@@ -355,15 +296,7 @@ impl Generator {
     }
 
     /// A Running, Ready pod on `node`.
-    fn pod(
-        &mut self,
-        t: &Template,
-        name: &str,
-        node: usize,
-        owner: Option<(&str, &str, &str)>,
-        labels: serde_json::Map<String, Value>,
-        minute: i64,
-    ) -> Value {
+    fn pod(&mut self, t: &Template, name: &str, node: usize, owner: Option<(&str, &str, &str)>, labels: serde_json::Map<String, Value>, minute: i64) -> Value {
         let uid = self.uid();
         let created = self.time(minute);
         let started = self.time(minute + 1);
@@ -384,25 +317,20 @@ impl Generator {
         map.insert("nodeName".into(), json!(node_name));
         map.insert("enableServiceLinks".into(), json!(true));
         map.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
-        map.insert(
-            "priority".into(),
-            json!(if t.host_network { 2000001000 } else { 0 }),
-        );
+        map.insert("priority".into(), json!(if t.host_network { 2000001000 } else { 0 }));
         map.insert("serviceAccount".into(), json!("default"));
         map.insert("serviceAccountName".into(), json!("default"));
         let tolerations = map.entry("tolerations").or_insert_with(|| json!([]));
         if let Some(list) = tolerations.as_array_mut() {
-            for key in [
-                "node.kubernetes.io/not-ready",
-                "node.kubernetes.io/unreachable",
-            ] {
+            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
                 list.push(json!({"effect": "NoExecute", "key": key, "operator": "Exists", "tolerationSeconds": 300}));
             }
         }
         let mut metadata = json!({"creationTimestamp": created, "labels": labels, "name": name, "namespace": t.namespace, "resourceVersion": "1", "uid": uid});
         if let Some((kind, owner_name, owner_uid)) = owner {
             let api_version = if kind == "Node" { "v1" } else { "apps/v1" };
-            metadata["ownerReferences"] = json!([{"apiVersion": api_version, "blockOwnerDeletion": true, "controller": true, "kind": kind, "name": owner_name, "uid": owner_uid}]);
+            metadata["ownerReferences"] =
+                json!([{"apiVersion": api_version, "blockOwnerDeletion": true, "controller": true, "kind": kind, "name": owner_name, "uid": owner_uid}]);
             if kind == "ReplicaSet" || kind == "DaemonSet" {
                 metadata["generateName"] = json!(format!("{owner_name}-"));
             }
@@ -410,10 +338,7 @@ impl Generator {
         let condition = |kind: &str| json!({"lastProbeTime": null, "lastTransitionTime": started, "status": "True", "type": kind});
         let container_id = hex::encode(self.rng.random::<[u8; 32]>());
         let image_digest = hex::encode(self.rng.random::<[u8; 32]>());
-        let repository = t
-            .image
-            .rsplit_once(':')
-            .map_or(t.image.as_str(), |(r, _)| r);
+        let repository = t.image.rsplit_once(':').map_or(t.image.as_str(), |(r, _)| r);
         json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -455,28 +380,15 @@ impl Generator {
         let node_uid = self.nodes[node].uid.clone();
         for (component, image) in [
             ("etcd", "registry.k8s.io/etcd:3.5.12-0".to_string()),
-            (
-                "kube-apiserver",
-                format!("registry.k8s.io/kube-apiserver:{version}"),
-            ),
-            (
-                "kube-controller-manager",
-                format!("registry.k8s.io/kube-controller-manager:{version}"),
-            ),
-            (
-                "kube-scheduler",
-                format!("registry.k8s.io/kube-scheduler:{version}"),
-            ),
+            ("kube-apiserver", format!("registry.k8s.io/kube-apiserver:{version}")),
+            ("kube-controller-manager", format!("registry.k8s.io/kube-controller-manager:{version}")),
+            ("kube-scheduler", format!("registry.k8s.io/kube-scheduler:{version}")),
         ] {
             let t = Template {
                 namespace: "kube-system".into(),
                 app: component.into(),
                 image,
-                cpu_milli: if component == "kube-apiserver" {
-                    250
-                } else {
-                    100
-                },
+                cpu_milli: if component == "kube-apiserver" { 250 } else { 100 },
                 memory_mi: 100,
                 empty_dir: false,
                 tolerate_all: true,
@@ -488,14 +400,7 @@ impl Generator {
             labels.insert("component".into(), json!(component));
             labels.insert("tier".into(), json!("control-plane"));
             let name = format!("{component}-{node_name}");
-            let mut pod = self.pod(
-                &t,
-                &name,
-                node,
-                Some(("Node", &node_name, &node_uid)),
-                labels,
-                node as i64,
-            );
+            let mut pod = self.pod(&t, &name, node, Some(("Node", &node_name, &node_uid)), labels, node as i64);
             let hash = hex::encode(self.rng.random::<[u8; 16]>());
             pod["metadata"]["annotations"] = json!({
                 "kubernetes.io/config.hash": hash,
@@ -517,21 +422,13 @@ impl Generator {
             let mut pod_labels = labels.clone();
             pod_labels.insert("controller-revision-hash".into(), json!("6d8c9b7f5"));
             pod_labels.insert("pod-template-generation".into(), json!("1"));
-            let mut pod = self.pod(
-                &t,
-                &pod_name,
-                node,
-                Some(("DaemonSet", &name, &uid)),
-                pod_labels,
-                10 + node as i64,
-            );
+            let mut pod = self.pod(&t, &pod_name, node, Some(("DaemonSet", &name, &uid)), pod_labels, 10 + node as i64);
             let node_name = self.nodes[node].name.clone();
             pin_daemon_pod(&mut pod, &node_name);
             self.emit_pod(pod);
             pods += 1;
         }
-        let mut spec_template =
-            json!({"metadata": {"labels": labels}, "spec": self.template_spec(&t)});
+        let mut spec_template = json!({"metadata": {"labels": labels}, "spec": self.template_spec(&t)});
         spec_template["metadata"]["creationTimestamp"] = Value::Null;
         let created = self.time(5);
         self.emit(
@@ -573,24 +470,13 @@ impl Generator {
         for _ in 0..replicas {
             let Some(node) = self.place(t) else { break };
             let pod_name = format!("{rs_name}-{}", self.suffix(5));
-            let pod = self.pod(
-                t,
-                &pod_name,
-                node,
-                Some(("ReplicaSet", &rs_name, &rs_uid)),
-                rs_labels.clone(),
-                minute,
-            );
+            let pod = self.pod(t, &pod_name, node, Some(("ReplicaSet", &rs_name, &rs_uid)), rs_labels.clone(), minute);
             self.emit_pod(pod);
             views.push(PodView {
                 name: pod_name,
                 ready: true,
                 deleting: false,
-                controller: Some(OwnerRef {
-                    kind: "ReplicaSet".into(),
-                    name: rs_name.clone(),
-                    uid: rs_uid.clone(),
-                }),
+                controller: Some(OwnerRef { kind: "ReplicaSet".into(), name: rs_name.clone(), uid: rs_uid.clone() }),
             });
         }
         let running = views.len();
@@ -598,15 +484,9 @@ impl Generator {
         let created = self.time(minute);
         let progressing = json!({"lastTransitionTime": created, "lastUpdateTime": created, "message": format!("ReplicaSet \"{rs_name}\" has successfully progressed."), "reason": "NewReplicaSetAvailable", "status": "True", "type": "Progressing"});
         let available = json!({"lastTransitionTime": created, "lastUpdateTime": created, "message": "Deployment has minimum availability.", "reason": "MinimumReplicasAvailable", "status": "True", "type": "Available"});
-        let mut deployment_status =
-            json!({"conditions": [available, progressing], "observedGeneration": 1});
+        let mut deployment_status = json!({"conditions": [available, progressing], "observedGeneration": 1});
         if running > 0 {
-            for field in [
-                "availableReplicas",
-                "readyReplicas",
-                "replicas",
-                "updatedReplicas",
-            ] {
+            for field in ["availableReplicas", "readyReplicas", "replicas", "updatedReplicas"] {
                 deployment_status[field] = json!(running);
             }
         }
@@ -616,8 +496,7 @@ impl Generator {
                 deployment_status["conditions"][0] = json!({"lastTransitionTime": created, "lastUpdateTime": created, "message": "Deployment does not have minimum availability.", "reason": "MinimumReplicasUnavailable", "status": "False", "type": "Available"});
             }
         }
-        let mut template_labels =
-            json!({"metadata": {"creationTimestamp": null, "labels": labels}, "spec": spec});
+        let mut template_labels = json!({"metadata": {"creationTimestamp": null, "labels": labels}, "spec": spec});
         self.emit(
             ORDER_DEPLOYMENT,
             &json!({
@@ -636,8 +515,7 @@ impl Generator {
             }),
         );
         template_labels["metadata"]["labels"] = json!(rs_labels);
-        let mut rs_status =
-            json!({"fullyLabeledReplicas": running, "observedGeneration": 1, "replicas": running});
+        let mut rs_status = json!({"fullyLabeledReplicas": running, "observedGeneration": 1, "replicas": running});
         if running > 0 {
             rs_status["availableReplicas"] = json!(running);
             rs_status["readyReplicas"] = json!(running);
@@ -664,11 +542,7 @@ impl Generator {
         );
         // PDBs of a Deployment count the Deployment's scale.
         for view in &mut views {
-            view.controller = Some(OwnerRef {
-                kind: "Deployment".into(),
-                name: name.clone(),
-                uid: uid.clone(),
-            });
+            view.controller = Some(OwnerRef { kind: "Deployment".into(), name: name.clone(), uid: uid.clone() });
         }
         views
     }
@@ -683,20 +557,10 @@ impl Generator {
             let Some(node) = self.place(t) else { break };
             let pod_name = format!("{name}-{ordinal}");
             let mut pod_labels = labels.clone();
-            pod_labels.insert(
-                "apps.kubernetes.io/pod-index".into(),
-                json!(ordinal.to_string()),
-            );
+            pod_labels.insert("apps.kubernetes.io/pod-index".into(), json!(ordinal.to_string()));
             pod_labels.insert("controller-revision-hash".into(), json!(revision));
             pod_labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(pod_name));
-            let mut pod = self.pod(
-                t,
-                &pod_name,
-                node,
-                Some(("StatefulSet", &name, &uid)),
-                pod_labels,
-                minute,
-            );
+            let mut pod = self.pod(t, &pod_name, node, Some(("StatefulSet", &name, &uid)), pod_labels, minute);
             pod["spec"]["hostname"] = json!(pod_name);
             pod["spec"]["subdomain"] = json!(name);
             self.emit_pod(pod);
@@ -704,23 +568,14 @@ impl Generator {
                 name: pod_name,
                 ready: true,
                 deleting: false,
-                controller: Some(OwnerRef {
-                    kind: "StatefulSet".into(),
-                    name: name.clone(),
-                    uid: uid.clone(),
-                }),
+                controller: Some(OwnerRef { kind: "StatefulSet".into(), name: name.clone(), uid: uid.clone() }),
             });
         }
         let running = views.len();
         let created = self.time(minute);
         let mut status = json!({"collisionCount": 0, "currentRevision": revision, "observedGeneration": 1, "replicas": running, "updateRevision": revision});
         if running > 0 {
-            for field in [
-                "availableReplicas",
-                "currentReplicas",
-                "readyReplicas",
-                "updatedReplicas",
-            ] {
+            for field in ["availableReplicas", "currentReplicas", "readyReplicas", "updatedReplicas"] {
                 status[field] = json!(running);
             }
         }
@@ -748,28 +603,15 @@ impl Generator {
     }
 
     /// A PDB over `app`, with its status as the disruption controller computes it.
-    fn pdb(
-        &mut self,
-        namespace: &str,
-        app: &str,
-        spec_amount: (&str, Value),
-        pods: &[PodView],
-        scale: i32,
-        minute: i64,
-    ) {
+    fn pdb(&mut self, namespace: &str, app: &str, spec_amount: (&str, Value), pods: &[PodView], scale: i32, minute: i64) {
         let uid = self.uid();
         let created = self.time(minute);
         let mut spec = json!({"selector": {"matchLabels": {"app.kubernetes.io/name": app}}});
         spec[spec_amount.0] = spec_amount.1.clone();
         let budget = Budget::from_spec(Some(&spec)).expect("generated budgets are valid");
         let scale_of = |owner: &OwnerRef| Some((owner.uid.clone(), scale));
-        let computed = disruption::compute(&budget, pods, &scale_of, &BTreeMap::new(), self.epoch)
-            .expect("generated pods have scaled controllers");
-        let (state, reason) = if computed.disruptions_allowed > 0 {
-            ("True", "SufficientPods")
-        } else {
-            ("False", "InsufficientPods")
-        };
+        let computed = disruption::compute(&budget, pods, &scale_of, &BTreeMap::new(), self.epoch).expect("generated pods have scaled controllers");
+        let (state, reason) = if computed.disruptions_allowed > 0 { ("True", "SufficientPods") } else { ("False", "InsufficientPods") };
         self.emit(
             ORDER_PDB,
             &json!({
@@ -800,11 +642,7 @@ impl Generator {
     fn app_template(&mut self, namespace: &str, app: String) -> Template {
         let cpu_milli = [10, 25, 50, 100, 100, 150, 200][self.rng.random_range(0..7)];
         let memory_mi = [32, 64, 128, 128, 256, 384][self.rng.random_range(0..6)];
-        let version = format!(
-            "1.{}.{}",
-            self.rng.random_range(0..20),
-            self.rng.random_range(0..10)
-        );
+        let version = format!("1.{}.{}", self.rng.random_range(0..20), self.rng.random_range(0..10));
         Template {
             namespace: namespace.to_string(),
             image: format!("registry.example.com/{namespace}/{app}:{version}"),
@@ -869,10 +707,7 @@ pub fn generate(options: &GenOptions) -> String {
     let mut g = Generator {
         options: options.clone(),
         rng: ChaCha8Rng::seed_from_u64(options.seed),
-        epoch: Utc
-            .with_ymd_and_hms(2024, 3, 1, 8, 0, 0)
-            .single()
-            .expect("valid date"),
+        epoch: Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 0).single().expect("valid date"),
         nodes: Vec::new(),
         next_worker: 0,
         out: BTreeMap::new(),
@@ -880,14 +715,7 @@ pub fn generate(options: &GenOptions) -> String {
     };
 
     let teams = (options.pods / 800).clamp(2, TEAMS.len());
-    let mut namespaces = vec![
-        "default".to_string(),
-        "kube-node-lease".into(),
-        "kube-public".into(),
-        "kube-system".into(),
-        "ingress-nginx".into(),
-        "monitoring".into(),
-    ];
+    let mut namespaces = vec!["default".to_string(), "kube-node-lease".into(), "kube-public".into(), "kube-system".into(), "ingress-nginx".into(), "monitoring".into()];
     namespaces.extend(TEAMS[..teams].iter().map(|t| format!("team-{t}")));
     for namespace in &namespaces {
         g.namespace(namespace);
@@ -905,45 +733,20 @@ pub fn generate(options: &GenOptions) -> String {
     let version = options.version.clone();
     let budget = options.pods;
     if g.pod_count + 2 * nodes <= budget {
-        g.daemonset(Generator::system_template(
-            "kube-system",
-            "kube-proxy",
-            &format!("registry.k8s.io/kube-proxy:{version}"),
-            true,
-        ));
-        g.daemonset(Generator::system_template(
-            "kube-system",
-            "calico-node",
-            "docker.io/calico/node:v3.27.3",
-            true,
-        ));
+        g.daemonset(Generator::system_template("kube-system", "kube-proxy", &format!("registry.k8s.io/kube-proxy:{version}"), true));
+        g.daemonset(Generator::system_template("kube-system", "calico-node", "docker.io/calico/node:v3.27.3", true));
     }
     if g.pod_count + nodes + 10 <= budget {
-        g.daemonset(Generator::system_template(
-            "monitoring",
-            "node-exporter",
-            "quay.io/prometheus/node-exporter:v1.7.0",
-            true,
-        ));
+        g.daemonset(Generator::system_template("monitoring", "node-exporter", "quay.io/prometheus/node-exporter:v1.7.0", true));
     }
-    let mut coredns = Generator::system_template(
-        "kube-system",
-        "coredns",
-        "registry.k8s.io/coredns/coredns:v1.10.1",
-        false,
-    );
+    let mut coredns = Generator::system_template("kube-system", "coredns", "registry.k8s.io/coredns/coredns:v1.10.1", false);
     coredns.tolerate_all = false;
     coredns.extra_labels = vec![("k8s-app".into(), "kube-dns".into())];
     if g.pod_count + 2 <= budget {
         g.deployment(&coredns, 2, 20);
     }
     if g.pod_count + 3 <= budget {
-        let mut ingress = Generator::system_template(
-            "ingress-nginx",
-            "ingress-nginx-controller",
-            "registry.k8s.io/ingress-nginx/controller:v1.9.6",
-            false,
-        );
+        let mut ingress = Generator::system_template("ingress-nginx", "ingress-nginx-controller", "registry.k8s.io/ingress-nginx/controller:v1.9.6", false);
         ingress.tolerate_all = false;
         if ingress_nodes > 0 {
             ingress.node_selector = Some(("node-role.kubernetes.io/ingress".into(), String::new()));
@@ -951,37 +754,15 @@ pub fn generate(options: &GenOptions) -> String {
         g.deployment(&ingress, 3, 30);
     }
     if g.pod_count + 6 <= budget {
-        let mut prometheus = Generator::system_template(
-            "monitoring",
-            "prometheus-k8s",
-            "quay.io/prometheus/prometheus:v2.51.2",
-            false,
-        );
+        let mut prometheus = Generator::system_template("monitoring", "prometheus-k8s", "quay.io/prometheus/prometheus:v2.51.2", false);
         prometheus.tolerate_all = false;
         prometheus.empty_dir = true;
         let pods = g.statefulset(&prometheus, 2, 40);
-        g.pdb(
-            "monitoring",
-            "prometheus-k8s",
-            ("minAvailable", json!(1)),
-            &pods,
-            2,
-            40,
-        );
-        let mut alertmanager = Generator::system_template(
-            "monitoring",
-            "alertmanager-main",
-            "quay.io/prometheus/alertmanager:v0.27.0",
-            false,
-        );
+        g.pdb("monitoring", "prometheus-k8s", ("minAvailable", json!(1)), &pods, 2, 40);
+        let mut alertmanager = Generator::system_template("monitoring", "alertmanager-main", "quay.io/prometheus/alertmanager:v0.27.0", false);
         alertmanager.tolerate_all = false;
         g.statefulset(&alertmanager, 3, 41);
-        let mut operator = Generator::system_template(
-            "monitoring",
-            "prometheus-operator",
-            "quay.io/prometheus-operator/prometheus-operator:v0.72.0",
-            false,
-        );
+        let mut operator = Generator::system_template("monitoring", "prometheus-operator", "quay.io/prometheus-operator/prometheus-operator:v0.72.0", false);
         operator.tolerate_all = false;
         g.deployment(&operator, 1, 42);
     }
@@ -993,12 +774,7 @@ pub fn generate(options: &GenOptions) -> String {
     while g.pod_count < budget && !full {
         let remaining = budget - g.pod_count;
         let namespace = format!("team-{}", TEAMS[workload % teams]);
-        let app = format!(
-            "{}-{}-{}",
-            TEAMS[workload % teams],
-            APPS[(workload / teams) % APPS.len()],
-            workload / (teams * APPS.len())
-        );
+        let app = format!("{}-{}-{}", TEAMS[workload % teams], APPS[(workload / teams) % APPS.len()], workload / (teams * APPS.len()));
         let minute = 60 + workload as i64;
         let t = g.app_template(&namespace, app.clone());
         let before = g.pod_count;
@@ -1011,8 +787,7 @@ pub fn generate(options: &GenOptions) -> String {
                 g.pdb(&namespace, &app, shape, &pods, replicas as i32, minute);
             }
         } else {
-            let replicas =
-                [1, 2, 2, 3, 3, 3, 4, 5, 6, 8, 10, 12][g.rng.random_range(0..12)].min(remaining);
+            let replicas = [1, 2, 2, 3, 3, 3, 4, 5, 6, 8, 10, 12][g.rng.random_range(0..12)].min(remaining);
             let pods = g.deployment(&t, replicas, minute);
             if let Some(shape) = pdb_shape(workload, replicas) {
                 g.pdb(&namespace, &app, shape, &pods, replicas as i32, minute);
@@ -1022,8 +797,7 @@ pub fn generate(options: &GenOptions) -> String {
         workload += 1;
     }
 
-    let mut text =
-        String::with_capacity(g.out.values().flatten().map(String::len).sum::<usize>() + 64);
+    let mut text = String::with_capacity(g.out.values().flatten().map(String::len).sum::<usize>() + 64);
     text.push_str("apiVersion: v1\nitems:\n");
     for items in g.out.values() {
         for item in items {
@@ -1041,37 +815,15 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic_and_loads() {
-        let options = GenOptions {
-            nodes: 8,
-            pods: 300,
-            seed: 7,
-            ..GenOptions::default()
-        };
+        let options = GenOptions { nodes: 8, pods: 300, seed: 7, ..GenOptions::default() };
         let a = generate(&options);
         assert_eq!(a, generate(&options));
-        assert_ne!(
-            a,
-            generate(&GenOptions {
-                seed: 8,
-                ..options.clone()
-            })
-        );
+        assert_ne!(a, generate(&GenOptions { seed: 8, ..options.clone() }));
         let cluster = Cluster::load(&a).unwrap();
-        let kinds: Vec<&str> = cluster
-            .objects
-            .iter()
-            .filter_map(|(_, v)| v["kind"].as_str())
-            .collect();
+        let kinds: Vec<&str> = cluster.objects.iter().filter_map(|(_, v)| v["kind"].as_str()).collect();
         assert_eq!(kinds.iter().filter(|k| **k == "Node").count(), 8);
         assert_eq!(kinds.iter().filter(|k| **k == "Pod").count(), 300);
-        for kind in [
-            "PodDisruptionBudget",
-            "Deployment",
-            "ReplicaSet",
-            "StatefulSet",
-            "DaemonSet",
-            "Namespace",
-        ] {
+        for kind in ["PodDisruptionBudget", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Namespace"] {
             assert!(kinds.contains(&kind), "no {kind}");
         }
     }

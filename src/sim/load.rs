@@ -31,20 +31,14 @@ impl Default for Cluster {
 impl Cluster {
     /// A cluster with only the `default` namespace.
     pub fn empty() -> Cluster {
-        let mut cluster = Cluster {
-            registry: Registry::default(),
-            objects: Vec::new(),
-        };
+        let mut cluster = Cluster { registry: Registry::default(), objects: Vec::new() };
         cluster.add_missing_namespaces();
         cluster
     }
 
     /// Parses and validates a snapshot.
     pub fn load(text: &str) -> Result<Cluster, LoadError> {
-        let mut cluster = Cluster {
-            registry: Registry::default(),
-            objects: Vec::new(),
-        };
+        let mut cluster = Cluster { registry: Registry::default(), objects: Vec::new() };
         let mut seen = BTreeSet::new();
         for (document, value) in documents(text)? {
             cluster.add_document(&document, value, &mut seen)?;
@@ -62,65 +56,34 @@ impl Cluster {
         self.objects.is_empty()
     }
 
-    fn add_document(
-        &mut self,
-        document: &str,
-        value: Value,
-        seen: &mut BTreeSet<(ResId, String)>,
-    ) -> Result<(), LoadError> {
+    fn add_document(&mut self, document: &str, value: Value, seen: &mut BTreeSet<(ResId, String)>) -> Result<(), LoadError> {
         if value.is_null() {
             return Ok(());
         }
-        let is_list = value
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k.ends_with("List"))
+        let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
             && value.get("items").is_some();
         if !is_list {
             return self.add_object(document, value, seen);
         }
-        let Value::Object(mut list) = value else {
-            unreachable!("checked above")
-        };
+        let Value::Object(mut list) = value else { unreachable!("checked above") };
         let Some(Value::Array(items)) = list.remove("items") else {
-            return Err(LoadError::field(
-                document,
-                "items",
-                "must be a list of objects",
-            ));
+            return Err(LoadError::field(document, "items", "must be a list of objects"));
         };
         for (i, item) in items.into_iter().enumerate() {
-            let label = if document == "document 1" {
-                format!("items[{i}]")
-            } else {
-                format!("{document}, items[{i}]")
-            };
+            let label = if document == "document 1" { format!("items[{i}]") } else { format!("{document}, items[{i}]") };
             self.add_object(&label, item, seen)?;
         }
         Ok(())
     }
 
-    fn add_object(
-        &mut self,
-        document: &str,
-        mut value: Value,
-        seen: &mut BTreeSet<(ResId, String)>,
-    ) -> Result<(), LoadError> {
+    fn add_object(&mut self, document: &str, mut value: Value, seen: &mut BTreeSet<(ResId, String)>) -> Result<(), LoadError> {
         let Some(object) = value.as_object() else {
-            return Err(LoadError::field(
-                document,
-                "(object)",
-                "expected a Kubernetes object (a mapping)",
-            ));
+            return Err(LoadError::field(document, "(object)", "expected a Kubernetes object (a mapping)"));
         };
         let text = |field: &str| -> Result<String, LoadError> {
             match object.get(field) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(_) => Err(LoadError::field(
-                    document,
-                    field,
-                    "must be a non-empty string",
-                )),
+                Some(_) => Err(LoadError::field(document, field, "must be a non-empty string")),
                 None => Err(LoadError::field(document, field, "is missing")),
             }
         };
@@ -128,25 +91,13 @@ impl Cluster {
         let kind = text("kind")?;
         let name = match value.pointer("/metadata/name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(_) => {
-                return Err(LoadError::field(
-                    document,
-                    "metadata.name",
-                    "must be a non-empty string",
-                ));
-            }
+            Some(_) => return Err(LoadError::field(document, "metadata.name", "must be a non-empty string")),
             None => return Err(LoadError::field(document, "metadata.name", "is missing")),
         };
         let namespace = match value.pointer("/metadata/namespace") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(_) => {
-                return Err(LoadError::field(
-                    document,
-                    "metadata.namespace",
-                    "must be a non-empty string",
-                ));
-            }
+            Some(_) => return Err(LoadError::field(document, "metadata.namespace", "must be a non-empty string")),
         };
         let described = match &namespace {
             Some(ns) => format!("{document} ({kind} {ns}/{name})"),
@@ -155,9 +106,7 @@ impl Cluster {
         let document = described.as_str();
         let res = match self.registry.by_kind(&api_version, &kind) {
             Some(res) => res,
-            None => self
-                .registry
-                .register_other(&api_version, &kind, namespace.is_some()),
+            None => self.registry.register_other(&api_version, &kind, namespace.is_some()),
         };
         let rt = self.registry.get(res).clone();
         let namespace = match (rt.namespaced, namespace) {
@@ -167,11 +116,7 @@ impl Cluster {
                 "default".to_string()
             }
             (false, Some(_)) => {
-                return Err(LoadError::field(
-                    document,
-                    "metadata.namespace",
-                    format!("{kind} objects are cluster-scoped"),
-                ));
+                return Err(LoadError::field(document, "metadata.namespace", format!("{kind} objects are cluster-scoped")));
             }
             (false, None) => String::new(),
         };
@@ -180,11 +125,7 @@ impl Cluster {
         }
         validate_kind(document, rt.builtin, &value)?;
         if !seen.insert((res, object_key(&namespace, &name))) {
-            return Err(LoadError::Duplicate {
-                document: document.to_string(),
-                kind,
-                name: object_key(&namespace, &name),
-            });
+            return Err(LoadError::Duplicate { document: document.to_string(), kind, name: object_key(&namespace, &name) });
         }
         self.objects.push((res, value));
         Ok(())
@@ -199,13 +140,7 @@ impl Cluster {
         for (res, value) in &self.objects {
             let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str);
             if *res == ns_res {
-                present.insert(
-                    value
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+                present.insert(value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string());
             } else if let Some(ns) = namespace {
                 wanted.insert(ns.to_string());
             }
@@ -226,19 +161,14 @@ impl Cluster {
 /// Splits the text into documents, each with a name for error messages.
 fn documents(text: &str) -> Result<Vec<(String, Value)>, LoadError> {
     if text.trim_start().starts_with('{') {
-        let value = serde_json::from_str(text).map_err(|e| LoadError::Syntax {
-            document: "the JSON document".into(),
-            message: e.to_string(),
-        })?;
+        let value = serde_json::from_str(text)
+            .map_err(|e| LoadError::Syntax { document: "the JSON document".into(), message: e.to_string() })?;
         return Ok(vec![("document 1".into(), value)]);
     }
     let mut documents = Vec::new();
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let name = format!("document {}", i + 1);
-        let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
-            document: name.clone(),
-            message: e.to_string(),
-        })?;
+        let value = Value::deserialize(document).map_err(|e| LoadError::Syntax { document: name.clone(), message: e.to_string() })?;
         documents.push((name, value));
     }
     Ok(documents)
@@ -250,20 +180,12 @@ fn check_string_map(document: &str, value: &Value, map: &str) -> Result<(), Load
         Some(Value::Object(entries)) => {
             for (key, v) in entries {
                 if !v.is_string() {
-                    return Err(LoadError::field(
-                        document,
-                        format!("metadata.{map}.{key}"),
-                        "must be a string (quote numbers and booleans)",
-                    ));
+                    return Err(LoadError::field(document, format!("metadata.{map}.{key}"), "must be a string (quote numbers and booleans)"));
                 }
             }
             Ok(())
         }
-        Some(_) => Err(LoadError::field(
-            document,
-            format!("metadata.{map}"),
-            "must be a mapping of strings",
-        )),
+        Some(_) => Err(LoadError::field(document, format!("metadata.{map}"), "must be a mapping of strings")),
     }
 }
 
@@ -272,12 +194,8 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
         Builtin::Pod => validate_pod_spec(document, "spec", value.get("spec")),
         Builtin::PodDisruptionBudget => {
             for field in ["minAvailable", "maxUnavailable"] {
-                if let Some(v) = value
-                    .pointer(&format!("/spec/{field}"))
-                    .filter(|v| !v.is_null())
-                {
-                    IntOrPercent::parse(v)
-                        .map_err(|e| LoadError::field(document, format!("spec.{field}"), e))?;
+                if let Some(v) = value.pointer(&format!("/spec/{field}")).filter(|v| !v.is_null()) {
+                    IntOrPercent::parse(v).map_err(|e| LoadError::field(document, format!("spec.{field}"), e))?;
                 }
             }
             validate_selector(document, value, false)
@@ -285,27 +203,15 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
         Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet => {
             if let Some(replicas) = value.pointer("/spec/replicas") {
                 if !replicas.as_i64().is_some_and(|r| r >= 0) {
-                    return Err(LoadError::field(
-                        document,
-                        "spec.replicas",
-                        "must be a non-negative integer",
-                    ));
+                    return Err(LoadError::field(document, "spec.replicas", "must be a non-negative integer"));
                 }
             }
             validate_selector(document, value, true)?;
-            validate_pod_spec(
-                document,
-                "spec.template.spec",
-                value.pointer("/spec/template/spec"),
-            )
+            validate_pod_spec(document, "spec.template.spec", value.pointer("/spec/template/spec"))
         }
         Builtin::Node => match value.pointer("/status/conditions") {
             None | Some(Value::Array(_)) => Ok(()),
-            Some(_) => Err(LoadError::field(
-                document,
-                "status.conditions",
-                "must be a list",
-            )),
+            Some(_) => Err(LoadError::field(document, "status.conditions", "must be a list")),
         },
         _ => Ok(()),
     }
@@ -317,15 +223,9 @@ fn validate_selector(document: &str, value: &Value, required: bool) -> Result<()
         None => Ok(()),
         Some(selector) => {
             if !selector.is_object() {
-                return Err(LoadError::field(
-                    document,
-                    "spec.selector",
-                    "must be a label selector (matchLabels/matchExpressions)",
-                ));
+                return Err(LoadError::field(document, "spec.selector", "must be a label selector (matchLabels/matchExpressions)"));
             }
-            LabelSelector::from_object(Some(selector))
-                .map(|_| ())
-                .map_err(|e| LoadError::field(document, "spec.selector", e))
+            LabelSelector::from_object(Some(selector)).map(|_| ()).map_err(|e| LoadError::field(document, "spec.selector", e))
         }
     }
 }
@@ -334,33 +234,17 @@ fn validate_pod_spec(document: &str, path: &str, spec: Option<&Value>) -> Result
     let Some(spec) = spec else {
         return Err(LoadError::field(document, path, "is missing"));
     };
-    let Some(containers) = spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .filter(|c| !c.is_empty())
-    else {
-        return Err(LoadError::field(
-            document,
-            format!("{path}.containers"),
-            "must be a non-empty list",
-        ));
+    let Some(containers) = spec.get("containers").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
+        return Err(LoadError::field(document, format!("{path}.containers"), "must be a non-empty list"));
     };
     for (i, container) in containers.iter().enumerate() {
         if !container.get("name").is_some_and(Value::is_string) {
-            return Err(LoadError::field(
-                document,
-                format!("{path}.containers[{i}].name"),
-                "must be a string",
-            ));
+            return Err(LoadError::field(document, format!("{path}.containers[{i}].name"), "must be a string"));
         }
     }
     if let Some(node) = spec.get("nodeName") {
         if !node.is_string() {
-            return Err(LoadError::field(
-                document,
-                format!("{path}.nodeName"),
-                "must be a string",
-            ));
+            return Err(LoadError::field(document, format!("{path}.nodeName"), "must be a string"));
         }
     }
     Ok(())
@@ -374,10 +258,7 @@ mod tests {
 
     #[test]
     fn lists_and_multi_document_yaml_load_the_same_objects() {
-        let list = format!(
-            "apiVersion: v1\nkind: List\nitems:\n- {}",
-            POD.replace('\n', "\n  ").trim_end()
-        );
+        let list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", POD.replace('\n', "\n  ").trim_end());
         let a = Cluster::load(&list).unwrap();
         let b = Cluster::load(&format!("---\n{POD}---\n")).unwrap();
         assert_eq!(a.objects, b.objects);
@@ -391,45 +272,26 @@ mod tests {
         let cluster = Cluster::load(text).unwrap();
         let (res, value) = &cluster.objects[0];
         assert_eq!(cluster.registry.get(*res).plural, "certificates");
-        assert_eq!(
-            value.pointer("/spec/anything/1"),
-            Some(&serde_json::json!(2))
-        );
+        assert_eq!(value.pointer("/spec/anything/1"), Some(&serde_json::json!(2)));
     }
 
     #[test]
     fn errors_name_the_document_and_field() {
         let bad = POD.replace("  - name: web\n", "  - nam: web\n");
-        let err = Cluster::load(&format!("{POD}---\n{bad}"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "document 2 (Pod shop/web): field `spec.containers[0].name`: must be a string"
-        );
+        let err = Cluster::load(&format!("{POD}---\n{bad}")).unwrap_err().to_string();
+        assert_eq!(err, "document 2 (Pod shop/web): field `spec.containers[0].name`: must be a string");
 
         let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\n  namespace: a\nspec:\n  minAvailable: \"50\"\n";
         let err = Cluster::load(pdb).unwrap_err().to_string();
-        assert!(
-            err.starts_with("document 1 (PodDisruptionBudget a/p): field `spec.minAvailable`"),
-            "{err}"
-        );
+        assert!(err.starts_with("document 1 (PodDisruptionBudget a/p): field `spec.minAvailable`"), "{err}");
 
-        let err = Cluster::load(
-            "kind: List\napiVersion: v1\nitems:\n- kind: Node\n  apiVersion: v1\n  metadata: {}\n",
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "items[0]: field `metadata.name`: is missing"
-        );
+        let err = Cluster::load("kind: List\napiVersion: v1\nitems:\n- kind: Node\n  apiVersion: v1\n  metadata: {}\n").unwrap_err();
+        assert_eq!(err.to_string(), "items[0]: field `metadata.name`: is missing");
 
         let err = Cluster::load("a: [1,\n").unwrap_err().to_string();
         assert!(err.starts_with("not valid YAML in document 1"), "{err}");
 
-        let err = Cluster::load(&format!("{POD}---\n{POD}"))
-            .unwrap_err()
-            .to_string();
+        let err = Cluster::load(&format!("{POD}---\n{POD}")).unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
 
         let labels = POD.replace("  name: web\n", "  name: web\n  labels:\n    replicas: 3\n");

@@ -81,11 +81,7 @@ pub(crate) struct Stored {
 }
 
 pub(crate) fn object_key(namespace: &str, name: &str) -> String {
-    if namespace.is_empty() {
-        name.to_string()
-    } else {
-        format!("{namespace}/{name}")
-    }
+    if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") }
 }
 
 impl Stored {
@@ -96,12 +92,8 @@ impl Stored {
     }
 
     pub fn with_raw(rt: &ResourceType, value: &Value, raw: Bytes) -> Stored {
-        let namespace = str_at(value, &["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_string();
-        let name = str_at(value, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
+        let namespace = str_at(value, &["metadata", "namespace"]).unwrap_or_default().to_string();
+        let name = str_at(value, &["metadata", "name"]).unwrap_or_default().to_string();
         let labels = string_map(value.pointer("/metadata/labels"));
         let fields = rt
             .selectable_fields()
@@ -116,15 +108,9 @@ impl Stored {
         Stored {
             raw,
             key: object_key(&namespace, &name),
-            uid: str_at(value, &["metadata", "uid"])
-                .unwrap_or_default()
-                .to_string(),
-            rv: str_at(value, &["metadata", "resourceVersion"])
-                .and_then(|rv| rv.parse().ok())
-                .unwrap_or(0),
-            deleting: value
-                .pointer("/metadata/deletionTimestamp")
-                .is_some_and(|v| !v.is_null()),
+            uid: str_at(value, &["metadata", "uid"]).unwrap_or_default().to_string(),
+            rv: str_at(value, &["metadata", "resourceVersion"]).and_then(|rv| rv.parse().ok()).unwrap_or(0),
+            deleting: value.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()),
             namespace,
             name,
             labels,
@@ -156,11 +142,7 @@ impl Stored {
         match field {
             "metadata.name" => Some(&self.name),
             "metadata.namespace" => Some(&self.namespace),
-            _ => self
-                .fields
-                .iter()
-                .find(|(f, _)| *f == field)
-                .map(|(_, v)| v.as_str()),
+            _ => self.fields.iter().find(|(f, _)| *f == field).map(|(_, v)| v.as_str()),
         }
     }
 }
@@ -180,13 +162,7 @@ fn field_value(value: &Value, field: &str) -> String {
     for key in field.split('.') {
         match current.get(key) {
             Some(next) => current = next,
-            None => {
-                return if field == "spec.unschedulable" || field == "spec.hostNetwork" {
-                    "false".into()
-                } else {
-                    String::new()
-                };
-            }
+            None => return if field == "spec.unschedulable" || field == "spec.hostNetwork" { "false".into() } else { String::new() },
         }
     }
     match current {
@@ -202,14 +178,7 @@ pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
         .and_then(Value::as_object)
         .map(|map| {
             map.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
                 .collect()
         })
         .unwrap_or_default()
@@ -217,24 +186,16 @@ pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 
 /// The controller owner of an object, if any.
 pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
-    value
-        .pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find_map(|owner| {
-            if owner.get("controller").and_then(Value::as_bool) != Some(true) {
-                return None;
-            }
-            Some(OwnerRef {
-                kind: owner.get("kind")?.as_str()?.to_string(),
-                name: owner.get("name")?.as_str()?.to_string(),
-                uid: owner
-                    .get("uid")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            })
+    value.pointer("/metadata/ownerReferences")?.as_array()?.iter().find_map(|owner| {
+        if owner.get("controller").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        Some(OwnerRef {
+            kind: owner.get("kind")?.as_str()?.to_string(),
+            name: owner.get("name")?.as_str()?.to_string(),
+            uid: owner.get("uid").and_then(Value::as_str).unwrap_or_default().to_string(),
         })
+    })
 }
 
 /// The status of the condition of `type` in `status.conditions`.
@@ -254,25 +215,13 @@ fn pod_info(value: &Value) -> PodInfo {
     if let Some(containers) = value.pointer("/spec/containers").and_then(Value::as_array) {
         for container in containers {
             let requests = container.pointer("/resources/requests");
-            cpu_milli += requests
-                .and_then(|r| r.get("cpu"))
-                .and_then(quantity)
-                .map(|q| (q * 1000.0).ceil() as i64)
-                .unwrap_or(0);
-            memory += requests
-                .and_then(|r| r.get("memory"))
-                .and_then(quantity)
-                .map(|q| q.ceil() as i64)
-                .unwrap_or(0);
+            cpu_milli += requests.and_then(|r| r.get("cpu")).and_then(quantity).map(|q| (q * 1000.0).ceil() as i64).unwrap_or(0);
+            memory += requests.and_then(|r| r.get("memory")).and_then(quantity).map(|q| q.ceil() as i64).unwrap_or(0);
         }
     }
     PodInfo {
-        node: str_at(value, &["spec", "nodeName"])
-            .unwrap_or_default()
-            .to_string(),
-        phase: str_at(value, &["status", "phase"])
-            .unwrap_or("Pending")
-            .to_string(),
+        node: str_at(value, &["spec", "nodeName"]).unwrap_or_default().to_string(),
+        phase: str_at(value, &["status", "phase"]).unwrap_or("Pending").to_string(),
         ready: condition_status(value, "Ready") == Some("True"),
         controller: controller_of(value),
         cpu_milli,
@@ -281,9 +230,7 @@ fn pod_info(value: &Value) -> PodInfo {
 }
 
 fn node_info(value: &Value) -> NodeInfo {
-    let allocatable = value
-        .pointer("/status/allocatable")
-        .or_else(|| value.pointer("/status/capacity"));
+    let allocatable = value.pointer("/status/allocatable").or_else(|| value.pointer("/status/capacity"));
     let amount = |name: &str| allocatable.and_then(|a| a.get(name)).and_then(quantity);
     let taints = value
         .pointer("/spec/taints")
@@ -301,15 +248,10 @@ fn node_info(value: &Value) -> NodeInfo {
         .unwrap_or_default();
     NodeInfo {
         ready: condition_status(value, "Ready") == Some("True"),
-        unschedulable: value
-            .pointer("/spec/unschedulable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        unschedulable: value.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
         taints,
         // A node that reports no capacity is treated as unbounded, as tests often omit it.
-        cpu_milli: amount("cpu")
-            .map(|q| (q * 1000.0) as i64)
-            .unwrap_or(i64::MAX),
+        cpu_milli: amount("cpu").map(|q| (q * 1000.0) as i64).unwrap_or(i64::MAX),
         memory: amount("memory").map(|q| q as i64).unwrap_or(i64::MAX),
         max_pods: amount("pods").map(|q| q as i64).unwrap_or(110),
     }
@@ -354,9 +296,7 @@ pub(crate) fn parse_quantity(text: &str) -> Option<f64> {
 /// Sets `metadata.<key>` to `value`, creating `metadata` if needed.
 pub(crate) fn set_meta(object: &mut Value, key: &str, value: Value) {
     if let Some(map) = object.as_object_mut() {
-        let metadata = map
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let metadata = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
         if let Some(metadata) = metadata.as_object_mut() {
             metadata.insert(key.to_string(), value);
         }
@@ -384,26 +324,14 @@ pub(crate) fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Map<
 
 /// Sets the condition of `kind` in `status.conditions`, keeping its transition time when the
 /// status does not change. Returns whether anything changed.
-pub(crate) fn set_condition(
-    value: &mut Value,
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: &str,
-) -> bool {
+pub(crate) fn set_condition(value: &mut Value, kind: &str, status: &str, reason: &str, message: &str, now: &str) -> bool {
     let status_map = object_at(value, &["status"]);
-    let conditions = status_map
-        .entry("conditions")
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let conditions = status_map.entry("conditions").or_insert_with(|| Value::Array(Vec::new()));
     if !conditions.is_array() {
         *conditions = Value::Array(Vec::new());
     }
     let conditions = conditions.as_array_mut().expect("just made an array");
-    if let Some(existing) = conditions
-        .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-    {
+    if let Some(existing) = conditions.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
         let same = existing.get("status").and_then(Value::as_str) == Some(status)
             && existing.get("reason").and_then(Value::as_str).unwrap_or("") == reason;
         if same {
@@ -460,26 +388,9 @@ mod tests {
     fn conditions_keep_their_transition_time_when_unchanged() {
         let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}]}});
         assert!(!set_condition(&mut pod, "Ready", "True", "", "", "t1"));
-        assert!(set_condition(
-            &mut pod,
-            "Ready",
-            "False",
-            "NodeNotReady",
-            "",
-            "t2"
-        ));
-        assert_eq!(
-            pod.pointer("/status/conditions/0/lastTransitionTime"),
-            Some(&json!("t2"))
-        );
-        assert!(set_condition(
-            &mut pod,
-            "PodScheduled",
-            "True",
-            "",
-            "",
-            "t3"
-        ));
+        assert!(set_condition(&mut pod, "Ready", "False", "NodeNotReady", "", "t2"));
+        assert_eq!(pod.pointer("/status/conditions/0/lastTransitionTime"), Some(&json!("t2")));
+        assert!(set_condition(&mut pod, "PodScheduled", "True", "", "", "t3"));
         assert_eq!(condition_status(&pod, "PodScheduled"), Some("True"));
     }
 }

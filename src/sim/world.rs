@@ -103,10 +103,7 @@ pub(crate) struct Dirty {
 
 impl Dirty {
     pub fn is_empty(&self) -> bool {
-        self.budgets.is_empty()
-            && self.workloads.is_empty()
-            && self.nodes.is_empty()
-            && self.unscheduled.is_empty()
+        self.budgets.is_empty() && self.workloads.is_empty() && self.nodes.is_empty() && self.unscheduled.is_empty()
     }
 }
 
@@ -162,15 +159,13 @@ impl World {
             let rt = world.registry.get(res);
             let meta = super::object::object_at(&mut value, &["metadata"]);
             meta.insert("resourceVersion".into(), Value::from(world.rv.to_string()));
-            meta.entry("creationTimestamp")
-                .or_insert_with(|| Value::from(now.clone()));
+            meta.entry("creationTimestamp").or_insert_with(|| Value::from(now.clone()));
             if rt.writable() && !meta.contains_key("generation") && has_generation(rt.builtin) {
                 meta.insert("generation".into(), Value::from(1));
             }
             if !meta.contains_key("uid") {
                 let uid = uid(&mut world.rng);
-                super::object::object_at(&mut value, &["metadata"])
-                    .insert("uid".into(), Value::from(uid));
+                super::object::object_at(&mut value, &["metadata"]).insert("uid".into(), Value::from(uid));
             }
             let stored = Arc::new(Stored::new(world.registry.get(res), &value));
             world.index(res, None, Some(&stored));
@@ -190,44 +185,20 @@ impl World {
             let value = pod.value();
             let info = pod.pod().expect("pods carry pod info");
             if pod.deleting {
-                let at = str_at(&value, &["metadata", "deletionTimestamp"])
-                    .and_then(super::clock::parse_timestamp)
-                    .unwrap_or(now);
-                self.add_timer(
-                    at.max(now),
-                    TimerKind::RemovePod {
-                        key: pod.key.clone(),
-                        uid: pod.uid.clone(),
-                    },
-                );
+                let at = str_at(&value, &["metadata", "deletionTimestamp"]).and_then(super::clock::parse_timestamp).unwrap_or(now);
+                self.add_timer(at.max(now), TimerKind::RemovePod { key: pod.key.clone(), uid: pod.uid.clone() });
             } else if info.node.is_empty() {
                 self.dirty.unscheduled.insert(pod.key.clone());
             } else if info.phase == "Pending" {
                 let at = now + self.behaviour.startup_delay;
-                self.add_timer(
-                    at,
-                    TimerKind::StartPod {
-                        key: pod.key.clone(),
-                        uid: pod.uid.clone(),
-                    },
-                );
+                self.add_timer(at, TimerKind::StartPod { key: pod.key.clone(), uid: pod.uid.clone() });
             }
         }
-        for res in [
-            self.ids.replicaset,
-            self.ids.statefulset,
-            self.ids.daemonset,
-            self.ids.deployment,
-        ] {
+        for res in [self.ids.replicaset, self.ids.statefulset, self.ids.daemonset, self.ids.deployment] {
             let keys: Vec<String> = self.objects[res].keys().cloned().collect();
-            self.dirty
-                .workloads
-                .extend(keys.into_iter().map(|k| (res, k)));
+            self.dirty.workloads.extend(keys.into_iter().map(|k| (res, k)));
         }
-        let namespaces: Vec<String> = self.objects[self.ids.pdb]
-            .values()
-            .map(|p| p.namespace.clone())
-            .collect();
+        let namespaces: Vec<String> = self.objects[self.ids.pdb].values().map(|p| p.namespace.clone()).collect();
         self.dirty.budgets.extend(namespaces);
         let nodes: Vec<String> = self.objects[self.ids.node].keys().cloned().collect();
         self.dirty.nodes.extend(nodes);
@@ -237,9 +208,7 @@ impl World {
     /// newest kubelet of a control-plane node, else of any node.
     fn detect_control_plane_version(&self) -> String {
         let from_pods = self.objects[self.ids.pod].values().find_map(|pod| {
-            if pod.namespace != "kube-system"
-                || pod.labels.get("component").map(String::as_str) != Some("kube-apiserver")
-            {
+            if pod.namespace != "kube-system" || pod.labels.get("component").map(String::as_str) != Some("kube-apiserver") {
                 return None;
             }
             let value = pod.value();
@@ -253,22 +222,14 @@ impl World {
             .values()
             .filter_map(|node| {
                 let value = node.value();
-                let version = value
-                    .pointer("/status/nodeInfo/kubeletVersion")?
-                    .as_str()?
-                    .to_string();
-                let control_plane = node
-                    .labels
-                    .contains_key("node-role.kubernetes.io/control-plane")
+                let version = value.pointer("/status/nodeInfo/kubeletVersion")?.as_str()?.to_string();
+                let control_plane = node.labels.contains_key("node-role.kubernetes.io/control-plane")
                     || node.labels.contains_key("node-role.kubernetes.io/master");
                 Some((control_plane, version))
             })
             .collect();
         kubelets.sort_by(|a, b| (a.0, version_key(&a.1)).cmp(&(b.0, version_key(&b.1))));
-        kubelets
-            .pop()
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| "v1.33.0".to_string())
+        kubelets.pop().map(|(_, v)| v).unwrap_or_else(|| "v1.33.0".to_string())
     }
 
     pub fn get(&self, res: ResId, key: &str) -> Option<&Arc<Stored>> {
@@ -295,37 +256,19 @@ impl World {
     pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Stored>> {
         self.pods_by_node
             .get(node)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| self.objects[self.ids.pod].get(k).cloned())
-                    .collect()
-            })
+            .map(|keys| keys.iter().filter_map(|k| self.objects[self.ids.pod].get(k).cloned()).collect())
             .unwrap_or_default()
     }
 
     /// Stores `value` (new or changed) with the next resourceVersion.
     pub fn put(&mut self, res: ResId, mut value: Value) -> Arc<Stored> {
         self.rv += 1;
-        set_meta(
-            &mut value,
-            "resourceVersion",
-            Value::from(self.rv.to_string()),
-        );
+        set_meta(&mut value, "resourceVersion", Value::from(self.rv.to_string()));
         let stored = Arc::new(Stored::new(self.registry.get(res), &value));
         let previous = self.objects[res].insert(stored.key.clone(), stored.clone());
         self.index(res, previous.as_ref(), Some(&stored));
-        let kind = if previous.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.record(Event {
-            rv: self.rv,
-            res,
-            kind,
-            object: stored.clone(),
-            previous,
-        });
+        let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(Event { rv: self.rv, res, kind, object: stored.clone(), previous });
         stored
     }
 
@@ -334,20 +277,10 @@ impl World {
         let previous = self.objects[res].remove(key)?;
         self.rv += 1;
         let mut value = previous.value();
-        set_meta(
-            &mut value,
-            "resourceVersion",
-            Value::from(self.rv.to_string()),
-        );
+        set_meta(&mut value, "resourceVersion", Value::from(self.rv.to_string()));
         let last = Arc::new(Stored::new(self.registry.get(res), &value));
         self.index(res, Some(&previous), None);
-        self.record(Event {
-            rv: self.rv,
-            res,
-            kind: EventType::Deleted,
-            object: last.clone(),
-            previous: Some(previous),
-        });
+        self.record(Event { rv: self.rv, res, kind: EventType::Deleted, object: last.clone(), previous: Some(previous) });
         Some(last)
     }
 
@@ -382,24 +315,15 @@ impl World {
         let builtin = self.registry.get(res).builtin;
         match builtin {
             Builtin::Pod => {
-                let old_node = old
-                    .and_then(|o| o.pod())
-                    .map(|p| p.node.clone())
-                    .unwrap_or_default();
-                let new_node = new
-                    .and_then(|o| o.pod())
-                    .map(|p| p.node.clone())
-                    .unwrap_or_default();
+                let old_node = old.and_then(|o| o.pod()).map(|p| p.node.clone()).unwrap_or_default();
+                let new_node = new.and_then(|o| o.pod()).map(|p| p.node.clone()).unwrap_or_default();
                 if !old_node.is_empty() && (new.is_none() || old_node != new_node) {
                     if let Some(keys) = self.pods_by_node.get_mut(&old_node) {
                         keys.remove(&object.key);
                     }
                 }
                 if !new_node.is_empty() {
-                    self.pods_by_node
-                        .entry(new_node)
-                        .or_default()
-                        .insert(object.key.clone());
+                    self.pods_by_node.entry(new_node).or_default().insert(object.key.clone());
                 }
                 self.dirty.budgets.insert(object.namespace.clone());
                 for side in [old, new].into_iter().flatten() {
@@ -410,9 +334,7 @@ impl World {
                             "DaemonSet" => ids.daemonset,
                             _ => continue,
                         };
-                        self.dirty
-                            .workloads
-                            .insert((owner_res, object_key(&side.namespace, &owner.name)));
+                        self.dirty.workloads.insert((owner_res, object_key(&side.namespace, &owner.name)));
                     }
                 }
                 if new.is_none() && !self.unschedulable.is_empty() {
@@ -431,22 +353,14 @@ impl World {
             Builtin::PodDisruptionBudget => {
                 self.dirty.budgets.insert(object.namespace.clone());
             }
-            Builtin::ReplicaSet
-            | Builtin::StatefulSet
-            | Builtin::DaemonSet
-            | Builtin::Deployment => {
+            Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet | Builtin::Deployment => {
                 if new.is_some() {
                     self.dirty.workloads.insert((res, object.key.clone()));
                 }
                 if builtin == Builtin::ReplicaSet {
-                    let owner = new
-                        .or(old)
-                        .map(|o| super::object::controller_of(&o.value()))
-                        .unwrap_or_default();
+                    let owner = new.or(old).map(|o| super::object::controller_of(&o.value())).unwrap_or_default();
                     if let Some(owner) = owner.filter(|o| o.kind == "Deployment") {
-                        self.dirty
-                            .workloads
-                            .insert((ids.deployment, object_key(&object.namespace, &owner.name)));
+                        self.dirty.workloads.insert((ids.deployment, object_key(&object.namespace, &owner.name)));
                     }
                 }
             }
@@ -456,11 +370,7 @@ impl World {
 
     pub fn add_timer(&mut self, at: DateTime<Utc>, kind: TimerKind) {
         self.timer_seq += 1;
-        self.timers.push(Reverse(Timer {
-            at,
-            seq: self.timer_seq,
-            kind,
-        }));
+        self.timers.push(Reverse(Timer { at, seq: self.timer_seq, kind }));
     }
 
     pub fn next_timer(&self) -> Option<DateTime<Utc>> {
@@ -489,9 +399,7 @@ impl World {
     /// A random suffix as the API machinery generates for `generateName`.
     pub fn random_suffix(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        (0..len)
-            .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
-            .collect()
+        (0..len).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect()
     }
 
     /// All objects as a `List`, as `kubectl get … -o yaml` prints them.
@@ -509,11 +417,7 @@ impl World {
 fn has_generation(builtin: Builtin) -> bool {
     matches!(
         builtin,
-        Builtin::PodDisruptionBudget
-            | Builtin::Deployment
-            | Builtin::ReplicaSet
-            | Builtin::StatefulSet
-            | Builtin::DaemonSet
+        Builtin::PodDisruptionBudget | Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet
     )
 }
 
@@ -524,14 +428,7 @@ pub(crate) fn uses_generation(builtin: Builtin) -> bool {
 fn uid(rng: &mut ChaCha8Rng) -> String {
     let bytes: [u8; 16] = rng.random();
     let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
 /// Orders `v1.28.10` after `v1.28.9`.
