@@ -27,11 +27,6 @@ impl Clock {
         self.origin + chrono::Duration::milliseconds(elapsed_ms)
     }
 
-    /// The current cluster time as the API prints it (RFC 3339, whole seconds).
-    pub fn timestamp(&self) -> String {
-        timestamp(self.now())
-    }
-
     /// The real time to wait until the cluster clock reaches `at`.
     pub fn real_wait_until(&self, at: DateTime<Utc>) -> Duration {
         let cluster_ms = (at - self.now()).num_milliseconds().max(0) as f64;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::clock::{parse_timestamp, timestamp};
 use super::disruption::{self, Budget, PodView};
-use super::object::{OwnerRef, Stored, controller_of, object_at, set_condition, str_at};
+use super::object::{OwnerRef, Stored, object_at, set_condition, str_at};
 use super::resource::ResId;
 use super::selector::{LabelSelector, node_affinity_matches};
 use super::world::{TimerKind, World};
@@ -127,8 +127,8 @@ impl World {
             for pod in dirty.unscheduled {
                 self.schedule(&pod);
             }
-            for namespace in dirty.budgets {
-                self.recompute_budgets(&namespace);
+            for budget in dirty.budgets {
+                self.recompute_budget(&budget);
             }
         }
         tracing::warn!("controllers did not settle after 100 rounds");
@@ -140,9 +140,7 @@ impl World {
             match timer {
                 TimerKind::StartPod { key, uid } => self.start_pod(&key, &uid),
                 TimerKind::RemovePod { key, uid } => self.finish_pod(&key, &uid),
-                TimerKind::RecheckBudgets { namespace } => {
-                    self.dirty.budgets.insert(namespace);
-                }
+                TimerKind::RecheckBudgets { namespace } => self.mark_budgets_in(&namespace),
             }
         }
         self.settle();
@@ -254,7 +252,7 @@ impl World {
     /// Pods controlled by the object with `uid` in `namespace`.
     fn owned_pods(&self, namespace: &str, uid: &str) -> Vec<Arc<Stored>> {
         self.in_namespace(self.ids.pod, namespace)
-            .filter(|p| p.pod().and_then(|i| i.controller.as_ref()).is_some_and(|c| c.uid == uid))
+            .filter(|p| p.controller.as_ref().is_some_and(|c| c.uid == uid))
             .cloned()
             .collect()
     }
@@ -421,7 +419,7 @@ impl World {
         let observed = int_at(&value, "/status/observedGeneration", 0);
         let mut sets: Vec<Arc<Stored>> = self
             .in_namespace(self.ids.replicaset, &deployment.namespace)
-            .filter(|rs| controller_of(&rs.value()).is_some_and(|c| c.uid == deployment.uid))
+            .filter(|rs| rs.controller.as_ref().is_some_and(|c| c.uid == deployment.uid))
             .cloned()
             .collect();
         sets.sort_by_key(|rs| {
@@ -439,8 +437,10 @@ impl World {
             for (i, rs) in sets.iter().enumerate() {
                 let want = if i == newest { replicas } else { 0 };
                 self.modify(self.ids.replicaset, &rs.key, |v| {
-                    object_at(v, &["spec"]).insert("replicas".into(), json!(want));
-                    bump_generation(v);
+                    if int_at(v, "/spec/replicas", 1) != want {
+                        object_at(v, &["spec"]).insert("replicas".into(), json!(want));
+                        bump_generation(v);
+                    }
                 });
             }
         }
@@ -635,7 +635,7 @@ impl World {
             .and_then(|a| str_at(a, &["address"]))
             .unwrap_or("10.0.0.1")
             .to_string();
-        let pod_ip = self.allocate_pod_ip(str_at(&node_value, &["spec", "podCIDR"]));
+        let pod_ip = self.allocate_pod_ip(&info.node, str_at(&node_value, &["spec", "podCIDR"]));
         let now = self.now_string();
         let host_network = pod.field("spec.hostNetwork") == Some("true");
         let container_id_seed = self.new_uid().replace('-', "");
@@ -672,15 +672,22 @@ impl World {
         });
     }
 
-    fn allocate_pod_ip(&mut self, pod_cidr: Option<&str>) -> String {
-        self.next_pod_ip += 1;
-        let n = self.next_pod_ip;
-        if let Some((base, _)) = pod_cidr.and_then(|c| c.split_once('/')) {
-            let octets: Vec<&str> = base.split('.').collect();
-            if octets.len() == 4 {
-                return format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], 2 + n % 250);
+    /// A free address in the node's pod CIDR (its first three octets), else from a spare range.
+    fn allocate_pod_ip(&mut self, node: &str, pod_cidr: Option<&str>) -> String {
+        let used: std::collections::HashSet<String> =
+            self.pods_on_node(node).iter().filter_map(|p| p.field("status.podIP").map(str::to_string)).collect();
+        let prefix = pod_cidr.and_then(|c| c.split_once('/')).map(|(base, _)| base.rsplitn(2, '.').last().unwrap_or(base).to_string());
+        if let Some(prefix) = prefix.filter(|p| p.split('.').count() == 3) {
+            for _ in 0..252 {
+                self.next_pod_ip += 1;
+                let ip = format!("{prefix}.{}", 2 + self.next_pod_ip % 252);
+                if !used.contains(&ip) {
+                    return ip;
+                }
             }
         }
+        self.next_pod_ip += 1;
+        let n = self.next_pod_ip;
         format!("10.{}.{}.{}", 200 + (n >> 16) % 50, (n >> 8) & 0xff, n & 0xff)
     }
 
@@ -744,62 +751,54 @@ impl World {
         if object.uid != owner.uid {
             return None;
         }
-        let value = object.value();
         if res == self.ids.replicaset {
-            if let Some(deployment) = controller_of(&value).filter(|c| c.kind == "Deployment") {
+            if let Some(deployment) = object.controller.as_ref().filter(|c| c.kind == "Deployment") {
                 let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
                 return Some((d.uid.clone(), int_at(&d.value(), "/spec/replicas", 1) as i32));
             }
         }
-        Some((object.uid.clone(), int_at(&value, "/spec/replicas", 1) as i32))
+        Some((object.uid.clone(), int_at(&object.value(), "/spec/replicas", 1) as i32))
     }
 
     /// The PDBs in `namespace` whose selector matches `labels`.
     pub fn budgets_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Arc<Stored>> {
         self.in_namespace(self.ids.pdb, namespace)
-            .filter(|pdb| {
-                LabelSelector::from_object(pdb.value().pointer("/spec/selector")).is_ok_and(|s| s.matches(labels))
-            })
+            .filter(|pdb| pdb.selector.as_ref().is_some_and(|s| s.matches(labels)))
             .cloned()
             .collect()
     }
 
-    fn recompute_budgets(&mut self, namespace: &str) {
+    fn recompute_budget(&mut self, key: &str) {
+        let Some(pdb) = self.get(self.ids.pdb, key).cloned() else { return };
         let now = self.clock.now();
-        let budgets: Vec<Arc<Stored>> = self.in_namespace(self.ids.pdb, namespace).cloned().collect();
-        let mut recheck: Option<DateTime<Utc>> = None;
-        for pdb in budgets {
-            let value = pdb.value();
-            let outcome = Budget::from_spec(value.get("spec")).and_then(|budget| {
-                let selector = LabelSelector::from_object(value.pointer("/spec/selector"))?;
-                let pods: Vec<PodView> = self
-                    .in_namespace(self.ids.pod, namespace)
-                    .filter(|p| selector.matches(&p.labels))
-                    .map(|p| {
-                        let info = p.pod().expect("pod");
-                        PodView { name: p.name.clone(), ready: info.ready, deleting: p.deleting, controller: info.controller.clone() }
-                    })
-                    .collect();
-                let disrupted: BTreeMap<String, DateTime<Utc>> = value
-                    .pointer("/status/disruptedPods")
-                    .and_then(Value::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), parse_timestamp(v.as_str()?)?))).collect())
-                    .unwrap_or_default();
-                let scale_of = |owner: &OwnerRef| self.controller_scale(namespace, owner);
-                disruption::compute(&budget, &pods, &scale_of, &disrupted, now)
-            });
-            if let Ok(computed) = &outcome {
-                for at in computed.disrupted_pods.values() {
-                    let expiry = *at + chrono::Duration::seconds(disruption::DELETION_TIMEOUT_SECONDS);
-                    recheck = Some(recheck.map_or(expiry, |r| r.min(expiry)));
-                }
-            }
-            let generation = int_at(&value, "/metadata/generation", 1);
-            let now_text = timestamp(now);
-            self.modify(self.ids.pdb, &pdb.key, |v| write_budget_status(v, &outcome, generation, &now_text));
-        }
+        let namespace = pdb.namespace.as_str();
+        let value = pdb.value();
+        let outcome = Budget::from_spec(value.get("spec")).and_then(|budget| {
+            let selector = LabelSelector::from_object(value.pointer("/spec/selector"))?;
+            let pods: Vec<PodView> = self
+                .in_namespace(self.ids.pod, namespace)
+                .filter(|p| selector.matches(&p.labels))
+                .map(|p| {
+                    let info = p.pod().expect("pod");
+                    PodView { name: p.name.clone(), ready: info.ready, deleting: p.deleting, controller: p.controller.clone() }
+                })
+                .collect();
+            let disrupted: BTreeMap<String, DateTime<Utc>> = value
+                .pointer("/status/disruptedPods")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), parse_timestamp(v.as_str()?)?))).collect())
+                .unwrap_or_default();
+            let scale_of = |owner: &OwnerRef| self.controller_scale(namespace, owner);
+            disruption::compute(&budget, &pods, &scale_of, &disrupted, now)
+        });
+        let recheck = outcome.as_ref().ok().and_then(|computed| {
+            computed.disrupted_pods.values().map(|at| *at + chrono::Duration::seconds(disruption::DELETION_TIMEOUT_SECONDS)).min()
+        });
+        let generation = int_at(&value, "/metadata/generation", 1);
+        let now_text = timestamp(now);
+        self.modify(self.ids.pdb, key, |v| write_budget_status(v, &outcome, generation, &now_text));
         if let Some(at) = recheck {
-            self.add_timer(at, TimerKind::RecheckBudgets { namespace: namespace.to_string() });
+            self.add_timer(at, TimerKind::RecheckBudgets { namespace: pdb.namespace.clone() });
         }
     }
 }

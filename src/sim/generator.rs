@@ -820,7 +820,7 @@ mod tests {
         assert_eq!(a, generate(&options));
         assert_ne!(a, generate(&GenOptions { seed: 8, ..options.clone() }));
         let cluster = Cluster::load(&a).unwrap();
-        let kinds: Vec<&str> = cluster.objects.iter().filter_map(|(_, v)| v["kind"].as_str()).collect();
+        let kinds: Vec<&str> = cluster.objects.iter().map(|(res, _)| cluster.registry.get(*res).kind.as_str()).collect();
         assert_eq!(kinds.iter().filter(|k| **k == "Node").count(), 8);
         assert_eq!(kinds.iter().filter(|k| **k == "Pod").count(), 300);
         for kind in ["PodDisruptionBudget", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Namespace"] {

@@ -3,23 +3,34 @@
 //!
 //! Fields the simulator acts on are checked here, so that a bad file fails at start with the
 //! document and field named instead of misbehaving halfway through a drain.
+//!
+//! A kubectl `List` of a 20,000-pod cluster is tens of megabytes of YAML; parsed whole it would
+//! need gigabytes. Its items are therefore parsed one at a time and kept only in their compact
+//! stored form.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::clock::timestamp;
 use super::disruption::IntOrPercent;
 use super::error::LoadError;
-use super::object::object_key;
+use super::object::{Stored, object_at, object_key};
 use super::resource::{Builtin, Registry, ResId};
 use super::selector::LabelSelector;
+
+/// The resourceVersion every loaded object starts with, as if created in one transaction.
+pub(crate) const LOADED_RESOURCE_VERSION: u64 = 1;
 
 /// A validated cluster snapshot, ready to be served.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub(crate) registry: Registry,
-    pub(crate) objects: Vec<(ResId, Value)>,
+    pub(crate) objects: Vec<(ResId, Arc<Stored>)>,
+    /// When the snapshot was loaded: the creation time of objects that lack one.
+    loaded_at: String,
 }
 
 impl Default for Cluster {
@@ -31,19 +42,40 @@ impl Default for Cluster {
 impl Cluster {
     /// A cluster with only the `default` namespace.
     pub fn empty() -> Cluster {
-        let mut cluster = Cluster { registry: Registry::default(), objects: Vec::new() };
-        cluster.add_missing_namespaces();
+        let mut cluster = Cluster::new();
+        cluster.add_missing_namespaces(&mut BTreeSet::new());
         cluster
+    }
+
+    fn new() -> Cluster {
+        Cluster { registry: Registry::default(), objects: Vec::new(), loaded_at: timestamp(chrono::Utc::now()) }
     }
 
     /// Parses and validates a snapshot.
     pub fn load(text: &str) -> Result<Cluster, LoadError> {
-        let mut cluster = Cluster { registry: Registry::default(), objects: Vec::new() };
+        let mut cluster = Cluster::new();
         let mut seen = BTreeSet::new();
-        for (document, value) in documents(text)? {
-            cluster.add_document(&document, value, &mut seen)?;
+        if text.trim_start().starts_with('{') {
+            let value = serde_json::from_str(text)
+                .map_err(|e| LoadError::Syntax { document: "the JSON document".into(), message: e.to_string() })?;
+            cluster.add_document("document 1", value, &mut seen)?;
+        } else if let Some(items) = split_list_items(text) {
+            for (i, (line, item)) in items.into_iter().enumerate() {
+                let document = format!("items[{i}]");
+                let value = Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item)).map_err(|e| LoadError::Syntax {
+                    document: format!("{document} (the item starting at line {line})"),
+                    message: e.to_string(),
+                })?;
+                cluster.add_object(&document, value, &mut seen)?;
+            }
+        } else {
+            for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+                let name = format!("document {}", i + 1);
+                let value = Value::deserialize(document).map_err(|e| LoadError::Syntax { document: name.clone(), message: e.to_string() })?;
+                cluster.add_document(&name, value, &mut seen)?;
+            }
         }
-        cluster.add_missing_namespaces();
+        cluster.add_missing_namespaces(&mut seen);
         Ok(cluster)
     }
 
@@ -127,25 +159,41 @@ impl Cluster {
         if !seen.insert((res, object_key(&namespace, &name))) {
             return Err(LoadError::Duplicate { document: document.to_string(), kind, name: object_key(&namespace, &name) });
         }
-        self.objects.push((res, value));
+        self.store(res, value);
         Ok(())
+    }
+
+    /// Fills in what the apiserver would have set and keeps the object in stored form.
+    fn store(&mut self, res: ResId, mut value: Value) {
+        let rt = self.registry.get(res);
+        let uses_generation = rt.writable() && super::world::uses_generation(rt.builtin);
+        let identity = format!("{}/{}/{}", rt.group_resource(), value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""), value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
+        let meta = object_at(&mut value, &["metadata"]);
+        meta.insert("resourceVersion".into(), Value::from(LOADED_RESOURCE_VERSION.to_string()));
+        meta.entry("creationTimestamp").or_insert_with(|| Value::from(self.loaded_at.clone()));
+        meta.entry("uid").or_insert_with(|| Value::from(stable_uid(&identity)));
+        if uses_generation {
+            meta.entry("generation").or_insert(Value::from(1));
+        }
+        let stored = Arc::new(Stored::new(self.registry.get(res), &value));
+        self.objects.push((res, stored));
     }
 
     /// Adds namespace objects for namespaces that objects live in but the snapshot lacks, and
     /// `default`, which clients assume exists.
-    fn add_missing_namespaces(&mut self) {
+    fn add_missing_namespaces(&mut self, seen: &mut BTreeSet<(ResId, String)>) {
         let ns_res = self.registry.builtin(Builtin::Namespace);
         let mut present = BTreeSet::new();
         let mut wanted = BTreeSet::from(["default".to_string()]);
-        for (res, value) in &self.objects {
-            let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str);
+        for (res, object) in &self.objects {
             if *res == ns_res {
-                present.insert(value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string());
-            } else if let Some(ns) = namespace {
-                wanted.insert(ns.to_string());
+                present.insert(object.name.clone());
+            } else if !object.namespace.is_empty() {
+                wanted.insert(object.namespace.clone());
             }
         }
         for ns in wanted.difference(&present) {
+            seen.insert((ns_res, ns.clone()));
             let namespace = serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "Namespace",
@@ -153,25 +201,67 @@ impl Cluster {
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             });
-            self.objects.push((ns_res, namespace));
+            self.store(ns_res, namespace);
         }
     }
 }
 
-/// Splits the text into documents, each with a name for error messages.
-fn documents(text: &str) -> Result<Vec<(String, Value)>, LoadError> {
-    if text.trim_start().starts_with('{') {
-        let value = serde_json::from_str(text)
-            .map_err(|e| LoadError::Syntax { document: "the JSON document".into(), message: e.to_string() })?;
-        return Ok(vec![("document 1".into(), value)]);
+/// A uid derived from the object's identity, so a snapshot without uids loads the same way
+/// every time.
+fn stable_uid(identity: &str) -> String {
+    use sha2::Digest;
+    let hex = hex::encode(sha2::Sha256::digest(identity.as_bytes()));
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// The items of a `List` laid out as kubectl prints it (`items:` at the top level, each item
+/// starting with `- ` at column 0), each as a YAML document of its own with the line it starts
+/// on. `None` for any other layout, which is then parsed as a whole.
+fn split_list_items(text: &str) -> Option<Vec<(usize, String)>> {
+    let mut items: Vec<(usize, String)> = Vec::new();
+    let mut in_items = false;
+    let mut seen_items = false;
+    let mut list_kind = false;
+    for (number, line) in text.lines().enumerate() {
+        let top_level = !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#');
+        if line.starts_with("---") || line.starts_with("...") {
+            return None;
+        }
+        if in_items && line.starts_with("- ") {
+            let mut item = String::with_capacity(4096);
+            item.push_str("  ");
+            item.push_str(&line[2..]);
+            item.push('\n');
+            items.push((number + 1, item));
+            continue;
+        }
+        if top_level {
+            in_items = false;
+            if line == "items:" {
+                if seen_items {
+                    return None;
+                }
+                in_items = true;
+                seen_items = true;
+            } else if let Some(kind) = line.strip_prefix("kind:") {
+                list_kind = kind.trim().trim_matches('"').ends_with("List");
+            } else if line.starts_with('-') || line.starts_with('{') || line.starts_with('[') {
+                return None;
+            }
+            continue;
+        }
+        if in_items {
+            match items.last_mut() {
+                Some((_, item)) => {
+                    item.push_str(line);
+                    item.push('\n');
+                }
+                None if line.trim().is_empty() => {}
+                None => return None,
+            }
+        }
     }
-    let mut documents = Vec::new();
-    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let name = format!("document {}", i + 1);
-        let value = Value::deserialize(document).map_err(|e| LoadError::Syntax { document: name.clone(), message: e.to_string() })?;
-        documents.push((name, value));
-    }
-    Ok(documents)
+    (seen_items && list_kind).then_some(items)
 }
 
 fn check_string_map(document: &str, value: &Value, map: &str) -> Result<(), LoadError> {
@@ -254,14 +344,15 @@ fn validate_pod_spec(document: &str, path: &str, spec: Option<&Value>) -> Result
 mod tests {
     use super::*;
 
-    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  containers:\n  - name: web\n    image: nginx\n";
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: \"2024-03-01T08:00:00Z\"\n  name: web\n  namespace: shop\nspec:\n  containers:\n  - name: web\n    image: nginx\n";
 
     #[test]
     fn lists_and_multi_document_yaml_load_the_same_objects() {
         let list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", POD.replace('\n', "\n  ").trim_end());
         let a = Cluster::load(&list).unwrap();
         let b = Cluster::load(&format!("---\n{POD}---\n")).unwrap();
-        assert_eq!(a.objects, b.objects);
+        assert_eq!(a.objects[0].1.raw, b.objects[0].1.raw);
+        assert_eq!(a.objects[0].1.rv, LOADED_RESOURCE_VERSION);
         // The pod plus the namespaces `shop` and `default`, added because they are missing.
         assert_eq!(a.len(), 3);
     }
@@ -270,9 +361,9 @@ mod tests {
     fn unknown_kinds_are_kept() {
         let text = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: tls\n  namespace: shop\nspec:\n  anything: [1, 2]\n";
         let cluster = Cluster::load(text).unwrap();
-        let (res, value) = &cluster.objects[0];
+        let (res, object) = &cluster.objects[0];
         assert_eq!(cluster.registry.get(*res).plural, "certificates");
-        assert_eq!(value.pointer("/spec/anything/1"), Some(&serde_json::json!(2)));
+        assert_eq!(object.value().pointer("/spec/anything/1"), Some(&serde_json::json!(2)));
     }
 
     #[test]
@@ -287,6 +378,8 @@ mod tests {
 
         let err = Cluster::load("kind: List\napiVersion: v1\nitems:\n- kind: Node\n  apiVersion: v1\n  metadata: {}\n").unwrap_err();
         assert_eq!(err.to_string(), "items[0]: field `metadata.name`: is missing");
+        let err = Cluster::load("apiVersion: v1\nitems:\n- kind: Node\n  metadata: [\nkind: List\n").unwrap_err().to_string();
+        assert!(err.starts_with("not valid YAML in items[0] (the item starting at line 3)"), "{err}");
 
         let err = Cluster::load("a: [1,\n").unwrap_err().to_string();
         assert!(err.starts_with("not valid YAML in document 1"), "{err}");

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::resource::{Builtin, ResourceType};
+use super::selector::LabelSelector;
 
 /// A controller owner reference (`ownerReferences[?(@.controller)]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,6 @@ pub(crate) struct PodInfo {
     pub node: String,
     pub phase: String,
     pub ready: bool,
-    pub controller: Option<OwnerRef>,
     pub cpu_milli: i64,
     pub memory: i64,
 }
@@ -63,7 +63,7 @@ pub(crate) enum Info {
 }
 
 /// One object as stored.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub raw: Bytes,
     /// `namespace/name`, or `name` for cluster-scoped kinds; lists are ordered by it as etcd
@@ -77,6 +77,12 @@ pub(crate) struct Stored {
     /// Values of the kind's selectable fields, for field selectors.
     pub fields: Vec<(&'static str, String)>,
     pub deleting: bool,
+    /// The owner reference with `controller: true`.
+    pub controller: Option<OwnerRef>,
+    /// `spec.selector` of kinds that select pods (PDBs, workloads), parsed once.
+    pub selector: Option<LabelSelector>,
+    /// `spec.replicas`, for kinds that scale.
+    pub replicas: Option<i64>,
     pub info: Info,
 }
 
@@ -100,6 +106,12 @@ impl Stored {
             .iter()
             .map(|field| (*field, field_value(value, field)))
             .collect();
+        let selector = match rt.builtin {
+            Builtin::PodDisruptionBudget | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet | Builtin::Deployment => {
+                Some(LabelSelector::from_object(value.pointer("/spec/selector")).unwrap_or_else(|_| LabelSelector::nothing()))
+            }
+            _ => None,
+        };
         let info = match rt.builtin {
             Builtin::Pod => Info::Pod(pod_info(value)),
             Builtin::Node => Info::Node(node_info(value)),
@@ -111,6 +123,9 @@ impl Stored {
             uid: str_at(value, &["metadata", "uid"]).unwrap_or_default().to_string(),
             rv: str_at(value, &["metadata", "resourceVersion"]).and_then(|rv| rv.parse().ok()).unwrap_or(0),
             deleting: value.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()),
+            controller: controller_of(value),
+            selector,
+            replicas: value.pointer("/spec/replicas").and_then(Value::as_i64),
             namespace,
             name,
             labels,
@@ -223,7 +238,6 @@ fn pod_info(value: &Value) -> PodInfo {
         node: str_at(value, &["spec", "nodeName"]).unwrap_or_default().to_string(),
         phase: str_at(value, &["status", "phase"]).unwrap_or("Pending").to_string(),
         ready: condition_status(value, "Ready") == Some("True"),
-        controller: controller_of(value),
         cpu_milli,
         memory,
     }

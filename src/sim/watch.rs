@@ -99,22 +99,10 @@ impl Watch {
         let deadline = tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600));
         let mut ticker = tokio::time::interval(self.shared.bookmark_interval.max(Duration::from_millis(10)));
         ticker.tick().await;
+        // Changes made before this watch subscribed are in the log: pull first, then wait.
+        let mut bookmark_due = false;
         loop {
-            let bookmark_due = tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    false
-                }
-                _ = drops.changed() => return,
-                () = self.shared.shutdown.cancelled() => return,
-                () = tokio::time::sleep_until(deadline) => return,
-                () = self.tx.closed() => return,
-                _ = ticker.tick() => true,
-            };
-            let events = self.shared.read(|w| w.events_after(cursor).map(|events| (events, w.oldest_resumable())));
-            let Some((events, _)) = events else {
+            let Some(events) = self.shared.read(|w| w.events_after(cursor)) else {
                 let oldest = self.shared.read(|w| w.oldest_resumable());
                 let error = ApiError::gone(format!("too old resource version: {cursor} ({oldest})"));
                 let _ = self.send(event_line("ERROR", &error.body())).await;
@@ -131,6 +119,19 @@ impl Watch {
             if bookmark_due && self.bookmarks && self.format == Format::Json && !self.send(self.bookmark(cursor, false)).await {
                 return;
             }
+            bookmark_due = tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    false
+                }
+                _ = drops.changed() => return,
+                () = self.shared.shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => return,
+                () = self.tx.closed() => return,
+                _ = ticker.tick() => true,
+            };
         }
     }
 }

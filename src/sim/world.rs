@@ -91,7 +91,7 @@ pub(crate) struct Timer {
 /// Work the controllers owe, gathered while objects change.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
-    /// Namespaces whose PDBs must be recomputed.
+    /// PDBs (by key) to recompute.
     pub budgets: BTreeSet<String>,
     /// Workloads (ReplicaSet, StatefulSet, DaemonSet, Deployment) to reconcile.
     pub workloads: BTreeSet<(ResId, String)>,
@@ -134,7 +134,7 @@ pub(crate) struct World {
 
 impl World {
     pub fn new(cluster: Cluster, clock: Arc<Clock>, behaviour: Behaviour, seed: u64) -> World {
-        let Cluster { registry, objects } = cluster;
+        let Cluster { registry, objects, .. } = cluster;
         let ids = Ids::new(&registry);
         let mut world = World {
             objects: vec![BTreeMap::new(); registry.len()],
@@ -153,21 +153,10 @@ impl World {
             control_plane_version: String::new(),
             next_pod_ip: 0,
         };
-        let now = world.clock.timestamp();
-        for (res, mut value) in objects {
-            world.rv += 1;
-            let rt = world.registry.get(res);
-            let meta = super::object::object_at(&mut value, &["metadata"]);
-            meta.insert("resourceVersion".into(), Value::from(world.rv.to_string()));
-            meta.entry("creationTimestamp").or_insert_with(|| Value::from(now.clone()));
-            if rt.writable() && !meta.contains_key("generation") && has_generation(rt.builtin) {
-                meta.insert("generation".into(), Value::from(1));
-            }
-            if !meta.contains_key("uid") {
-                let uid = uid(&mut world.rng);
-                super::object::object_at(&mut value, &["metadata"]).insert("uid".into(), Value::from(uid));
-            }
-            let stored = Arc::new(Stored::new(world.registry.get(res), &value));
+        if !objects.is_empty() {
+            world.rv = super::load::LOADED_RESOURCE_VERSION;
+        }
+        for (res, stored) in objects {
             world.index(res, None, Some(&stored));
             world.objects[res].insert(stored.key.clone(), stored);
         }
@@ -198,8 +187,8 @@ impl World {
             let keys: Vec<String> = self.objects[res].keys().cloned().collect();
             self.dirty.workloads.extend(keys.into_iter().map(|k| (res, k)));
         }
-        let namespaces: Vec<String> = self.objects[self.ids.pdb].values().map(|p| p.namespace.clone()).collect();
-        self.dirty.budgets.extend(namespaces);
+        let budgets: Vec<String> = self.objects[self.ids.pdb].keys().cloned().collect();
+        self.dirty.budgets.extend(budgets);
         let nodes: Vec<String> = self.objects[self.ids.node].keys().cloned().collect();
         self.dirty.nodes.extend(nodes);
     }
@@ -325,9 +314,17 @@ impl World {
                 if !new_node.is_empty() {
                     self.pods_by_node.entry(new_node).or_default().insert(object.key.clone());
                 }
-                self.dirty.budgets.insert(object.namespace.clone());
+                let budgets: Vec<String> = self
+                    .in_namespace(ids.pdb, &object.namespace)
+                    .filter(|pdb| {
+                        let selector = pdb.selector.as_ref();
+                        [old, new].into_iter().flatten().any(|side| selector.is_some_and(|s| s.matches(&side.labels)))
+                    })
+                    .map(|pdb| pdb.key.clone())
+                    .collect();
+                self.dirty.budgets.extend(budgets);
                 for side in [old, new].into_iter().flatten() {
-                    if let Some(owner) = side.pod().and_then(|p| p.controller.as_ref()) {
+                    if let Some(owner) = side.controller.as_ref() {
                         let owner_res = match owner.kind.as_str() {
                             "ReplicaSet" => ids.replicaset,
                             "StatefulSet" => ids.statefulset,
@@ -351,21 +348,36 @@ impl World {
                 self.dirty.nodes.insert(object.name.clone());
             }
             Builtin::PodDisruptionBudget => {
-                self.dirty.budgets.insert(object.namespace.clone());
+                if new.is_some() {
+                    self.dirty.budgets.insert(object.key.clone());
+                }
             }
             Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet | Builtin::Deployment => {
                 if new.is_some() {
                     self.dirty.workloads.insert((res, object.key.clone()));
                 }
+                // A new scale changes the pods the namespace's budgets expect.
+                let scale_changed = match (old, new) {
+                    (Some(o), Some(n)) => o.replicas != n.replicas,
+                    _ => true,
+                };
+                if scale_changed && builtin != Builtin::DaemonSet {
+                    self.mark_budgets_in(&object.namespace.clone());
+                }
                 if builtin == Builtin::ReplicaSet {
-                    let owner = new.or(old).map(|o| super::object::controller_of(&o.value())).unwrap_or_default();
-                    if let Some(owner) = owner.filter(|o| o.kind == "Deployment") {
+                    if let Some(owner) = object.controller.as_ref().filter(|o| o.kind == "Deployment") {
                         self.dirty.workloads.insert((ids.deployment, object_key(&object.namespace, &owner.name)));
                     }
                 }
             }
             _ => {}
         }
+    }
+
+    /// Every PDB of a namespace must be recomputed.
+    pub fn mark_budgets_in(&mut self, namespace: &str) {
+        let budgets: Vec<String> = self.in_namespace(self.ids.pdb, namespace).map(|p| p.key.clone()).collect();
+        self.dirty.budgets.extend(budgets);
     }
 
     pub fn add_timer(&mut self, at: DateTime<Utc>, kind: TimerKind) {

@@ -1,4 +1,7 @@
 //! The cluster simulator, driven by the real kubectl binaries and by kube-rs.
 
-mod smoke;
+mod control;
+mod kube_client;
+mod kubectl;
+mod loading;
 mod support;

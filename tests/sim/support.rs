@@ -135,3 +135,20 @@ impl Kubectl {
 pub fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// A plain HTTP/1.1 request to the simulator; returns the status code and the body.
+pub async fn http(sim: &Sim, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(sim.server.address()).await.expect("the simulator accepts connections");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status line");
+    (code, body.to_string())
+}
