@@ -27,6 +27,7 @@ use super::eviction::{
 };
 use super::pdb::{self, PdbStatus};
 use super::pod::{self, PodRef};
+use super::selector::Selector;
 
 /// The options of a drain, named as in the `drain(node, opts)` primitive.
 #[derive(Debug, Clone)]
@@ -46,6 +47,17 @@ pub struct DrainOptions {
     pub report_every: Duration,
     /// The longest pause between two eviction attempts of one pod.
     pub max_backoff: Duration,
+}
+
+impl DrainOptions {
+    /// Sets `pod_selector` from the text a user typed (`app=web,tier notin (db)`).
+    pub fn with_pod_selector(mut self, text: &str) -> KubeResult<Self> {
+        self.filters.pod_selector = Selector::parse(text).map_err(|e| KubeError::Selector {
+            selector: text.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(self)
+    }
 }
 
 impl Default for DrainOptions {
@@ -216,7 +228,16 @@ impl Kube {
         if preview.plan.check().is_err() || options.disable_eviction.is_some() {
             return Ok(preview);
         }
-        let budgets = self.pdbs().await?;
+        let budgets = match self.pdbs().await {
+            Ok(budgets) => budgets,
+            // No permission to read budgets, or no policy/v1 (before 1.21): the dry-run
+            // evictions still say whether they would be admitted.
+            Err(e) if matches!(e.http_status(), Some(403 | 404)) => {
+                tracing::warn!("cannot read PodDisruptionBudgets: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let by_key: BTreeMap<String, &Pod> =
             pods.iter().map(|p| (PodRef::of(p).key(), p)).collect();
         let targets: Vec<PodRef> = preview.plan.to_evict().cloned().collect();
@@ -495,6 +516,24 @@ mod tests {
             }),
             status: None,
         }
+    }
+
+    #[test]
+    fn a_bad_pod_selector_is_an_input_error() {
+        let error = DrainOptions::default()
+            .with_pod_selector("app in (web")
+            .unwrap_err();
+        assert_eq!(error.kind(), crate::error::Kind::Input);
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid pod_selector \"app in (web\""),
+            "{error}"
+        );
+        let options = DrainOptions::default()
+            .with_pod_selector("app=web")
+            .unwrap();
+        assert_eq!(options.filters.pod_selector.to_string(), "app=web");
     }
 
     #[test]

@@ -328,32 +328,44 @@ impl EvictionWatches {
         }
     }
 
-    /// Waits for both first lists.
+    /// Waits for both first lists. Budgets that cannot be read (no permission: kubectl's
+    /// drain needs none) are not an error: evictions still respect them, the API server
+    /// enforces them, but waits cannot name them.
     pub async fn ready(&self, deadline: Option<Instant>) -> KubeResult<()> {
-        for (what, result) in [
-            (self.pods.what(), self.pods.ready(deadline).await),
-            (self.budgets.what(), self.budgets.ready(deadline).await),
-        ] {
-            match result {
-                Ok(()) => {}
-                Err(WaitError::Watch(message))
-                | Err(WaitError::TimedOut {
+        let failed = |what: &str, message: String| KubeError::Watch {
+            what: what.to_owned(),
+            message,
+        };
+        match self.pods.ready(deadline).await {
+            Ok(()) => {}
+            Err(
+                WaitError::Watch(message)
+                | WaitError::TimedOut {
                     last_error: Some(message),
-                }) => {
-                    return Err(KubeError::Watch {
-                        what: what.to_owned(),
-                        message,
-                    });
-                }
-                Err(WaitError::TimedOut { last_error: None }) => {
-                    return Err(KubeError::Watch {
-                        what: what.to_owned(),
-                        message: "no answer before the deadline".to_owned(),
-                    });
-                }
+                },
+            ) => {
+                return Err(failed(self.pods.what(), message));
+            }
+            Err(WaitError::TimedOut { last_error: None }) => {
+                return Err(failed(
+                    self.pods.what(),
+                    "no answer before the deadline".to_owned(),
+                ));
             }
         }
-        Ok(())
+        match self.budgets.ready(deadline).await {
+            Ok(()) => Ok(()),
+            Err(WaitError::Watch(message)) => {
+                tracing::warn!(
+                    "cannot read PodDisruptionBudgets ({message}); evictions still respect them, but waits will not say which one holds a pod"
+                );
+                Ok(())
+            }
+            Err(WaitError::TimedOut { last_error }) => Err(failed(
+                self.budgets.what(),
+                last_error.unwrap_or_else(|| "no answer before the deadline".to_owned()),
+            )),
+        }
     }
 
     pub fn pod_state(&self, pod: &PodRef) -> PodState {
@@ -813,8 +825,16 @@ impl Kube {
                 changed && !refusing(b)
             })
         };
+        let budget_opens = async {
+            if let Err(WaitError::Watch(_)) =
+                watches.budgets.wait_until(Some(until), budget_opened).await
+            {
+                // Budgets cannot be watched: only the pause is left.
+                tokio::time::sleep_until(until.into()).await;
+            }
+        };
         tokio::select! {
-            _ = watches.budgets.wait_until(Some(until), budget_opened) => {}
+            () = budget_opens => {}
             _ = watches.pods.wait_until(Some(until), |_| {
                 !matches!(state_in(&watches.pods, target), PodState::Present(_))
             }) => {}

@@ -486,6 +486,38 @@ async fn a_drain_survives_an_api_server_restart_while_it_waits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_does_not_need_permission_to_read_budgets() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    sim.handle().inject_fault(Fault {
+        verb: "list".to_owned(),
+        resource: "poddisruptionbudgets".to_owned(),
+        namespace: None,
+        count: 1000,
+        code: 403,
+        message: Some(
+            "poddisruptionbudgets.policy is forbidden: User \"drainer\" cannot list resource \"poddisruptionbudgets\""
+                .to_owned(),
+        ),
+    });
+    let kube = sim.kube();
+    let report = kube
+        .drain("worker-1", &options(true, true, false), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.evicted.len(), 2);
+    // The budget still held the second eviction; it just could not be named.
+    assert!(
+        report.evicted.iter().any(|e| e.attempts >= 2),
+        "{report:#?}"
+    );
+    assert_eq!(report.waits().count(), 0);
+    assert_eq!(
+        pods_on(&kube, "worker-1").await,
+        ["kube-system/kube-proxy-bbbbb"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evictions_can_be_posted_as_policy_v1beta1() {
     let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
     let kube = sim.kube().with_eviction_api(EvictionApi::V1beta1);
