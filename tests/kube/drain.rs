@@ -169,7 +169,11 @@ async fn a_zero_disruption_budget_times_out_naming_the_budget_and_its_numbers() 
     let kube = sim.kube();
     let mut options = options(true, true, false);
     options.timeout = Some(Duration::from_secs(2));
-    let error = kube.drain("worker-1", &options, &|_| {}).await.unwrap_err();
+    let events = Events::default();
+    let error = kube
+        .drain("worker-1", &options, &events.observer())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), Kind::Refused);
     let message = error.to_string();
     for expected in [
@@ -189,6 +193,20 @@ async fn a_zero_disruption_budget_times_out_naming_the_budget_and_its_numbers() 
     // Retried with backoff, not hammered: at most one attempt per half second or so.
     let attempts = sim.requests()["create pods/eviction"];
     assert!((4..=20).contains(&attempts), "{attempts} eviction requests");
+    // Said why at a steady pace (every 10 s by default), not on every retry: once per pod.
+    let waiting = events
+        .all()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                DrainEvent::Eviction {
+                    progress: Progress::Waiting { .. }
+                }
+            )
+        })
+        .count();
+    assert_eq!(waiting, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
