@@ -403,22 +403,17 @@ impl Kube {
         let mut evicted = Vec::new();
         let mut pending = Vec::new();
         let mut first_error: Option<KubeError> = None;
-        let mut timed_out = false;
         for (p, result) in to_evict.iter().zip(results) {
             match result {
                 Ok(report) => evicted.push(report),
                 Err(error) => {
                     let target = PodRef::of(p);
                     let (state, blocked_by) = match &error {
-                        KubeError::EvictionTimedOut(e) => {
-                            timed_out = true;
-                            (
-                                "eviction refused until the deadline".to_owned(),
-                                e.blocked_by.clone(),
-                            )
-                        }
+                        KubeError::EvictionTimedOut(e) => (
+                            "eviction refused until the deadline".to_owned(),
+                            e.blocked_by.clone(),
+                        ),
                         KubeError::DeletionTimedOut { .. } => {
-                            timed_out = true;
                             ("terminating".to_owned(), Vec::new())
                         }
                         KubeError::MultiplePdbs { pdbs, .. } => (
@@ -450,10 +445,10 @@ impl Kube {
             }
         }
         if !pending.is_empty() {
+            // Without another error, only deadlines left pods behind.
             let cause = match first_error {
                 Some(error) => DrainCause::Failed(Box::new(error)),
-                None if timed_out => DrainCause::TimedOut(options.timeout.unwrap_or_default()),
-                None => unreachable!("pending pods have an error"),
+                None => DrainCause::TimedOut(options.timeout.unwrap_or_default()),
             };
             let count = evicted.len();
             return Err(fail(cause, pending, count).await);
