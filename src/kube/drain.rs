@@ -27,6 +27,7 @@ use super::eviction::{
 };
 use super::pdb::{self, PdbStatus};
 use super::pod::{self, PodRef};
+use super::selector::Selector;
 
 /// The options of a drain, named as in the `drain(node, opts)` primitive.
 #[derive(Debug, Clone)]
@@ -46,6 +47,17 @@ pub struct DrainOptions {
     pub report_every: Duration,
     /// The longest pause between two eviction attempts of one pod.
     pub max_backoff: Duration,
+}
+
+impl DrainOptions {
+    /// Sets `pod_selector` from the text a user typed (`app=web,tier notin (db)`).
+    pub fn with_pod_selector(mut self, text: &str) -> KubeResult<Self> {
+        self.filters.pod_selector = Selector::parse(text).map_err(|e| KubeError::Selector {
+            selector: text.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(self)
+    }
 }
 
 impl Default for DrainOptions {
@@ -216,7 +228,16 @@ impl Kube {
         if preview.plan.check().is_err() || options.disable_eviction.is_some() {
             return Ok(preview);
         }
-        let budgets = self.pdbs().await?;
+        let budgets = match self.pdbs().await {
+            Ok(budgets) => budgets,
+            // No permission to read budgets, or no policy/v1 (before 1.21): the dry-run
+            // evictions still say whether they would be admitted.
+            Err(e) if matches!(e.http_status(), Some(403 | 404)) => {
+                tracing::warn!("cannot read PodDisruptionBudgets: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let by_key: BTreeMap<String, &Pod> =
             pods.iter().map(|p| (PodRef::of(p).key(), p)).collect();
         let targets: Vec<PodRef> = preview.plan.to_evict().cloned().collect();
@@ -382,22 +403,17 @@ impl Kube {
         let mut evicted = Vec::new();
         let mut pending = Vec::new();
         let mut first_error: Option<KubeError> = None;
-        let mut timed_out = false;
         for (p, result) in to_evict.iter().zip(results) {
             match result {
                 Ok(report) => evicted.push(report),
                 Err(error) => {
                     let target = PodRef::of(p);
                     let (state, blocked_by) = match &error {
-                        KubeError::EvictionTimedOut(e) => {
-                            timed_out = true;
-                            (
-                                "eviction refused until the deadline".to_owned(),
-                                e.blocked_by.clone(),
-                            )
-                        }
+                        KubeError::EvictionTimedOut(e) => (
+                            "eviction refused until the deadline".to_owned(),
+                            e.blocked_by.clone(),
+                        ),
                         KubeError::DeletionTimedOut { .. } => {
-                            timed_out = true;
                             ("terminating".to_owned(), Vec::new())
                         }
                         KubeError::MultiplePdbs { pdbs, .. } => (
@@ -429,10 +445,10 @@ impl Kube {
             }
         }
         if !pending.is_empty() {
+            // Without another error, only deadlines left pods behind.
             let cause = match first_error {
                 Some(error) => DrainCause::Failed(Box::new(error)),
-                None if timed_out => DrainCause::TimedOut(options.timeout.unwrap_or_default()),
-                None => unreachable!("pending pods have an error"),
+                None => DrainCause::TimedOut(options.timeout.unwrap_or_default()),
             };
             let count = evicted.len();
             return Err(fail(cause, pending, count).await);
@@ -498,6 +514,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_pod_selector_is_an_input_error() {
+        let error = DrainOptions::default()
+            .with_pod_selector("app in (web")
+            .unwrap_err();
+        assert_eq!(error.kind(), crate::error::Kind::Input);
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid pod_selector \"app in (web\""),
+            "{error}"
+        );
+        let options = DrainOptions::default()
+            .with_pod_selector("app=web")
+            .unwrap();
+        assert_eq!(options.filters.pod_selector.to_string(), "app=web");
+    }
+
+    #[test]
     fn overlapping_budgets_are_found_for_running_pods_only() {
         let mut terminating = pod("web-3", "Running", "web");
         terminating.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
@@ -512,8 +546,7 @@ mod tests {
         let found = overlapping_budgets(&pods, &budgets);
         let names: Vec<_> = found.iter().map(|(p, _)| p.name.as_str()).collect();
         assert_eq!(names, ["web-1"]);
-        let mut budget_names: Vec<_> = found[0].1.iter().map(|b| b.name.as_str()).collect();
-        budget_names.sort_unstable();
+        let budget_names: Vec<_> = found[0].1.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(budget_names, ["all", "web"]);
         assert!(overlapping_budgets(&pods, &budgets[..1]).is_empty());
     }

@@ -241,6 +241,23 @@ impl DrainFailed {
     }
 }
 
+impl DrainFailed {
+    fn write_failure(&self, f: &mut fmt::Formatter<'_>, why: &str) -> fmt::Result {
+        write!(
+            f,
+            "drain of node {} failed: {why}\n{} pod{} evicted, {} still on the node",
+            self.node,
+            self.evicted,
+            if self.evicted == 1 { "" } else { "s" },
+            self.pending.len()
+        )?;
+        for pending in &self.pending {
+            write!(f, "\n  {pending}")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for DrainFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
@@ -256,26 +273,11 @@ impl fmt::Display for DrainFailed {
                     write!(f, "\n  {pod}: {}", describe(budgets))?;
                 }
             }
-            cause => {
-                let why = match cause {
-                    DrainCause::TimedOut(after) => {
-                        format!("timed out after {}", humantime::format_duration(*after))
-                    }
-                    DrainCause::Failed(error) => error.to_string(),
-                    _ => unreachable!("handled above"),
-                };
-                write!(
-                    f,
-                    "drain of node {} failed: {why}\n{} pod{} evicted, {} still on the node",
-                    self.node,
-                    self.evicted,
-                    if self.evicted == 1 { "" } else { "s" },
-                    self.pending.len()
-                )?;
-                for pending in &self.pending {
-                    write!(f, "\n  {pending}")?;
-                }
-            }
+            DrainCause::TimedOut(after) => self.write_failure(
+                f,
+                &format!("timed out after {}", humantime::format_duration(*after)),
+            )?,
+            DrainCause::Failed(error) => self.write_failure(f, &error.to_string())?,
         }
         match self.node_left {
             NodeLeft::Cordoned => write!(

@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use tokio::sync::OnceCell;
 
 use super::Kube;
 use super::error::{EvictionTimedOut, KubeError, KubeResult};
@@ -326,32 +328,44 @@ impl EvictionWatches {
         }
     }
 
-    /// Waits for both first lists.
+    /// Waits for both first lists. Budgets that cannot be read (no permission: kubectl's
+    /// drain needs none) are not an error: evictions still respect them, the API server
+    /// enforces them, but waits cannot name them.
     pub async fn ready(&self, deadline: Option<Instant>) -> KubeResult<()> {
-        for (what, result) in [
-            (self.pods.what(), self.pods.ready(deadline).await),
-            (self.budgets.what(), self.budgets.ready(deadline).await),
-        ] {
-            match result {
-                Ok(()) => {}
-                Err(WaitError::Watch(message))
-                | Err(WaitError::TimedOut {
+        let failed = |what: &str, message: String| KubeError::Watch {
+            what: what.to_owned(),
+            message,
+        };
+        match self.pods.ready(deadline).await {
+            Ok(()) => {}
+            Err(
+                WaitError::Watch(message)
+                | WaitError::TimedOut {
                     last_error: Some(message),
-                }) => {
-                    return Err(KubeError::Watch {
-                        what: what.to_owned(),
-                        message,
-                    });
-                }
-                Err(WaitError::TimedOut { last_error: None }) => {
-                    return Err(KubeError::Watch {
-                        what: what.to_owned(),
-                        message: "no answer before the deadline".to_owned(),
-                    });
-                }
+                },
+            ) => {
+                return Err(failed(self.pods.what(), message));
+            }
+            Err(WaitError::TimedOut { last_error: None }) => {
+                return Err(failed(
+                    self.pods.what(),
+                    "no answer before the deadline".to_owned(),
+                ));
             }
         }
-        Ok(())
+        match self.budgets.ready(deadline).await {
+            Ok(()) => Ok(()),
+            Err(WaitError::Watch(message)) => {
+                tracing::warn!(
+                    "cannot read PodDisruptionBudgets ({message}); evictions still respect them, but waits will not say which one holds a pod"
+                );
+                Ok(())
+            }
+            Err(WaitError::TimedOut { last_error }) => Err(failed(
+                self.budgets.what(),
+                last_error.unwrap_or_else(|| "no answer before the deadline".to_owned()),
+            )),
+        }
     }
 
     pub fn pod_state(&self, pod: &PodRef) -> PodState {
@@ -374,6 +388,30 @@ fn state_in(pods: &Mirror<Pod>, pod: &PodRef) -> PodState {
         Some(p) if p.metadata.uid.as_deref().unwrap_or_default() != pod.uid => PodState::Replaced,
         Some(p) => PodState::Present(p),
     }
+}
+
+/// The Eviction API version discovery offers, as kubectl decides it: the policy group's
+/// policy/v1 if served, else policy/v1beta1, and only if the core group lists `pods/eviction`.
+pub fn choose_eviction_api(groups: &APIGroupList, core: &APIResourceList) -> Option<EvictionApi> {
+    let served = |version: &str| {
+        groups
+            .groups
+            .iter()
+            .filter(|g| g.name == "policy")
+            .flat_map(|g| &g.versions)
+            .any(|v| v.group_version == version)
+    };
+    let api = if served("policy/v1") {
+        EvictionApi::V1
+    } else if served("policy/v1beta1") {
+        EvictionApi::V1beta1
+    } else {
+        return None;
+    };
+    core.resources
+        .iter()
+        .any(|r| r.name == "pods/eviction")
+        .then_some(api)
 }
 
 fn key_of(budget: &PodDisruptionBudget) -> String {
@@ -399,35 +437,28 @@ impl Kube {
                     .list_api_groups()
                     .await
                     .map_err(|e| KubeError::api("GET /apis (discovery)", e))?;
-                let versions: Vec<String> = groups
-                    .groups
-                    .iter()
-                    .filter(|g| g.name == "policy")
-                    .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone()))
-                    .collect();
-                let api = if versions.iter().any(|v| v == "policy/v1") {
-                    EvictionApi::V1
-                } else if versions.iter().any(|v| v == "policy/v1beta1") {
-                    EvictionApi::V1beta1
-                } else {
-                    return Err(KubeError::EvictionUnsupported {
-                        server: self.source.clone(),
-                    });
-                };
                 let core = self
                     .client
                     .list_core_api_resources("v1")
                     .await
                     .map_err(|e| KubeError::api("GET /api/v1 (discovery)", e))?;
-                if !core.resources.iter().any(|r| r.name == "pods/eviction") {
-                    return Err(KubeError::EvictionUnsupported {
-                        server: self.source.clone(),
-                    });
-                }
-                Ok(api)
+                choose_eviction_api(&groups, &core).ok_or_else(|| KubeError::EvictionUnsupported {
+                    server: self.source.clone(),
+                })
             })
             .await
             .copied()
+    }
+
+    /// Skips discovery and posts evictions as `api`, for API servers whose discovery
+    /// documents are incomplete.
+    #[must_use]
+    pub fn with_eviction_api(self, api: EvictionApi) -> Self {
+        let known = OnceCell::new_with(Some(api));
+        Self {
+            eviction_api: Arc::new(known),
+            ..self
+        }
     }
 
     /// Sends ONE eviction request for `pod` and says what the server answered. The request
@@ -794,8 +825,16 @@ impl Kube {
                 changed && !refusing(b)
             })
         };
+        let budget_opens = async {
+            if let Err(WaitError::Watch(_)) =
+                watches.budgets.wait_until(Some(until), budget_opened).await
+            {
+                // Budgets cannot be watched: only the pause is left.
+                tokio::time::sleep_until(until.into()).await;
+            }
+        };
         tokio::select! {
-            _ = watches.budgets.wait_until(Some(until), budget_opened) => {}
+            () = budget_opens => {}
             _ = watches.pods.wait_until(Some(until), |_| {
                 !matches!(state_in(&watches.pods, target), PodState::Present(_))
             }) => {}
@@ -1022,6 +1061,40 @@ mod tests {
     #[test]
     fn success_is_accepted() {
         assert_eq!(EvictionAnswer::classify(Ok(())), EvictionAnswer::Accepted);
+    }
+
+    fn discovery(policy: &[&str], core: &[&str]) -> (APIGroupList, APIResourceList) {
+        let groups = serde_json::json!({
+            "groups": [{
+                "name": "policy",
+                "versions": policy.iter().map(|v| serde_json::json!({"groupVersion": v, "version": v.trim_start_matches("policy/")})).collect::<Vec<_>>(),
+            }]
+        });
+        let core = serde_json::json!({
+            "groupVersion": "v1",
+            "resources": core.iter().map(|r| serde_json::json!({"name": r, "kind": "Pod", "namespaced": true, "singularName": "", "verbs": []})).collect::<Vec<_>>(),
+        });
+        (
+            serde_json::from_value(groups).unwrap(),
+            serde_json::from_value(core).unwrap(),
+        )
+    }
+
+    #[test]
+    fn discovery_prefers_policy_v1_and_falls_back_to_v1beta1() {
+        let (groups, core) =
+            discovery(&["policy/v1", "policy/v1beta1"], &["pods", "pods/eviction"]);
+        assert_eq!(choose_eviction_api(&groups, &core), Some(EvictionApi::V1));
+        // A 1.20 cluster.
+        let (groups, core) = discovery(&["policy/v1beta1"], &["pods", "pods/eviction"]);
+        assert_eq!(
+            choose_eviction_api(&groups, &core),
+            Some(EvictionApi::V1beta1)
+        );
+        let (groups, core) = discovery(&[], &["pods", "pods/eviction"]);
+        assert_eq!(choose_eviction_api(&groups, &core), None);
+        let (groups, core) = discovery(&["policy/v1"], &["pods"]);
+        assert_eq!(choose_eviction_api(&groups, &core), None);
     }
 
     #[tokio::test]

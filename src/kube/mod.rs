@@ -24,7 +24,6 @@ pub mod watch;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
-use tokio::sync::OnceCell;
 
 pub use client::ClientOptions;
 pub use drain::{DrainEvent, DrainOptions, DrainPreview, DrainReport, EvictionBypass};
@@ -42,7 +41,7 @@ pub struct Kube {
     client: kube::Client,
     /// Where the configuration came from, for messages (`/root/.kube/config (lab)`).
     source: String,
-    eviction_api: std::sync::Arc<OnceCell<EvictionApi>>,
+    eviction_api: std::sync::Arc<tokio::sync::OnceCell<EvictionApi>>,
 }
 
 impl std::fmt::Debug for Kube {

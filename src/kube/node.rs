@@ -244,7 +244,10 @@ impl Kube {
         let last = mirror.all().into_iter().next().map(|n| NodeInfo::of(&n));
         match (result, last) {
             (Ok(()), Some(info)) => Ok(info),
-            (Ok(()), None) => unreachable!("the condition needs the node"),
+            // Deleted right after it was seen Ready.
+            (Ok(()), None) => Err(KubeError::NodeNotFound {
+                node: node.to_owned(),
+            }),
             (Err(super::watch::WaitError::Watch(message)), _) => Err(KubeError::Watch {
                 what: format!("node {node}"),
                 message,

@@ -36,6 +36,8 @@ struct Health {
     last_error: Option<String>,
     /// How many times the watch had to be re-established after an error.
     restarts: u64,
+    /// An answer that retrying cannot change (401, 403, 404 on the first list): waiters stop.
+    fatal: Option<String>,
 }
 
 /// Why a wait ended without its condition.
@@ -93,11 +95,15 @@ where
                     }),
                     Err(error) => {
                         tracing::debug!("watch of {label} failed, restarting: {error}");
+                        let fatal = permanent(&error);
                         tx.send_modify(|h| {
                             h.generation += 1;
                             h.restarts += 1;
                             h.last_error = Some(error.to_string());
                             h.failing_since.get_or_insert_with(Instant::now);
+                            if fatal && !h.ready {
+                                h.fatal = Some(error.to_string());
+                            }
                         });
                     }
                 }
@@ -160,6 +166,9 @@ where
             if now_health.ready && condition(&self.store) {
                 return Ok(());
             }
+            if let Some(error) = now_health.fatal {
+                return Err(WaitError::Watch(format!("{}: {error}", self.what)));
+            }
             if let Some(since) = now_health.failing_since
                 && since.elapsed() > GIVE_UP_AFTER
             {
@@ -189,6 +198,17 @@ where
                 () = tokio::time::sleep(nap) => {}
             }
         }
+    }
+}
+
+/// Whether a watch error is one retrying will not fix: no permission, or no such resource.
+fn permanent(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => {
+            matches!(status.code, 401 | 403 | 404)
+        }
+        _ => false,
     }
 }
 

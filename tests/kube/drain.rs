@@ -7,7 +7,9 @@ use std::time::Duration;
 use krun::error::Kind;
 use krun::kube::drain::PreviewedEviction;
 use krun::kube::eviction::{EvictionOutcome, Progress, RetryPolicy};
-use krun::kube::{DrainEvent, DrainOptions, EvictionAnswer, EvictionBypass, Kube, KubeError};
+use krun::kube::{
+    DrainEvent, DrainOptions, EvictionAnswer, EvictionApi, EvictionBypass, Kube, KubeError,
+};
 use krun::sim::{Fault, Latency};
 
 use super::nodes::until_requested;
@@ -83,7 +85,9 @@ impl Events {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_held_by_a_budget_completes_once_replacements_are_ready() {
-    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    // A replacement takes a second to become Ready: long enough that the second eviction
+    // is always refused first, even on a busy machine.
+    let sim = Sim::start(DRAIN_CLUSTER, 10.0).await;
     let kube = sim.kube();
     let events = Events::default();
     let report = kube
@@ -167,7 +171,11 @@ async fn a_zero_disruption_budget_times_out_naming_the_budget_and_its_numbers() 
     let kube = sim.kube();
     let mut options = options(true, true, false);
     options.timeout = Some(Duration::from_secs(2));
-    let error = kube.drain("worker-1", &options, &|_| {}).await.unwrap_err();
+    let events = Events::default();
+    let error = kube
+        .drain("worker-1", &options, &events.observer())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), Kind::Refused);
     let message = error.to_string();
     for expected in [
@@ -187,6 +195,20 @@ async fn a_zero_disruption_budget_times_out_naming_the_budget_and_its_numbers() 
     // Retried with backoff, not hammered: at most one attempt per half second or so.
     let attempts = sim.requests()["create pods/eviction"];
     assert!((4..=20).contains(&attempts), "{attempts} eviction requests");
+    // Said why at a steady pace (every 10 s by default), not on every retry: once per pod.
+    let waiting = events
+        .all()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                DrainEvent::Eviction {
+                    progress: Progress::Waiting { .. }
+                }
+            )
+        })
+        .count();
+    assert_eq!(waiting, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +503,56 @@ async fn a_drain_survives_an_api_server_restart_while_it_waits() {
         .filter(|p| p.metadata.name.as_deref().unwrap().starts_with("web-"))
         .count();
     assert!(web_ready >= 2, "the web replicas moved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_does_not_need_permission_to_read_budgets() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    sim.handle().inject_fault(Fault {
+        verb: "list".to_owned(),
+        resource: "poddisruptionbudgets".to_owned(),
+        namespace: None,
+        count: 1000,
+        code: 403,
+        message: Some(
+            "poddisruptionbudgets.policy is forbidden: User \"drainer\" cannot list resource \"poddisruptionbudgets\""
+                .to_owned(),
+        ),
+    });
+    let kube = sim.kube();
+    let report = kube
+        .drain("worker-1", &options(true, true, false), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.evicted.len(), 2);
+    // The budget still held the second eviction; it just could not be named.
+    assert!(
+        report.evicted.iter().any(|e| e.attempts >= 2),
+        "{report:#?}"
+    );
+    assert_eq!(report.waits().count(), 0);
+    assert_eq!(
+        pods_on(&kube, "worker-1").await,
+        ["kube-system/kube-proxy-bbbbb"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_can_be_posted_as_policy_v1beta1() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let kube = sim.kube().with_eviction_api(EvictionApi::V1beta1);
+    let report = kube
+        .drain("worker-1", &options(true, true, false), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.eviction_api, Some(EvictionApi::V1beta1));
+    assert_eq!(report.evicted.len(), 2);
+    assert_eq!(
+        pods_on(&kube, "worker-1").await,
+        ["kube-system/kube-proxy-bbbbb"]
+    );
+    // Discovery was skipped.
+    assert_eq!(sim.requests().get("get discovery"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

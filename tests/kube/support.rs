@@ -60,7 +60,6 @@ impl Sim {
         self.handle().request_counts()
     }
 
-
     /// kubectl `version` (e.g. `1.33`) pointed at this simulator.
     pub fn kubectl(&self, version: &str) -> Option<Kubectl> {
         Some(Kubectl {
