@@ -62,10 +62,13 @@ impl Cluster {
         } else if let Some(items) = split_list_items(text) {
             for (i, (line, item)) in items.into_iter().enumerate() {
                 let document = format!("items[{i}]");
-                let value = Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item)).map_err(|e| LoadError::Syntax {
-                    document: format!("{document} (the item starting at line {line})"),
-                    message: e.to_string(),
-                })?;
+                let value = match super::yaml::parse(&item) {
+                    Some(value) => value,
+                    None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item)).map_err(|e| LoadError::Syntax {
+                        document: format!("{document} (the item starting at line {line})"),
+                        message: e.to_string(),
+                    })?,
+                };
                 cluster.add_object(&document, value, &mut seen)?;
             }
         } else {
@@ -355,6 +358,21 @@ mod tests {
         assert_eq!(a.objects[0].1.rv, LOADED_RESOURCE_VERSION);
         // The pod plus the namespaces `shop` and `default`, added because they are missing.
         assert_eq!(a.len(), 3);
+    }
+
+    #[test]
+    fn kubectl_and_generated_lists_take_the_fast_path_and_agree() {
+        let generated = crate::sim::generate(&crate::sim::GenOptions { nodes: 6, pods: 60, seed: 2, ..Default::default() });
+        let fixture = include_str!("../../tests/data/sim/drain.yaml");
+        for text in [generated.as_str(), fixture] {
+            let items = split_list_items(text).expect("a kubectl List");
+            assert!(items.len() > 20);
+            for (line, item) in items {
+                let fast = crate::sim::yaml::parse(&item).unwrap_or_else(|| panic!("the item at line {line} needs the slow path:\n{item}"));
+                let general: Value = serde_yaml_ng::from_str(&item).unwrap();
+                assert_eq!(fast, general, "item at line {line}");
+            }
+        }
     }
 
     #[test]
