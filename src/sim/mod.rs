@@ -28,6 +28,7 @@ mod status;
 mod table;
 mod watch;
 mod world;
+mod yaml;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
