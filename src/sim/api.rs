@@ -37,7 +37,10 @@ pub(crate) fn negotiate(accept: Option<&str>, include: IncludeObject) -> Result<
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let params: Vec<(&str, &str)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
         let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         if !matches!(media, "application/json" | "application/*" | "*/*") {
             continue;
@@ -98,12 +101,20 @@ fn resource_route(shared: &Shared, group: &str, version: &str, rest: &[&str]) ->
     };
     shared.read(|world| {
         let lookup = |plural: &str| world.registry.by_plural(group, version, plural);
-        let namespaced_path = rest.len() >= 3 && rest[0] == "namespaces" && lookup(rest[2]).is_some_and(|r| world.registry.get(r).namespaced);
-        let (namespace, rest) = if namespaced_path { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+        let namespaced_path = rest.len() >= 3
+            && rest[0] == "namespaces"
+            && lookup(rest[2]).is_some_and(|r| world.registry.get(r).namespaced);
+        let (namespace, rest) = if namespaced_path {
+            (Some(rest[1].to_string()), &rest[2..])
+        } else {
+            (None, rest)
+        };
         let Some(res) = rest.first().and_then(|plural| lookup(plural)) else {
             return Route::NotFound;
         };
-        if rest.len() > 3 || (namespace.is_none() && world.registry.get(res).namespaced && rest.len() > 1) {
+        if rest.len() > 3
+            || (namespace.is_none() && world.registry.get(res).namespaced && rest.len() > 1)
+        {
             return Route::NotFound;
         }
         Route::Resource(Target {
@@ -119,11 +130,18 @@ fn resource_route(shared: &Shared, group: &str, version: &str, rest: &[&str]) ->
 pub(crate) type Query = Vec<(String, String)>;
 
 fn query_param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn json_response(code: u16, value: &Value) -> Response {
-    raw_json(code, Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")))
+    raw_json(
+        code,
+        Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")),
+    )
 }
 
 fn raw_json(code: u16, body: Bytes) -> Response {
@@ -136,12 +154,20 @@ pub(crate) fn error_response(error: &ApiError) -> Response {
 }
 
 /// The single entry point of the HTTP server.
-pub(crate) async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     if path == "/sim" || path.starts_with("/sim/") {
         return control::handle(shared, &method, &path, &body);
     }
-    let query: Query = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let query: Query = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
     let route = route(&shared, &path);
     let kind = request_kind(&shared, &route, &method, &query);
     let (fault, delay) = shared.control().admit(&kind);
@@ -152,10 +178,19 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, method: Method, ur
         return error_response(&fault);
     }
     let result = match route {
-        Route::Version => Ok(json_response(200, &discovery::version(&shared.read(|w| w.control_plane_version.clone())))),
+        Route::Version => Ok(json_response(
+            200,
+            &discovery::version(&shared.read(|w| w.control_plane_version.clone())),
+        )),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
-        Route::CoreVersions => Ok(json_response(200, &discovery::core_versions(&shared.address.to_string()))),
-        Route::Groups => Ok(json_response(200, &shared.read(|w| discovery::groups(&w.registry)))),
+        Route::CoreVersions => Ok(json_response(
+            200,
+            &discovery::core_versions(&shared.address.to_string()),
+        )),
+        Route::Groups => Ok(json_response(
+            200,
+            &shared.read(|w| discovery::groups(&w.registry)),
+        )),
         Route::Group(group) => shared
             .read(|w| discovery::api_group(&w.registry, &group))
             .map(|doc| json_response(200, &doc))
@@ -164,7 +199,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, method: Method, ur
             .read(|w| discovery::resource_list(&w.registry, &group, &version))
             .map(|doc| json_response(200, &doc))
             .ok_or_else(|| not_found_path(&path)),
-        Route::Resource(target) => serve_resource(&shared, &method, target, &query, &headers, &body),
+        Route::Resource(target) => {
+            serve_resource(&shared, &method, target, &query, &headers, &body)
+        }
         Route::NotFound => Err(not_found_path(&path)),
     };
     result.unwrap_or_else(|error| error_response(&error))
@@ -177,7 +214,11 @@ fn not_found_path(path: &str) -> ApiError {
 
 fn request_kind(shared: &Shared, route: &Route, method: &Method, query: &Query) -> RequestKind {
     let Route::Resource(target) = route else {
-        return RequestKind { verb: "get", resource: "discovery".into(), namespace: None };
+        return RequestKind {
+            verb: "get",
+            resource: "discovery".into(),
+            namespace: None,
+        };
     };
     let watching = target.watch_path || matches!(query_param(query, "watch"), Some("true" | "1"));
     let verb = match (method.as_str(), target.name.is_some()) {
@@ -196,14 +237,20 @@ fn request_kind(shared: &Shared, route: &Route, method: &Method, query: &Query) 
         Some(sub) => format!("{plural}/{sub}"),
         None => plural,
     };
-    RequestKind { verb, resource, namespace: target.namespace.clone() }
+    RequestKind {
+        verb,
+        resource,
+        namespace: target.namespace.clone(),
+    }
 }
 
 fn dry_run(query: &Query) -> Result<bool, ApiError> {
     match query_param(query, "dryRun") {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value {other:?}: valid values are \"All\""))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value {other:?}: valid values are \"All\""
+        ))),
     }
 }
 
@@ -211,7 +258,9 @@ fn list_options(shared: &Shared, target: &Target, query: &Query) -> Result<ListO
     let fields_supported = shared.read(|w| w.registry.get(target.res).selectable_fields());
     let labels = LabelSelector::parse(query_param(query, "labelSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let mut field_text = query_param(query, "fieldSelector").unwrap_or_default().to_string();
+    let mut field_text = query_param(query, "fieldSelector")
+        .unwrap_or_default()
+        .to_string();
     if let Some(name) = &target.name {
         // A watch on a single object (`…/pods/NAME?watch=true`).
         if !field_text.is_empty() {
@@ -219,16 +268,26 @@ fn list_options(shared: &Shared, target: &Target, query: &Query) -> Result<ListO
         }
         field_text.push_str(&format!("metadata.name={name}"));
     }
-    let fields = FieldSelector::parse(&field_text, fields_supported).map_err(ApiError::bad_request)?;
+    let fields =
+        FieldSelector::parse(&field_text, fields_supported).map_err(ApiError::bad_request)?;
     let limit = match query_param(query, "limit") {
         None | Some("") | Some("0") => None,
-        Some(text) => Some(text.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?),
+        Some(text) => Some(
+            text.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?,
+        ),
     };
     let continue_after = match query_param(query, "continue") {
         None | Some("") => None,
         Some(token) => Some(decode_continue(token)?),
     };
-    Ok(ListOptions { namespace: target.namespace.clone(), labels, fields, limit, continue_after })
+    Ok(ListOptions {
+        namespace: target.namespace.clone(),
+        labels,
+        fields,
+        limit,
+        continue_after,
+    })
 }
 
 fn body_json(body: &Bytes) -> Result<Value, ApiError> {
@@ -263,7 +322,11 @@ fn serve_resource(
             _ => false,
         };
         if !allowed {
-            return Err(ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({sub})")));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({sub})"),
+            ));
         }
     }
     match (method.as_str(), name) {
@@ -298,24 +361,46 @@ fn serve_resource(
         ("PUT", Some(name)) => {
             let dry_run = dry_run(query)?;
             let object = body_json(body)?;
-            let updated = shared.with_world(|w| w.update(res, &namespace, &name, object, status_only, dry_run))?;
+            let updated = shared
+                .with_world(|w| w.update(res, &namespace, &name, object, status_only, dry_run))?;
             Ok(json_response(200, &updated))
         }
         ("PATCH", Some(name)) => {
             let dry_run = dry_run(query)?;
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-            let patched = shared.with_world(|w| w.patch(res, &namespace, &name, patch_type, body, status_only, dry_run))?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let patch_type = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let patched = shared.with_world(|w| {
+                w.patch(
+                    res,
+                    &namespace,
+                    &name,
+                    patch_type,
+                    body,
+                    status_only,
+                    dry_run,
+                )
+            })?;
             Ok(json_response(200, &patched))
         }
         ("DELETE", Some(name)) => {
             let options_body = body_json(body)?;
             let mut options = DeleteOptions::from_body(&options_body);
-            if let Some(grace) = query_param(query, "gracePeriodSeconds").and_then(|g| g.parse().ok()) {
+            if let Some(grace) =
+                query_param(query, "gracePeriodSeconds").and_then(|g| g.parse().ok())
+            {
                 options.grace_period = Some(grace);
             }
-            let dry_run = dry_run(query)? || options_body.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
-            let deleted = shared.with_world(|w| w.delete(res, &namespace, &name, &options, dry_run))?;
+            let dry_run = dry_run(query)?
+                || options_body
+                    .get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|d| d.iter().any(|v| v == "All"));
+            let deleted =
+                shared.with_world(|w| w.delete(res, &namespace, &name, &options, dry_run))?;
             Ok(json_response(200, &deleted))
         }
         ("DELETE", None) => {
@@ -323,14 +408,20 @@ fn serve_resource(
             let delete = DeleteOptions::from_body(&options_body);
             let dry_run = dry_run(query)?;
             let list = list_options(shared, &target, query)?;
-            let deleted = shared.with_world(|w| w.delete_collection(res, &list, &delete, dry_run))?;
+            let deleted =
+                shared.with_world(|w| w.delete_collection(res, &list, &delete, dry_run))?;
             let (api_version, list_kind) = shared.read(|w| {
                 let rt = w.registry.get(res);
                 (rt.api_version(), format!("{}List", rt.kind))
             });
-            Ok(json_response(200, &json!({"kind": list_kind, "apiVersion": api_version, "metadata": {}, "items": deleted})))
+            Ok(json_response(
+                200,
+                &json!({"kind": list_kind, "apiVersion": api_version, "metadata": {}, "items": deleted}),
+            ))
         }
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
@@ -347,7 +438,12 @@ fn single(shared: &Shared, res: ResId, object: &Stored, format: Format) -> Respo
     }
 }
 
-fn list_response(shared: &Shared, res: ResId, page: super::ops::ListPage, format: Format) -> Response {
+fn list_response(
+    shared: &Shared,
+    res: ResId,
+    page: super::ops::ListPage,
+    format: Format,
+) -> Response {
     let (rt, now) = shared.read(|w| (w.registry.get(res).clone(), w.clock.now()));
     match format {
         Format::Json => {
@@ -371,16 +467,30 @@ fn list_response(shared: &Shared, res: ResId, page: super::ops::ListPage, format
             raw_json(200, Bytes::from(out))
         }
         Format::PartialMetadata => {
-            let items: Vec<Value> = page.items.iter().map(|o| table::partial_metadata(&o.value())).collect();
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|o| table::partial_metadata(&o.value()))
+                .collect();
             let mut metadata = json!({"resourceVersion": page.rv.to_string()});
             if let Some(token) = &page.continue_token {
                 metadata["continue"] = json!(token);
             }
-            json_response(200, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items}))
+            json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items}),
+            )
         }
         Format::Table(include) => {
-            let rows: Vec<Value> = page.items.iter().map(|o| table::row(&rt, &o.value(), include, now)).collect();
-            json_response(200, &table::table(&rt, rows, page.rv, page.continue_token.as_deref()))
+            let rows: Vec<Value> = page
+                .items
+                .iter()
+                .map(|o| table::row(&rt, &o.value(), include, now))
+                .collect();
+            json_response(
+                200,
+                &table::table(&rt, rows, page.rv, page.continue_token.as_deref()),
+            )
         }
     }
 }
@@ -402,13 +512,37 @@ mod tests {
     #[test]
     fn accept_negotiation_follows_kubectl_preferences() {
         let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(kubectl_get), IncludeObject::Metadata).unwrap(), Format::Table(IncludeObject::Metadata));
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, application/json"), IncludeObject::Metadata).unwrap(), Format::Json);
-        assert_eq!(negotiate(None, IncludeObject::Metadata).unwrap(), Format::Json);
-        assert_eq!(negotiate(Some("*/*"), IncludeObject::Metadata).unwrap(), Format::Json);
-        let err = negotiate(Some("application/vnd.kubernetes.protobuf"), IncludeObject::Metadata).unwrap_err();
+        assert_eq!(
+            negotiate(Some(kubectl_get), IncludeObject::Metadata).unwrap(),
+            Format::Table(IncludeObject::Metadata)
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                IncludeObject::Metadata
+            )
+            .unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            negotiate(None, IncludeObject::Metadata).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            negotiate(Some("*/*"), IncludeObject::Metadata).unwrap(),
+            Format::Json
+        );
+        let err = negotiate(
+            Some("application/vnd.kubernetes.protobuf"),
+            IncludeObject::Metadata,
+        )
+        .unwrap_err();
         assert_eq!(err.code, 406);
-        let discovery = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(negotiate(Some(discovery), IncludeObject::Metadata).unwrap(), Format::Json);
+        let discovery =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(
+            negotiate(Some(discovery), IncludeObject::Metadata).unwrap(),
+            Format::Json
+        );
     }
 }

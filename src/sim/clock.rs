@@ -18,7 +18,12 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub fn new(scale: f64) -> Self {
-        Clock { origin_instant: Instant::now(), origin: Utc::now(), scale, offset_ms: AtomicI64::new(0) }
+        Clock {
+            origin_instant: Instant::now(),
+            origin: Utc::now(),
+            scale,
+            offset_ms: AtomicI64::new(0),
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -35,7 +40,8 @@ impl Clock {
 
     /// Jumps the cluster clock forward.
     pub fn advance(&self, by: chrono::Duration) {
-        self.offset_ms.fetch_add(by.num_milliseconds().max(0), Ordering::Relaxed);
+        self.offset_ms
+            .fetch_add(by.num_milliseconds().max(0), Ordering::Relaxed);
     }
 }
 
@@ -44,7 +50,9 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// An age as kubectl prints it (`45s`, `3m20s`, `5h10m`, `12d`, `2y30d`).
@@ -61,7 +69,11 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -69,21 +81,33 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let days = (hours / 24) % 365;
-        return if days == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{days}d", hours / 24 / 365) };
+        return if days == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{days}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }

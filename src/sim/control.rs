@@ -96,11 +96,17 @@ impl ControlState {
             .max()
             .unwrap_or_default();
         let fault = self.faults.iter_mut().find(|f| {
-            f.count > 0 && kind.matches(&f.verb, &f.resource) && f.namespace.as_ref().is_none_or(|ns| Some(ns) == kind.namespace.as_ref())
+            f.count > 0
+                && kind.matches(&f.verb, &f.resource)
+                && f.namespace
+                    .as_ref()
+                    .is_none_or(|ns| Some(ns) == kind.namespace.as_ref())
         });
         let error = fault.map(|f| {
             f.count -= 1;
-            let message = f.message.clone().unwrap_or_else(|| format!("fault injected by the simulator for {}", kind.counter()));
+            let message = f.message.clone().unwrap_or_else(|| {
+                format!("fault injected by the simulator for {}", kind.counter())
+            });
             ApiError::injected(f.code, message)
         });
         self.faults.retain(|f| f.count > 0);
@@ -109,11 +115,17 @@ impl ControlState {
 }
 
 fn valid_version(version: &str) -> Result<(), ControlError> {
-    let numbers: Vec<&str> = version.strip_prefix('v').unwrap_or("").split(['.', '-', '+']).collect();
+    let numbers: Vec<&str> = version
+        .strip_prefix('v')
+        .unwrap_or("")
+        .split(['.', '-', '+'])
+        .collect();
     if numbers.len() >= 3 && numbers[..3].iter().all(|n| n.parse::<u32>().is_ok()) {
         Ok(())
     } else {
-        Err(ControlError::Invalid(format!("{version:?} is not a Kubernetes version like v1.28.9")))
+        Err(ControlError::Invalid(format!(
+            "{version:?} is not a Kubernetes version like v1.28.9"
+        )))
     }
 }
 
@@ -133,11 +145,21 @@ impl World {
             let (status, reason, message) = if ready {
                 ("True", "KubeletReady", "kubelet is posting ready status")
             } else {
-                ("False", "KubeletNotReady", "container runtime network not ready: the kubelet is down")
+                (
+                    "False",
+                    "KubeletNotReady",
+                    "container runtime network not ready: the kubelet is down",
+                )
             };
             set_condition(v, "Ready", status, reason, message, &now);
-            if let Some(conditions) = v.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
-                for condition in conditions.iter_mut().filter(|c| str_at(c, &["type"]) == Some("Ready")) {
+            if let Some(conditions) = v
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                for condition in conditions
+                    .iter_mut()
+                    .filter(|c| str_at(c, &["type"]) == Some("Ready"))
+                {
                     condition["lastHeartbeatTime"] = json!(now);
                 }
             }
@@ -147,7 +169,12 @@ impl World {
     }
 
     /// What `kubelet --version` and `crictl version` would now report on the node.
-    pub fn set_node_versions(&mut self, name: &str, kubelet: Option<&str>, runtime: Option<&str>) -> Result<(), ControlError> {
+    pub fn set_node_versions(
+        &mut self,
+        name: &str,
+        kubelet: Option<&str>,
+        runtime: Option<&str>,
+    ) -> Result<(), ControlError> {
         if let Some(version) = kubelet {
             valid_version(version)?;
         }
@@ -168,7 +195,11 @@ impl World {
 
     /// The control plane now runs `version`: served at `/version` and written into the images
     /// of the control-plane static pods (of `node` only, when given).
-    pub fn set_control_plane_version(&mut self, version: &str, node: Option<&str>) -> Result<(), ControlError> {
+    pub fn set_control_plane_version(
+        &mut self,
+        version: &str,
+        node: Option<&str>,
+    ) -> Result<(), ControlError> {
         valid_version(version)?;
         if let Some(node) = node {
             self.node_key(node)?;
@@ -178,8 +209,10 @@ impl World {
             .in_namespace(self.ids.pod, "kube-system")
             .filter(|p| {
                 let component = p.labels.get("component").map(String::as_str);
-                matches!(component, Some("kube-apiserver" | "kube-controller-manager" | "kube-scheduler"))
-                    && node.is_none_or(|n| p.pod().is_some_and(|i| i.node == n))
+                matches!(
+                    component,
+                    Some("kube-apiserver" | "kube-controller-manager" | "kube-scheduler")
+                ) && node.is_none_or(|n| p.pod().is_some_and(|i| i.node == n))
             })
             .map(|p| p.key.clone())
             .collect();
@@ -188,7 +221,9 @@ impl World {
                 for pointer in ["/spec/containers", "/status/containerStatuses"] {
                     if let Some(containers) = v.pointer_mut(pointer).and_then(Value::as_array_mut) {
                         for container in containers {
-                            if let Some((repository, _)) = str_at(container, &["image"]).and_then(|i| i.rsplit_once(':')) {
+                            if let Some((repository, _)) =
+                                str_at(container, &["image"]).and_then(|i| i.rsplit_once(':'))
+                            {
                                 container["image"] = json!(format!("{repository}:{version}"));
                             }
                         }
@@ -221,17 +256,28 @@ impl SimHandle {
 
     /// Sets the kubelet version a node reports.
     pub fn set_kubelet_version(&self, node: &str, version: &str) -> Result<(), ControlError> {
-        self.shared.with_world(|w| w.set_node_versions(node, Some(version), None))
+        self.shared
+            .with_world(|w| w.set_node_versions(node, Some(version), None))
     }
 
     /// Sets the container runtime version a node reports (`containerd://1.7.13`).
-    pub fn set_container_runtime_version(&self, node: &str, version: &str) -> Result<(), ControlError> {
-        self.shared.with_world(|w| w.set_node_versions(node, None, Some(version)))
+    pub fn set_container_runtime_version(
+        &self,
+        node: &str,
+        version: &str,
+    ) -> Result<(), ControlError> {
+        self.shared
+            .with_world(|w| w.set_node_versions(node, None, Some(version)))
     }
 
     /// Sets the control-plane version (see `World::set_control_plane_version`).
-    pub fn set_control_plane_version(&self, version: &str, node: Option<&str>) -> Result<(), ControlError> {
-        self.shared.with_world(|w| w.set_control_plane_version(version, node))
+    pub fn set_control_plane_version(
+        &self,
+        version: &str,
+        node: Option<&str>,
+    ) -> Result<(), ControlError> {
+        self.shared
+            .with_world(|w| w.set_control_plane_version(version, node))
     }
 
     pub fn inject_fault(&self, fault: Fault) {
@@ -241,7 +287,9 @@ impl SimHandle {
     /// Adds latency; a rule with 0 ms for the same verb and resource removes it.
     pub fn set_latency(&self, latency: Latency) {
         let mut control = self.shared.control();
-        control.latency.retain(|l| !(l.verb == latency.verb && l.resource == latency.resource));
+        control
+            .latency
+            .retain(|l| !(l.verb == latency.verb && l.resource == latency.resource));
         if latency.milliseconds > 0 {
             control.latency.push(latency);
         }
@@ -270,7 +318,9 @@ impl SimHandle {
 
     /// Moves cluster time forward; due timers (pods starting, grace periods) fire.
     pub fn advance_clock(&self, by: Duration) {
-        self.shared.clock.advance(chrono::Duration::milliseconds(by.as_millis() as i64));
+        self.shared
+            .clock
+            .advance(chrono::Duration::milliseconds(by.as_millis() as i64));
         self.shared.controllers.notify_one();
     }
 
@@ -285,10 +335,20 @@ impl SimHandle {
     }
 
     /// One object, if it exists.
-    pub fn object(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
         self.shared.with_world(|w| {
             let res = w.registry.by_kind(api_version, kind)?;
-            let namespace = if w.registry.get(res).namespaced { namespace } else { "" };
+            let namespace = if w.registry.get(res).namespaced {
+                namespace
+            } else {
+                ""
+            };
             w.get_in(res, namespace, name).map(|o| o.value())
         })
     }
@@ -314,17 +374,31 @@ struct Advance {
 }
 
 fn reply(code: StatusCode, body: Value) -> Response {
-    (code, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
+// The error is the HTTP answer itself, built once on a cold path; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("invalid request body: {e}")})))
+    serde_json::from_slice(body).map_err(|e| {
+        reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("invalid request body: {e}")}),
+        )
+    })
 }
 
 fn outcome(result: Result<(), ControlError>) -> Response {
     match result {
         Ok(()) => reply(StatusCode::OK, json!({"ok": true})),
-        Err(e @ ControlError::NoSuchNode(_)) => reply(StatusCode::NOT_FOUND, json!({"error": e.to_string()})),
+        Err(e @ ControlError::NoSuchNode(_)) => {
+            reply(StatusCode::NOT_FOUND, json!({"error": e.to_string()}))
+        }
         Err(e) => reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
     }
 }
@@ -332,7 +406,11 @@ fn outcome(result: Result<(), ControlError>) -> Response {
 /// Serves `/sim/…`.
 pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &Bytes) -> Response {
     let handle = SimHandle { shared };
-    let segments: Vec<&str> = path.trim_start_matches("/sim/").split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_start_matches("/sim/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let result = match (method.as_str(), segments.as_slice()) {
         ("PUT" | "POST" | "PATCH", ["nodes", node]) => parse::<NodeChange>(body).map(|change| {
             let mut result = Ok(());
@@ -342,15 +420,18 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
             if change.kubelet_version.is_some() || change.container_runtime_version.is_some() {
                 result = result.and_then(|_| {
                     handle.shared.with_world(|w| {
-                        w.set_node_versions(node, change.kubelet_version.as_deref(), change.container_runtime_version.as_deref())
+                        w.set_node_versions(
+                            node,
+                            change.kubelet_version.as_deref(),
+                            change.container_runtime_version.as_deref(),
+                        )
                     })
                 });
             }
             outcome(result)
         }),
-        ("PUT" | "POST", ["control-plane"]) => {
-            parse::<ControlPlaneChange>(body).map(|c| outcome(handle.set_control_plane_version(&c.version, c.node.as_deref())))
-        }
+        ("PUT" | "POST", ["control-plane"]) => parse::<ControlPlaneChange>(body)
+            .map(|c| outcome(handle.set_control_plane_version(&c.version, c.node.as_deref()))),
         ("POST", ["faults"]) => parse::<Fault>(body).map(|fault| {
             handle.inject_fault(fault);
             reply(StatusCode::OK, json!({"ok": true}))
@@ -370,7 +451,10 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
         ("GET", ["requests"]) => {
             let counts = handle.request_counts();
             let total: u64 = counts.values().sum();
-            Ok(reply(StatusCode::OK, json!({"total": total, "requests": counts})))
+            Ok(reply(
+                StatusCode::OK,
+                json!({"total": total, "requests": counts}),
+            ))
         }
         ("DELETE", ["requests"]) => {
             handle.reset_request_counts();
@@ -382,13 +466,19 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
         )),
         ("POST", ["time", "advance"]) => parse::<Advance>(body).map(|a| {
             handle.advance_clock(Duration::from_secs_f64(a.seconds.max(0.0)));
-            reply(StatusCode::OK, json!({"now": super::clock::timestamp(handle.now())}))
+            reply(
+                StatusCode::OK,
+                json!({"now": super::clock::timestamp(handle.now())}),
+            )
         }),
         ("GET", ["snapshot"]) => {
             let yaml = serde_yaml_ng::to_string(&handle.snapshot()).unwrap_or_default();
             Ok((StatusCode::OK, [("content-type", "application/yaml")], yaml).into_response())
         }
-        _ => Ok(reply(StatusCode::NOT_FOUND, json!({"error": format!("no control endpoint {method} {path}")}))),
+        _ => Ok(reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no control endpoint {method} {path}")}),
+        )),
     };
     result.unwrap_or_else(|response| response)
 }
@@ -398,7 +488,11 @@ mod tests {
     use super::*;
 
     fn kind(verb: &'static str, resource: &str) -> RequestKind {
-        RequestKind { verb, resource: resource.into(), namespace: Some("shop".into()) }
+        RequestKind {
+            verb,
+            resource: resource.into(),
+            namespace: Some("shop".into()),
+        }
     }
 
     #[test]
@@ -414,7 +508,10 @@ mod tests {
         });
         assert!(control.admit(&kind("get", "pods")).0.is_none());
         let (first, _) = control.admit(&kind("create", "pods/eviction"));
-        assert_eq!(first.map(|e| (e.code, e.reason)), Some((503, "ServiceUnavailable")));
+        assert_eq!(
+            first.map(|e| (e.code, e.reason)),
+            Some((503, "ServiceUnavailable"))
+        );
         assert!(control.admit(&kind("create", "pods/eviction")).0.is_some());
         assert!(control.admit(&kind("create", "pods/eviction")).0.is_none());
         assert_eq!(control.counters["create pods/eviction"], 3);
@@ -423,8 +520,15 @@ mod tests {
     #[test]
     fn latency_applies_to_matching_requests() {
         let mut control = ControlState::default();
-        control.latency.push(Latency { verb: "*".into(), resource: "nodes".into(), milliseconds: 50 });
-        assert_eq!(control.admit(&kind("patch", "nodes")).1, Duration::from_millis(50));
+        control.latency.push(Latency {
+            verb: "*".into(),
+            resource: "nodes".into(),
+            milliseconds: 50,
+        });
+        assert_eq!(
+            control.admit(&kind("patch", "nodes")).1,
+            Duration::from_millis(50)
+        );
         assert_eq!(control.admit(&kind("patch", "pods")).1, Duration::ZERO);
     }
 

@@ -78,20 +78,18 @@ fn unfit_reason(
             return Some("node(s) had untolerated taint(s)");
         }
     }
-    if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object) {
-        if selector
+    if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object)
+        && selector
             .iter()
             .any(|(k, v)| node.labels.get(k).map(String::as_str) != v.as_str())
-        {
-            return Some("node(s) didn't match Pod's node affinity/selector");
-        }
+    {
+        return Some("node(s) didn't match Pod's node affinity/selector");
     }
     if let Some(terms) = spec.pointer(
         "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
-    ) {
-        if !node_affinity_matches(terms, &node.name, &node.labels) {
-            return Some("node(s) didn't match Pod's node affinity/selector");
-        }
+    ) && !node_affinity_matches(terms, &node.name, &node.labels)
+    {
+        return Some("node(s) didn't match Pod's node affinity/selector");
     }
     let (mut cpu, mut memory, mut count) = (0i64, 0i64, 0i64);
     for pod in world.pods_on_node(&node.name) {
@@ -971,18 +969,17 @@ impl World {
         if object.uid != owner.uid {
             return None;
         }
-        if res == self.ids.replicaset {
-            if let Some(deployment) = object
+        if res == self.ids.replicaset
+            && let Some(deployment) = object
                 .controller
                 .as_ref()
                 .filter(|c| c.kind == "Deployment")
-            {
-                let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
-                return Some((
-                    d.uid.clone(),
-                    int_at(&d.value(), "/spec/replicas", 1) as i32,
-                ));
-            }
+        {
+            let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
+            return Some((
+                d.uid.clone(),
+                int_at(&d.value(), "/spec/replicas", 1) as i32,
+            ));
         }
         Some((
             object.uid.clone(),

@@ -6,11 +6,23 @@ use serde_json::{Value, json};
 
 use super::resource::{Builtin, Registry, ResourceType};
 
-const WRITE_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const WRITE_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const READ_VERBS: &[&str] = &["get", "list", "watch"];
 
 pub(crate) fn version(git_version: &str) -> Value {
-    let numbers: Vec<&str> = git_version.trim_start_matches('v').split(['.', '-', '+']).collect();
+    let numbers: Vec<&str> = git_version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .collect();
     json!({
         "major": numbers.first().copied().unwrap_or("1"),
         "minor": numbers.get(1).copied().unwrap_or("0"),
@@ -33,12 +45,19 @@ pub(crate) fn core_versions(server_address: &str) -> Value {
 }
 
 fn group(name: &str, versions: &[String]) -> Value {
-    let versions: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": versions.clone(), "preferredVersion": versions[0]})
 }
 
 pub(crate) fn groups(registry: &Registry) -> Value {
-    let groups: Vec<Value> = registry.groups().iter().map(|(name, versions)| group(name, versions)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .map(|(name, versions)| group(name, versions))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -52,7 +71,11 @@ pub(crate) fn api_group(registry: &Registry, name: &str) -> Option<Value> {
 }
 
 fn main_resource(rt: &ResourceType) -> Value {
-    let verbs = if rt.writable() { WRITE_VERBS } else { READ_VERBS };
+    let verbs = if rt.writable() {
+        WRITE_VERBS
+    } else {
+        READ_VERBS
+    };
     let mut resource = json!({
         "name": rt.plural,
         "singularName": rt.singular,
@@ -72,7 +95,10 @@ fn main_resource(rt: &ResourceType) -> Value {
 /// The resource list of one group/version, or `None` if nothing is served there.
 pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for (_, rt) in registry.iter().filter(|(_, t)| t.group == group && t.version == version) {
+    for (_, rt) in registry
+        .iter()
+        .filter(|(_, t)| t.group == group && t.version == version)
+    {
         resources.push(main_resource(rt));
         if rt.has_status() {
             resources.push(json!({
@@ -98,8 +124,14 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 #[cfg(test)]
@@ -110,11 +142,29 @@ mod tests {
     fn core_list_advertises_policy_v1_evictions() {
         let registry = Registry::default();
         let list = resource_list(&registry, "", "v1").unwrap();
-        let eviction = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
-        assert_eq!((eviction["group"].as_str(), eviction["version"].as_str(), eviction["kind"].as_str()), (Some("policy"), Some("v1"), Some("Eviction")));
+        let eviction = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(
+            (
+                eviction["group"].as_str(),
+                eviction["version"].as_str(),
+                eviction["kind"].as_str()
+            ),
+            (Some("policy"), Some("v1"), Some("Eviction"))
+        );
         assert!(resource_list(&registry, "apps", "v2").is_none());
         let groups = groups(&registry);
-        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "coordination.k8s.io"));
+        assert!(
+            groups["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "coordination.k8s.io")
+        );
         assert_eq!(version("v1.28.9")["minor"], "28");
     }
 }

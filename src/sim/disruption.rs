@@ -68,8 +68,11 @@ impl Budget {
         let field = |name: &str| spec.and_then(|s| s.get(name)).filter(|v| !v.is_null());
         Ok(Budget {
             min_available: field("minAvailable").map(IntOrPercent::parse).transpose()?,
-            max_unavailable: field("maxUnavailable").map(IntOrPercent::parse).transpose()?,
-            always_allow_unhealthy: field("unhealthyPodEvictionPolicy").and_then(Value::as_str) == Some("AlwaysAllow"),
+            max_unavailable: field("maxUnavailable")
+                .map(IntOrPercent::parse)
+                .transpose()?,
+            always_allow_unhealthy: field("unhealthyPodEvictionPolicy").and_then(Value::as_str)
+                == Some("AlwaysAllow"),
         })
     }
 }
@@ -128,20 +131,34 @@ pub(crate) fn compute(
         .filter(|pod| !pod.deleting)
         .filter_map(|pod| {
             let at = disrupted.get(&pod.name)?;
-            (*at + chrono::Duration::seconds(DELETION_TIMEOUT_SECONDS) > now).then(|| (pod.name.clone(), *at))
+            (*at + chrono::Duration::seconds(DELETION_TIMEOUT_SECONDS) > now)
+                .then(|| (pod.name.clone(), *at))
         })
         .collect();
-    let current_healthy =
-        pods.iter().filter(|pod| pod.ready && !pod.deleting && !disrupted_pods.contains_key(&pod.name)).count() as i32;
+    let current_healthy = pods
+        .iter()
+        .filter(|pod| pod.ready && !pod.deleting && !disrupted_pods.contains_key(&pod.name))
+        .count() as i32;
 
     let mut disruptions_allowed = current_healthy - desired_healthy;
     if expected_pods <= 0 || disruptions_allowed <= 0 {
         disruptions_allowed = 0;
     }
-    Ok(Computed { expected_pods, desired_healthy, current_healthy, disruptions_allowed, disrupted_pods, unmanaged_pods })
+    Ok(Computed {
+        expected_pods,
+        desired_healthy,
+        current_healthy,
+        disruptions_allowed,
+        disrupted_pods,
+        unmanaged_pods,
+    })
 }
 
-fn expected_scale(pods: &[PodView], scale_of: &ScaleOf<'_>, unmanaged: &mut Vec<String>) -> Result<i32, String> {
+fn expected_scale(
+    pods: &[PodView],
+    scale_of: &ScaleOf<'_>,
+    unmanaged: &mut Vec<String>,
+) -> Result<i32, String> {
     let mut scales: BTreeMap<String, i32> = BTreeMap::new();
     let mut known: std::collections::BTreeSet<(&str, &str, &str)> =
         std::collections::BTreeSet::new();
@@ -197,7 +214,10 @@ pub(crate) enum Verdict {
     /// The controller has not yet seen the PDB's current spec (429).
     NotYetProcessed,
     /// 429 with the budget's numbers.
-    Blocked { desired_healthy: i32, current_healthy: i32 },
+    Blocked {
+        desired_healthy: i32,
+        current_healthy: i32,
+    },
     /// The status is corrupt (403).
     Negative,
 }
@@ -220,7 +240,10 @@ pub(crate) fn check_eviction(pod_ready: bool, budget: &Budget, status: BudgetSta
         return Verdict::Negative;
     }
     if status.disruptions_allowed == 0 {
-        return Verdict::Blocked { desired_healthy: status.desired_healthy, current_healthy: status.current_healthy };
+        return Verdict::Blocked {
+            desired_healthy: status.desired_healthy,
+            current_healthy: status.current_healthy,
+        };
     }
     Verdict::AllowAndDecrement
 }
@@ -231,12 +254,21 @@ mod tests {
     use proptest::prelude::*;
 
     fn owner(name: &str) -> Option<OwnerRef> {
-        Some(OwnerRef { kind: "ReplicaSet".into(), name: name.into(), uid: format!("uid-{name}") })
+        Some(OwnerRef {
+            kind: "ReplicaSet".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        })
     }
 
     fn pods(ready: usize, unready: usize, controller: Option<OwnerRef>) -> Vec<PodView> {
         (0..ready + unready)
-            .map(|i| PodView { name: format!("p{i}"), ready: i < ready, deleting: false, controller: controller.clone() })
+            .map(|i| PodView {
+                name: format!("p{i}"),
+                ready: i < ready,
+                deleting: false,
+                controller: controller.clone(),
+            })
             .collect()
     }
 
@@ -245,7 +277,11 @@ mod tests {
     }
 
     fn budget(min: Option<IntOrPercent>, max: Option<IntOrPercent>) -> Budget {
-        Budget { min_available: min, max_unavailable: max, always_allow_unhealthy: false }
+        Budget {
+            min_available: min,
+            max_unavailable: max,
+            always_allow_unhealthy: false,
+        }
     }
 
     fn run(b: &Budget, pods: &[PodView], replicas: i32) -> Computed {
@@ -259,22 +295,41 @@ mod tests {
     #[test]
     fn doc_min_available_two_of_three() {
         let c = run(&budget(Some(Int(2)), None), &pods(3, 0, owner("zk")), 3);
-        assert_eq!((c.expected_pods, c.desired_healthy, c.current_healthy, c.disruptions_allowed), (3, 2, 3, 1));
+        assert_eq!(
+            (
+                c.expected_pods,
+                c.desired_healthy,
+                c.current_healthy,
+                c.disruptions_allowed
+            ),
+            (3, 2, 3, 1)
+        );
     }
 
     // Same page: maxUnavailable 1 on 3 replicas is equivalent.
     #[test]
     fn doc_max_unavailable_one_of_three() {
         let c = run(&budget(None, Some(Int(1))), &pods(3, 0, owner("zk")), 3);
-        assert_eq!((c.expected_pods, c.desired_healthy, c.disruptions_allowed), (3, 2, 1));
+        assert_eq!(
+            (c.expected_pods, c.desired_healthy, c.disruptions_allowed),
+            (3, 2, 1)
+        );
     }
 
     // Rounding: with 7 pods and minAvailable "50%", 4 pods must stay available.
     #[test]
     fn doc_percentages_round_up() {
-        let c = run(&budget(Some(Percent(50)), None), &pods(7, 0, owner("web")), 7);
+        let c = run(
+            &budget(Some(Percent(50)), None),
+            &pods(7, 0, owner("web")),
+            7,
+        );
         assert_eq!((c.desired_healthy, c.disruptions_allowed), (4, 3));
-        let c = run(&budget(None, Some(Percent(50))), &pods(7, 0, owner("web")), 7);
+        let c = run(
+            &budget(None, Some(Percent(50))),
+            &pods(7, 0, owner("web")),
+            7,
+        );
         assert_eq!((c.desired_healthy, c.disruptions_allowed), (3, 4));
     }
 
@@ -282,8 +337,17 @@ mod tests {
     // voluntary evictions".
     #[test]
     fn doc_zero_disruption_budgets() {
-        for b in [budget(None, Some(Int(0))), budget(None, Some(Percent(0))), budget(Some(Percent(100)), None), budget(Some(Int(5)), None)] {
-            assert_eq!(run(&b, &pods(5, 0, owner("db")), 5).disruptions_allowed, 0, "{b:?}");
+        for b in [
+            budget(None, Some(Int(0))),
+            budget(None, Some(Percent(0))),
+            budget(Some(Percent(100)), None),
+            budget(Some(Int(5)), None),
+        ] {
+            assert_eq!(
+                run(&b, &pods(5, 0, owner("db")), 5).disruptions_allowed,
+                0,
+                "{b:?}"
+            );
         }
     }
 
@@ -294,14 +358,27 @@ mod tests {
         let c = run(&budget(Some(Int(1)), None), &pods(3, 0, None), 0);
         assert_eq!((c.expected_pods, c.disruptions_allowed), (3, 2));
         let c = run(&budget(Some(Percent(50)), None), &pods(3, 0, None), 0);
-        assert_eq!((c.expected_pods, c.disruptions_allowed, c.unmanaged_pods.len()), (0, 0, 3));
+        assert_eq!(
+            (
+                c.expected_pods,
+                c.disruptions_allowed,
+                c.unmanaged_pods.len()
+            ),
+            (0, 0, 3)
+        );
     }
 
     // A pod whose controller has no scale (a DaemonSet) makes the PDB fail safe.
     #[test]
     fn controller_without_scale_fails_safe() {
         let no_scale = |_: &OwnerRef| None;
-        let err = compute(&budget(None, Some(Int(1))), &pods(2, 0, owner("ds")), &no_scale, &BTreeMap::new(), Utc::now());
+        let err = compute(
+            &budget(None, Some(Int(1))),
+            &pods(2, 0, owner("ds")),
+            &no_scale,
+            &BTreeMap::new(),
+            Utc::now(),
+        );
         assert_eq!(err.unwrap_err(), "found no controllers for pod \"p0\"");
     }
 
@@ -314,7 +391,10 @@ mod tests {
         ps[0].deleting = true;
         let disrupted = BTreeMap::from([
             ("p1".to_string(), now - chrono::Duration::seconds(10)),
-            ("p2".to_string(), now - chrono::Duration::seconds(DELETION_TIMEOUT_SECONDS + 1)),
+            (
+                "p2".to_string(),
+                now - chrono::Duration::seconds(DELETION_TIMEOUT_SECONDS + 1),
+            ),
         ]);
         let c = compute(&budget(Some(Int(1)), None), &ps, &scale(4), &disrupted, now).unwrap();
         assert_eq!(c.current_healthy, 2);
@@ -333,21 +413,49 @@ mod tests {
             generation: 1,
         };
         let if_healthy = budget(Some(Int(2)), None);
-        let always = Budget { always_allow_unhealthy: true, ..if_healthy.clone() };
-        assert_eq!(check_eviction(false, &if_healthy, status(2, 2, 0)), Verdict::AllowUnhealthy);
+        let always = Budget {
+            always_allow_unhealthy: true,
+            ..if_healthy.clone()
+        };
+        assert_eq!(
+            check_eviction(false, &if_healthy, status(2, 2, 0)),
+            Verdict::AllowUnhealthy
+        );
         assert_eq!(
             check_eviction(false, &if_healthy, status(1, 2, 0)),
-            Verdict::Blocked { desired_healthy: 2, current_healthy: 1 }
+            Verdict::Blocked {
+                desired_healthy: 2,
+                current_healthy: 1
+            }
         );
-        assert_eq!(check_eviction(false, &always, status(1, 2, 0)), Verdict::AllowUnhealthy);
-        assert_eq!(check_eviction(true, &always, status(3, 2, 1)), Verdict::AllowAndDecrement);
-        assert_eq!(check_eviction(true, &if_healthy, BudgetStatus { generation: 2, ..status(3, 2, 1) }), Verdict::NotYetProcessed);
+        assert_eq!(
+            check_eviction(false, &always, status(1, 2, 0)),
+            Verdict::AllowUnhealthy
+        );
+        assert_eq!(
+            check_eviction(true, &always, status(3, 2, 1)),
+            Verdict::AllowAndDecrement
+        );
+        assert_eq!(
+            check_eviction(
+                true,
+                &if_healthy,
+                BudgetStatus {
+                    generation: 2,
+                    ..status(3, 2, 1)
+                }
+            ),
+            Verdict::NotYetProcessed
+        );
     }
 
     #[test]
     fn int_or_percent_parsing() {
         assert_eq!(IntOrPercent::parse(&serde_json::json!(2)), Ok(Int(2)));
-        assert_eq!(IntOrPercent::parse(&serde_json::json!("25%")), Ok(Percent(25)));
+        assert_eq!(
+            IntOrPercent::parse(&serde_json::json!("25%")),
+            Ok(Percent(25))
+        );
         assert!(IntOrPercent::parse(&serde_json::json!("25")).is_err());
         assert_eq!(Percent(25).scaled_round_up(5), 2);
         assert_eq!(Percent(20).scaled_round_up(5), 1);

@@ -13,14 +13,30 @@ pub enum LoadError {
     #[error("not valid YAML in {document}: {message}")]
     Syntax { document: String, message: String },
     #[error("{document}: field `{field}`: {message}")]
-    Field { document: String, field: String, message: String },
+    Field {
+        document: String,
+        field: String,
+        message: String,
+    },
     #[error("{document}: {kind} {name:?} appears twice in the snapshot")]
-    Duplicate { document: String, kind: String, name: String },
+    Duplicate {
+        document: String,
+        kind: String,
+        name: String,
+    },
 }
 
 impl LoadError {
-    pub(crate) fn field(document: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        LoadError::Field { document: document.to_string(), field: field.into(), message: message.into() }
+    pub(crate) fn field(
+        document: &str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        LoadError::Field {
+            document: document.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -28,13 +44,22 @@ impl LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot read the cluster file {path}: {source}")]
-    ReadCluster { path: PathBuf, source: std::io::Error },
+    ReadCluster {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot load the cluster file {path}: {source}")]
     Load { path: PathBuf, source: LoadError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write the kubeconfig {path}: {source}")]
-    WriteKubeconfig { path: PathBuf, source: std::io::Error },
+    WriteKubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid time scale {0}: it must be a positive, finite number (1 = real time)")]
     TimeScale(f64),
     #[error("invalid startup delay {0}: it must be a non-negative number of seconds")]
@@ -57,9 +82,10 @@ pub enum ControlError {
 impl From<SimError> for crate::Error {
     fn from(error: SimError) -> Self {
         match error {
-            SimError::Load { .. } | SimError::TimeScale(_) | SimError::StartupDelay(_) | SimError::ReadCluster { .. } => {
-                crate::Error::input(error.to_string())
-            }
+            SimError::Load { .. }
+            | SimError::TimeScale(_)
+            | SimError::StartupDelay(_)
+            | SimError::ReadCluster { .. } => crate::Error::input(error.to_string()),
             _ => crate::Error::runtime(error.to_string()),
         }
     }

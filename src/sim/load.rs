@@ -48,7 +48,11 @@ impl Cluster {
     }
 
     fn new() -> Cluster {
-        Cluster { registry: Registry::default(), objects: Vec::new(), loaded_at: timestamp(chrono::Utc::now()) }
+        Cluster {
+            registry: Registry::default(),
+            objects: Vec::new(),
+            loaded_at: timestamp(chrono::Utc::now()),
+        }
     }
 
     /// Parses and validates a snapshot.
@@ -56,25 +60,31 @@ impl Cluster {
         let mut cluster = Cluster::new();
         let mut seen = BTreeSet::new();
         if text.trim_start().starts_with('{') {
-            let value = serde_json::from_str(text)
-                .map_err(|e| LoadError::Syntax { document: "the JSON document".into(), message: e.to_string() })?;
+            let value = serde_json::from_str(text).map_err(|e| LoadError::Syntax {
+                document: "the JSON document".into(),
+                message: e.to_string(),
+            })?;
             cluster.add_document("document 1", value, &mut seen)?;
         } else if let Some(items) = split_list_items(text) {
             for (i, (line, item)) in items.into_iter().enumerate() {
                 let document = format!("items[{i}]");
                 let value = match super::yaml::parse(&item) {
                     Some(value) => value,
-                    None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item)).map_err(|e| LoadError::Syntax {
-                        document: format!("{document} (the item starting at line {line})"),
-                        message: e.to_string(),
-                    })?,
+                    None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item))
+                        .map_err(|e| LoadError::Syntax {
+                            document: format!("{document} (the item starting at line {line})"),
+                            message: e.to_string(),
+                        })?,
                 };
                 cluster.add_object(&document, value, &mut seen)?;
             }
         } else {
             for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
                 let name = format!("document {}", i + 1);
-                let value = Value::deserialize(document).map_err(|e| LoadError::Syntax { document: name.clone(), message: e.to_string() })?;
+                let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
+                    document: name.clone(),
+                    message: e.to_string(),
+                })?;
                 cluster.add_document(&name, value, &mut seen)?;
             }
         }
@@ -91,34 +101,65 @@ impl Cluster {
         self.objects.is_empty()
     }
 
-    fn add_document(&mut self, document: &str, value: Value, seen: &mut BTreeSet<(ResId, String)>) -> Result<(), LoadError> {
+    fn add_document(
+        &mut self,
+        document: &str,
+        value: Value,
+        seen: &mut BTreeSet<(ResId, String)>,
+    ) -> Result<(), LoadError> {
         if value.is_null() {
             return Ok(());
         }
-        let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
+        let is_list = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
             && value.get("items").is_some();
         if !is_list {
             return self.add_object(document, value, seen);
         }
-        let Value::Object(mut list) = value else { unreachable!("checked above") };
+        let Value::Object(mut list) = value else {
+            unreachable!("checked above")
+        };
         let Some(Value::Array(items)) = list.remove("items") else {
-            return Err(LoadError::field(document, "items", "must be a list of objects"));
+            return Err(LoadError::field(
+                document,
+                "items",
+                "must be a list of objects",
+            ));
         };
         for (i, item) in items.into_iter().enumerate() {
-            let label = if document == "document 1" { format!("items[{i}]") } else { format!("{document}, items[{i}]") };
+            let label = if document == "document 1" {
+                format!("items[{i}]")
+            } else {
+                format!("{document}, items[{i}]")
+            };
             self.add_object(&label, item, seen)?;
         }
         Ok(())
     }
 
-    fn add_object(&mut self, document: &str, mut value: Value, seen: &mut BTreeSet<(ResId, String)>) -> Result<(), LoadError> {
+    fn add_object(
+        &mut self,
+        document: &str,
+        mut value: Value,
+        seen: &mut BTreeSet<(ResId, String)>,
+    ) -> Result<(), LoadError> {
         let Some(object) = value.as_object() else {
-            return Err(LoadError::field(document, "(object)", "expected a Kubernetes object (a mapping)"));
+            return Err(LoadError::field(
+                document,
+                "(object)",
+                "expected a Kubernetes object (a mapping)",
+            ));
         };
         let text = |field: &str| -> Result<String, LoadError> {
             match object.get(field) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(_) => Err(LoadError::field(document, field, "must be a non-empty string")),
+                Some(_) => Err(LoadError::field(
+                    document,
+                    field,
+                    "must be a non-empty string",
+                )),
                 None => Err(LoadError::field(document, field, "is missing")),
             }
         };
@@ -126,13 +167,25 @@ impl Cluster {
         let kind = text("kind")?;
         let name = match value.pointer("/metadata/name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(_) => return Err(LoadError::field(document, "metadata.name", "must be a non-empty string")),
+            Some(_) => {
+                return Err(LoadError::field(
+                    document,
+                    "metadata.name",
+                    "must be a non-empty string",
+                ));
+            }
             None => return Err(LoadError::field(document, "metadata.name", "is missing")),
         };
         let namespace = match value.pointer("/metadata/namespace") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(_) => return Err(LoadError::field(document, "metadata.namespace", "must be a non-empty string")),
+            Some(_) => {
+                return Err(LoadError::field(
+                    document,
+                    "metadata.namespace",
+                    "must be a non-empty string",
+                ));
+            }
         };
         let described = match &namespace {
             Some(ns) => format!("{document} ({kind} {ns}/{name})"),
@@ -141,7 +194,9 @@ impl Cluster {
         let document = described.as_str();
         let res = match self.registry.by_kind(&api_version, &kind) {
             Some(res) => res,
-            None => self.registry.register_other(&api_version, &kind, namespace.is_some()),
+            None => self
+                .registry
+                .register_other(&api_version, &kind, namespace.is_some()),
         };
         let rt = self.registry.get(res).clone();
         let namespace = match (rt.namespaced, namespace) {
@@ -151,7 +206,11 @@ impl Cluster {
                 "default".to_string()
             }
             (false, Some(_)) => {
-                return Err(LoadError::field(document, "metadata.namespace", format!("{kind} objects are cluster-scoped")));
+                return Err(LoadError::field(
+                    document,
+                    "metadata.namespace",
+                    format!("{kind} objects are cluster-scoped"),
+                ));
             }
             (false, None) => String::new(),
         };
@@ -160,7 +219,11 @@ impl Cluster {
         }
         validate_kind(document, rt.builtin, &value)?;
         if !seen.insert((res, object_key(&namespace, &name))) {
-            return Err(LoadError::Duplicate { document: document.to_string(), kind, name: object_key(&namespace, &name) });
+            return Err(LoadError::Duplicate {
+                document: document.to_string(),
+                kind,
+                name: object_key(&namespace, &name),
+            });
         }
         self.store(res, value);
         Ok(())
@@ -170,11 +233,27 @@ impl Cluster {
     fn store(&mut self, res: ResId, mut value: Value) {
         let rt = self.registry.get(res);
         let uses_generation = rt.writable() && super::world::uses_generation(rt.builtin);
-        let identity = format!("{}/{}/{}", rt.group_resource(), value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""), value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
+        let identity = format!(
+            "{}/{}/{}",
+            rt.group_resource(),
+            value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
         let meta = object_at(&mut value, &["metadata"]);
-        meta.insert("resourceVersion".into(), Value::from(LOADED_RESOURCE_VERSION.to_string()));
-        meta.entry("creationTimestamp").or_insert_with(|| Value::from(self.loaded_at.clone()));
-        meta.entry("uid").or_insert_with(|| Value::from(stable_uid(&identity)));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::from(LOADED_RESOURCE_VERSION.to_string()),
+        );
+        meta.entry("creationTimestamp")
+            .or_insert_with(|| Value::from(self.loaded_at.clone()));
+        meta.entry("uid")
+            .or_insert_with(|| Value::from(stable_uid(&identity)));
         if uses_generation {
             meta.entry("generation").or_insert(Value::from(1));
         }
@@ -214,7 +293,14 @@ impl Cluster {
 fn stable_uid(identity: &str) -> String {
     use sha2::Digest;
     let hex = hex::encode(sha2::Sha256::digest(identity.as_bytes()));
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// The items of a `List` laid out as kubectl prints it (`items:` at the top level, each item
@@ -273,12 +359,20 @@ fn check_string_map(document: &str, value: &Value, map: &str) -> Result<(), Load
         Some(Value::Object(entries)) => {
             for (key, v) in entries {
                 if !v.is_string() {
-                    return Err(LoadError::field(document, format!("metadata.{map}.{key}"), "must be a string (quote numbers and booleans)"));
+                    return Err(LoadError::field(
+                        document,
+                        format!("metadata.{map}.{key}"),
+                        "must be a string (quote numbers and booleans)",
+                    ));
                 }
             }
             Ok(())
         }
-        Some(_) => Err(LoadError::field(document, format!("metadata.{map}"), "must be a mapping of strings")),
+        Some(_) => Err(LoadError::field(
+            document,
+            format!("metadata.{map}"),
+            "must be a mapping of strings",
+        )),
     }
 }
 
@@ -287,24 +381,40 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
         Builtin::Pod => validate_pod_spec(document, "spec", value.get("spec")),
         Builtin::PodDisruptionBudget => {
             for field in ["minAvailable", "maxUnavailable"] {
-                if let Some(v) = value.pointer(&format!("/spec/{field}")).filter(|v| !v.is_null()) {
-                    IntOrPercent::parse(v).map_err(|e| LoadError::field(document, format!("spec.{field}"), e))?;
+                if let Some(v) = value
+                    .pointer(&format!("/spec/{field}"))
+                    .filter(|v| !v.is_null())
+                {
+                    IntOrPercent::parse(v)
+                        .map_err(|e| LoadError::field(document, format!("spec.{field}"), e))?;
                 }
             }
             validate_selector(document, value, false)
         }
         Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet => {
-            if let Some(replicas) = value.pointer("/spec/replicas") {
-                if !replicas.as_i64().is_some_and(|r| r >= 0) {
-                    return Err(LoadError::field(document, "spec.replicas", "must be a non-negative integer"));
-                }
+            if let Some(replicas) = value.pointer("/spec/replicas")
+                && replicas.as_i64().is_none_or(|r| r < 0)
+            {
+                return Err(LoadError::field(
+                    document,
+                    "spec.replicas",
+                    "must be a non-negative integer",
+                ));
             }
             validate_selector(document, value, true)?;
-            validate_pod_spec(document, "spec.template.spec", value.pointer("/spec/template/spec"))
+            validate_pod_spec(
+                document,
+                "spec.template.spec",
+                value.pointer("/spec/template/spec"),
+            )
         }
         Builtin::Node => match value.pointer("/status/conditions") {
             None | Some(Value::Array(_)) => Ok(()),
-            Some(_) => Err(LoadError::field(document, "status.conditions", "must be a list")),
+            Some(_) => Err(LoadError::field(
+                document,
+                "status.conditions",
+                "must be a list",
+            )),
         },
         _ => Ok(()),
     }
@@ -316,9 +426,15 @@ fn validate_selector(document: &str, value: &Value, required: bool) -> Result<()
         None => Ok(()),
         Some(selector) => {
             if !selector.is_object() {
-                return Err(LoadError::field(document, "spec.selector", "must be a label selector (matchLabels/matchExpressions)"));
+                return Err(LoadError::field(
+                    document,
+                    "spec.selector",
+                    "must be a label selector (matchLabels/matchExpressions)",
+                ));
             }
-            LabelSelector::from_object(Some(selector)).map(|_| ()).map_err(|e| LoadError::field(document, "spec.selector", e))
+            LabelSelector::from_object(Some(selector))
+                .map(|_| ())
+                .map_err(|e| LoadError::field(document, "spec.selector", e))
         }
     }
 }
@@ -327,18 +443,34 @@ fn validate_pod_spec(document: &str, path: &str, spec: Option<&Value>) -> Result
     let Some(spec) = spec else {
         return Err(LoadError::field(document, path, "is missing"));
     };
-    let Some(containers) = spec.get("containers").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
-        return Err(LoadError::field(document, format!("{path}.containers"), "must be a non-empty list"));
+    let Some(containers) = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
+        return Err(LoadError::field(
+            document,
+            format!("{path}.containers"),
+            "must be a non-empty list",
+        ));
     };
     for (i, container) in containers.iter().enumerate() {
         if !container.get("name").is_some_and(Value::is_string) {
-            return Err(LoadError::field(document, format!("{path}.containers[{i}].name"), "must be a string"));
+            return Err(LoadError::field(
+                document,
+                format!("{path}.containers[{i}].name"),
+                "must be a string",
+            ));
         }
     }
-    if let Some(node) = spec.get("nodeName") {
-        if !node.is_string() {
-            return Err(LoadError::field(document, format!("{path}.nodeName"), "must be a string"));
-        }
+    if let Some(node) = spec.get("nodeName")
+        && !node.is_string()
+    {
+        return Err(LoadError::field(
+            document,
+            format!("{path}.nodeName"),
+            "must be a string",
+        ));
     }
     Ok(())
 }
@@ -351,7 +483,10 @@ mod tests {
 
     #[test]
     fn lists_and_multi_document_yaml_load_the_same_objects() {
-        let list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", POD.replace('\n', "\n  ").trim_end());
+        let list = format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}",
+            POD.replace('\n', "\n  ").trim_end()
+        );
         let a = Cluster::load(&list).unwrap();
         let b = Cluster::load(&format!("---\n{POD}---\n")).unwrap();
         assert_eq!(a.objects[0].1.raw, b.objects[0].1.raw);
@@ -362,13 +497,20 @@ mod tests {
 
     #[test]
     fn kubectl_and_generated_lists_take_the_fast_path_and_agree() {
-        let generated = crate::sim::generate(&crate::sim::GenOptions { nodes: 6, pods: 60, seed: 2, ..Default::default() });
+        let generated = crate::sim::generate(&crate::sim::GenOptions {
+            nodes: 6,
+            pods: 60,
+            seed: 2,
+            ..Default::default()
+        });
         let fixture = include_str!("../../tests/data/sim/drain.yaml");
         for text in [generated.as_str(), fixture] {
             let items = split_list_items(text).expect("a kubectl List");
             assert!(items.len() > 20);
             for (line, item) in items {
-                let fast = crate::sim::yaml::parse(&item).unwrap_or_else(|| panic!("the item at line {line} needs the slow path:\n{item}"));
+                let fast = crate::sim::yaml::parse(&item).unwrap_or_else(|| {
+                    panic!("the item at line {line} needs the slow path:\n{item}")
+                });
                 let general: Value = serde_yaml_ng::from_str(&item).unwrap();
                 assert_eq!(fast, general, "item at line {line}");
             }
@@ -381,28 +523,53 @@ mod tests {
         let cluster = Cluster::load(text).unwrap();
         let (res, object) = &cluster.objects[0];
         assert_eq!(cluster.registry.get(*res).plural, "certificates");
-        assert_eq!(object.value().pointer("/spec/anything/1"), Some(&serde_json::json!(2)));
+        assert_eq!(
+            object.value().pointer("/spec/anything/1"),
+            Some(&serde_json::json!(2))
+        );
     }
 
     #[test]
     fn errors_name_the_document_and_field() {
         let bad = POD.replace("  - name: web\n", "  - nam: web\n");
-        let err = Cluster::load(&format!("{POD}---\n{bad}")).unwrap_err().to_string();
-        assert_eq!(err, "document 2 (Pod shop/web): field `spec.containers[0].name`: must be a string");
+        let err = Cluster::load(&format!("{POD}---\n{bad}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "document 2 (Pod shop/web): field `spec.containers[0].name`: must be a string"
+        );
 
         let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\n  namespace: a\nspec:\n  minAvailable: \"50\"\n";
         let err = Cluster::load(pdb).unwrap_err().to_string();
-        assert!(err.starts_with("document 1 (PodDisruptionBudget a/p): field `spec.minAvailable`"), "{err}");
+        assert!(
+            err.starts_with("document 1 (PodDisruptionBudget a/p): field `spec.minAvailable`"),
+            "{err}"
+        );
 
-        let err = Cluster::load("kind: List\napiVersion: v1\nitems:\n- kind: Node\n  apiVersion: v1\n  metadata: {}\n").unwrap_err();
-        assert_eq!(err.to_string(), "items[0]: field `metadata.name`: is missing");
-        let err = Cluster::load("apiVersion: v1\nitems:\n- kind: Node\n  metadata: [\nkind: List\n").unwrap_err().to_string();
-        assert!(err.starts_with("not valid YAML in items[0] (the item starting at line 3)"), "{err}");
+        let err = Cluster::load(
+            "kind: List\napiVersion: v1\nitems:\n- kind: Node\n  apiVersion: v1\n  metadata: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "items[0]: field `metadata.name`: is missing"
+        );
+        let err =
+            Cluster::load("apiVersion: v1\nitems:\n- kind: Node\n  metadata: [\nkind: List\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("not valid YAML in items[0] (the item starting at line 3)"),
+            "{err}"
+        );
 
         let err = Cluster::load("a: [1,\n").unwrap_err().to_string();
         assert!(err.starts_with("not valid YAML in document 1"), "{err}");
 
-        let err = Cluster::load(&format!("{POD}---\n{POD}")).unwrap_err().to_string();
+        let err = Cluster::load(&format!("{POD}---\n{POD}"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("appears twice"), "{err}");
 
         let labels = POD.replace("  name: web\n", "  name: web\n  labels:\n    replicas: 3\n");

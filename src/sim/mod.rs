@@ -113,14 +113,22 @@ pub async fn run(command: SimCommand) -> crate::Result<()> {
                 version: args.version,
             });
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes()).map_err(|e| crate::Error::from(SimError::Stdout(e)))
+            stdout
+                .write_all(text.as_bytes())
+                .map_err(|e| crate::Error::from(SimError::Stdout(e)))
         }
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<(), SimError> {
-    let text = std::fs::read_to_string(&args.cluster).map_err(|source| SimError::ReadCluster { path: args.cluster.clone(), source })?;
-    let cluster = Cluster::load(&text).map_err(|source| SimError::Load { path: args.cluster.clone(), source })?;
+    let text = std::fs::read_to_string(&args.cluster).map_err(|source| SimError::ReadCluster {
+        path: args.cluster.clone(),
+        source,
+    })?;
+    let cluster = Cluster::load(&text).map_err(|source| SimError::Load {
+        path: args.cluster.clone(),
+        source,
+    })?;
     if !(args.startup_delay.is_finite() && args.startup_delay >= 0.0) {
         return Err(SimError::StartupDelay(args.startup_delay));
     }
@@ -137,10 +145,12 @@ async fn serve(args: ServeArgs) -> Result<(), SimError> {
     }
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{}", server.url()).and_then(|()| stdout.flush()).map_err(SimError::Stdout)?;
+        writeln!(stdout, "{}", server.url())
+            .and_then(|()| stdout.flush())
+            .map_err(SimError::Stdout)?;
     }
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(SimError::Signal)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(SimError::Signal)?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.map_err(SimError::Signal)?,
         _ = terminate.recv() => {}

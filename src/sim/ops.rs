@@ -26,7 +26,9 @@ pub(crate) struct ListOptions {
 
 impl ListOptions {
     pub fn matches(&self, object: &Stored) -> bool {
-        self.namespace.as_ref().is_none_or(|ns| *ns == object.namespace)
+        self.namespace
+            .as_ref()
+            .is_none_or(|ns| *ns == object.namespace)
             && self.labels.matches(&object.labels)
             && self.fields.matches(object)
     }
@@ -52,7 +54,8 @@ impl DeleteOptions {
         DeleteOptions {
             grace_period: body.get("gracePeriodSeconds").and_then(Value::as_i64),
             uid: str_at(body, &["preconditions", "uid"]).map(str::to_string),
-            resource_version: str_at(body, &["preconditions", "resourceVersion"]).map(str::to_string),
+            resource_version: str_at(body, &["preconditions", "resourceVersion"])
+                .map(str::to_string),
             orphan: str_at(body, &["propagationPolicy"]) == Some("Orphan")
                 || body.get("orphanDependents").and_then(Value::as_bool) == Some(true),
         }
@@ -64,14 +67,24 @@ impl DeleteOptions {
             return Err(ApiError::conflict(
                 rt,
                 &object.name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object.uid),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object.uid
+                ),
             ));
         }
-        if let Some(rv) = self.resource_version.as_ref().filter(|rv| **rv != object.rv.to_string()) {
+        if let Some(rv) = self
+            .resource_version
+            .as_ref()
+            .filter(|rv| **rv != object.rv.to_string())
+        {
             return Err(ApiError::conflict(
                 rt,
                 &object.name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", object.rv),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    object.rv
+                ),
             ));
         }
         Ok(())
@@ -85,9 +98,13 @@ pub(crate) fn encode_continue(rv: u64, key: &str) -> String {
 }
 
 pub(crate) fn decode_continue(token: &str) -> Result<String, ApiError> {
-    let bytes = hex::decode(token).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-    let (_, key) = text.split_once('\n').ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+    let bytes =
+        hex::decode(token).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
+    let (_, key) = text
+        .split_once('\n')
+        .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
     Ok(key.to_string())
 }
 
@@ -107,7 +124,11 @@ impl World {
                 ),
                 _ => match (&options.namespace, after) {
                     (_, Some(after)) => Box::new(
-                        map.range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)).map(|(_, v)| v),
+                        map.range::<str, _>((
+                            std::ops::Bound::Excluded(after),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .map(|(_, v)| v),
                     ),
                     (Some(ns), None) if !ns.is_empty() => Box::new(self.in_namespace(res, ns)),
                     _ => Box::new(map.values()),
@@ -116,10 +137,11 @@ impl World {
         let mut items = Vec::new();
         let mut continue_token = None;
         for object in candidates {
-            if let Some(ns) = &options.namespace {
-                if !ns.is_empty() && object.namespace > *ns {
-                    break;
-                }
+            if let Some(ns) = &options.namespace
+                && !ns.is_empty()
+                && object.namespace > *ns
+            {
+                break;
             }
             if !options.matches(object) {
                 continue;
@@ -131,7 +153,11 @@ impl World {
             }
             items.push(object.clone());
         }
-        ListPage { items, rv: self.rv, continue_token }
+        ListPage {
+            items,
+            rv: self.rv,
+            continue_token,
+        }
     }
 
     fn require_namespace(&self, res: ResId, namespace: &str) -> Result<(), ApiError> {
@@ -155,14 +181,24 @@ impl World {
     }
 
     pub fn lookup(&self, res: ResId, namespace: &str, name: &str) -> Result<Arc<Stored>, ApiError> {
-        self.get_in(res, namespace, name).cloned().ok_or_else(|| ApiError::not_found(self.registry.get(res), name))
+        self.get_in(res, namespace, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(self.registry.get(res), name))
     }
 
-    pub fn create(&mut self, res: ResId, namespace: &str, mut body: Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        res: ResId,
+        namespace: &str,
+        mut body: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         self.read_only(res)?;
         let rt = self.registry.get(res).clone();
         check_type(&rt, &mut body)?;
-        let body_ns = str_at(&body, &["metadata", "namespace"]).unwrap_or_default().to_string();
+        let body_ns = str_at(&body, &["metadata", "namespace"])
+            .unwrap_or_default()
+            .to_string();
         if rt.namespaced {
             if !body_ns.is_empty() && body_ns != namespace {
                 return Err(ApiError::bad_request(
@@ -178,15 +214,32 @@ impl World {
             Some(name) => name.to_string(),
             None => match str_at(&body, &["metadata", "generateName"]).filter(|n| !n.is_empty()) {
                 Some(prefix) => format!("{prefix}{}", self.random_suffix(5)),
-                None => return Err(ApiError::invalid(&rt, "", "metadata.name", "name or generateName is required")),
+                None => {
+                    return Err(ApiError::invalid(
+                        &rt,
+                        "",
+                        "metadata.name",
+                        "name or generateName is required",
+                    ));
+                }
             },
         };
         object_at(&mut body, &["metadata"]).insert("name".into(), json!(name));
-        if self.get_in(res, if rt.namespaced { namespace } else { "" }, &name).is_some() {
+        if self
+            .get_in(res, if rt.namespaced { namespace } else { "" }, &name)
+            .is_some()
+        {
             return Err(ApiError::already_exists(&rt, &name));
         }
         let meta = object_at(&mut body, &["metadata"]);
-        for server_set in ["resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for server_set in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             meta.remove(server_set);
         }
         match rt.builtin {
@@ -196,9 +249,12 @@ impl World {
                 }
             }
             Builtin::Namespace => {
-                object_at(&mut body, &["spec"]).entry("finalizers").or_insert(json!(["kubernetes"]));
+                object_at(&mut body, &["spec"])
+                    .entry("finalizers")
+                    .or_insert(json!(["kubernetes"]));
                 object_at(&mut body, &["status"]).insert("phase".into(), json!("Active"));
-                object_at(&mut body, &["metadata", "labels"]).insert("kubernetes.io/metadata.name".into(), json!(name));
+                object_at(&mut body, &["metadata", "labels"])
+                    .insert("kubernetes.io/metadata.name".into(), json!(name));
             }
             _ => {}
         }
@@ -209,9 +265,16 @@ impl World {
             meta.insert("creationTimestamp".into(), json!(self.now_string()));
             return Ok(body);
         }
-        let stored = if rt.builtin == Builtin::Pod { self.admit_pod(body) } else { self.admit_object(res, body) };
+        let stored = if rt.builtin == Builtin::Pod {
+            self.admit_pod(body)
+        } else {
+            self.admit_object(res, body)
+        };
         self.settle();
-        Ok(self.get(res, &stored.key).map(|s| s.value()).unwrap_or_else(|| stored.value()))
+        Ok(self
+            .get(res, &stored.key)
+            .map(|s| s.value())
+            .unwrap_or_else(|| stored.value()))
     }
 
     /// PUT: replaces the object (or its status).
@@ -240,14 +303,17 @@ impl World {
             }
             None => return Err(ApiError::not_found(&rt, name)),
         };
-        if let Some(rv) = str_at(&body, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
-            if rv != current.rv.to_string() {
-                return Err(ApiError::modified(&rt, name));
-            }
+        if let Some(rv) =
+            str_at(&body, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty())
+            && rv != current.rv.to_string()
+        {
+            return Err(ApiError::modified(&rt, name));
         }
         self.commit_change(res, &current, body, status_only, dry_run)
     }
 
+    // One parameter per part of the PATCH request, as the API defines it.
+    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
         res: ResId,
@@ -266,19 +332,32 @@ impl World {
             PatchError::Decode(message) => ApiError::bad_request(message),
             PatchError::Apply(message) => ApiError::new(422, "Invalid", message),
         })?;
-        if let Some(rv) = str_at(&value, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
-            if rv != current.rv.to_string() {
-                return Err(ApiError::modified(&rt, name));
-            }
+        if let Some(rv) =
+            str_at(&value, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty())
+            && rv != current.rv.to_string()
+        {
+            return Err(ApiError::modified(&rt, name));
         }
         if str_at(&value, &["metadata", "name"]) != Some(name) {
-            return Err(ApiError::invalid(&rt, name, "metadata.name", "field is immutable"));
+            return Err(ApiError::invalid(
+                &rt,
+                name,
+                "metadata.name",
+                "field is immutable",
+            ));
         }
         self.commit_change(res, &current, value, status_only, dry_run)
     }
 
     /// Stores the result of an update or patch, keeping what clients may not change.
-    fn commit_change(&mut self, res: ResId, current: &Stored, mut new: Value, status_only: bool, dry_run: bool) -> Result<Value, ApiError> {
+    fn commit_change(
+        &mut self,
+        res: ResId,
+        current: &Stored,
+        mut new: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let rt = self.registry.get(res).clone();
         let old = current.value();
         if status_only {
@@ -294,7 +373,15 @@ impl World {
                 None => object_at(&mut new, &[]).remove("status"),
             };
         }
-        for kept in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+        for kept in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+            "generation",
+        ] {
             let meta = object_at(&mut new, &["metadata"]);
             match old.pointer(&format!("/metadata/{kept}")) {
                 Some(value) => meta.insert(kept.into(), value.clone()),
@@ -305,23 +392,43 @@ impl World {
             let old_node = str_at(&old, &["spec", "nodeName"]).unwrap_or_default();
             let new_node = str_at(&new, &["spec", "nodeName"]).unwrap_or_default();
             if !old_node.is_empty() && old_node != new_node {
-                return Err(ApiError::invalid(&rt, &current.name, "spec.nodeName", "field is immutable once the pod is scheduled"));
+                return Err(ApiError::invalid(
+                    &rt,
+                    &current.name,
+                    "spec.nodeName",
+                    "field is immutable once the pod is scheduled",
+                ));
             }
         }
         if super::world::uses_generation(rt.builtin) && old.get("spec") != new.get("spec") {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                + 1;
             object_at(&mut new, &["metadata"]).insert("generation".into(), json!(generation));
         }
-        object_at(&mut new, &["metadata"]).insert("resourceVersion".into(), json!(current.rv.to_string()));
+        object_at(&mut new, &["metadata"])
+            .insert("resourceVersion".into(), json!(current.rv.to_string()));
         if new == old || dry_run {
             return Ok(new);
         }
         let stored = self.put(res, new);
         self.settle();
-        Ok(self.get(res, &stored.key).map(|s| s.value()).unwrap_or_else(|| stored.value()))
+        Ok(self
+            .get(res, &stored.key)
+            .map(|s| s.value())
+            .unwrap_or_else(|| stored.value()))
     }
 
-    pub fn delete(&mut self, res: ResId, namespace: &str, name: &str, options: &DeleteOptions, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn delete(
+        &mut self,
+        res: ResId,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         self.read_only(res)?;
         let current = self.lookup(res, namespace, name)?;
         options.check(self, res, &current)?;
@@ -333,7 +440,10 @@ impl World {
                 if period > 0 {
                     let at = self.clock.now() + chrono::Duration::seconds(period);
                     let meta = object_at(&mut value, &["metadata"]);
-                    meta.insert("deletionTimestamp".into(), json!(super::clock::timestamp(at)));
+                    meta.insert(
+                        "deletionTimestamp".into(),
+                        json!(super::clock::timestamp(at)),
+                    );
                     meta.insert("deletionGracePeriodSeconds".into(), json!(period));
                 }
             }
@@ -354,9 +464,22 @@ impl World {
         Ok(result.map(|s| s.value()).unwrap_or_else(|| current.value()))
     }
 
-    pub fn delete_collection(&mut self, res: ResId, options: &ListOptions, delete: &DeleteOptions, dry_run: bool) -> Result<Vec<Value>, ApiError> {
+    pub fn delete_collection(
+        &mut self,
+        res: ResId,
+        options: &ListOptions,
+        delete: &DeleteOptions,
+        dry_run: bool,
+    ) -> Result<Vec<Value>, ApiError> {
         self.read_only(res)?;
-        let page = self.list(res, &ListOptions { limit: None, continue_after: None, ..options.clone() });
+        let page = self.list(
+            res,
+            &ListOptions {
+                limit: None,
+                continue_after: None,
+                ..options.clone()
+            },
+        );
         let mut deleted = Vec::new();
         for object in page.items {
             deleted.push(self.delete(res, &object.namespace, &object.name, delete, dry_run)?);
@@ -369,7 +492,10 @@ impl World {
             if !self.registry.get(res).namespaced {
                 continue;
             }
-            let keys: Vec<String> = self.in_namespace(res, namespace).map(|o| o.key.clone()).collect();
+            let keys: Vec<String> = self
+                .in_namespace(res, namespace)
+                .map(|o| o.key.clone())
+                .collect();
             for key in keys {
                 self.remove(res, &key);
             }
@@ -386,7 +512,9 @@ impl World {
                     o.value()
                         .pointer("/metadata/ownerReferences")
                         .and_then(Value::as_array)
-                        .is_some_and(|refs| refs.iter().any(|r| str_at(r, &["uid"]) == Some(&owner.uid)))
+                        .is_some_and(|refs| {
+                            refs.iter().any(|r| str_at(r, &["uid"]) == Some(&owner.uid))
+                        })
                 })
                 .cloned()
                 .collect();
@@ -394,7 +522,10 @@ impl World {
                 if orphan {
                     let uid = owner.uid.clone();
                     self.modify(res, &dependent.key, |v| {
-                        if let Some(refs) = v.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                        if let Some(refs) = v
+                            .pointer_mut("/metadata/ownerReferences")
+                            .and_then(Value::as_array_mut)
+                        {
                             refs.retain(|r| str_at(r, &["uid"]) != Some(&uid));
                         }
                     });
@@ -409,22 +540,39 @@ impl World {
     }
 
     /// POST pods/{name}/eviction.
-    pub fn evict(&mut self, namespace: &str, name: &str, body: &Value, dry_run_query: bool) -> Result<Value, ApiError> {
+    pub fn evict(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        body: &Value,
+        dry_run_query: bool,
+    ) -> Result<Value, ApiError> {
         let api_version = str_at(body, &["apiVersion"]).unwrap_or("policy/v1");
-        if !matches!(api_version, "policy/v1" | "policy/v1beta1") || str_at(body, &["kind"]).is_some_and(|k| k != "Eviction") {
+        if !matches!(api_version, "policy/v1" | "policy/v1beta1")
+            || str_at(body, &["kind"]).is_some_and(|k| k != "Eviction")
+        {
             return Err(ApiError::bad_request(format!(
                 "expected an Eviction of policy/v1 or policy/v1beta1, got {} {api_version}",
                 str_at(body, &["kind"]).unwrap_or("an object without kind")
             )));
         }
         if str_at(body, &["metadata", "name"]).is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
         }
-        if str_at(body, &["metadata", "namespace"]).is_some_and(|n| !n.is_empty() && n != namespace) {
-            return Err(ApiError::bad_request("namespace in URL does not match namespace in Eviction object"));
+        if str_at(body, &["metadata", "namespace"]).is_some_and(|n| !n.is_empty() && n != namespace)
+        {
+            return Err(ApiError::bad_request(
+                "namespace in URL does not match namespace in Eviction object",
+            ));
         }
         let delete_options = body.get("deleteOptions").cloned().unwrap_or_default();
-        let dry_run = dry_run_query || delete_options.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
+        let dry_run = dry_run_query
+            || delete_options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
         let options = DeleteOptions::from_body(&delete_options);
         let pod = self.lookup(self.ids.pod, namespace, name)?;
         options.check(self, self.ids.pod, &pod)?;
@@ -441,7 +589,8 @@ impl World {
             }
             if let Some(pdb) = budgets.first() {
                 let pdb_value = pdb.value();
-                let budget = Budget::from_spec(pdb_value.get("spec")).map_err(ApiError::internal)?;
+                let budget =
+                    Budget::from_spec(pdb_value.get("spec")).map_err(ApiError::internal)?;
                 let pdb_status = BudgetStatus::from_object(&pdb_value);
                 match check_eviction(info.ready, &budget, pdb_status) {
                     Verdict::AllowUnhealthy => {}
@@ -450,7 +599,10 @@ impl World {
                             self.take_disruption(&pdb.key, name);
                         }
                     }
-                    Verdict::Blocked { desired_healthy, current_healthy } => {
+                    Verdict::Blocked {
+                        desired_healthy,
+                        current_healthy,
+                    } => {
                         return Err(too_many_requests(format!(
                             "The disruption budget {} needs {desired_healthy} healthy pods and has {current_healthy} currently",
                             pdb.name
@@ -466,7 +618,10 @@ impl World {
                         return Err(ApiError::new(
                             403,
                             "Forbidden",
-                            format!("poddisruptionbudgets.policy {:?} is forbidden: pdb disruptions allowed is negative", pdb.name),
+                            format!(
+                                "poddisruptionbudgets.policy {:?} is forbidden: pdb disruptions allowed is negative",
+                                pdb.name
+                            ),
                         ));
                     }
                 }
@@ -483,8 +638,15 @@ impl World {
     fn take_disruption(&mut self, pdb_key: &str, pod_name: &str) {
         let now = self.now_string();
         self.modify(self.ids.pdb, pdb_key, |v| {
-            let allowed = v.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0) - 1;
-            let observed = v.pointer("/status/observedGeneration").cloned().unwrap_or(json!(0));
+            let allowed = v
+                .pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                - 1;
+            let observed = v
+                .pointer("/status/observedGeneration")
+                .cloned()
+                .unwrap_or(json!(0));
             let status = object_at(v, &["status"]);
             status.insert("disruptionsAllowed".into(), json!(allowed));
             let disrupted = status.entry("disruptedPods").or_insert_with(|| json!({}));
@@ -492,21 +654,34 @@ impl World {
                 map.insert(pod_name.to_string(), json!(now));
             }
             if allowed == 0 {
-                super::controllers::set_budget_condition(status, "False", "InsufficientPods", "", &now, observed);
+                super::controllers::set_budget_condition(
+                    status,
+                    "False",
+                    "InsufficientPods",
+                    "",
+                    &now,
+                    observed,
+                );
             }
         });
     }
 }
 
 fn too_many_requests(cause: String) -> ApiError {
-    ApiError::new(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.")
-        .with_details(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]}))
+    ApiError::new(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    )
+    .with_details(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]}))
 }
 
 /// Fills in or checks `apiVersion` and `kind` of a request body.
 fn check_type(rt: &super::resource::ResourceType, body: &mut Value) -> Result<(), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     let expected = rt.api_version();
     match str_at(body, &["apiVersion"]) {
@@ -521,7 +696,10 @@ fn check_type(rt: &super::resource::ResourceType, body: &mut Value) -> Result<()
         }
     }
     match str_at(body, &["kind"]) {
-        Some(k) if k != rt.kind => Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match {}", rt.kind))),
+        Some(k) if k != rt.kind => Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match {}",
+            rt.kind
+        ))),
         Some(_) => Ok(()),
         None => {
             object_at(body, &[]).insert("kind".into(), json!(rt.kind));

@@ -21,7 +21,9 @@ impl PatchType {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -37,29 +39,39 @@ pub(crate) enum PatchError {
 }
 
 /// Applies `body` to `target` in place.
-pub(crate) fn apply(target: &mut Value, patch_type: PatchType, body: &[u8]) -> Result<(), PatchError> {
+pub(crate) fn apply(
+    target: &mut Value,
+    patch_type: PatchType,
+    body: &[u8],
+) -> Result<(), PatchError> {
     match patch_type {
         PatchType::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
+            let patch: json_patch::Patch =
+                serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
             json_patch::patch(target, &patch).map_err(|e| PatchError::Apply(e.to_string()))
         }
         PatchType::Merge => {
-            let patch: Value = serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
+            let patch: Value =
+                serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
             json_patch::merge(target, &patch);
             Ok(())
         }
         PatchType::Apply => {
             let patch: Value = match serde_json::from_slice(body) {
                 Ok(patch) => patch,
-                Err(_) => serde_yaml_ng::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?,
+                Err(_) => serde_yaml_ng::from_slice(body)
+                    .map_err(|e| PatchError::Decode(e.to_string()))?,
             };
             json_patch::merge(target, &patch);
             Ok(())
         }
         PatchType::StrategicMerge => {
-            let patch: Value = serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
+            let patch: Value =
+                serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
             let Value::Object(patch) = patch else {
-                return Err(PatchError::Apply("a strategic merge patch must be a JSON object".into()));
+                return Err(PatchError::Apply(
+                    "a strategic merge patch must be a JSON object".into(),
+                ));
             };
             strategic_merge(target, &patch);
             Ok(())
@@ -71,8 +83,14 @@ pub(crate) fn apply(target: &mut Value, patch_type: PatchType, body: &[u8]) -> R
 /// tags). Lists not named here are replaced wholesale.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
-        | "resourceClaims" | "schedulingGates" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => "name",
         "ports" => "containerPort",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
@@ -109,7 +127,9 @@ fn strategic_merge(target: &mut Value, patch: &Map<String, Value>) {
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(existing)), Some(remove)) = (map.get_mut(field), value.as_array()) {
+            if let (Some(Value::Array(existing)), Some(remove)) =
+                (map.get_mut(field), value.as_array())
+            {
                 existing.retain(|v| !remove.contains(v));
             }
             continue;
@@ -138,9 +158,15 @@ fn strategic_merge(target: &mut Value, patch: &Map<String, Value>) {
 }
 
 fn merge_list(target: &mut Value, field: &str, items: &[Value]) {
-    let replace = items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"));
+    let replace = items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"));
     if replace {
-        let rest = items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect();
+        let rest = items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .cloned()
+            .collect();
         *target = Value::Array(rest);
         return;
     }
@@ -189,7 +215,12 @@ mod tests {
     use serde_json::json;
 
     fn smp(mut target: Value, patch: Value) -> Value {
-        apply(&mut target, PatchType::StrategicMerge, patch.to_string().as_bytes()).unwrap();
+        apply(
+            &mut target,
+            PatchType::StrategicMerge,
+            patch.to_string().as_bytes(),
+        )
+        .unwrap();
         target
     }
 
@@ -197,7 +228,10 @@ mod tests {
     fn cordon_and_uncordon_patches() {
         let node = json!({"spec": {"podCIDR": "10.0.0.0/24"}});
         let cordoned = smp(node, json!({"spec": {"unschedulable": true}}));
-        assert_eq!(cordoned, json!({"spec": {"podCIDR": "10.0.0.0/24", "unschedulable": true}}));
+        assert_eq!(
+            cordoned,
+            json!({"spec": {"podCIDR": "10.0.0.0/24", "unschedulable": true}})
+        );
         let uncordoned = smp(cordoned, json!({"spec": {"unschedulable": null}}));
         assert_eq!(uncordoned, json!({"spec": {"podCIDR": "10.0.0.0/24"}}));
     }
@@ -208,7 +242,10 @@ mod tests {
             {"type": "Ready", "status": "True"},
             {"type": "MemoryPressure", "status": "False"}
         ]}});
-        let patched = smp(node, json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}));
+        let patched = smp(
+            node,
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}),
+        );
         assert_eq!(
             patched,
             json!({"status": {"conditions": [
@@ -216,34 +253,80 @@ mod tests {
                 {"type": "MemoryPressure", "status": "False"}
             ]}})
         );
-        let deleted = smp(patched, json!({"status": {"conditions": [{"type": "MemoryPressure", "$patch": "delete"}]}}));
-        assert_eq!(deleted.pointer("/status/conditions").unwrap().as_array().unwrap().len(), 1);
+        let deleted = smp(
+            patched,
+            json!({"status": {"conditions": [{"type": "MemoryPressure", "$patch": "delete"}]}}),
+        );
+        assert_eq!(
+            deleted
+                .pointer("/status/conditions")
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn lists_without_merge_keys_are_replaced_and_finalizers_are_sets() {
         let node = json!({"spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]}, "metadata": {"finalizers": ["x"]}});
-        let patched = smp(node, json!({"spec": {"taints": [{"key": "b", "effect": "NoExecute"}]}, "metadata": {"finalizers": ["y", "x"]}}));
-        assert_eq!(patched, json!({"spec": {"taints": [{"key": "b", "effect": "NoExecute"}]}, "metadata": {"finalizers": ["x", "y"]}}));
-        let removed = smp(patched, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}));
+        let patched = smp(
+            node,
+            json!({"spec": {"taints": [{"key": "b", "effect": "NoExecute"}]}, "metadata": {"finalizers": ["y", "x"]}}),
+        );
+        assert_eq!(
+            patched,
+            json!({"spec": {"taints": [{"key": "b", "effect": "NoExecute"}]}, "metadata": {"finalizers": ["x", "y"]}})
+        );
+        let removed = smp(
+            patched,
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
+        );
         assert_eq!(removed.pointer("/metadata/finalizers"), Some(&json!(["y"])));
     }
 
     #[test]
     fn replace_directive_and_retain_keys() {
         let obj = json!({"spec": {"a": 1, "b": 2}});
-        assert_eq!(smp(obj.clone(), json!({"spec": {"$patch": "replace", "c": 3}})), json!({"spec": {"c": 3}}));
-        assert_eq!(smp(obj, json!({"spec": {"$retainKeys": ["b"], "b": 5}})), json!({"spec": {"b": 5}}));
+        assert_eq!(
+            smp(obj.clone(), json!({"spec": {"$patch": "replace", "c": 3}})),
+            json!({"spec": {"c": 3}})
+        );
+        assert_eq!(
+            smp(obj, json!({"spec": {"$retainKeys": ["b"], "b": 5}})),
+            json!({"spec": {"b": 5}})
+        );
     }
 
     #[test]
     fn json_and_merge_patches() {
         let mut obj = json!({"spec": {"unschedulable": false}, "metadata": {"labels": {"a": "1"}}});
-        apply(&mut obj, PatchType::Json, br#"[{"op": "replace", "path": "/spec/unschedulable", "value": true}]"#).unwrap();
-        apply(&mut obj, PatchType::Merge, br#"{"metadata": {"labels": {"a": null, "b": "2"}}}"#).unwrap();
-        assert_eq!(obj, json!({"spec": {"unschedulable": true}, "metadata": {"labels": {"b": "2"}}}));
-        let err = apply(&mut obj, PatchType::Json, br#"[{"op": "test", "path": "/spec/unschedulable", "value": false}]"#);
+        apply(
+            &mut obj,
+            PatchType::Json,
+            br#"[{"op": "replace", "path": "/spec/unschedulable", "value": true}]"#,
+        )
+        .unwrap();
+        apply(
+            &mut obj,
+            PatchType::Merge,
+            br#"{"metadata": {"labels": {"a": null, "b": "2"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            obj,
+            json!({"spec": {"unschedulable": true}, "metadata": {"labels": {"b": "2"}}})
+        );
+        let err = apply(
+            &mut obj,
+            PatchType::Json,
+            br#"[{"op": "test", "path": "/spec/unschedulable", "value": false}]"#,
+        );
         assert!(matches!(err, Err(PatchError::Apply(_))));
-        assert!(matches!(apply(&mut obj, PatchType::Merge, b"{"), Err(PatchError::Decode(_))));
+        assert!(matches!(
+            apply(&mut obj, PatchType::Merge, b"{"),
+            Err(PatchError::Decode(_))
+        ));
     }
 }

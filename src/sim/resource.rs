@@ -65,7 +65,10 @@ impl ResourceType {
     /// Whether the kind has a `status` subresource (the main resource then ignores status
     /// changes and the subresource ignores everything else).
     pub fn has_status(&self) -> bool {
-        !matches!(self.builtin, Builtin::Other | Builtin::Event | Builtin::Lease)
+        !matches!(
+            self.builtin,
+            Builtin::Other | Builtin::Event | Builtin::Lease
+        )
     }
 
     /// Field selectors the real apiserver accepts for this kind (besides metadata.name and
@@ -175,7 +178,11 @@ pub(crate) fn guess_plural(kind: &str) -> String {
     {
         return format!("{stem}ies");
     }
-    if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
         return format!("{lower}es");
     }
     format!("{lower}s")
@@ -293,12 +300,20 @@ mod tests {
         let mut registry = Registry::default();
         let before = registry.len();
         let id = registry.register_other("cert-manager.io/v1", "Certificate", true);
-        assert_eq!(registry.register_other("cert-manager.io/v1", "Certificate", true), id);
+        assert_eq!(
+            registry.register_other("cert-manager.io/v1", "Certificate", true),
+            id
+        );
         assert_eq!(registry.len(), before + 1);
         let t = registry.get(id);
         assert_eq!(t.plural, "certificates");
         assert_eq!(t.group_resource(), "certificates.cert-manager.io");
         assert!(!t.writable());
-        assert!(registry.groups().iter().any(|(g, v)| g == "cert-manager.io" && v == &["v1"]));
+        assert!(
+            registry
+                .groups()
+                .iter()
+                .any(|(g, v)| g == "cert-manager.io" && v == &["v1"])
+        );
     }
 }

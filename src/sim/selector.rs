@@ -30,8 +30,14 @@ impl Requirement {
             Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::DoesNotExist(k) => !labels.contains_key(k),
-            Requirement::GreaterThan(k, n) => labels.get(k).and_then(|l| l.parse::<f64>().ok()).is_some_and(|l| l > *n),
-            Requirement::LessThan(k, n) => labels.get(k).and_then(|l| l.parse::<f64>().ok()).is_some_and(|l| l < *n),
+            Requirement::GreaterThan(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<f64>().ok())
+                .is_some_and(|l| l > *n),
+            Requirement::LessThan(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<f64>().ok())
+                .is_some_and(|l| l < *n),
             Requirement::Nothing => false,
         }
     }
@@ -46,7 +52,9 @@ pub(crate) struct LabelSelector {
 impl LabelSelector {
     /// The selector that matches no object (a nil `LabelSelector` in the API).
     pub fn nothing() -> Self {
-        LabelSelector { requirements: vec![Requirement::Nothing] }
+        LabelSelector {
+            requirements: vec![Requirement::Nothing],
+        }
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -75,7 +83,9 @@ impl LabelSelector {
         let mut requirements = Vec::new();
         if let Some(labels) = value.get("matchLabels").and_then(Value::as_object) {
             for (key, v) in labels {
-                let v = v.as_str().ok_or_else(|| format!("matchLabels.{key} must be a string"))?;
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| format!("matchLabels.{key} must be a string"))?;
                 requirements.push(Requirement::Equals(key.clone(), v.to_string()));
             }
         }
@@ -89,12 +99,23 @@ impl LabelSelector {
 }
 
 fn expression_requirement(expression: &Value) -> Result<Requirement, String> {
-    let key = expression.get("key").and_then(Value::as_str).ok_or("matchExpressions entry without key")?.to_string();
-    let operator = expression.get("operator").and_then(Value::as_str).unwrap_or_default();
+    let key = expression
+        .get("key")
+        .and_then(Value::as_str)
+        .ok_or("matchExpressions entry without key")?
+        .to_string();
+    let operator = expression
+        .get("operator")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let values: Vec<String> = expression
         .get("values")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let number = |values: &[String]| -> Result<f64, String> {
         values
@@ -145,7 +166,11 @@ fn parse_set(text: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .ok_or_else(|| format!("expected a set like (a,b) but found {text:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn parse_requirement(part: &str) -> Result<Requirement, String> {
@@ -153,20 +178,39 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         return Ok(Requirement::DoesNotExist(valid_key(key.trim())?));
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(Requirement::NotEquals(valid_key(key.trim())?, value.trim().to_string()));
+        return Ok(Requirement::NotEquals(
+            valid_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     if let Some((key, value)) = part.split_once("==") {
-        return Ok(Requirement::Equals(valid_key(key.trim())?, value.trim().to_string()));
+        return Ok(Requirement::Equals(
+            valid_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     if let Some((key, value)) = part.split_once('=') {
-        return Ok(Requirement::Equals(valid_key(key.trim())?, value.trim().to_string()));
+        return Ok(Requirement::Equals(
+            valid_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
-    let number = |v: &str| v.trim().parse::<f64>().map_err(|_| format!("{v:?} is not a number"));
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
     if let Some((key, value)) = part.split_once('>') {
-        return Ok(Requirement::GreaterThan(valid_key(key.trim())?, number(value)?));
+        return Ok(Requirement::GreaterThan(
+            valid_key(key.trim())?,
+            number(value)?,
+        ));
     }
     if let Some((key, value)) = part.split_once('<') {
-        return Ok(Requirement::LessThan(valid_key(key.trim())?, number(value)?));
+        return Ok(Requirement::LessThan(
+            valid_key(key.trim())?,
+            number(value)?,
+        ));
     }
     let mut words = part.splitn(2, char::is_whitespace);
     let key = words.next().unwrap_or_default();
@@ -186,8 +230,14 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
 fn valid_key(key: &str) -> Result<String, String> {
     let ok = !key.is_empty()
         && key.len() <= 317
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key {key:?}")) }
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(format!("invalid label key {key:?}"))
+    }
 }
 
 /// A conjunction of `field=value` / `field!=value` terms.
@@ -208,10 +258,15 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{text}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{text}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" && !supported.contains(&field) {
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !supported.contains(&field)
+            {
                 return Err(format!("field label not supported: {field}"));
             }
             terms.push((field.to_string(), equal, value.trim().to_string()));
@@ -220,18 +275,27 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, object: &Stored) -> bool {
-        self.terms.iter().all(|(field, equal, value)| (object.field(field).unwrap_or("") == value) == *equal)
+        self.terms
+            .iter()
+            .all(|(field, equal, value)| (object.field(field).unwrap_or("") == value) == *equal)
     }
 
     /// The value this selector pins a field to (`spec.nodeName=n1` → `n1`), for index lookups.
     pub fn pinned(&self, field: &str) -> Option<&str> {
-        self.terms.iter().find(|(f, equal, _)| f == field && *equal).map(|(_, _, v)| v.as_str())
+        self.terms
+            .iter()
+            .find(|(f, equal, _)| f == field && *equal)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
 /// Whether a node (its name and labels) satisfies a pod's required node affinity: any one of
 /// the `nodeSelectorTerms` must match, and within a term all expressions must.
-pub(crate) fn node_affinity_matches(terms: &Value, node_name: &str, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn node_affinity_matches(
+    terms: &Value,
+    node_name: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let Some(terms) = terms.as_array() else {
         return true;
     };
@@ -242,14 +306,20 @@ pub(crate) fn node_affinity_matches(terms: &Value, node_name: &str, labels: &BTr
         let expressions_ok = term
             .get("matchExpressions")
             .and_then(Value::as_array)
-            .map(|exprs| exprs.iter().all(|e| expression_requirement(e).is_ok_and(|r| r.matches(labels))))
+            .map(|exprs| {
+                exprs
+                    .iter()
+                    .all(|e| expression_requirement(e).is_ok_and(|r| r.matches(labels)))
+            })
             .unwrap_or(true);
         let fields_ok = term
             .get("matchFields")
             .and_then(Value::as_array)
             .map(|exprs| {
                 let fields = BTreeMap::from([("metadata.name".to_string(), node_name.to_string())]);
-                exprs.iter().all(|e| expression_requirement(e).is_ok_and(|r| r.matches(&fields)))
+                exprs
+                    .iter()
+                    .all(|e| expression_requirement(e).is_ok_and(|r| r.matches(&fields)))
             })
             .unwrap_or(true);
         let has_any = term.get("matchExpressions").is_some() || term.get("matchFields").is_some();
@@ -263,7 +333,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -284,7 +357,11 @@ mod tests {
             ("", true),
         ];
         for (text, expected) in cases {
-            assert_eq!(LabelSelector::parse(text).unwrap().matches(&l), expected, "{text}");
+            assert_eq!(
+                LabelSelector::parse(text).unwrap().matches(&l),
+                expected,
+                "{text}"
+            );
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("bad key=1").is_err());
@@ -294,12 +371,22 @@ mod tests {
     fn selector_objects_nil_matches_nothing_and_empty_matches_all() {
         let l = labels(&[("app", "web")]);
         assert!(!LabelSelector::from_object(None).unwrap().matches(&l));
-        assert!(LabelSelector::from_object(Some(&json!({}))).unwrap().matches(&l));
+        assert!(
+            LabelSelector::from_object(Some(&json!({})))
+                .unwrap()
+                .matches(&l)
+        );
         let s = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]});
         assert!(LabelSelector::from_object(Some(&s)).unwrap().matches(&l));
-        let s = json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]});
+        let s =
+            json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]});
         assert!(!LabelSelector::from_object(Some(&s)).unwrap().matches(&l));
-        assert!(LabelSelector::from_object(Some(&json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}))).is_err());
+        assert!(
+            LabelSelector::from_object(Some(
+                &json!({"matchExpressions": [{"key": "a", "operator": "Near"}]})
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -307,7 +394,8 @@ mod tests {
         assert!(FieldSelector::parse("spec.nodeName=n1", &["spec.nodeName"]).is_ok());
         let err = FieldSelector::parse("spec.bogus=1", &["spec.nodeName"]).unwrap_err();
         assert_eq!(err, "field label not supported: spec.bogus");
-        let s = FieldSelector::parse("spec.nodeName==n1,metadata.name!=x", &["spec.nodeName"]).unwrap();
+        let s =
+            FieldSelector::parse("spec.nodeName==n1,metadata.name!=x", &["spec.nodeName"]).unwrap();
         assert_eq!(s.pinned("spec.nodeName"), Some("n1"));
     }
 

@@ -63,7 +63,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` on the world, then wakes watches and controllers.
@@ -73,7 +75,8 @@ impl Shared {
             let result = f(&mut world);
             (result, world.rv)
         };
-        self.changes.send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
+        self.changes
+            .send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
         self.controllers.notify_one();
         result
     }
@@ -84,7 +87,9 @@ impl Shared {
     }
 
     pub fn control(&self) -> MutexGuard<'_, ControlState> {
-        self.control.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn clock_scale(&self) -> f64 {
@@ -98,7 +103,8 @@ impl Shared {
             world.run_timers();
             (world.next_timer(), world.rv)
         };
-        self.changes.send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
+        self.changes
+            .send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
         next.map(|at| self.clock.real_wait_until(at))
     }
 }
@@ -111,7 +117,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("address", &self.shared.address).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("address", &self.shared.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,10 +131,18 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|source| SimError::Bind { addr: options.listen, source })?;
-        let address = listener.local_addr().map_err(|source| SimError::Bind { addr: options.listen, source })?;
+            .map_err(|source| SimError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: options.listen,
+            source,
+        })?;
         let clock = Arc::new(Clock::new(options.time_scale));
-        let behaviour = Behaviour { startup_delay: chrono::Duration::milliseconds(options.startup_delay.as_millis() as i64) };
+        let behaviour = Behaviour {
+            startup_delay: chrono::Duration::milliseconds(options.startup_delay.as_millis() as i64),
+        };
         let mut world = World::new(cluster, clock.clone(), behaviour, options.seed);
         world.settle();
         let rv = world.rv;
@@ -142,15 +158,23 @@ impl Server {
             address,
             time_scale: options.time_scale,
         });
-        let router = Router::new().fallback(super::api::handle).with_state(shared.clone());
+        let router = Router::new()
+            .fallback(super::api::handle)
+            .with_state(shared.clone());
         let stop = shared.shutdown.clone();
         let serve = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(%error, "the simulated API server stopped");
             }
         });
         let controllers = tokio::spawn(run_controllers(shared.clone()));
-        Ok(Server { shared, tasks: vec![serve, controllers] })
+        Ok(Server {
+            shared,
+            tasks: vec![serve, controllers],
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -164,7 +188,9 @@ impl Server {
 
     /// Drives the simulator from the inside.
     pub fn handle(&self) -> SimHandle {
-        SimHandle { shared: self.shared.clone() }
+        SimHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// A kubeconfig pointing at this server (plain HTTP, no credentials).
@@ -173,13 +199,17 @@ impl Server {
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
-        std::fs::write(path, self.kubeconfig()).map_err(|source| SimError::WriteKubeconfig { path: path.to_path_buf(), source })
+        std::fs::write(path, self.kubeconfig()).map_err(|source| SimError::WriteKubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// A kube-rs client configuration for this server. Retries of 429/5xx are off, so a
     /// PDB-blocked eviction reaches the caller at once.
     pub fn kube_config(&self) -> kube::Config {
-        let mut config = kube::Config::new(self.url().parse().expect("the server URL is a valid URI"));
+        let mut config =
+            kube::Config::new(self.url().parse().expect("the server URL is a valid URI"));
         config.default_retry = false;
         config
     }

@@ -25,7 +25,12 @@ fn details(rt: &ResourceType, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -34,17 +39,33 @@ impl ApiError {
     }
 
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{} {name:?} not found", rt.group_resource())).with_details(details(rt, name))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} {name:?} not found", rt.group_resource()),
+        )
+        .with_details(details(rt, name))
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{} {name:?} already exists", rt.group_resource()))
-            .with_details(details(rt, name))
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} {name:?} already exists", rt.group_resource()),
+        )
+        .with_details(details(rt, name))
     }
 
     pub fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
-        ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} {name:?}: {why}", rt.group_resource()))
-            .with_details(details(rt, name))
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {why}",
+                rt.group_resource()
+            ),
+        )
+        .with_details(details(rt, name))
     }
 
     pub fn modified(rt: &ResourceType, name: &str) -> Self {
@@ -62,7 +83,15 @@ impl ApiError {
     pub fn invalid(rt: &ResourceType, name: &str, field: &str, why: &str) -> Self {
         let mut d = details(rt, name);
         d["causes"] = json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: {why}"), "field": field}]);
-        ApiError::new(422, "Invalid", format!("{} {name:?} is invalid: {field}: Invalid value: {why}", rt.kind)).with_details(d)
+        ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "{} {name:?} is invalid: {field}: Invalid value: {why}",
+                rt.kind
+            ),
+        )
+        .with_details(d)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -73,12 +102,20 @@ impl ApiError {
         ApiError::new(
             406,
             "NotAcceptable",
-            format!("only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"),
+            format!(
+                "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
+            ),
         )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
+            ),
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -86,8 +123,12 @@ impl ApiError {
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {message}"))
-            .with_details(json!({"causes": [{"message": message.to_string()}]}))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
+        .with_details(json!({"causes": [{"message": message.to_string()}]}))
     }
 
     /// An error of any code, as injected through the control API.

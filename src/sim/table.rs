@@ -55,7 +55,11 @@ fn columns(builtin: Builtin) -> &'static [Column] {
             ("Kernel-Version", "string", 1),
             ("Container-Runtime", "string", 1),
         ],
-        Builtin::Namespace => &[("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        Builtin::Namespace => &[
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Age", "string", 0),
+        ],
         Builtin::PodDisruptionBudget => &[
             ("Name", "string", 0),
             ("Min Available", "string", 0),
@@ -103,7 +107,11 @@ fn columns(builtin: Builtin) -> &'static [Column] {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
-        Builtin::Lease => &[("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
+        Builtin::Lease => &[
+            ("Name", "string", 0),
+            ("Holder", "string", 0),
+            ("Age", "string", 0),
+        ],
         Builtin::Event => &[
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -129,7 +137,12 @@ pub(crate) fn column_definitions(rt: &ResourceType) -> Value {
 }
 
 /// A whole table.
-pub(crate) fn table(rt: &ResourceType, rows: Vec<Value>, rv: u64, continue_token: Option<&str>) -> Value {
+pub(crate) fn table(
+    rt: &ResourceType,
+    rows: Vec<Value>,
+    rv: u64,
+    continue_token: Option<&str>,
+) -> Value {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
@@ -144,7 +157,12 @@ pub(crate) fn table(rt: &ResourceType, rows: Vec<Value>, rv: u64, continue_token
 }
 
 /// One row for an object.
-pub(crate) fn row(rt: &ResourceType, object: &Value, include: IncludeObject, now: DateTime<Utc>) -> Value {
+pub(crate) fn row(
+    rt: &ResourceType,
+    object: &Value,
+    include: IncludeObject,
+    now: DateTime<Utc>,
+) -> Value {
     let mut row = json!({"cells": cells(rt.builtin, object, now)});
     match include {
         IncludeObject::None => {}
@@ -164,7 +182,10 @@ pub(crate) fn partial_metadata(object: &Value) -> Value {
 }
 
 fn text(value: &Value, path: &[&str]) -> String {
-    str_at(value, path).filter(|s| !s.is_empty()).unwrap_or("<none>").to_string()
+    str_at(value, path)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>")
+        .to_string()
 }
 
 fn int(value: &Value, pointer: &str) -> i64 {
@@ -179,15 +200,27 @@ fn age(value: &Value, now: DateTime<Utc>) -> String {
 }
 
 fn containers_and_images(value: &Value, pointer: &str) -> (String, String) {
-    let containers = value.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default();
-    let names: Vec<&str> = containers.iter().filter_map(|c| str_at(c, &["name"])).collect();
-    let images: Vec<&str> = containers.iter().filter_map(|c| str_at(c, &["image"])).collect();
+    let containers = value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| str_at(c, &["name"]))
+        .collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| str_at(c, &["image"]))
+        .collect();
     (names.join(","), images.join(","))
 }
 
 /// A label selector as `kubectl` prints it (`app=web,tier in (a,b)`).
 fn format_selector(selector: Option<&Value>) -> String {
-    let Some(selector) = selector else { return "<none>".into() };
+    let Some(selector) = selector else {
+        return "<none>".into();
+    };
     let mut parts = Vec::new();
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
         for (k, v) in labels {
@@ -197,7 +230,11 @@ fn format_selector(selector: Option<&Value>) -> String {
     if let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) {
         for e in expressions {
             let key = str_at(e, &["key"]).unwrap_or_default();
-            let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             parts.push(match str_at(e, &["operator"]).unwrap_or_default() {
                 "In" => format!("{key} in ({})", values.join(",")),
                 "NotIn" => format!("{key} notin ({})", values.join(",")),
@@ -207,7 +244,11 @@ fn format_selector(selector: Option<&Value>) -> String {
             });
         }
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
@@ -229,11 +270,13 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .map(|labels| {
                     labels
                         .iter()
-                        .filter_map(|(k, val)| match k.strip_prefix("node-role.kubernetes.io/") {
-                            Some(role) if !role.is_empty() => Some(role.to_string()),
-                            _ if k == "kubernetes.io/role" => val.as_str().map(str::to_string),
-                            _ => None,
-                        })
+                        .filter_map(
+                            |(k, val)| match k.strip_prefix("node-role.kubernetes.io/") {
+                                Some(role) if !role.is_empty() => Some(role.to_string()),
+                                _ if k == "kubernetes.io/role" => val.as_str().map(str::to_string),
+                                _ => None,
+                            },
+                        )
                         .collect()
                 })
                 .unwrap_or_default();
@@ -250,7 +293,11 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             vec![
                 name,
                 json!(status),
-                json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+                json!(if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                }),
                 json!(age(v, now)),
                 json!(text(v, &["status", "nodeInfo", "kubeletVersion"])),
                 json!(address("InternalIP")),
@@ -260,18 +307,31 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 json!(text(v, &["status", "nodeInfo", "containerRuntimeVersion"])),
             ]
         }
-        Builtin::Namespace => vec![name, json!(text(v, &["status", "phase"])), json!(age(v, now))],
+        Builtin::Namespace => vec![
+            name,
+            json!(text(v, &["status", "phase"])),
+            json!(age(v, now)),
+        ],
         Builtin::PodDisruptionBudget => {
             let field = |f: &str| match v.pointer(&format!("/spec/{f}")) {
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::String(s)) => s.clone(),
                 _ => "N/A".into(),
             };
-            vec![name, json!(field("minAvailable")), json!(field("maxUnavailable")), json!(int(v, "/status/disruptionsAllowed")), json!(age(v, now))]
+            vec![
+                name,
+                json!(field("minAvailable")),
+                json!(field("maxUnavailable")),
+                json!(int(v, "/status/disruptionsAllowed")),
+                json!(age(v, now)),
+            ]
         }
         Builtin::Deployment => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let replicas = v
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             vec![
                 name,
                 json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))),
@@ -287,7 +347,11 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
             vec![
                 name,
-                json!(v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)),
+                json!(
+                    v.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                ),
                 json!(int(v, "/status/replicas")),
                 json!(int(v, "/status/readyReplicas")),
                 json!(age(v, now)),
@@ -298,8 +362,17 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         Builtin::StatefulSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-            vec![name, json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))), json!(age(v, now)), json!(containers), json!(images)]
+            let replicas = v
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            vec![
+                name,
+                json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))),
+                json!(age(v, now)),
+                json!(containers),
+                json!(images),
+            ]
         }
         Builtin::DaemonSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
@@ -307,7 +380,12 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .pointer("/spec/template/spec/nodeSelector")
                 .and_then(Value::as_object)
                 .filter(|m| !m.is_empty())
-                .map(|m| m.iter().map(|(k, val)| format!("{k}={}", val.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, val)| format!("{k}={}", val.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_else(|| "<none>".into());
             vec![
                 name,
@@ -323,7 +401,11 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 json!(format_selector(v.pointer("/spec/selector"))),
             ]
         }
-        Builtin::Lease => vec![name, json!(str_at(v, &["spec", "holderIdentity"]).unwrap_or("")), json!(age(v, now))],
+        Builtin::Lease => vec![
+            name,
+            json!(str_at(v, &["spec", "holderIdentity"]).unwrap_or("")),
+            json!(age(v, now)),
+        ],
         Builtin::Event => {
             let last = str_at(v, &["lastTimestamp"])
                 .or_else(|| str_at(v, &["eventTime"]))
@@ -332,35 +414,71 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .unwrap_or_else(|| "<unknown>".into());
             let object = format!(
                 "{}/{}",
-                str_at(v, &["involvedObject", "kind"]).unwrap_or_default().to_lowercase(),
+                str_at(v, &["involvedObject", "kind"])
+                    .unwrap_or_default()
+                    .to_lowercase(),
                 str_at(v, &["involvedObject", "name"]).unwrap_or_default()
             );
-            vec![json!(last), json!(text(v, &["type"])), json!(text(v, &["reason"])), json!(object), json!(str_at(v, &["message"]).unwrap_or(""))]
+            vec![
+                json!(last),
+                json!(text(v, &["type"])),
+                json!(text(v, &["reason"])),
+                json!(object),
+                json!(str_at(v, &["message"]).unwrap_or("")),
+            ]
         }
-        Builtin::Other => vec![name, json!(str_at(v, &["metadata", "creationTimestamp"]).unwrap_or(""))],
+        Builtin::Other => vec![
+            name,
+            json!(str_at(v, &["metadata", "creationTimestamp"]).unwrap_or("")),
+        ],
     }
 }
 
 fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let total = v.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-    let statuses = v.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-    let ready = statuses.iter().filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true)).count();
-    let restarts: i64 = statuses.iter().map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0)).sum();
+    let total = v
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let statuses = v
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ready = statuses
+        .iter()
+        .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+        .count();
+    let restarts: i64 = statuses
+        .iter()
+        .map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+        .sum();
     let last_restart = statuses
         .iter()
-        .filter_map(|s| str_at(s, &["lastState", "terminated", "finishedAt"]).and_then(parse_timestamp))
+        .filter_map(|s| {
+            str_at(s, &["lastState", "terminated", "finishedAt"]).and_then(parse_timestamp)
+        })
         .max();
     let restarts = match last_restart {
-        Some(at) if restarts > 0 => format!("{restarts} ({} ago)", human_duration((now - at).num_seconds())),
+        Some(at) if restarts > 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration((now - at).num_seconds())
+        ),
         _ => restarts.to_string(),
     };
-    let gates = v.pointer("/spec/readinessGates").and_then(Value::as_array).cloned().unwrap_or_default();
+    let gates = v
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let gates = if gates.is_empty() {
         "<none>".to_string()
     } else {
         let passed = gates
             .iter()
-            .filter(|g| str_at(g, &["conditionType"]).is_some_and(|t| condition_status(v, t) == Some("True")))
+            .filter(|g| {
+                str_at(g, &["conditionType"])
+                    .is_some_and(|t| condition_status(v, t) == Some("True"))
+            })
             .count();
         format!("{passed}/{}", gates.len())
     };
@@ -379,35 +497,67 @@ fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 /// The STATUS column: the phase, refined by container states and deletion.
 fn pod_status(v: &Value) -> String {
-    let mut reason = str_at(v, &["status", "phase"]).unwrap_or("Pending").to_string();
+    let mut reason = str_at(v, &["status", "phase"])
+        .unwrap_or("Pending")
+        .to_string();
     if let Some(r) = str_at(v, &["status", "reason"]).filter(|r| !r.is_empty()) {
         reason = r.to_string();
     }
-    if reason == "Pending" && condition_status(v, "PodScheduled") == Some("True") && v.pointer("/status/containerStatuses").is_none() {
+    if reason == "Pending"
+        && condition_status(v, "PodScheduled") == Some("True")
+        && v.pointer("/status/containerStatuses").is_none()
+    {
         reason = "ContainerCreating".into();
     }
-    let statuses = v.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+    let statuses = v
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut running = false;
     for s in statuses.iter().rev() {
-        if let Some(waiting) = str_at(s, &["state", "waiting", "reason"]).filter(|r| !r.is_empty()) {
+        if let Some(waiting) = str_at(s, &["state", "waiting", "reason"]).filter(|r| !r.is_empty())
+        {
             reason = waiting.to_string();
         } else if let Some(terminated) = s.pointer("/state/terminated") {
             reason = match str_at(terminated, &["reason"]).filter(|r| !r.is_empty()) {
                 Some(r) => r.to_string(),
-                None => match terminated.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
+                None => match terminated
+                    .get("signal")
+                    .and_then(Value::as_i64)
+                    .filter(|s| *s != 0)
+                {
                     Some(signal) => format!("Signal:{signal}"),
-                    None => format!("ExitCode:{}", terminated.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+                    None => format!(
+                        "ExitCode:{}",
+                        terminated
+                            .get("exitCode")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    ),
                 },
             };
-        } else if s.pointer("/state/running").is_some() && s.get("ready").and_then(Value::as_bool) == Some(true) {
+        } else if s.pointer("/state/running").is_some()
+            && s.get("ready").and_then(Value::as_bool) == Some(true)
+        {
             running = true;
         }
     }
     if reason == "Completed" && running {
-        reason = if condition_status(v, "Ready") == Some("True") { "Running".into() } else { "NotReady".into() };
+        reason = if condition_status(v, "Ready") == Some("True") {
+            "Running".into()
+        } else {
+            "NotReady".into()
+        };
     }
-    if v.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null()) {
-        reason = if str_at(v, &["status", "reason"]) == Some("NodeLost") { "Unknown".into() } else { "Terminating".into() };
+    if v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null())
+    {
+        reason = if str_at(v, &["status", "reason"]) == Some("NodeLost") {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     reason
 }

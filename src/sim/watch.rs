@@ -21,7 +21,11 @@ use super::table;
 use super::world::{Event, EventType};
 
 fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 struct Watch {
@@ -60,7 +64,10 @@ impl Watch {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        event_line("BOOKMARK", &json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata}))
+        event_line(
+            "BOOKMARK",
+            &json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata}),
+        )
     }
 
     /// The type under which a logged change reaches this watch, if at all.
@@ -69,7 +76,10 @@ impl Watch {
             return None;
         }
         let now = self.options.matches(&event.object);
-        let before = event.previous.as_ref().is_some_and(|p| self.options.matches(p));
+        let before = event
+            .previous
+            .as_ref()
+            .is_some_and(|p| self.options.matches(p));
         match (event.kind, before, now) {
             (EventType::Added, _, true) => Some("ADDED"),
             (EventType::Modified, true, true) => Some("MODIFIED"),
@@ -84,7 +94,13 @@ impl Watch {
         self.tx.send(Ok(bytes)).await.is_ok()
     }
 
-    async fn run(self, mut cursor: u64, initial: Vec<Arc<Stored>>, initial_end: bool, timeout: Option<Duration>) {
+    async fn run(
+        self,
+        mut cursor: u64,
+        initial: Vec<Arc<Stored>>,
+        initial_end: bool,
+        timeout: Option<Duration>,
+    ) {
         let mut changes = self.shared.changes.subscribe();
         let mut drops = self.shared.drops.subscribe();
         drops.mark_unchanged();
@@ -96,27 +112,34 @@ impl Watch {
         if initial_end && self.bookmarks && !self.send(self.bookmark(cursor, true)).await {
             return;
         }
-        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-        let mut ticker = tokio::time::interval(self.shared.bookmark_interval.max(Duration::from_millis(10)));
+        let deadline =
+            tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        let mut ticker =
+            tokio::time::interval(self.shared.bookmark_interval.max(Duration::from_millis(10)));
         ticker.tick().await;
         // Changes made before this watch subscribed are in the log: pull first, then wait.
         let mut bookmark_due = false;
         loop {
             let Some(events) = self.shared.read(|w| w.events_after(cursor)) else {
                 let oldest = self.shared.read(|w| w.oldest_resumable());
-                let error = ApiError::gone(format!("too old resource version: {cursor} ({oldest})"));
+                let error =
+                    ApiError::gone(format!("too old resource version: {cursor} ({oldest})"));
                 let _ = self.send(event_line("ERROR", &error.body())).await;
                 return;
             };
             for event in events {
                 cursor = event.rv;
-                if let Some(kind) = self.translate(&event) {
-                    if !self.send(self.encode(kind, &event.object)).await {
-                        return;
-                    }
+                if let Some(kind) = self.translate(&event)
+                    && !self.send(self.encode(kind, &event.object)).await
+                {
+                    return;
                 }
             }
-            if bookmark_due && self.bookmarks && self.format == Format::Json && !self.send(self.bookmark(cursor, false)).await {
+            if bookmark_due
+                && self.bookmarks
+                && self.format == Format::Json
+                && !self.send(self.bookmark(cursor, false)).await
+            {
                 return;
             }
             bookmark_due = tokio::select! {
@@ -137,19 +160,31 @@ impl Watch {
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values serialize");
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+        .expect("JSON values serialize");
     line.push(b'\n');
     Bytes::from(line)
 }
 
 /// Starts a watch and returns its streaming response.
-pub(crate) fn serve(shared: Arc<Shared>, res: ResId, options: ListOptions, query: &Query, format: Format) -> Result<Response, ApiError> {
+pub(crate) fn serve(
+    shared: Arc<Shared>,
+    res: ResId,
+    options: ListOptions,
+    query: &Query,
+    format: Format,
+) -> Result<Response, ApiError> {
     let bookmarks = matches!(param(query, "allowWatchBookmarks"), Some("true" | "1"));
     let send_initial = matches!(param(query, "sendInitialEvents"), Some("true" | "1"));
-    let timeout = param(query, "timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
+    let timeout = param(query, "timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
     let from = match param(query, "resourceVersion") {
         None | Some("") | Some("0") => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {text:?}")))?),
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {text:?}")))?,
+        ),
     };
     let (rt, start, initial, expired) = shared.read(|w| {
         let rt = w.registry.get(res).clone();
@@ -159,16 +194,33 @@ pub(crate) fn serve(shared: Arc<Shared>, res: ResId, options: ListOptions, query
                 (rt, rv, Vec::new(), expired)
             }
             _ => {
-                let all = ListOptions { limit: None, continue_after: None, ..options.clone() };
+                let all = ListOptions {
+                    limit: None,
+                    continue_after: None,
+                    ..options.clone()
+                };
                 (rt, w.rv, w.list(res, &all).items, None)
             }
         }
     });
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let watch = Watch { shared, rt, res, options, format, bookmarks, tx };
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let watch = Watch {
+        shared,
+        rt,
+        res,
+        options,
+        format,
+        bookmarks,
+        tx,
+    };
     if let Some(oldest) = expired {
-        let error = ApiError::gone(format!("too old resource version: {} ({oldest})", from.unwrap_or_default()));
+        let error = ApiError::gone(format!(
+            "too old resource version: {} ({oldest})",
+            from.unwrap_or_default()
+        ));
         let line = event_line("ERROR", &error.body());
         tokio::spawn(async move {
             let _ = watch.send(line).await;

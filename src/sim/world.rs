@@ -250,7 +250,7 @@ impl World {
                 Some((control_plane, version))
             })
             .collect();
-        kubelets.sort_by(|a, b| (a.0, version_key(&a.1)).cmp(&(b.0, version_key(&b.1))));
+        kubelets.sort_by_key(|a| (a.0, version_key(&a.1)));
         kubelets
             .pop()
             .map(|(_, v)| v)
@@ -376,10 +376,11 @@ impl World {
                     .and_then(|o| o.pod())
                     .map(|p| p.node.clone())
                     .unwrap_or_default();
-                if !old_node.is_empty() && (new.is_none() || old_node != new_node) {
-                    if let Some(keys) = self.pods_by_node.get_mut(&old_node) {
-                        keys.remove(&object.key);
-                    }
+                if !old_node.is_empty()
+                    && (new.is_none() || old_node != new_node)
+                    && let Some(keys) = self.pods_by_node.get_mut(&old_node)
+                {
+                    keys.remove(&object.key);
                 }
                 if !new_node.is_empty() {
                     self.pods_by_node
@@ -425,10 +426,8 @@ impl World {
             Builtin::Node => {
                 self.dirty.nodes.insert(object.name.clone());
             }
-            Builtin::PodDisruptionBudget => {
-                if new.is_some() {
-                    self.dirty.budgets.insert(object.key.clone());
-                }
+            Builtin::PodDisruptionBudget if new.is_some() => {
+                self.dirty.budgets.insert(object.key.clone());
             }
             Builtin::ReplicaSet
             | Builtin::StatefulSet
@@ -445,16 +444,15 @@ impl World {
                 if scale_changed && builtin != Builtin::DaemonSet {
                     self.mark_budgets_in(&object.namespace.clone());
                 }
-                if builtin == Builtin::ReplicaSet {
-                    if let Some(owner) = object
+                if builtin == Builtin::ReplicaSet
+                    && let Some(owner) = object
                         .controller
                         .as_ref()
                         .filter(|o| o.kind == "Deployment")
-                    {
-                        self.dirty
-                            .workloads
-                            .insert((ids.deployment, object_key(&object.namespace, &owner.name)));
-                    }
+                {
+                    self.dirty
+                        .workloads
+                        .insert((ids.deployment, object_key(&object.namespace, &owner.name)));
                 }
             }
             _ => {}

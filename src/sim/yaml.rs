@@ -41,10 +41,16 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
             let content = raw.trim_start_matches(' ');
             let trimmed = content.trim_end();
-            Line { indent: raw.len() - content.len(), content: trimmed, trailing: trimmed.len() != content.len() }
+            Line {
+                indent: raw.len() - content.len(),
+                content: trimmed,
+                trailing: trimmed.len() != content.len(),
+            }
         })
         .collect::<Vec<_>>();
-    if lines.iter().any(|l| l.content.starts_with('\t') || l.content.starts_with("---") || l.content.starts_with("...")) {
+    if lines.iter().any(|l| {
+        l.content.starts_with('\t') || l.content.starts_with("---") || l.content.starts_with("...")
+    }) {
         return None;
     }
     let mut reader = Reader { lines, pos: 0 };
@@ -61,7 +67,9 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
 impl<'a> Reader<'a> {
     /// The next line that is neither blank nor a comment.
     fn peek(&mut self) -> Option<&Line<'a>> {
-        while self.pos < self.lines.len() && (is_blank(&self.lines[self.pos]) || is_comment(&self.lines[self.pos])) {
+        while self.pos < self.lines.len()
+            && (is_blank(&self.lines[self.pos]) || is_comment(&self.lines[self.pos]))
+        {
             self.pos += 1;
         }
         self.lines.get(self.pos)
@@ -69,7 +77,11 @@ impl<'a> Reader<'a> {
 
     fn node(&mut self, indent: usize) -> Option<Value> {
         let line = self.peek()?;
-        if is_sequence_entry(line.content) { self.sequence(indent) } else { self.mapping(indent) }
+        if is_sequence_entry(line.content) {
+            self.sequence(indent)
+        } else {
+            self.mapping(indent)
+        }
     }
 
     fn mapping(&mut self, indent: usize) -> Option<Value> {
@@ -89,7 +101,9 @@ impl<'a> Reader<'a> {
                         let nested = next.indent;
                         self.node(nested)?
                     }
-                    Some(next) if next.indent == indent && is_sequence_entry(next.content) => self.sequence(indent)?,
+                    Some(next) if next.indent == indent && is_sequence_entry(next.content) => {
+                        self.sequence(indent)?
+                    }
                     _ => Value::Null,
                 }
             } else {
@@ -127,7 +141,11 @@ impl<'a> Reader<'a> {
             } else if split_key(rest).is_some() {
                 // `- key: value` opens a mapping whose keys sit two columns in.
                 let pos = self.pos;
-                self.lines[pos] = Line { indent: indent + 2, content: rest, trailing: false };
+                self.lines[pos] = Line {
+                    indent: indent + 2,
+                    content: rest,
+                    trailing: false,
+                };
                 items.push(self.mapping(indent + 2)?);
             } else {
                 self.pos += 1;
@@ -155,7 +173,10 @@ impl<'a> Reader<'a> {
                     if is_blank(next) || next.indent <= parent {
                         break;
                     }
-                    if next.content.contains(" #") || next.content.contains(": ") || next.content.ends_with(':') {
+                    if next.content.contains(" #")
+                        || next.content.contains(": ")
+                        || next.content.ends_with(':')
+                    {
                         return None;
                     }
                     folded.push(' ');
@@ -179,7 +200,10 @@ impl<'a> Reader<'a> {
             "+" => ('+', None),
             other => {
                 let digit = other.chars().find(char::is_ascii_digit)?.to_digit(10)? as usize;
-                let chomp = other.chars().find(|c| *c == '-' || *c == '+').unwrap_or('c');
+                let chomp = other
+                    .chars()
+                    .find(|c| *c == '-' || *c == '+')
+                    .unwrap_or('c');
                 if other.len() != 1 + usize::from(chomp != 'c') {
                     return None;
                 }
@@ -333,13 +357,37 @@ fn split_key(content: &str) -> Option<(String, &str)> {
     let first = content.as_bytes()[0];
     let (key, after) = if first == b'"' || first == b'\'' {
         let close = find_closing_quote(content)?;
-        let mut reader = Reader { lines: vec![Line { indent: 0, content: &content[..=close], trailing: false }], pos: 0 };
+        let mut reader = Reader {
+            lines: vec![Line {
+                indent: 0,
+                content: &content[..=close],
+                trailing: false,
+            }],
+            pos: 0,
+        };
         (reader.quoted(&content[..=close], 0)?, &content[close + 1..])
     } else {
-        if matches!(first, b'-' | b'?' | b'&' | b'*' | b'!' | b'|' | b'>' | b'%' | b'@' | b'`' | b'{' | b'[' | b'#' | b',') {
+        if matches!(
+            first,
+            b'-' | b'?'
+                | b'&'
+                | b'*'
+                | b'!'
+                | b'|'
+                | b'>'
+                | b'%'
+                | b'@'
+                | b'`'
+                | b'{'
+                | b'['
+                | b'#'
+                | b','
+        ) {
             return None;
         }
-        let end = content.find(": ").or_else(|| content.ends_with(':').then(|| content.len() - 1))?;
+        let end = content
+            .find(": ")
+            .or_else(|| content.ends_with(':').then(|| content.len() - 1))?;
         let key = &content[..end];
         if key.contains(" #") || !resolve_plain(key)?.is_string() {
             return None;
@@ -380,11 +428,23 @@ fn resolve_plain(text: &str) -> Option<Value> {
     for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
         if let Some(rest) = unsigned.strip_prefix(prefix) {
             // `0x1F` is a number, `0bbb7682-b0a6-…` (a uid) is a string.
-            let number_like = rest.is_empty() || rest.starts_with(['+', '-']) || rest.chars().all(|c| c.is_digit(radix) || c == '_');
-            return if number_like { None } else { Some(Value::String(text.to_string())) };
+            let number_like = rest.is_empty()
+                || rest.starts_with(['+', '-'])
+                || rest.chars().all(|c| c.is_digit(radix) || c == '_');
+            return if number_like {
+                None
+            } else {
+                Some(Value::String(text.to_string()))
+            };
         }
     }
-    if unsigned.starts_with(".inf") || unsigned.starts_with(".Inf") || unsigned.starts_with(".INF") || unsigned.starts_with(".nan") || unsigned.starts_with(".NaN") || unsigned.starts_with(".NAN") {
+    if unsigned.starts_with(".inf")
+        || unsigned.starts_with(".Inf")
+        || unsigned.starts_with(".INF")
+        || unsigned.starts_with(".nan")
+        || unsigned.starts_with(".NaN")
+        || unsigned.starts_with(".NAN")
+    {
         return None;
     }
     // serde_yaml takes only finite floats from Rust's parser: `infinity` and `nan` are strings.
@@ -393,7 +453,9 @@ fn resolve_plain(text: &str) -> Option<Value> {
     }
     // Something Rust reads as a number: accept the plain forms, leave the rest (`012`, `1e3`,
     // `+5`, `inf`) to the general parser's rules.
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let digits = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
     let negative = text.starts_with('-');
     let body = text.strip_prefix('-').unwrap_or(text);
     if digits(body) {
@@ -405,7 +467,11 @@ fn resolve_plain(text: &str) -> Option<Value> {
     }
     let (whole, fraction) = body.split_once('.')?;
     if digits(whole) && !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number);
+        return text
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number);
     }
     None
 }
@@ -481,7 +547,8 @@ status:
     #[test]
     fn literal_block_chomping() {
         for header in ["|", "|-", "|+", "|2"] {
-            let text = format!("a: {header}\n    line one\n      indented\n\n    line three\n\nb: 1\n");
+            let text =
+                format!("a: {header}\n    line one\n      indented\n\n    line three\n\nb: 1\n");
             assert!(agrees(&text), "{header}");
         }
     }
@@ -508,7 +575,10 @@ status:
     #[test]
     fn agrees_on_scalars_and_nesting() {
         for (text, fast) in [
-            ("a: 1\nb: -2\nc: 1.5\nd: true\ne: False\nf: ~\ng:\nh: -x\ni: --flag\nj: 10Gi\nk: 1.2.3\n", true),
+            (
+                "a: 1\nb: -2\nc: 1.5\nd: true\ne: False\nf: ~\ng:\nh: -x\ni: --flag\nj: 10Gi\nk: 1.2.3\n",
+                true,
+            ),
             ("- a\n- - nested\n", false),
             ("list:\n- 1\n-\n  x: 2\n- y: 3\n  z:\n  - 4\n", true),
             ("a:\n  b:\n    c: d\n", true),

@@ -101,10 +101,11 @@ async fn a_not_ready_node_takes_its_pods_out_of_the_budget() {
     assert!(node["spec"].get("taints").is_none(), "{node}");
     let recreated = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Some(db0) = handle.object("v1", "Pod", "shop", "db-0") {
-                if db0["metadata"]["uid"] != "00000000-0000-4000-b000-000000000021" && ready(&db0) {
-                    return db0;
-                }
+            if let Some(db0) = handle.object("v1", "Pod", "shop", "db-0")
+                && db0["metadata"]["uid"] != "00000000-0000-4000-b000-000000000021"
+                && ready(&db0)
+            {
+                return db0;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -385,11 +385,11 @@ async fn watcher_sees_evictions_and_replacements() {
                         "web-5d8f7c9b4-m4q9z",
                         "web-5d8f7c9b4-r8w2n",
                     ]
-                    .contains(&pod.metadata.name.as_deref().unwrap()) =>
+                    .contains(&pod.metadata.name.as_deref().unwrap())
+                        && pod.status.as_ref().and_then(|s| s.phase.as_deref())
+                            == Some("Running") =>
                 {
-                    if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
-                        added = pod.metadata.name.clone();
-                    }
+                    added = pod.metadata.name.clone();
                 }
                 watcher::Event::Delete(pod) => {
                     deleted |= pod.metadata.name.as_deref() == Some("web-5d8f7c9b4-k2x7p")

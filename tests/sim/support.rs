@@ -29,11 +29,19 @@ impl Sim {
             bookmark_interval: Duration::from_millis(200),
             ..SimOptions::default()
         };
-        let server = Server::start(cluster, options).await.expect("the simulator starts");
+        let server = Server::start(cluster, options)
+            .await
+            .expect("the simulator starts");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).expect("the kubeconfig is written");
-        Sim { server, dir, kubeconfig }
+        server
+            .write_kubeconfig(&kubeconfig)
+            .expect("the kubeconfig is written");
+        Sim {
+            server,
+            dir,
+            kubeconfig,
+        }
     }
 
     /// A kube-rs client for the simulator.
@@ -43,7 +51,11 @@ impl Sim {
 
     pub fn kubectl(&self, version: &str) -> Option<Kubectl> {
         let binary = kubectl_binary(version)?;
-        Some(Kubectl { binary, kubeconfig: self.kubeconfig.clone(), home: self.dir.path().to_path_buf() })
+        Some(Kubectl {
+            binary,
+            kubeconfig: self.kubeconfig.clone(),
+            home: self.dir.path().to_path_buf(),
+        })
     }
 }
 
@@ -67,7 +79,11 @@ pub fn kubectl_binary(version: &str) -> Option<PathBuf> {
 
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
         .unwrap_or(None)
 }
 
@@ -96,7 +112,11 @@ impl Run {
 
     /// Panics with both streams unless kubectl exited 0.
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "kubectl failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
