@@ -2,9 +2,12 @@
 //!
 //! Each node is a `sshd -D -e` with its own port, host keys, state directory, shim `bin/` first
 //! on the session PATH (via `SetEnv` in its sshd_config, which also covers `exec` requests), and
-//! its own `/etc/os-release`: sshd runs under `unshare -m` with the node's file bind-mounted over
+//! its own empty home (`HOME` via `SetEnv` too, so the login shell reads the node's rc files, not
+//! the test machine's: a `.bashrc` that prints to stderr or takes a lock would leak into every
+//! command), and its own `/etc/os-release`: sshd runs under `unshare -m` with the node's file bind-mounted over
 //! the real one, so `cat /etc/os-release` on "n2" says Rocky Linux. Everything else (the
-//! filesystem, `uname`) is the test machine's.
+//! filesystem, `uname`) is the test machine's, except the directories in [`PRIVATE_DIRS`]
+//! (`/etc/kubernetes`, `/var/lib/kubelet`, …), which are the node's own.
 //!
 //! Needs root (bind mounts, logging in as other users), `sshd`, `ssh-keygen` and `unshare`.
 //! Without them a fleet is not started: the test is skipped with a message, except under
@@ -26,6 +29,21 @@ use super::shims::{self, PackageFamily};
 use super::{require, work_dir};
 
 pub const HOST: &str = "127.0.0.1";
+
+/// Directories each node has of its own: inside the node's mount namespace they are bind mounts
+/// of `<node dir>/root/<path>`, so playbooks use the real absolute paths, nodes do not see each
+/// other's files, the test machine's own directories stay untouched, and a test reads a node's
+/// files from outside at [`Node::root_path`].
+pub const PRIVATE_DIRS: &[&str] = &[
+    "/etc/kubernetes",
+    "/etc/containerd",
+    "/etc/crio",
+    "/etc/cni/net.d",
+    "/etc/systemd/system",
+    "/var/lib/kubelet",
+    "/var/lib/etcd",
+    "/opt/krun-runtime",
+];
 
 /// The operating system a node pretends to run (its `/etc/os-release` and package manager).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,10 +416,14 @@ pub struct Node {
 impl Node {
     fn prepare(root: &Path, spec: &NodeSpec) -> Node {
         let dir = root.join("nodes").join(&spec.name);
-        for sub in ["state/pkgs", "state/units", "repo", "keys"] {
+        for sub in ["state/pkgs", "state/units", "repo", "keys", "home"] {
             fs::create_dir_all(dir.join(sub)).expect("create node directories");
         }
-        for sub in ["", "state", "state/pkgs", "state/units", "repo"] {
+        for private in PRIVATE_DIRS {
+            fs::create_dir_all(dir.join("root").join(private.trim_start_matches('/')))
+                .expect("create the node's private directories");
+        }
+        for sub in ["", "state", "state/pkgs", "state/units", "repo", "home"] {
             fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755))
                 .expect("chmod node directories");
         }
@@ -531,13 +553,23 @@ impl Node {
                 .append(true)
                 .open(&log)
                 .expect("open sshd.log");
+            // The mount points are created on the machine (empty directories), the mounts
+            // themselves exist only in this node's namespace.
+            let mut script = String::from("set -e; mount --bind \"$1\" /etc/os-release; ");
+            for private in PRIVATE_DIRS {
+                script.push_str(&format!(
+                    "mkdir -p {private}; mount --bind \"$3\"{private} {private}; "
+                ));
+            }
+            script.push_str("exec /usr/sbin/sshd -D -e -f \"$2\"");
             let mut command = Command::new("unshare");
             command
                 .args(["-m", "--propagation", "private", "sh", "-c"])
-                .arg("mount --bind \"$1\" /etc/os-release && exec /usr/sbin/sshd -D -e -f \"$2\"")
+                .arg(script)
                 .arg("sh")
                 .arg(self.dir.join("os-release"))
                 .arg(self.dir.join("sshd_config"))
+                .arg(self.dir.join("root"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log_file);
@@ -586,7 +618,7 @@ impl Node {
              AllowTcpForwarding yes\n\
              MaxStartups 100:30:200\n\
              LogLevel VERBOSE\n\
-             SetEnv PATH={dir}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin KRUN_NODE={name} KRUN_NODE_DIR={dir}\n",
+             SetEnv HOME={dir}/home PATH={dir}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin KRUN_NODE={name} KRUN_NODE_DIR={dir}\n",
             name = self.name
         );
         for kind in self.host_keys.keys() {
@@ -599,6 +631,15 @@ impl Node {
         let options: String = self.sshd_options.iter().map(|o| format!("{o}\n")).collect();
         config.insert_str(0, &options);
         fs::write(self.dir.join("sshd_config"), config).expect("write sshd_config");
+    }
+
+    /// Where a path inside one of [`PRIVATE_DIRS`] lives on the test machine.
+    pub fn root_path(&self, path: &str) -> PathBuf {
+        assert!(
+            PRIVATE_DIRS.iter().any(|p| path.starts_with(p)),
+            "{path} is not private to the node; see PRIVATE_DIRS"
+        );
+        self.dir.join("root").join(path.trim_start_matches('/'))
     }
 
     /// Everything sshd logged so far (it runs with `-e` and `LogLevel VERBOSE`).
