@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod journal;
 pub mod kube;
 pub mod kube_ops;
+pub mod lock;
 pub mod node;
 pub mod output;
 pub mod params;
