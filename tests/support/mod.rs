@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod etcd;
 pub mod fleet;
+pub mod lab;
 mod process;
 pub mod shims;
 

@@ -1,0 +1,324 @@
+//! The lab: sshd nodes that behave like kubeadm nodes, reporting to the simulator they belong to,
+//! and the bundled lab's cluster snapshot.
+
+use crate::support::lab::{Lab, LabSpec, Runtime};
+
+#[test]
+fn restarting_kubelet_reports_the_installed_version_and_kubectl_shows_it() {
+    let Some(lab) = Lab::start(LabSpec::new()) else {
+        return;
+    };
+    let before = lab.cluster_node("w1");
+    assert_eq!(before.kubelet_version, "v1.20.15");
+    assert_eq!(before.runtime_version, "containerd://1.6.20");
+    assert!(before.ready);
+
+    let playbook = lab.dir().join("kubelet.rhai");
+    std::fs::write(
+        &playbook,
+        r#"pkg_install(node, "kubelet", "1.21.14-00");
+systemctl(node, "restart", "kubelet");
+wait_ready(node, "1m", "1.21.14");
+"#,
+    )
+    .unwrap();
+    lab.krun(&playbook).args(["--node", "w1"]).run().code(0);
+
+    let after = lab.cluster_node("w1");
+    assert_eq!(after.kubelet_version, "v1.21.14");
+    assert!(after.ready);
+    assert_eq!(lab.cluster_node("w2").kubelet_version, "v1.20.15");
+    let nodes = lab.kubectl(&["get", "nodes", "--no-headers"]);
+    let w1 = nodes
+        .lines()
+        .find(|l| l.starts_with("w1 "))
+        .unwrap_or_else(|| panic!("kubectl lists no w1:\n{nodes}"));
+    assert!(w1.contains(" Ready ") && w1.ends_with("v1.21.14"), "{w1}");
+    let m1 = nodes.lines().find(|l| l.starts_with("m1 ")).unwrap();
+    assert!(m1.contains("control-plane,master"), "{m1}");
+    assert!(
+        lab.pdb_violations().is_empty(),
+        "{:?}",
+        lab.pdb_violations()
+    );
+}
+
+#[test]
+fn kubelet_stays_not_ready_while_its_runtime_is_down() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
+        return;
+    };
+    lab.sh("w1", "systemctl stop containerd");
+    assert!(!lab.cluster_node("w1").ready);
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(
+        !lab.cluster_node("w1").ready,
+        "kubelet's runtime is stopped"
+    );
+    lab.sh("w1", "systemctl start containerd");
+    assert!(lab.cluster_node("w1").ready);
+    lab.sh("w1", "systemctl stop kubelet");
+    assert!(!lab.cluster_node("w1").ready);
+    lab.sh("w1", "systemctl start kubelet");
+    assert!(lab.cluster_node("w1").ready);
+
+    // A kubelet pointed at CRI-O, which this node does not run.
+    let flags = "/var/lib/kubelet/kubeadm-flags.env";
+    let original = lab.node("w1").read_file(flags).unwrap();
+    lab.node("w1").write_file(
+        flags,
+        &original.replace("/run/containerd/containerd.sock", "/var/run/crio/crio.sock"),
+    );
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(!lab.cluster_node("w1").ready);
+    let crictl = lab.exec("w1", "crictl version");
+    assert_eq!(crictl.exit_code, Some(1));
+    assert!(
+        crictl.stderr_lossy().contains("crio.sock"),
+        "{}",
+        crictl.stderr_lossy()
+    );
+    assert!(
+        lab.node("w1")
+            .sim_reports()
+            .iter()
+            .all(|r| !r.starts_with("FAILED")),
+        "{:?}",
+        lab.node("w1").sim_reports()
+    );
+}
+
+#[test]
+fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
+    let Some(lab) = Lab::start(LabSpec::new().workers(1)) else {
+        return;
+    };
+    assert_eq!(lab.server_version(), "v1.20.15");
+    let plan = lab.sh("m1", "kubeadm upgrade plan");
+    assert!(
+        plan.contains("[upgrade/versions] Cluster version: v1.20.15"),
+        "{plan}"
+    );
+    assert!(plan.contains("kubeadm upgrade apply v1.21.14"), "{plan}");
+    assert!(
+        plan.contains("you have to update kubeadm to v1.21.14"),
+        "{plan}"
+    );
+
+    let old_kubeadm = lab.exec("m1", "kubeadm upgrade apply -y v1.21.14");
+    assert_eq!(old_kubeadm.exit_code, Some(1));
+    assert!(
+        old_kubeadm.stderr_lossy().contains(
+            "Specified version to upgrade to \"v1.21.14\" is higher than the kubeadm version \"v1.20.15\""
+        ),
+        "{}",
+        old_kubeadm.stderr_lossy()
+    );
+    let two_minors = lab.exec("m1", "kubeadm upgrade apply -y v1.22.17");
+    assert!(
+        two_minors
+            .stderr_lossy()
+            .contains("kubeadm can upgrade only 1 minor version at a time"),
+        "{}",
+        two_minors.stderr_lossy()
+    );
+    assert_eq!(lab.server_version(), "v1.20.15");
+
+    lab.sh("m1", "apt-get install -y kubeadm=1.21.14-00");
+    let applied = lab.sh("m1", "kubeadm upgrade apply -y v1.21.14");
+    assert!(
+        applied.contains("SUCCESS! Your cluster was upgraded to \"v1.21.14\""),
+        "{applied}"
+    );
+    assert_eq!(lab.server_version(), "v1.21.14");
+    assert_eq!(
+        lab.static_pod_image("m1", "kube-apiserver").as_deref(),
+        Some("k8s.gcr.io/kube-apiserver:v1.21.14")
+    );
+    assert_eq!(
+        lab.static_pod_image("m2", "kube-apiserver").as_deref(),
+        Some("k8s.gcr.io/kube-apiserver:v1.20.15")
+    );
+    let manifest = lab
+        .node("m1")
+        .read_file("/etc/kubernetes/manifests/kube-scheduler.yaml")
+        .unwrap();
+    assert!(
+        manifest.contains("image: k8s.gcr.io/kube-scheduler:v1.21.14"),
+        "{manifest}"
+    );
+    let version = lab.kubectl(&["version", "-o", "json"]);
+    assert!(
+        version.contains("\"gitVersion\": \"v1.21.14\""),
+        "{version}"
+    );
+
+    // Another control-plane node follows with `upgrade node`, once its kubeadm is new enough.
+    let refused = lab.exec("m2", "kubeadm upgrade node");
+    assert_eq!(refused.exit_code, Some(1));
+    lab.sh("m2", "apt-get install -y kubeadm=1.21.14-00");
+    lab.sh("m2", "kubeadm upgrade node");
+    assert_eq!(
+        lab.static_pod_image("m2", "kube-controller-manager")
+            .as_deref(),
+        Some("k8s.gcr.io/kube-controller-manager:v1.21.14")
+    );
+    // A worker only gets its kubelet configuration.
+    lab.sh("w1", "apt-get install -y kubeadm=1.21.14-00");
+    let worker = lab.sh("w1", "kubeadm upgrade node");
+    assert!(
+        worker.contains("Skipping phase. Not a control plane node."),
+        "{worker}"
+    );
+    assert_eq!(
+        lab.node("m1").kubeadm_calls(),
+        ["kubeadm upgrade apply v1.21.14"]
+    );
+    let next = lab.sh("m1", "kubeadm upgrade plan");
+    assert!(next.contains("kubeadm upgrade apply v1.22.17"), "{next}");
+    let worker_apply = lab.exec("w1", "kubeadm upgrade apply -y v1.22.17");
+    assert!(
+        worker_apply
+            .stderr_lossy()
+            .contains("/etc/kubernetes/admin.conf"),
+        "{}",
+        worker_apply.stderr_lossy()
+    );
+}
+
+#[test]
+fn a_node_is_reset_and_joins_again() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
+        return;
+    };
+    let refused = lab.exec("w1", "kubeadm reset");
+    assert_eq!(refused.exit_code, Some(1));
+    lab.sh("w1", "kubeadm reset -f");
+    assert!(!lab.cluster_node("w1").ready);
+    assert_eq!(
+        lab.node("w1").read_file("/etc/kubernetes/kubelet.conf"),
+        None
+    );
+    assert_eq!(
+        lab.node("w1").read_file("/var/lib/kubelet/config.yaml"),
+        None
+    );
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(
+        !lab.cluster_node("w1").ready,
+        "kubelet without kubelet.conf"
+    );
+
+    let join = lab.sh("m1", "kubeadm token create --print-join-command");
+    assert!(join.starts_with("kubeadm join 127.0.0.1:"), "{join}");
+    let forged = join.replace("--token ", "--token 000000.0000000000000000 --ignored ");
+    assert_eq!(lab.exec("w1", &forged).exit_code, Some(1));
+    let joined = lab.sh("w1", &join);
+    assert!(
+        joined.contains("This node has joined the cluster"),
+        "{joined}"
+    );
+    assert!(lab.node("w1").joined());
+    assert!(lab.cluster_node("w1").ready);
+    assert!(
+        lab.node("w1")
+            .read_file("/var/lib/kubelet/kubeadm-flags.env")
+            .unwrap()
+            .contains("--container-runtime-endpoint=unix:///run/containerd/containerd.sock")
+    );
+    let again = lab.exec("w1", &join);
+    assert!(
+        again
+            .stderr_lossy()
+            .contains("/etc/kubernetes/kubelet.conf already exists"),
+        "{}",
+        again.stderr_lossy()
+    );
+    assert_eq!(
+        lab.node("w1").kubeadm_calls(),
+        ["kubeadm reset", "kubeadm join"]
+    );
+}
+
+#[test]
+fn docker_node_switches_to_containerd_by_hand() {
+    let Some(lab) = Lab::start(
+        LabSpec::new()
+            .masters(1)
+            .workers(1)
+            .runtime(Runtime::Docker),
+    ) else {
+        return;
+    };
+    assert_eq!(lab.cluster_node("w1").runtime_version, "docker://20.10.24");
+    let info = lab.sh("w1", "docker info --format '{{.CgroupDriver}}'");
+    assert_eq!(info.trim(), "cgroupfs");
+    assert_eq!(lab.sh("w1", "docker ps -q").lines().count(), 3);
+
+    // seed 000's switch-runtime, step by step
+    lab.sh("w1", "systemctl stop kubelet");
+    lab.sh("w1", "docker stop $(docker ps -a -q)");
+    lab.sh("w1", "docker rm $(docker ps -a -q)");
+    let empty = lab.exec("w1", "docker stop $(docker ps -a -q)");
+    assert!(
+        empty
+            .stderr_lossy()
+            .contains("requires at least 1 argument")
+    );
+    lab.sh("w1", "systemctl stop docker");
+    assert_eq!(lab.exec("w1", "docker ps -q").exit_code, Some(1));
+    let lvm = lab.exec("w1", "mkfs.ext4 /dev/vdb");
+    assert_eq!(
+        lvm.exit_code,
+        Some(1),
+        "mkfs.ext4 over an LVM member needs -F"
+    );
+    assert_eq!(lab.exec("w1", "mkfs.ext4 /dev/sdz").exit_code, Some(1));
+    lab.sh("w1", "mkfs.ext4 -F /dev/vdb");
+    let uuid = lab.sh("w1", "blkid -s UUID -o value /dev/vdb");
+    lab.sh(
+        "w1",
+        &format!(
+            "echo 'UUID={} /var/lib/containerd ext4 defaults 0 2' >> /etc/fstab && mount -a",
+            uuid.trim()
+        ),
+    );
+    assert_eq!(
+        lab.node("w1").mounts(),
+        [(
+            "/dev/vdb".to_string(),
+            "/var/lib/containerd".to_string(),
+            "ext4".to_string()
+        )]
+    );
+    assert_eq!(
+        lab.sh("w1", "findmnt -n -o SOURCE /var/lib/containerd")
+            .trim(),
+        "/dev/vdb"
+    );
+    lab.node("w1").write_file(
+        "/etc/containerd/config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n",
+    );
+    lab.sh("w1", "systemctl restart containerd");
+    assert!(
+        lab.sh(
+            "w1",
+            "crictl --runtime-endpoint unix:///run/containerd/containerd.sock info"
+        )
+        .contains("\"SystemdCgroup\": true")
+    );
+    lab.node("w1").write_file(
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock --cgroup-driver=systemd\"\n",
+    );
+    lab.sh("w1", "systemctl daemon-reload && systemctl restart kubelet");
+    let node = lab.cluster_node("w1");
+    assert!(node.ready);
+    assert_eq!(node.runtime_version, "containerd://1.6.20");
+    assert!(
+        lab.sh("w1", "crictl version")
+            .contains("RuntimeName:  containerd")
+    );
+    assert!(lab.sh("w1", "ctr -n k8s.io version").contains("Server:"));
+}
