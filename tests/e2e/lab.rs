@@ -1,7 +1,13 @@
 //! The lab: sshd nodes that behave like kubeadm nodes, reporting to the simulator they belong to,
 //! and the bundled lab's cluster snapshot.
 
-use crate::support::lab::{Lab, LabSpec, Runtime};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use krun::sim::{Cluster, Server, SimOptions};
+use serde_json::Value;
+
+use crate::support::lab::{Lab, LabSpec, Runtime, bundled_lab_cluster};
 
 #[test]
 fn restarting_kubelet_reports_the_installed_version_and_kubectl_shows_it() {
@@ -321,4 +327,214 @@ fn docker_node_switches_to_containerd_by_hand() {
             .contains("RuntimeName:  containerd")
     );
     assert!(lab.sh("w1", "ctr -n k8s.io version").contains("Server:"));
+}
+
+fn items<'a>(list: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |i| i["kind"] == kind)
+}
+
+fn named<'a>(list: &'a Value, kind: &'a str, namespace: &str, name: &str) -> &'a Value {
+    items(list, kind)
+        .find(|i| i["metadata"]["namespace"] == namespace && i["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {namespace}/{name}"))
+}
+
+/// Nodes the pods of `app` run on.
+fn nodes_of(list: &Value, namespace: &str, app: &str) -> BTreeSet<String> {
+    items(list, "Pod")
+        .filter(|p| {
+            p["metadata"]["namespace"] == namespace
+                && p["metadata"]["labels"]["app.kubernetes.io/name"] == app
+        })
+        .map(|p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn budget_covers(list: &Value, namespace: &str, app: &str) -> bool {
+    items(list, "PodDisruptionBudget").any(|pdb| {
+        pdb["metadata"]["namespace"] == namespace
+            && pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == app
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_lab_loads_with_its_traps() {
+    let path = crate::cli::root().join("examples/lab/cluster.yaml");
+    let made = bundled_lab_cluster();
+    if std::env::var_os("KRUN_REGENERATE_LAB").is_some() {
+        std::fs::write(&path, &made).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text == made,
+        "examples/lab/cluster.yaml is not what tests/support/lab.rs makes; after changing either, \
+         run KRUN_REGENERATE_LAB=1 cargo test --test integration -- e2e::lab::the_bundled_lab"
+    );
+
+    let cluster = Cluster::load(&text).expect("the bundled lab loads");
+    let server = Server::start(
+        cluster,
+        SimOptions {
+            startup_delay: Duration::from_secs(10),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("the simulator serves the bundled lab");
+    let list = server.handle().snapshot();
+    let file: Value = serde_yaml_ng::from_str(&text).unwrap();
+
+    let nodes: Vec<&Value> = items(&list, "Node").collect();
+    assert_eq!(nodes.len(), 9);
+    let with_label = |label: &str| -> BTreeSet<String> {
+        nodes
+            .iter()
+            .filter(|n| n["metadata"]["labels"].get(label).is_some())
+            .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        with_label("node-role.kubernetes.io/control-plane"),
+        BTreeSet::from(["master-1", "master-2", "master-3"].map(String::from))
+    );
+    let ingress_nodes = with_label("node-role.kubernetes.io/ingress");
+    assert_eq!(
+        ingress_nodes,
+        BTreeSet::from(["worker-1", "worker-2"].map(String::from))
+    );
+    for node in &nodes {
+        let ip = node["status"]["addresses"][0]["address"].as_str().unwrap();
+        assert!(
+            ip.starts_with("192.0.2."),
+            "{ip} is not a documentation address"
+        );
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.20.15");
+        assert_eq!(
+            node["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "docker://20.10.24"
+        );
+    }
+
+    // The Ingress controller runs only on the two Ingress nodes, without a budget: draining
+    // both together takes all traffic down (seed 000).
+    named(
+        &list,
+        "Deployment",
+        "ingress-nginx",
+        "ingress-nginx-controller",
+    );
+    assert_eq!(
+        nodes_of(&list, "ingress-nginx", "ingress-nginx-controller"),
+        ingress_nodes
+    );
+    assert!(!budget_covers(
+        &list,
+        "ingress-nginx",
+        "ingress-nginx-controller"
+    ));
+    // Prometheus without a budget either.
+    named(&list, "StatefulSet", "monitoring", "prometheus-k8s");
+    assert!(!budget_covers(&list, "monitoring", "prometheus-k8s"));
+    // A budget that allows no disruption at all, as the simulator computes it.
+    let blocking = named(
+        &list,
+        "PodDisruptionBudget",
+        "team-checkout",
+        "checkout-cache-0",
+    );
+    assert_eq!(blocking["status"]["disruptionsAllowed"], 0);
+    // A single-replica Deployment.
+    assert_eq!(
+        named(&list, "Deployment", "monitoring", "prometheus-operator")["spec"]["replicas"],
+        1
+    );
+    // Every replica of one service on two workers, no budget (seed 001).
+    assert_eq!(
+        named(&list, "Deployment", "team-payments", "payments-api-0")["spec"]["replicas"],
+        3
+    );
+    assert_eq!(
+        nodes_of(&list, "team-payments", "payments-api-0"),
+        BTreeSet::from(["worker-4", "worker-5"].map(String::from))
+    );
+    assert!(!budget_covers(&list, "team-payments", "payments-api-0"));
+    // The statuses in the file are the ones the simulator computes.
+    for pdb in items(&file, "PodDisruptionBudget") {
+        let namespace = pdb["metadata"]["namespace"].as_str().unwrap();
+        let name = pdb["metadata"]["name"].as_str().unwrap();
+        let served = named(&list, "PodDisruptionBudget", namespace, name);
+        for field in [
+            "disruptionsAllowed",
+            "desiredHealthy",
+            "currentHealthy",
+            "expectedPods",
+        ] {
+            assert_eq!(
+                served["status"][field], pdb["status"][field],
+                "{namespace}/{name} {field}"
+            );
+        }
+    }
+
+    // Real kubectl lists it.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    for what in [
+        &["get", "nodes"][..],
+        &["get", "pods", "-A"],
+        &["get", "pdb", "-A"],
+    ] {
+        let output = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(what)
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG")
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl {what:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if what[1] == "nodes" {
+            assert_eq!(stdout.lines().count(), 10, "{stdout}");
+        }
+    }
+
+    // The inventory names the same nodes at the same addresses.
+    let inventory =
+        krun::inventory::Inventory::load(&crate::cli::root().join("examples/lab/inventory.toml"))
+            .expect("the lab inventory parses");
+    let addresses: BTreeSet<(String, String)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["status"]["addresses"][0]["address"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let listed: BTreeSet<(String, String)> = inventory
+        .nodes
+        .values()
+        .map(|n| (n.name.clone(), n.host.clone()))
+        .collect();
+    assert_eq!(listed, addresses);
+    server.shutdown().await;
 }

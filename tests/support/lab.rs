@@ -762,44 +762,71 @@ fn kubeadm_node_files(node: &Node, spec: &LabSpec, master: bool, url: &str) {
 }
 
 /// The cluster the simulator serves: `krun sim gen` output reshaped into the lab's kubeadm 1.20
-/// cluster (node names and addresses of the fleet, the runtime asked for, kubeadm 1.20's images,
-/// labels and taints).
+/// cluster, its nodes named and addressed like the fleet's.
 fn cluster_yaml(spec: &LabSpec) -> String {
-    let generated = krun::sim::generate(&GenOptions {
+    let options = GenOptions {
         nodes: spec.masters + spec.workers,
         pods: spec.pods,
         seed: spec.seed,
         control_planes: spec.masters,
         zones: 3,
         version: format!("v{}", spec.version),
-    });
+    };
+    let list = kubeadm_cluster(
+        &options,
+        spec.runtime,
+        spec.blocking_budgets,
+        &|master, index| {
+            let name = if master {
+                format!("m{index}")
+            } else {
+                format!("w{index}")
+            };
+            (name, HOST.to_string())
+        },
+    );
+    serde_yaml_ng::to_string(&list).expect("the lab's cluster serializes")
+}
+
+/// A generated cluster (`krun sim gen` with `options`) reshaped into a kubeadm 1.20 cluster:
+/// nodes renamed and readdressed by `node(control_plane, index from 1) -> (name, ip)`, the
+/// runtime's version and CRI socket, kubeadm 1.20's images (k8s.gcr.io, etcd 3.4.13, CoreDNS
+/// 1.7.0), the `master` role label and taint. Budgets that allow no disruption are dropped unless
+/// `blocking_budgets`. Returns the `List`.
+pub fn kubeadm_cluster(
+    options: &GenOptions,
+    runtime: Runtime,
+    blocking_budgets: bool,
+    node: &dyn Fn(bool, usize) -> (String, String),
+) -> Value {
+    let generated = krun::sim::generate(options);
     let mut list: Value = serde_yaml_ng::from_str(&generated).expect("generated YAML parses");
     let items = list["items"].as_array_mut().expect("a List");
 
-    let mut renames: Vec<(String, String)> = Vec::new();
-    let mut addresses: Vec<String> = Vec::new();
-    let (mut master, mut worker) = (0, 0);
+    let mut replacements: Vec<(String, String)> = Vec::new();
+    let mut addresses: Vec<(String, String)> = Vec::new();
+    let (mut masters, mut workers) = (0, 0);
     for item in items.iter().filter(|i| i["kind"] == "Node") {
         let name = item["metadata"]["name"].as_str().unwrap_or_default();
         let control_plane = item["metadata"]["labels"]
             .get("node-role.kubernetes.io/control-plane")
             .is_some();
-        let new = if control_plane {
-            master += 1;
-            format!("m{master}")
+        let index = if control_plane {
+            masters += 1;
+            masters
         } else {
-            worker += 1;
-            format!("w{worker}")
+            workers += 1;
+            workers
         };
-        renames.push((name.to_string(), new));
+        let (new_name, new_ip) = node(control_plane, index);
+        replacements.push((name.to_string(), new_name));
         if let Some(ip) = item
             .pointer("/status/addresses/0/address")
             .and_then(Value::as_str)
         {
-            addresses.push(ip.to_string());
+            addresses.push((ip.to_string(), new_ip));
         }
     }
-    let mut replacements: Vec<(String, String)> = renames;
     replacements.extend([
         (
             "registry.k8s.io/etcd:3.5.12-0".into(),
@@ -811,20 +838,19 @@ fn cluster_yaml(spec: &LabSpec) -> String {
         ),
         ("registry.k8s.io/".into(), "k8s.gcr.io/".into()),
     ]);
-    let (runtime_version, socket, container_prefix) = match spec.runtime {
+    let (runtime_version, socket) = match runtime {
         Runtime::Containerd => (
             "containerd://1.6.20",
             "unix:///run/containerd/containerd.sock",
-            "containerd://",
         ),
-        Runtime::Docker => ("docker://20.10.24", "/var/run/dockershim.sock", "docker://"),
+        Runtime::Docker => ("docker://20.10.24", "/var/run/dockershim.sock"),
     };
-    if spec.runtime == Runtime::Docker {
-        replacements.push(("containerd://".into(), container_prefix.into()));
+    if runtime == Runtime::Docker {
+        replacements.push(("containerd://".into(), "docker://".into()));
     }
 
     items.retain(|item| {
-        spec.blocking_budgets
+        blocking_budgets
             || item["kind"] != "PodDisruptionBudget"
             || item
                 .pointer("/status/disruptionsAllowed")
@@ -833,8 +859,8 @@ fn cluster_yaml(spec: &LabSpec) -> String {
     });
     for item in items.iter_mut() {
         rewrite_strings(item, &|text: &str| {
-            if addresses.iter().any(|a| a == text) {
-                return HOST.to_string();
+            if let Some((_, ip)) = addresses.iter().find(|(old, _)| old == text) {
+                return ip.clone();
             }
             let mut text = text.to_string();
             for (from, to) in &replacements {
@@ -868,7 +894,7 @@ fn cluster_yaml(spec: &LabSpec) -> String {
             }
         }
     }
-    serde_yaml_ng::to_string(&list).expect("the lab's cluster serializes")
+    list
 }
 
 fn rewrite_strings(value: &mut Value, rewrite: &dyn Fn(&str) -> String) {
@@ -878,4 +904,151 @@ fn rewrite_strings(value: &mut Value, rewrite: &dyn Fn(&str) -> String) {
         Value::Object(map) => map.values_mut().for_each(|v| rewrite_strings(v, rewrite)),
         _ => {}
     }
+}
+
+/// The bundled lab's cluster snapshot, as `examples/lab/cluster.yaml` holds it: the output of
+/// `krun sim gen --nodes 9 --control-planes 3 --pods 120 --seed 3 --version v1.20.15`, reshaped
+/// into a kubeadm 1.20 cluster on Docker ([`kubeadm_cluster`]), then edited to set the traps of
+/// the field reports (each edit below; see `examples/lab/README.md`).
+pub fn bundled_lab_cluster() -> String {
+    let options = GenOptions {
+        nodes: 9,
+        pods: 120,
+        seed: 3,
+        control_planes: 3,
+        zones: 3,
+        version: "v1.20.15".into(),
+    };
+    let mut list = kubeadm_cluster(&options, Runtime::Docker, true, &|master, index| {
+        if master {
+            (format!("master-{index}"), format!("192.0.2.{}", 10 + index))
+        } else {
+            (format!("worker-{index}"), format!("192.0.2.{}", 20 + index))
+        }
+    });
+    let items = list["items"].as_array_mut().expect("a List");
+
+    // Two Ingress nodes, not three: worker-3 loses the role, its controller pod moves to worker-2.
+    for node in items
+        .iter_mut()
+        .filter(|i| i["kind"] == "Node" && i["metadata"]["name"] == "worker-3")
+    {
+        if let Some(labels) = node["metadata"]["labels"].as_object_mut() {
+            labels.remove("node-role.kubernetes.io/ingress");
+        }
+    }
+    move_pods(
+        items,
+        "ingress-nginx",
+        "ingress-nginx-controller",
+        "worker-3",
+        "worker-2",
+    );
+    // Every replica of team-payments/payments-api-0 (no budget) on worker-4 and worker-5.
+    move_pods(
+        items,
+        "team-payments",
+        "payments-api-0",
+        "worker-3",
+        "worker-4",
+    );
+    // Prometheus without a budget, like the Ingress controller.
+    items.retain(|i| {
+        !(i["kind"] == "PodDisruptionBudget" && i["metadata"]["name"] == "prometheus-k8s")
+    });
+    // One budget that allows no disruption at all (worker-3 and worker-4 cannot be drained
+    // while it holds); the generated ones that covered every worker now allow one.
+    set_budget(
+        items,
+        "team-checkout",
+        "checkout-cache-0",
+        ("maxUnavailable", json!(0)),
+        2,
+        0,
+    );
+    set_budget(
+        items,
+        "team-payments",
+        "payments-consumer-0",
+        ("minAvailable", json!("90%")),
+        9,
+        1,
+    );
+    set_budget(
+        items,
+        "team-checkout",
+        "checkout-consumer-0",
+        ("maxUnavailable", json!(1)),
+        9,
+        1,
+    );
+    serde_yaml_ng::to_string(&list).expect("the bundled cluster serializes")
+}
+
+/// Moves the pods of `app` in `namespace` from one node to another (node name, host IP, a pod
+/// IP in the new node's range).
+fn move_pods(items: &mut [Value], namespace: &str, app: &str, from: &str, to: &str) {
+    let node = items
+        .iter()
+        .find(|i| i["kind"] == "Node" && i["metadata"]["name"] == to)
+        .expect("the target node exists");
+    let host_ip = node["status"]["addresses"][0]["address"].clone();
+    let cidr = node["spec"]["podCIDR"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = cidr
+        .rsplit_once('.')
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
+    let mut moved = 0;
+    for pod in items.iter_mut().filter(|i| {
+        i["kind"] == "Pod"
+            && i["metadata"]["namespace"] == namespace
+            && i["metadata"]["labels"]["app.kubernetes.io/name"] == app
+            && i["spec"]["nodeName"] == from
+    }) {
+        pod["spec"]["nodeName"] = json!(to);
+        pod["status"]["hostIP"] = host_ip.clone();
+        pod["status"]["hostIPs"] = json!([{"ip": host_ip}]);
+        let ip = format!("{prefix}.{}", 200 + moved);
+        pod["status"]["podIP"] = json!(ip);
+        pod["status"]["podIPs"] = json!([{"ip": ip}]);
+        moved += 1;
+    }
+    assert!(moved > 0, "no pod of {namespace}/{app} on {from}");
+}
+
+/// Rewrites a budget's rule and the status the disruption controller would compute for it
+/// (every selected pod healthy).
+fn set_budget(
+    items: &mut [Value],
+    namespace: &str,
+    name: &str,
+    rule: (&str, Value),
+    desired: i64,
+    allowed: i64,
+) {
+    let pdb = items
+        .iter_mut()
+        .find(|i| {
+            i["kind"] == "PodDisruptionBudget"
+                && i["metadata"]["namespace"] == namespace
+                && i["metadata"]["name"] == name
+        })
+        .unwrap_or_else(|| panic!("no budget {namespace}/{name}"));
+    let spec = pdb["spec"].as_object_mut().expect("a spec");
+    spec.remove("minAvailable");
+    spec.remove("maxUnavailable");
+    spec.insert(rule.0.to_string(), rule.1);
+    let status = &mut pdb["status"];
+    status["desiredHealthy"] = json!(desired);
+    status["disruptionsAllowed"] = json!(allowed);
+    let (state, reason) = if allowed > 0 {
+        ("True", "SufficientPods")
+    } else {
+        ("False", "InsufficientPods")
+    };
+    status["conditions"][0]["status"] = json!(state);
+    status["conditions"][0]["reason"] = json!(reason);
 }
