@@ -7,6 +7,7 @@ use std::time::Duration;
 use krun::sim::{Cluster, Server, SimOptions};
 use serde_json::Value;
 
+use crate::support::Os;
 use crate::support::lab::{Lab, LabSpec, Runtime, bundled_lab_cluster};
 
 #[test]
@@ -327,6 +328,141 @@ fn docker_node_switches_to_containerd_by_hand() {
             .contains("RuntimeName:  containerd")
     );
     assert!(lab.sh("w1", "ctr -n k8s.io version").contains("Server:"));
+}
+
+/// Waits (up to a minute, polling) for `condition`; false when it never held.
+fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..600 {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_drained_worker_upgrade_keeps_every_budget() {
+    let Some(lab) = Lab::start(LabSpec::new()) else {
+        return;
+    };
+    let playbook = lab.dir().join("worker.rhai");
+    std::fs::write(
+        &playbook,
+        r#"cordon(node);
+drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, force: true, timeout: "2m" });
+pkg_install(node, "kubelet", "1.21.14-00");
+systemctl(node, "restart", "kubelet");
+wait_ready(node, "1m", "1.21.14");
+uncordon(node);
+"#,
+    )
+    .unwrap();
+    for worker in ["w1", "w2"] {
+        lab.krun(&playbook).args(["--node", worker]).run().code(0);
+        let node = lab.cluster_node(worker);
+        assert_eq!(node.kubelet_version, "v1.21.14");
+        assert!(node.ready && !node.unschedulable, "{worker}: {node:?}");
+    }
+    assert_eq!(lab.cluster_node("w3").kubelet_version, "v1.20.15");
+    assert!(
+        lab.pdb_violations().is_empty(),
+        "{:?}",
+        lab.pdb_violations()
+    );
+}
+
+#[test]
+fn the_budget_watch_sees_a_kubelet_stopped_under_its_pods() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).blocking_budgets()) else {
+        return;
+    };
+    assert!(
+        lab.pdb_violations().is_empty(),
+        "{:?}",
+        lab.pdb_violations()
+    );
+    for worker in lab.workers() {
+        lab.sh(&worker, "systemctl stop kubelet");
+    }
+    assert!(
+        eventually(|| !lab.pdb_violations().is_empty()),
+        "no budget was seen violated with every kubelet stopped"
+    );
+}
+
+#[test]
+fn a_kubelet_that_does_not_come_back_keeps_its_node_not_ready() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
+        return;
+    };
+    lab.node("w1").break_kubelet();
+    assert_eq!(
+        lab.exec("w1", "systemctl restart kubelet").exit_code,
+        Some(0)
+    );
+    let active = lab.exec("w1", "systemctl is-active kubelet");
+    assert_eq!(active.exit_code, Some(3));
+    assert_eq!(active.stdout_lossy(), "activating\n");
+    assert!(!lab.cluster_node("w1").ready);
+    lab.node("w1").repair_kubelet();
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(lab.cluster_node("w1").ready);
+}
+
+#[test]
+fn crio_on_arch_upgrades_with_local_packages() {
+    let spec = LabSpec::new()
+        .masters(1)
+        .workers(1)
+        .os(Os::ArchArm)
+        .runtime(Runtime::CriO);
+    let Some(lab) = Lab::start(spec) else {
+        return;
+    };
+    assert_eq!(lab.cluster_node("w1").runtime_version, "cri-o://1.20.9");
+    assert!(
+        lab.sh("w1", "crio --version")
+            .starts_with("crio version 1.20.9\n")
+    );
+    assert!(
+        lab.sh("w1", "crictl version")
+            .contains("RuntimeName:  cri-o")
+    );
+    // seed 003, worker steps
+    let packages = lab.node("w1").dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for file in [
+        "cri-o-1.21.7-1-aarch64.pkg.tar.xz",
+        "kubelet-1.21.14-1-aarch64.pkg.tar.xz",
+    ] {
+        std::fs::write(packages.join(file), "a team-built package").unwrap();
+    }
+    let dir = packages.display();
+    lab.sh("w1", "systemctl stop kubelet && systemctl stop crio");
+    lab.sh(
+        "w1",
+        &format!("pacman -U --noconfirm {dir}/cri-o-1.21.7-1-aarch64.pkg.tar.xz"),
+    );
+    lab.sh("w1", "systemctl start crio");
+    lab.sh(
+        "w1",
+        &format!("pacman -U --noconfirm {dir}/kubelet-1.21.14-1-aarch64.pkg.tar.xz"),
+    );
+    lab.sh(
+        "w1",
+        "kubeadm upgrade node config --kubelet-version $(kubelet --version | cut -d ' ' -f 2)",
+    );
+    assert!(!lab.cluster_node("w1").ready);
+    lab.sh("w1", "systemctl restart kubelet");
+    let node = lab.cluster_node("w1");
+    assert!(node.ready);
+    assert_eq!(node.kubelet_version, "v1.21.14");
+    assert_eq!(node.runtime_version, "cri-o://1.21.7");
+    assert_eq!(
+        lab.node("w1").kubeadm_calls(),
+        ["kubeadm upgrade node config --kubelet-version v1.21.14"]
+    );
 }
 
 fn items<'a>(list: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {

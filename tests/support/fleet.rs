@@ -792,6 +792,17 @@ impl Node {
             .unwrap_or_else(|e| panic!("write {path} on {}: {e}", self.name));
     }
 
+    /// From now on kubelet fails to start (`systemctl start kubelet` leaves it `activating`, in
+    /// a restart loop, and the node NotReady) until [`Node::repair_kubelet`].
+    pub fn break_kubelet(&self) {
+        fs::create_dir_all(self.dir.join("faults")).expect("create the fault directory");
+        fs::write(self.dir.join("faults/kubelet"), "").expect("set the kubelet fault");
+    }
+
+    pub fn repair_kubelet(&self) {
+        let _ = fs::remove_file(self.dir.join("faults/kubelet"));
+    }
+
     /// What the node reported to the simulator (`PUT /sim/nodes/w1 {…}`), in order.
     pub fn sim_reports(&self) -> Vec<String> {
         fs::read_to_string(self.dir.join("sim.log"))

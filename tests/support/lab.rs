@@ -40,6 +40,8 @@ pub enum Runtime {
     /// Docker 20.10 through kubelet's dockershim, cgroupfs driver, containerd.io beside it with
     /// its CRI plugin disabled (as the package ships it), the runtime disk an LVM volume.
     Docker,
+    /// CRI-O 1.20 (package `cri-o`, unit `crio`), systemd cgroup driver; containerd stopped.
+    CriO,
 }
 
 /// What lab to build.
@@ -529,6 +531,14 @@ fn node_spec(spec: &LabSpec, name: &str) -> NodeSpec {
     let node = node.disk("/dev/vdb");
     match spec.runtime {
         Runtime::Containerd => node.containers("containerd", &containers),
+        Runtime::CriO => {
+            let versions = [os.package_version("1.20.9"), os.package_version("1.21.7")];
+            node.available("cri-o", &[&versions[0], &versions[1]])
+                .package("cri-o", &versions[0])
+                .unit("crio", true, true)
+                .unit("containerd", false, false)
+                .containers("crio", &containers)
+        }
         Runtime::Docker => {
             let docker = os.package_version("20.10.24");
             node.available("docker-ce", &[&docker])
@@ -564,7 +574,7 @@ fn inventory_toml(fleet: &Fleet, masters: &[String]) -> String {
 /// kubelet-config ConfigMap, which `kubeadm upgrade node` writes back to every node).
 pub fn kubelet_config(runtime: Runtime) -> String {
     let driver = match runtime {
-        Runtime::Containerd => "systemd",
+        Runtime::Containerd | Runtime::CriO => "systemd",
         Runtime::Docker => "cgroupfs",
     };
     format!(
@@ -617,6 +627,9 @@ pub fn kubeadm_flags(runtime: Runtime) -> &'static str {
         }
         Runtime::Containerd => {
             "KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=k8s.gcr.io/pause:3.2\"\n"
+        }
+        Runtime::CriO => {
+            "KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///var/run/crio/crio.sock --pod-infra-container-image=k8s.gcr.io/pause:3.2\"\n"
         }
     }
 }
@@ -691,7 +704,7 @@ fn kubeadm_node_files(node: &Node, spec: &LabSpec, master: bool, url: &str) {
     node.write_file("/etc/kubernetes/pki/ca.crt", "");
     let containerd_config = match spec.runtime {
         // What the containerd.io package ships beside Docker.
-        Runtime::Docker => "disabled_plugins = [\"cri\"]\n".to_string(),
+        Runtime::Docker | Runtime::CriO => "disabled_plugins = [\"cri\"]\n".to_string(),
         Runtime::Containerd => "version = 2\n\n\
              [plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"k8s.gcr.io/pause:3.2\"\n\n\
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\n\
@@ -699,6 +712,12 @@ fn kubeadm_node_files(node: &Node, spec: &LabSpec, master: bool, url: &str) {
             .to_string(),
     };
     node.write_file("/etc/containerd/config.toml", &containerd_config);
+    if spec.runtime == Runtime::CriO {
+        node.write_file(
+            "/etc/crio/crio.conf",
+            "[crio.runtime]\ncgroup_manager = \"systemd\"\n\n[crio.image]\npause_image = \"k8s.gcr.io/pause:3.2\"\n",
+        );
+    }
     if spec.runtime == Runtime::Docker {
         // The runtime disk holds Docker's devicemapper volume group.
         std::fs::write(
@@ -844,6 +863,7 @@ pub fn kubeadm_cluster(
             "unix:///run/containerd/containerd.sock",
         ),
         Runtime::Docker => ("docker://20.10.24", "/var/run/dockershim.sock"),
+        Runtime::CriO => ("cri-o://1.20.9", "unix:///var/run/crio/crio.sock"),
     };
     if runtime == Runtime::Docker {
         replacements.push(("containerd://".into(), "docker://".into()));

@@ -29,6 +29,7 @@
 //! - `state/disks/<name>`: `<fstype> <uuid>` of a block device (empty: unformatted)
 //! - `state/mounts`: `<device> <dir> <fstype>` per mount
 //! - `state/joined`: present while kubeadm join holds (the CRI socket it joined with)
+//! - `faults/kubelet` (not state): kubelet crashes on start, see `Node::break_kubelet`
 //! - `repo/<name>`: versions the node's package repository offers, one per line (not state)
 //! - `../../cluster/`: shared by the fleet, like the cluster's own state: `tokens`, `ca-hash`,
 //!   `version` (without a simulator) and `kubelet-config.yaml` (what kubeadm writes to nodes)
@@ -290,6 +291,10 @@ case "$verb" in
             fi
             need_root "$u"
             if [ "$verb" = stop ]; then state=inactive; else state=active; fi
+            # A kubelet that crashes on start stays in systemd's restart loop.
+            if [ "$state" = active ] && [ "$u" = kubelet.service ] && [ -f "$NODE_DIR/faults/kubelet" ]; then
+                state=activating
+            fi
             set_unit "$u" "$state" "$(enabled_of "$u")"
             record "systemctl $verb $u"
             unit_changed "$u"
@@ -307,6 +312,9 @@ case "$verb" in
             if [ "$verb" = enable ]; then
                 echo "Created symlink /etc/systemd/system/multi-user.target.wants/$u → /lib/systemd/system/$u." >&2
                 [ "$now" = 1 ] && active=active
+                if [ "$now" = 1 ] && [ "$u" = kubelet.service ] && [ -f "$NODE_DIR/faults/kubelet" ]; then
+                    active=activating
+                fi
                 set_unit "$u" "$active" enabled
             else
                 echo "Removed \"/etc/systemd/system/multi-user.target.wants/$u\"." >&2
@@ -371,6 +379,7 @@ case "$verb" in
             active=$(active_of "$u")
             case "$active" in
                 active) line="active (running)" ;;
+                activating) line="activating (auto-restart) (Result: exit-code)"; rc=3 ;;
                 failed) line="failed (Result: exit-code)"; rc=3 ;;
                 *) line="inactive (dead)"; rc=3 ;;
             esac
@@ -385,7 +394,7 @@ case "$verb" in
             u=$(unit_name "$u")
             if known "$u"; then load=loaded; file=$(enabled_of "$u"); else load=not-found; file=; fi
             active=$(active_of "$u")
-            case "$active" in active) sub=running ;; failed) sub=failed ;; *) sub=dead ;; esac
+            case "$active" in active) sub=running ;; activating) sub=auto-restart ;; failed) sub=failed ;; *) sub=dead ;; esac
             [ -n "$props" ] || props="Id LoadState ActiveState SubState UnitFileState"
             for p in $props; do
                 case "$p" in
