@@ -408,6 +408,24 @@ fn a_kubelet_that_does_not_come_back_keeps_its_node_not_ready() {
     lab.node("w1").repair_kubelet();
     lab.sh("w1", "systemctl restart kubelet");
     assert!(lab.cluster_node("w1").ready);
+
+    // A unit a playbook installs is known once its file exists.
+    assert_eq!(
+        lab.exec("w1", "systemctl start kubelet-watchdog").exit_code,
+        Some(5)
+    );
+    lab.node("w1").write_file(
+        "/etc/systemd/system/kubelet-watchdog.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
+    lab.sh(
+        "w1",
+        "systemctl daemon-reload && systemctl enable --now kubelet-watchdog",
+    );
+    assert_eq!(
+        lab.node("w1").unit_state("kubelet-watchdog"),
+        Some(("active".to_string(), "enabled".to_string()))
+    );
 }
 
 #[test]

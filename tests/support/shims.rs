@@ -264,9 +264,10 @@ done
 props=$(printf '%s' "$props" | tr ',' ' ')
 
 unit_name() { case "$1" in *.*) echo "$1" ;; *) echo "$1.service" ;; esac; }
-known() { [ -f "$STATE/units/$1" ]; }
-active_of() { if known "$1"; then cut -d' ' -f1 "$STATE/units/$1"; else echo inactive; fi; }
-enabled_of() { cut -d' ' -f2 "$STATE/units/$1"; }
+# A unit is known from its state, or from a unit file a playbook wrote (inactive, disabled).
+known() { [ -f "$STATE/units/$1" ] || [ -f "/etc/systemd/system/$1" ]; }
+active_of() { if [ -f "$STATE/units/$1" ]; then cut -d' ' -f1 "$STATE/units/$1"; else echo inactive; fi; }
+enabled_of() { if [ -f "$STATE/units/$1" ]; then cut -d' ' -f2 "$STATE/units/$1"; else echo disabled; fi; }
 set_unit() { mkdir -p "$STATE/units" && echo "$2 $3" >"$STATE/units/$1"; }
 say() { [ "$quiet" = 1 ] || printf '%s\n' "$*"; }
 need_root() {
