@@ -163,7 +163,10 @@ fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
     // Another control-plane node follows with `upgrade node`, once its kubeadm is new enough.
     let refused = lab.exec("m2", "kubeadm upgrade node");
     assert_eq!(refused.exit_code, Some(1));
-    lab.sh("m2", "apt-get install -y kubeadm=1.21.14-00");
+    lab.sh(
+        "m2",
+        "apt-get download kubeadm=1.21.14-00 && dpkg -i kubeadm_1.21.14-00_*.deb",
+    );
     lab.sh("m2", "kubeadm upgrade node");
     assert_eq!(
         lab.static_pod_image("m2", "kube-controller-manager")

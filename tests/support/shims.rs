@@ -502,6 +502,29 @@ case "$verb" in
             record "apt-get install $name=$version"
         done
         ;;
+    download)
+        # Fetches .deb files into the working directory; needs no root, installs nothing.
+        for spec in $args; do
+            name=${spec%%=*}
+            if ! in_repo "$name"; then
+                echo "E: Unable to locate package $name" >&2
+                exit 100
+            fi
+            case "$spec" in
+                *=*) version=${spec#*=}
+                    if ! repo_has "$name" "$version"; then
+                        echo "E: Version '$version' for '$name' was not found" >&2
+                        exit 100
+                    fi ;;
+                *) version=$(latest_version "$name") ;;
+            esac
+            deb_arch=$ARCH
+            [ "$deb_arch" = x86_64 ] && deb_arch=amd64
+            [ "$deb_arch" = aarch64 ] && deb_arch=arm64
+            printf 'stand-in package %s %s\n' "$name" "$version" >"${name}_${version}_${deb_arch}.deb"
+            echo "Get:1 https://pkgs.k8s.io/core:/stable:/deb  $name $version [9 MB]"
+        done
+        ;;
     remove | purge)
         need_root
         for name in $args; do
