@@ -154,6 +154,16 @@ fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
         manifest.contains("image: k8s.gcr.io/kube-scheduler:v1.21.14"),
         "{manifest}"
     );
+    let proxy = lab.kubectl(&[
+        "-n",
+        "kube-system",
+        "get",
+        "daemonset",
+        "kube-proxy",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(proxy, "k8s.gcr.io/kube-proxy:v1.21.14");
     let version = lab.kubectl(&["version", "-o", "json"]);
     assert!(
         version.contains("\"gitVersion\": \"v1.21.14\""),
@@ -264,6 +274,27 @@ fn docker_node_switches_to_containerd_by_hand() {
     let info = lab.sh("w1", "docker info --format '{{.CgroupDriver}}'");
     assert_eq!(info.trim(), "cgroupfs");
     assert_eq!(lab.sh("w1", "docker ps -q").lines().count(), 3);
+
+    // kubelet 1.20 refuses a cgroup driver other than Docker's.
+    let flags = "/var/lib/kubelet/kubeadm-flags.env";
+    let original = lab.node("w1").read_file(flags).unwrap();
+    lab.node("w1").write_file(
+        flags,
+        &original.replace(
+            "--network-plugin",
+            "--cgroup-driver=systemd --network-plugin",
+        ),
+    );
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(!lab.cluster_node("w1").ready);
+    let journal = lab.sh("w1", "journalctl -u kubelet -n 1 --no-pager");
+    assert!(
+        journal.contains("kubelet cgroup driver: \"systemd\" is different from docker cgroup driver: \"cgroupfs\""),
+        "{journal}"
+    );
+    lab.node("w1").write_file(flags, &original);
+    lab.sh("w1", "systemctl restart kubelet");
+    assert!(lab.cluster_node("w1").ready);
 
     // seed 000's switch-runtime, step by step
     lab.sh("w1", "systemctl stop kubelet");

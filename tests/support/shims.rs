@@ -30,6 +30,7 @@
 //! - `state/mounts`: `<device> <dir> <fstype>` per mount
 //! - `state/joined`: present while kubeadm join holds (the CRI socket it joined with)
 //! - `faults/kubelet` (not state): kubelet crashes on start, see `Node::break_kubelet`
+//! - `journal/<unit>` (not state): what `journalctl -u <unit>` prints (kubelet's start failures)
 //! - `repo/<name>`: versions the node's package repository offers, one per line (not state)
 //! - `../../cluster/`: shared by the fleet, like the cluster's own state: `tokens`, `ca-hash`,
 //!   `version` (without a simulator) and `kubelet-config.yaml` (what kubeadm writes to nodes)
@@ -212,6 +213,27 @@ unit_changed() {
     esac
 }
 kubelet_stopped() { sim_put "nodes/$NODE_NAME" '{"ready":false}'; }
+journal() {
+    mkdir -p "$NODE_DIR/journal"
+    printf '%s %s\n' "$(date -u '+%b %d %H:%M:%S')" "$2" >>"$NODE_DIR/journal/$1"
+}
+# Why kubelet would exit right after starting, if it would: an injected fault, or (dockershim)
+# a cgroup driver other than Docker's, which kubelet 1.20 refuses.
+kubelet_start_failure() {
+    if [ -f "$NODE_DIR/faults/kubelet" ]; then
+        echo "kubelet: failed to run Kubelet: injected fault"
+        return 0
+    fi
+    [ "$(kubelet_runtime)" = docker ] || return 1
+    [ "$(unit_active_state docker.service)" = active ] || return 1
+    _docker_driver=cgroupfs
+    grep -q 'native.cgroupdriver=systemd' /etc/docker/daemon.json 2>/dev/null && _docker_driver=systemd
+    _kubelet_driver=$(kubelet_flag cgroup-driver)
+    [ -n "$_kubelet_driver" ] || _kubelet_driver=$(sed -n 's/^cgroupDriver: *//p' /var/lib/kubelet/config.yaml 2>/dev/null)
+    [ -n "$_kubelet_driver" ] || _kubelet_driver=cgroupfs
+    [ "$_kubelet_driver" = "$_docker_driver" ] && return 1
+    echo "kubelet: failed to run Kubelet: misconfiguration: kubelet cgroup driver: \"$_kubelet_driver\" is different from docker cgroup driver: \"$_docker_driver\""
+}
 only_on() {
     for family in "$@"; do
         [ "$FAMILY" = "$family" ] && return 0
@@ -232,6 +254,7 @@ const SHIMS: &[(&str, &str)] = &[
     ("yum", DNF),
     ("rpm", RPM),
     ("pacman", PACMAN),
+    ("journalctl", JOURNALCTL),
     ("kubelet", KUBELET),
     ("kubeadm", KUBEADM),
     ("crictl", CRICTL),
@@ -293,8 +316,9 @@ case "$verb" in
             need_root "$u"
             if [ "$verb" = stop ]; then state=inactive; else state=active; fi
             # A kubelet that crashes on start stays in systemd's restart loop.
-            if [ "$state" = active ] && [ "$u" = kubelet.service ] && [ -f "$NODE_DIR/faults/kubelet" ]; then
+            if [ "$state" = active ] && [ "$u" = kubelet.service ] && failure=$(kubelet_start_failure); then
                 state=activating
+                journal kubelet.service "$failure"
             fi
             set_unit "$u" "$state" "$(enabled_of "$u")"
             record "systemctl $verb $u"
@@ -313,8 +337,9 @@ case "$verb" in
             if [ "$verb" = enable ]; then
                 echo "Created symlink /etc/systemd/system/multi-user.target.wants/$u → /lib/systemd/system/$u." >&2
                 [ "$now" = 1 ] && active=active
-                if [ "$now" = 1 ] && [ "$u" = kubelet.service ] && [ -f "$NODE_DIR/faults/kubelet" ]; then
+                if [ "$now" = 1 ] && [ "$u" = kubelet.service ] && failure=$(kubelet_start_failure); then
                     active=activating
+                    journal kubelet.service "$failure"
                 fi
                 set_unit "$u" "$active" enabled
             else
@@ -1056,6 +1081,27 @@ esac
 exit 0
 "#;
 
+/// journalctl -u UNIT [-n N]: what the shims logged for the unit (kubelet's start failures).
+const JOURNALCTL: &str = r#"
+unit= lines=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -u | --unit) shift; unit=${1:-} ;;
+        --unit=*) unit=${1#*=} ;;
+        -n | --lines) shift; lines=${1:-} ;;
+        --lines=*) lines=${1#*=} ;;
+    esac
+    shift
+done
+case "$unit" in *.*) ;; "") ;; *) unit=$unit.service ;; esac
+file="$NODE_DIR/journal/$unit"
+if [ -z "$unit" ] || [ ! -f "$file" ]; then
+    echo "-- No entries --"
+    exit 0
+fi
+if [ -n "$lines" ]; then tail -n "$lines" "$file"; else cat "$file"; fi
+"#;
+
 const KUBELET: &str = r#"
 version=$(installed_version kubelet)
 if [ -z "$version" ]; then
@@ -1298,6 +1344,15 @@ upgrade_apply() {
     mkdir -p "$CLUSTER_DIR" && echo "$target" >"$CLUSTER_DIR/version"
     echo "[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace"
     write_kubelet_config
+    if [ -n "$(sim_url)" ]; then
+        case "$(minor "$target")" in
+            21) coredns=v1.8.0 ;; 22) coredns=v1.8.4 ;; 23) coredns=v1.8.6 ;; *) coredns= ;;
+        esac
+        [ -n "$coredns" ] && cluster_kubectl -n kube-system set image deployment/coredns \
+            "coredns=k8s.gcr.io/coredns/coredns:$coredns" >/dev/null 2>>"$NODE_DIR/sim.log"
+        cluster_kubectl -n kube-system set image daemonset/kube-proxy \
+            "kube-proxy=k8s.gcr.io/kube-proxy:$target" >/dev/null 2>>"$NODE_DIR/sim.log"
+    fi
     echo "[addons] Applied essential addon: CoreDNS"
     echo "[addons] Applied essential addon: kube-proxy"
     echo
