@@ -165,6 +165,8 @@ pub struct Lab {
     kubeconfig: PathBuf,
     inventory: PathBuf,
     violations: Arc<Mutex<Vec<String>>>,
+    /// Budgets already short of healthy pods when the lab started.
+    baseline: BTreeSet<String>,
     pool: SshPool,
 }
 
@@ -222,6 +224,10 @@ impl Lab {
             std::fs::write(node.dir().join("sim-url"), server.url()).expect("write sim-url");
         }
 
+        let baseline = violated_budgets(&server.handle().snapshot())
+            .into_iter()
+            .map(|(key, _, _)| key)
+            .collect();
         let violations = Arc::new(Mutex::new(Vec::new()));
         let watching = watch_budgets(&runtime, &server, violations.clone());
         block_on(&runtime, watching);
@@ -235,6 +241,7 @@ impl Lab {
             kubeconfig,
             inventory,
             violations,
+            baseline,
             pool: SshPool::with_agent(
                 SshConfig {
                     connect_timeout: Duration::from_secs(10),
@@ -391,12 +398,22 @@ impl Lab {
     }
 
     /// Every moment a PodDisruptionBudget had fewer healthy pods than it desires, since the
-    /// lab started (`namespace/name: 1 healthy < 2 desired`).
+    /// lab started (`namespace/name: 1 healthy < 2 desired`), and any such budget right now
+    /// (the watch may not have delivered the latest change yet).
     pub fn pdb_violations(&self) -> Vec<String> {
-        self.violations
+        let mut found = self
+            .violations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        for (key, healthy, desired) in violated_budgets(&self.handle().snapshot()) {
+            if !self.baseline.contains(&key) {
+                found.push(format!(
+                    "{key}: {healthy} healthy < {desired} desired (now)"
+                ));
+            }
+        }
+        found
     }
 }
 
@@ -485,6 +502,26 @@ fn watch_budgets(
     async move {
         let _ = wait.await;
     }
+}
+
+/// Budgets with fewer healthy pods than desired in a snapshot: `(namespace/name, healthy, desired)`.
+fn violated_budgets(list: &Value) -> Vec<(String, i64, i64)> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["kind"] == "PodDisruptionBudget")
+        .filter_map(|pdb| {
+            let healthy = pdb.pointer("/status/currentHealthy")?.as_i64()?;
+            let desired = pdb.pointer("/status/desiredHealthy")?.as_i64()?;
+            let key = format!(
+                "{}/{}",
+                pdb["metadata"]["namespace"].as_str()?,
+                pdb["metadata"]["name"].as_str()?
+            );
+            (healthy < desired).then_some((key, healthy, desired))
+        })
+        .collect()
 }
 
 fn http_get(address: &std::net::SocketAddr, path: &str) -> String {
