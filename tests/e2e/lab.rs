@@ -51,6 +51,24 @@ wait_ready(node, "1m", "1.21.14");
 }
 
 #[test]
+fn a_sudo_user_restarts_kubelet_through_sudo() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1).sudo_user()) else {
+        return;
+    };
+    let playbook = lab.dir().join("kubelet.rhai");
+    std::fs::write(
+        &playbook,
+        r#"pkg_install(node, "kubelet", "1.21.14-00");
+systemctl(node, "restart", "kubelet");
+wait_ready(node, "1m", "1.21.14");
+"#,
+    )
+    .unwrap();
+    lab.krun(&playbook).args(["--node", "w1"]).run().code(0);
+    assert_eq!(lab.cluster_node("w1").kubelet_version, "v1.21.14");
+}
+
+#[test]
 fn kubelet_stays_not_ready_while_its_runtime_is_down() {
     let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
         return;

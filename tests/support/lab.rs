@@ -57,6 +57,7 @@ pub struct LabSpec {
     blocking_budgets: bool,
     time_scale: f64,
     os: Os,
+    sudo: bool,
 }
 
 impl Default for LabSpec {
@@ -84,6 +85,7 @@ impl LabSpec {
             blocking_budgets: false,
             time_scale: 100.0,
             os: Os::Debian12,
+            sudo: false,
         }
     }
 
@@ -134,6 +136,12 @@ impl LabSpec {
 
     pub fn os(mut self, os: Os) -> Self {
         self.os = os;
+        self
+    }
+
+    /// krun logs in as the unprivileged `krun-tester` and uses sudo (default: root).
+    pub fn sudo_user(mut self) -> Self {
+        self.sudo = true;
         self
     }
 
@@ -207,7 +215,13 @@ impl Lab {
             .write_kubeconfig(&kubeconfig)
             .expect("write the kubeconfig");
         let inventory = dir.path().join("inventory.toml");
-        std::fs::write(&inventory, inventory_toml(&fleet, &masters)).expect("write the inventory");
+        let sudo_user = if spec.sudo {
+            Some(super::sudo_user()?)
+        } else {
+            None
+        };
+        std::fs::write(&inventory, inventory_toml(&fleet, &masters, sudo_user))
+            .expect("write the inventory");
 
         let cluster_dir = fleet.dir().join("cluster");
         std::fs::create_dir_all(&cluster_dir).expect("create the fleet's cluster directory");
@@ -586,9 +600,13 @@ fn node_spec(spec: &LabSpec, name: &str) -> NodeSpec {
     }
 }
 
-fn inventory_toml(fleet: &Fleet, masters: &[String]) -> String {
+fn inventory_toml(fleet: &Fleet, masters: &[String], sudo_user: Option<&str>) -> String {
+    let login = match sudo_user {
+        Some(user) => format!("user = \"{user}\"\nsudo = true\n"),
+        None => "user = \"root\"\n".to_string(),
+    };
     let mut text = format!(
-        "[ssh]\nuser = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\n",
+        "[ssh]\n{login}identity = {:?}\nknown_hosts = {:?}\n",
         client_key(KeyKind::Ed25519).display().to_string(),
         fleet.known_hosts().display().to_string()
     );
