@@ -2,6 +2,7 @@
 //! the ssh transport together.
 
 mod host_keys;
+mod lab;
 mod resume;
 mod runs;
 mod signals;
