@@ -3,6 +3,7 @@
 
 mod host_keys;
 mod lab;
+mod sop;
 mod resume;
 mod runs;
 mod signals;

@@ -449,10 +449,11 @@ exit 0
 
 const APT_GET: &str = r#"
 only_on apt
-yes=0 downgrades=0 change_held=0 verb= args=
+yes=0 downgrades=0 change_held=0 download_only=0 verb= args=
 while [ $# -gt 0 ]; do
     case "$1" in
         -y | --yes | --assume-yes | -qy | -yq) yes=1 ;;
+        -d | --download-only) download_only=1 ;;
         --allow-downgrades) downgrades=1 ;;
         --allow-change-held-packages) change_held=1 ;;
         -o | --option | -c | --config-file | -t | --target-release) shift ;;
@@ -519,6 +520,14 @@ case "$verb" in
         if [ "$yes" = 0 ]; then
             echo "Do you want to continue? [Y/n] Abort."
             exit 1
+        fi
+        if [ "$download_only" = 1 ]; then
+            for item in $plan; do
+                echo "Get:1 https://pkgs.k8s.io/core:/stable:/deb  ${item%%=*} ${item#*=} [9 MB]"
+                mkdir -p "$STATE/cache" && touch "$STATE/cache/$item"
+            done
+            echo "Download complete and in download only mode"
+            exit 0
         fi
         for item in $plan; do
             name=${item%%=*} version=${item#*=}
