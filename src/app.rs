@@ -198,6 +198,7 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         batch: args.batch as usize,
         dry_run,
         offline: args.offline,
+        strict_skew: args.strict_skew,
         rehearse: args.rehearse,
         accept_new_host_keys: args.accept_new_host_keys,
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
@@ -450,6 +451,7 @@ fn resume(
     let output = run_args.output;
     let mut settings = settings(run_args)?;
     settings.argv = argv_masked(&argv, &needed);
+    settings.strict_skew |= args.strict_skew;
     let replay = crate::resume::Replay::new(&view, args.retry_unknown);
     settings.resume = Some((args.id.clone(), Arc::new(replay)));
     tracing::info!(

@@ -96,6 +96,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub offline: bool,
 
+    /// Refuse (exit 3) a `kubeadm_upgrade_apply` or kubelet install after which a kubelet would
+    /// be outside the Kubernetes version-skew policy, instead of warning.
+    #[arg(long)]
+    pub strict_skew: bool,
+
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -231,6 +236,10 @@ pub struct ResumeArgs {
     /// Resume even though the playbook changed since the run started.
     #[arg(long)]
     pub allow_changed: bool,
+
+    /// Refuse version-skew violations (as `--strict-skew` on a run), even if the run did not.
+    #[arg(long)]
+    pub strict_skew: bool,
 
     /// Secret parameters of the original run (never stored): give each again.
     #[arg(long = "set-secret", value_name = "KEY=VALUE")]

@@ -18,6 +18,8 @@ use crate::kube::{ClientOptions, DrainOptions, EvictOptions, Kube, KubeError, Re
 #[derive(Debug, Clone)]
 pub enum KubeCall {
     ServerVersion,
+    /// Every node's info (`kubectl get nodes`).
+    Nodes,
     NodeInfo {
         node: String,
     },
@@ -56,6 +58,7 @@ impl KubeCall {
     pub fn converges(&self) -> bool {
         match self {
             KubeCall::ServerVersion
+            | KubeCall::Nodes
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
@@ -71,6 +74,7 @@ impl KubeCall {
     pub fn describe(&self) -> String {
         match self {
             Self::ServerVersion => "kubectl version (server)".into(),
+            Self::Nodes => "kubectl get nodes".into(),
             Self::NodeInfo { node } => format!("kubectl get node {node}"),
             Self::PodsOn { node } => {
                 format!("kubectl get pods -A --field-selector spec.nodeName={node}")
@@ -161,6 +165,7 @@ impl KubeService {
         let kube = self.client().await?;
         let value = match call {
             KubeCall::ServerVersion => to_json(&kube.server_version().await.map_err(kube_error)?),
+            KubeCall::Nodes => to_json(&kube.node_infos().await.map_err(kube_error)?),
             KubeCall::NodeInfo { node } => {
                 to_json(&kube.node_info(node).await.map_err(kube_error)?)
             }
@@ -239,6 +244,7 @@ impl KubeService {
     pub async fn dry_run(&self, call: &KubeCall) -> Result<Option<Value>, EffectError> {
         match call {
             KubeCall::ServerVersion
+            | KubeCall::Nodes
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs => self.live(call).await.map(Some),

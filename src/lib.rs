@@ -8,6 +8,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod containerd;
 pub mod diagnostic;
 pub mod doc;
 pub mod effects;
@@ -19,6 +20,7 @@ pub mod inventory;
 pub mod journal;
 pub mod kube;
 pub mod kube_ops;
+pub mod kubelet_config;
 pub mod lock;
 pub mod node;
 pub mod output;
@@ -29,9 +31,11 @@ pub mod quote;
 pub mod resume;
 pub mod run;
 pub mod sim;
+pub mod skew;
 pub mod ssh;
 pub mod suggest;
 pub mod transport;
 pub mod ui;
+pub mod versions;
 
 pub use error::{Error, Result};

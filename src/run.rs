@@ -43,6 +43,8 @@ pub struct RunSettings {
     pub batch: usize,
     pub dry_run: bool,
     pub offline: bool,
+    /// `--strict-skew`: version-skew warnings become refusals.
+    pub strict_skew: bool,
     /// Rehearsing against an in-process simulator loaded from this snapshot.
     pub rehearse: Option<PathBuf>,
     pub accept_new_host_keys: bool,
@@ -143,13 +145,17 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         effects = effects.with_replay(Arc::clone(replay));
     }
     let effects = Arc::new(effects);
-    let host = Arc::new(Host::new(
-        effects,
-        Arc::clone(&settings.inventory),
-        settings.params.clone(),
-        settings.playbook.clone(),
-        settings.command_timeout,
-    ));
+    let host = Arc::new(
+        Host::new(
+            effects,
+            Arc::clone(&settings.inventory),
+            settings.params.clone(),
+            settings.playbook.clone(),
+            settings.command_timeout,
+        )
+        .with_strict_skew(settings.strict_skew)
+        .with_cluster(has_cluster(&settings)),
+    );
 
     // Compile and check before touching anything.
     let check_engine = engine::for_run(
@@ -413,6 +419,20 @@ async fn discover(
         nodes.push(settings.inventory.discovered(&spec.name, &host));
     }
     Ok(nodes)
+}
+
+/// Whether the command can ask a cluster: a rehearsal, offline (where the plan shows the reads
+/// as not read), or a kubeconfig or in-cluster configuration, found or broken (a broken one is
+/// an error worth seeing).
+fn has_cluster(settings: &RunSettings) -> bool {
+    settings.rehearse.is_some()
+        || settings.offline
+        || settings.kube.kubeconfig.is_some()
+        || crate::kube::client::choose_source(
+            &settings.kube,
+            &crate::kube::client::Environment::current(),
+        )
+        .is_ok()
 }
 
 /// Opens the run's journal; a run that cannot be journaled still runs, loudly.

@@ -184,6 +184,18 @@ impl Kube {
         Ok(NodeInfo::of(&self.node(node).await?))
     }
 
+    /// Every node's info, sorted by name.
+    pub async fn node_infos(&self) -> KubeResult<Vec<NodeInfo>> {
+        let list = self
+            .nodes()
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| KubeError::api("GET nodes", e))?;
+        let mut infos: Vec<NodeInfo> = list.items.iter().map(NodeInfo::of).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(infos)
+    }
+
     /// Marks the node unschedulable; false when it already was (nothing written).
     pub async fn cordon(&self, node: &str) -> KubeResult<bool> {
         self.set_unschedulable(node, true).await

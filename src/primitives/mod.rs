@@ -2,13 +2,17 @@
 //! hand it to the effects boundary. One file per area; `krun doc` is generated from what is
 //! registered here (names, parameters, doc comments).
 
+mod containerd;
 mod core;
 mod etcd;
 mod files;
 mod kube;
+mod kubeadm;
+mod kubelet;
 mod packages;
 mod shell;
 mod systemd;
+mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,7 +38,16 @@ pub struct Host {
     /// The playbook file; relative paths in `upload`/`render` from it resolve against its directory.
     pub playbook: PathBuf,
     pub command_timeout: Duration,
+    /// `--strict-skew`: kubelets outside the supported version skew refuse an upgrade instead
+    /// of warning.
+    pub strict_skew: bool,
+    /// Whether the command has a cluster to ask (a kubeconfig, in-cluster, a rehearsal, or
+    /// offline where reads are shown as not read); without one, guards log that they could not
+    /// check instead of failing a node-only run.
+    pub cluster: bool,
     facts: Mutex<HashMap<String, OsFacts>>,
+    /// Versions as this command leaves them (a dry-run records changes without making them).
+    skew: Mutex<crate::skew::Planned>,
 }
 
 impl Host {
@@ -51,8 +64,23 @@ impl Host {
             params,
             playbook,
             command_timeout,
+            strict_skew: false,
+            cluster: true,
             facts: Mutex::new(HashMap::new()),
+            skew: Mutex::new(crate::skew::Planned::default()),
         }
+    }
+
+    /// With `--strict-skew`.
+    pub fn with_strict_skew(mut self, strict: bool) -> Self {
+        self.strict_skew = strict;
+        self
+    }
+
+    /// Whether a cluster can be asked (see [`Host::cluster`]).
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 
@@ -184,6 +212,10 @@ pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     kube::register(engine, context);
     systemd::register(engine, context);
     packages::register(engine, context);
+    versions::register(engine, context);
+    kubeadm::register(engine, context);
+    kubelet::register(engine, context);
+    containerd::register(engine, context);
 }
 
 /// Starts a registration with its documentation; side-effecting primitives are volatile so the

@@ -290,51 +290,132 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         Ok(manager.parse_available(name, &outcome.stdout).into_iter().map(Dynamic::from).collect())
     });
 
-    let ctx = Arc::clone(context);
-    primitive(
-        "pkg_install",
-        &["node: Node", "name: &str", "version: &str", "()"],
-        "Installs package `name` at `version` (\"\" for the newest) with the node's package\n\
-         manager: `apt-get install name=version`, `dnf install name-version`, `pacman -S name`.\n\
-         A `name` that is a package file on the node (`/path/x.pkg.tar.zst`, `.deb`, `.rpm`)\n\
-         is installed from that file (`pacman -U`). With pacman, which cannot pin versions, a\n\
-         repository install fails when the installed version is not `version`.",
-    )
-    .register_into_engine(engine, move |call: NativeCallContext, node: Node, name: &str, version: &str| -> RhaiResult<()> {
-        let position = call.call_position();
-        let Some(manager) = manager(&ctx, &call, &node)? else {
-            let shown = format!("install {} {version} (package manager not observed)", quote(name));
-            ctx.step(&call, "pkg_install", &node, Access::Change, shown.clone(), exec(&node, shown))?;
-            return Ok(());
+    for with_options in [false, true] {
+        let ctx = Arc::clone(context);
+        let params: &[&str] = if with_options {
+            &[
+                "node: Node",
+                "name: &str",
+                "version: &str",
+                "opts: Map",
+                "()",
+            ]
+        } else {
+            &["node: Node", "name: &str", "version: &str", "()"]
         };
-        let command = manager.install_command(name, version);
-        let recheck = install_recheck(manager, &node, name, version);
-        let outcome = ctx.step_rechecked(&call, "pkg_install", &node, Access::Change, command.clone(), exec(&node, command.clone()), recheck)?;
-        if outcome.exit_code != 0 {
-            let mut failure = ctx.failure(
+        let doc = "Installs package `name` at `version` (\"\" for the newest) with the node's package\n\
+             manager: `apt-get install name=version`, `dnf install name-version`, `pacman -S name`.\n\
+             A `name` that is a package file on the node (`/path/x.pkg.tar.zst`, `.deb`, `.rpm`)\n\
+             is installed from that file (`pacman -U`). With pacman, which cannot pin versions, a\n\
+             repository install fails when the installed version is not `version`.\n\
+             Installing `kubelet` newer than the control plane is refused (version-skew policy;\n\
+             `opts`: `allow_skew: true` overrides, loudly).";
+        let register = primitive("pkg_install", params, doc);
+        if with_options {
+            register.register_into_engine(
+                engine,
+                move |call: NativeCallContext,
+                      node: Node,
+                      name: &str,
+                      version: &str,
+                      opts: Map|
+                      -> RhaiResult<()> {
+                    install(&ctx, &call, &node, name, version, &opts)
+                },
+            );
+        } else {
+            register.register_into_engine(
+                engine,
+                move |call: NativeCallContext,
+                      node: Node,
+                      name: &str,
+                      version: &str|
+                      -> RhaiResult<()> {
+                    install(&ctx, &call, &node, name, version, &Map::new())
+                },
+            );
+        }
+    }
+}
+
+/// `pkg_install`: the package manager's install command, after the kubelet skew guard.
+pub(super) fn install(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    name: &str,
+    version: &str,
+    opts: &Map,
+) -> RhaiResult<()> {
+    let position = call.call_position();
+    let allow_skew =
+        super::option::<bool>(opts, "allow_skew", ctx, "pkg_install", position)?.unwrap_or(false);
+    let warnings = super::kubeadm::kubelet_guard(ctx, call, node, name, version, allow_skew)?;
+    let Some(manager) = manager(ctx, call, node)? else {
+        let shown = format!(
+            "install {} {version} (package manager not observed)",
+            quote(name)
+        );
+        ctx.step(
+            call,
+            "pkg_install",
+            node,
+            Access::Change,
+            super::kubeadm::with_warnings(&shown, &warnings),
+            exec(node, shown),
+        )?;
+        return Ok(());
+    };
+    let command = manager.install_command(name, version);
+    let outcome = ctx.step_rechecked(
+        call,
+        "pkg_install",
+        node,
+        Access::Change,
+        super::kubeadm::with_warnings(&command, &warnings),
+        exec(node, command.clone()),
+        install_recheck(manager, node, name, version),
+    )?;
+    if outcome.exit_code != 0 {
+        let mut failure = ctx.failure(
+            "pkg_install",
+            Kind::Runtime,
+            format!(
+                "`{command}` exited with code {} on {}\n{}",
+                outcome.exit_code,
+                node.0.name,
+                tail(&outcome.stderr, 10)
+            ),
+        );
+        failure.node = Some(node.0.name.clone());
+        failure.command = Some(command);
+        return Err(raise(position, failure));
+    }
+    if manager == PackageManager::Pacman
+        && !is_local_file(name)
+        && !version.is_empty()
+        && outcome.observed
+    {
+        let check = manager.version_command(name);
+        let installed = ctx.step(
+            call,
+            "pkg_version",
+            node,
+            Access::Read,
+            check.clone(),
+            exec(node, check),
+        )?;
+        let installed = manager.parse_version(&installed.stdout);
+        if !installed.starts_with(version) {
+            let failure = ctx.failure(
                 "pkg_install",
                 Kind::Runtime,
-                format!("`{command}` exited with code {} on {}\n{}", outcome.exit_code, node.0.name, tail(&outcome.stderr, 10)),
+                format!("pacman installed {name} {installed} on {}, but {version} was asked for; install the package file with pacman -U instead", node.0.name),
             );
-            failure.node = Some(node.0.name.clone());
-            failure.command = Some(command);
             return Err(raise(position, failure));
         }
-        if manager == PackageManager::Pacman && !is_local_file(name) && !version.is_empty() && outcome.observed {
-            let check = manager.version_command(name);
-            let installed = ctx.step(&call, "pkg_version", &node, Access::Read, check.clone(), exec(&node, check))?;
-            let installed = manager.parse_version(&installed.stdout);
-            if !installed.starts_with(version) {
-                let failure = ctx.failure(
-                    "pkg_install",
-                    Kind::Runtime,
-                    format!("pacman installed {name} {installed} on {}, but {version} was asked for; install the package file with pacman -U instead", node.0.name),
-                );
-                return Err(raise(position, failure));
-            }
-        }
-        Ok(())
-    });
+    }
+    Ok(())
 }
 
 /// How a resumed run settles an install krun died during: a pinned version is read back (the
@@ -351,9 +432,9 @@ fn install_recheck(manager: PackageManager, node: &Node, name: &str, version: &s
         done: Arc::new(move |outcome: &crate::effects::Outcome| {
             let installed = manager.parse_version(&outcome.stdout);
             outcome.exit_code == 0
-                && installed
-                    .strip_prefix(wanted.as_str())
-                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+                && installed.strip_prefix(wanted.as_str()).is_some_and(|rest| {
+                    !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                })
         }),
     }
 }
