@@ -72,6 +72,9 @@ pub struct Step {
     pub origin: Origin,
     /// How a resumed run settles this step if krun died while it ran.
     pub recheck: Recheck,
+    /// The command prints a secret (a join command, a certificate key): its output is not
+    /// streamed to the log, and every line of it is redacted everywhere from then on.
+    pub secret_output: bool,
 }
 
 /// How a step whose outcome the journal does not know (krun was killed while it ran) is settled
@@ -641,14 +644,25 @@ impl Effects {
         let started = Instant::now();
         let node_name = step.target.clone();
         let recorder = Arc::clone(&self.recorder);
+        let secret_output = step.secret_output;
         let context = PerformContext {
             cancel: self.cancel.child_token(),
             on_output: Box::new(move |line: &str| {
+                if secret_output {
+                    return;
+                }
                 let line = recorder.redact(line);
                 tracing::info!(target: "krun::output", "[{node_name}] {line}");
             }),
         };
         let result = self.performer.perform(step.access, &effect, &context).await;
+        if let (true, Ok(performed)) = (secret_output, &result) {
+            let stdout = &performed.outcome.stdout;
+            self.recorder.add_secret(stdout.trim());
+            for line in stdout.lines().map(str::trim).filter(|l| l.len() >= 8) {
+                self.recorder.add_secret(line);
+            }
+        }
         let duration = started.elapsed();
         match result {
             Ok(performed) => {

@@ -121,13 +121,38 @@ impl RunContext {
         effect: Effect,
         recheck: Recheck,
     ) -> RhaiResult<Outcome> {
-        let step = Step {
+        let mut step = self.new_step(call, action, node, access);
+        step.recheck = recheck;
+        self.perform_step(call, step, shown, effect)
+    }
+
+    /// A step of this run on `node`, for primitives that set more than the usual
+    /// ([`Step::secret_output`], [`Step::recheck`]) before [`RunContext::perform_step`].
+    pub fn new_step(
+        &self,
+        call: &NativeCallContext,
+        action: &'static str,
+        node: &Node,
+        access: Access,
+    ) -> Step {
+        Step {
             action,
             target: node.0.name.clone(),
             access,
             origin: origin(call),
-            recheck,
-        };
+            recheck: Recheck::Ask,
+            secret_output: false,
+        }
+    }
+
+    /// Performs one effect as `step`.
+    pub fn perform_step(
+        &self,
+        call: &NativeCallContext,
+        step: Step,
+        shown: String,
+        effect: Effect,
+    ) -> RhaiResult<Outcome> {
         self.host
             .effects
             .perform(self.run, step, shown, effect)
@@ -150,6 +175,7 @@ impl RunContext {
             access,
             origin: origin(call),
             recheck: Recheck::infer(&effect),
+            secret_output: false,
         };
         self.host
             .effects

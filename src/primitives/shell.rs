@@ -16,7 +16,9 @@ unless `opts` has `allow_fail: true`. `opts.timeout` (\"10m\" or seconds) overri
 `--command-timeout`. `opts.check` is a read-only command that exits 0 exactly when `cmd`'s\n\
 change is in place (`\"test -b /dev/vg0/runtime\"`): if krun dies while `cmd` runs, `krun resume`\n\
 runs the check instead of asking the operator (`--retry-unknown`). `opts.rerun: true` says\n\
-running `cmd` twice is harmless. In a dry-run the command is recorded, not run.";
+running `cmd` twice is harmless. `opts.secret: true`: the output is a secret (a join command,\n\
+a certificate key); it is not logged and is shown as *** everywhere. In a dry-run the command\n\
+is recorded, not run.";
 
 const PROBE_DOC: &str = "Like `sh`, for a command the playbook declares read-only: it runs in a\n\
 dry-run too, so the plan is built from the node's real state. With `--offline` or an\n\
@@ -82,18 +84,18 @@ fn run(
         None if rerun => Recheck::Rerun,
         None => Recheck::Ask,
     };
-    let outcome = ctx.step_rechecked(
+    let mut step = ctx.new_step(call, action, node, access);
+    step.recheck = recheck;
+    step.secret_output = option::<bool>(opts, "secret", ctx, action, position)?.unwrap_or(false);
+    let outcome = ctx.perform_step(
         call,
-        action,
-        node,
-        access,
+        step,
         command.clone(),
         Effect::Exec {
             node: Arc::clone(node.spec()),
             command: command.clone(),
             timeout: Some(timeout),
         },
-        recheck,
     )?;
     if outcome.exit_code != 0 && !allow_fail {
         let mut failure = ctx.failure(

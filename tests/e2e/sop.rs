@@ -386,3 +386,114 @@ fn evictions(lab: &Lab) -> u64 {
         .map(|(_, v)| *v)
         .sum()
 }
+
+#[test]
+fn crio_and_kubelet_on_arch_linux_arm_from_team_built_packages() {
+    let Some(lab) = Lab::start(
+        LabSpec::new()
+            .masters(1)
+            .workers(2)
+            .os(crate::support::fleet::Os::ArchArm)
+            .runtime(Runtime::CriO),
+    ) else {
+        return;
+    };
+    control_plane_at_1_21(&lab);
+    let packages = lab.node("w1").dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for file in [
+        "cri-o-1.21.7-1-aarch64.pkg.tar.xz",
+        "kubelet-1.21.14-1-aarch64.pkg.tar.xz",
+    ] {
+        std::fs::write(packages.join(file), "a team-built package").unwrap();
+    }
+    run(
+        &lab,
+        "crio-arch.rhai",
+        &[
+            "--node",
+            "w1",
+            "--set",
+            "version=1.21.14",
+            "--set",
+            &format!("packages={}", packages.display()),
+        ],
+    )
+    .code(0);
+    let node = lab.cluster_node("w1");
+    assert_eq!(node.kubelet_version, "v1.21.14");
+    assert_eq!(node.runtime_version, "cri-o://1.21.7");
+    assert!(node.ready && !node.unschedulable, "{node:?}");
+    assert_eq!(
+        lab.node("w1").kubeadm_calls(),
+        ["kubeadm upgrade node config --kubelet-version v1.21.14"]
+    );
+}
+
+#[test]
+fn a_node_gets_a_new_os_and_rejoins_without_its_join_token_leaking() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(2)) else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let out = run(
+        &lab,
+        "os-replace.rhai",
+        &[
+            "--node",
+            "w1",
+            "--set",
+            "version=1.20.15",
+            "--set",
+            // The reinstall hook runs on the node itself here (an installer it boots into);
+            // afterwards the node has no Kubernetes packages and no cluster membership.
+            "reinstall=kubeadm reset -f && apt-get remove -y kubelet kubeadm kubectl",
+            "--set",
+            "hook_node=w1",
+            "--set",
+            "control_plane=m1",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+    );
+    out.code(0);
+    let node = lab.node("w1");
+    assert!(node.joined());
+    assert_eq!(
+        node.installed_version("kubelet").as_deref(),
+        Some("1.20.15-00")
+    );
+    let calls = node.kubeadm_calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("kubeadm reset"))
+            && calls.iter().any(|c| c.starts_with("kubeadm join")),
+        "{calls:?}"
+    );
+    let cluster = lab.cluster_node("w1");
+    assert!(cluster.ready && !cluster.unschedulable, "{cluster:?}");
+    // The join command carries a bootstrap token: nothing krun wrote shows it.
+    let mut written = format!("{}{}", out.stdout, out.stderr);
+    for entry in walk(state.path()) {
+        written.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    assert!(
+        written.contains("***"),
+        "the join command was not shown masked"
+    );
+    for secret in ["discovery-token-ca-cert-hash", "--token "] {
+        assert!(!written.contains(secret), "{secret} leaked:\n{written}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
