@@ -305,3 +305,66 @@ version_path("1.20.15", "1.23", ["1.23.17-00", "1.21.14-00"]);
         .code(2)
         .stderr_has("no version of 1.22 is available (available: 1.21.14, 1.23.17)");
 }
+
+/// The cluster served by an in-process simulator, with its kubeconfig.
+async fn serve(yaml: &str) -> (krun::sim::Server, tempfile::TempDir) {
+    let cluster = krun::sim::Cluster::load(yaml).expect("the cluster loads");
+    let server = krun::sim::Server::start(cluster, krun::sim::SimOptions::default())
+        .await
+        .expect("the simulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .write_kubeconfig(&dir.path().join("kubeconfig"))
+        .expect("the kubeconfig is written");
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_apply_goes_one_minor_and_a_skip_never_reaches_kubeadm() {
+    let Some(fleet) = crate::support::Fleet::start(1) else {
+        return;
+    };
+    let (_server, dir) = serve(CLUSTER).await;
+    let setup = crate::e2e::Setup::new(
+        &fleet,
+        r#"let r = kubeadm_upgrade_apply(node, param("v"), #{ certificate_renewal: false });
+log(`applied ${r.version} over ${r.from}`);
+"#,
+    );
+    let kubeconfig = dir.path().join("kubeconfig").display().to_string();
+    let run = |version: &'static str| {
+        let krun = setup.krun(&[
+            "--node",
+            "n1",
+            "--kubeconfig",
+            &kubeconfig,
+            "--set",
+            &format!("v={version}"),
+        ]);
+        tokio::task::spawn_blocking(move || krun.run())
+    };
+    run("1.23.17")
+        .await
+        .unwrap()
+        .code(3)
+        .stderr_has("refusing kubeadm upgrade apply 1.20.15 -> 1.23.17");
+    assert!(fleet.node("n1").changes().is_empty());
+    run("1.21.14")
+        .await
+        .unwrap()
+        .code(0)
+        .stderr_has("applied 1.21.14 over 1.20.15");
+    assert_eq!(
+        fleet.node("n1").changes(),
+        ["kubeadm upgrade apply -y v1.21.14 --certificate-renewal=false"]
+    );
+}
+
+#[test]
+fn strict_skew_is_a_flag_of_runs_and_resumes() {
+    for args in [&["--help"][..], &["resume", "--help"][..]] {
+        let out = Krun::new().args(args).run();
+        out.code(0);
+        assert!(out.stdout.contains("--strict-skew"), "{}", out.stdout);
+    }
+}
