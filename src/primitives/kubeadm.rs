@@ -293,10 +293,7 @@ fn upgrade_apply(
             let kubelets = planned.kubelets(observed.kubelets);
             let outside = skew::kubelets_outside_skew(&kubelets, target);
             if !outside.is_empty() {
-                let list: Vec<String> = outside
-                    .iter()
-                    .map(|(node, skew)| format!("{node}: {skew}"))
-                    .collect();
+                let list = group_by_problem(&outside);
                 let what = format!(
                     "after kubeadm upgrade apply {target}, kubelets outside the supported skew: {}",
                     list.join("; ")
@@ -598,6 +595,32 @@ pub(super) fn kubelet_guard(
     Ok(warning.into_iter().collect())
 }
 
+/// "kubelet 1.20.15 would be 3 minors behind … (3 nodes: cp-1, n1, n2)": one entry per
+/// problem, so a large cluster gives a short line.
+fn group_by_problem(outside: &[(String, KubeletSkew)]) -> Vec<String> {
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (node, skew) in outside {
+        groups.entry(skew.to_string()).or_default().push(node);
+    }
+    groups
+        .into_iter()
+        .map(|(problem, nodes)| {
+            let shown: Vec<&str> = nodes.iter().take(5).copied().collect();
+            let more = nodes.len().saturating_sub(shown.len());
+            let mut names = shown.join(", ");
+            if more > 0 {
+                names.push_str(&format!(" and {more} more"));
+            }
+            let count = if nodes.len() == 1 {
+                "node".to_owned()
+            } else {
+                format!("{} nodes", nodes.len())
+            };
+            format!("{problem} ({count}: {names})")
+        })
+        .collect()
+}
+
 /// The step failure a Rhai error carries, if it is one.
 fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailure> {
     match error {
@@ -611,6 +634,32 @@ fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skew_problems_are_grouped_for_large_clusters() {
+        let v = |t: &str| KubeVersion::parse(t).unwrap();
+        let old = KubeletSkew::TooOld {
+            kubelet: v("1.20.15"),
+            apiserver: v("1.23.17"),
+            allowed: 2,
+        };
+        let mut outside: Vec<(String, KubeletSkew)> =
+            (1..=7).map(|i| (format!("n{i}"), old.clone())).collect();
+        outside.push((
+            "cp-1".into(),
+            KubeletSkew::Newer {
+                kubelet: v("1.24.0"),
+                apiserver: v("1.23.17"),
+            },
+        ));
+        assert_eq!(
+            group_by_problem(&outside),
+            [
+                "kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (7 nodes: n1, n2, n3, n4, n5 and 2 more)",
+                "kubelet 1.24.0 would be newer than kube-apiserver 1.23; a kubelet must not be newer than the apiserver (node: cp-1)"
+            ]
+        );
+    }
 
     #[test]
     fn kubelet_versions_from_package_names_and_files() {

@@ -282,9 +282,10 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         "set_kubelet_config",
         &["node: Node", "changes: Map", "Map"],
         "Edits /var/lib/kubelet/config.yaml on `node`: maps in `changes` merge key by key, `()`\n\
-         removes a key, other values replace; every other field is kept. Writes (atomically, same\n\
-         mode) only when something changes; the plan shows the diff. Fails when the file does\n\
-         not exist. Returns `#{ file, changed }`.\n\
+         removes a key, other values replace; every other field is kept, in its place (YAML\n\
+         comments are not: kubeadm writes none). Writes (atomically, same mode) only when\n\
+         something changes; the plan shows the diff. Fails when the file does not exist.\n\
+         Returns `#{ file, changed }`.\n\
          `set_kubelet_config(node, #{ cgroupDriver: \"systemd\", containerRuntimeEndpoint: \"unix:///run/containerd/containerd.sock\" })`",
     )
     .register_into_engine(
