@@ -250,8 +250,10 @@ fn upgrade_apply(
         ACTION,
         position,
     )?;
+    // "1.21.x" only comes from a plan that could not observe the available versions.
+    let placeholder = ctx.dry_run() && version.ends_with(".x");
     let target = KubeVersion::parse(version)
-        .filter(|v| v.patch.is_some())
+        .filter(|v| v.patch.is_some() || placeholder)
         .ok_or_else(|| {
             raise(
                 position,
@@ -323,7 +325,11 @@ fn upgrade_apply(
         "upgrade".to_owned(),
         "apply".to_owned(),
         "-y".to_owned(),
-        format!("v{target}"),
+        if placeholder {
+            format!("v{}", version.trim_start_matches('v'))
+        } else {
+            format!("v{target}")
+        },
     ];
     if let Some(etcd) = etcd_upgrade {
         words.push(format!("--etcd-upgrade={etcd}"));

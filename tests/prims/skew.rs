@@ -369,3 +369,37 @@ fn strict_skew_is_a_flag_of_runs_and_resumes() {
         assert!(out.stdout.contains("--strict-skew"), "{}", out.stdout);
     }
 }
+
+#[test]
+fn a_plan_without_the_node_names_each_minor() {
+    let rehearsal = Rehearsal::new(
+        r#"let cp = find_node("cp-1");
+for v in version_path("1.20.15", "1.22", pkg_versions(cp, "kubeadm")) {
+    pkg_install(cp, "kubeadm", v);
+    kubeadm_upgrade_apply(cp, v, #{});
+}
+"#,
+    );
+    let out = rehearsal.run(&[]);
+    out.code(0)
+        .stderr_has("the available versions were not observed");
+    assert_eq!(
+        commands(&out, "kubeadm_upgrade_apply"),
+        [
+            "kubeadm upgrade apply -y v1.21.x",
+            "kubeadm upgrade apply -y v1.22.x"
+        ]
+    );
+    // A live run never takes a placeholder.
+    let rehearsal = Rehearsal::new(r#"kubeadm_upgrade_apply(node, "1.21.x", #{});"#);
+    let out = Krun::new()
+        .args([
+            rehearsal.path("play.rhai"),
+            "--inventory".into(),
+            rehearsal.path("inventory.toml"),
+            "--node".into(),
+            "n1".into(),
+        ])
+        .run();
+    out.code(2).stderr_has("is not a full Kubernetes version");
+}
