@@ -20,8 +20,9 @@ use crate::skew::{self, KubeletSkew};
 use crate::versions::KubeVersion;
 
 const APPLY_DOC: &str = "Runs `kubeadm upgrade apply -y v<version>` on `node` (the first control-plane node), after\n\
-checking the cluster: `version` must be at most one minor above the current control plane and\n\
-not a downgrade, else the step is refused (exit 3) naming the minors to go through. Kubelets\n\
+checking the cluster: `version` must be at most one minor above the current control plane, not\n\
+a downgrade, and leave no other kube-apiserver (HA) more than one minor behind, else the step\n\
+is refused (exit 3) naming the minors to go through or the nodes to upgrade first. Kubelets\n\
 that would fall outside the supported version skew after the hop (older than 3 minors from\n\
 1.28 on, 2 before) are a warning, or a refusal with `--strict-skew`. `opts`: `etcd_upgrade`\n\
 (bool), `certificate_renewal` (bool), `extra_args` (array of words), `timeout` (\"30m\"),\n\
@@ -146,6 +147,8 @@ fn timeout(
 struct Observed {
     apiserver: Option<KubeVersion>,
     kubelets: BTreeMap<String, KubeVersion>,
+    /// kube-apiserver static pods' versions by node.
+    apiservers: BTreeMap<String, KubeVersion>,
 }
 
 fn read_server_version(
@@ -182,31 +185,50 @@ fn read_cluster(ctx: &RunContext, call: &NativeCallContext) -> RhaiResult<Observ
         return Ok(Observed {
             apiserver: None,
             kubelets: BTreeMap::new(),
+            apiservers: BTreeMap::new(),
         });
     }
     let apiserver = read_server_version(ctx, call)?;
     let mut kubelets = BTreeMap::new();
+    let mut apiservers = BTreeMap::new();
     if apiserver.is_some() {
-        let call_ = KubeCall::Nodes;
-        let outcome = ctx.step_on(
-            call,
-            "skew_check",
-            "kubernetes",
-            Access::Read,
-            call_.describe(),
-            Effect::Kube(call_),
-        )?;
-        for node in outcome.data.as_array().into_iter().flatten() {
+        let read = |request: KubeCall| {
+            ctx.step_on(
+                call,
+                "skew_check",
+                "kubernetes",
+                Access::Read,
+                request.describe(),
+                Effect::Kube(request),
+            )
+        };
+        let nodes = read(KubeCall::Nodes)?;
+        for node in nodes.data.as_array().into_iter().flatten() {
             let name = node["name"].as_str().unwrap_or_default();
             let version = node["kubelet_version"].as_str().unwrap_or_default();
             if let Some(version) = KubeVersion::parse(version) {
                 kubelets.insert(name.to_owned(), version);
             }
         }
+        let pods = read(KubeCall::ApiserverVersions)?;
+        for pod in pods.data.as_array().into_iter().flatten() {
+            let node = pod["node"].as_str().unwrap_or_default();
+            let version = pod["version"].as_str().unwrap_or_default();
+            if let Some(version) = KubeVersion::parse(version) {
+                apiservers.insert(node.to_owned(), version);
+            }
+        }
+        ctx.host
+            .skew
+            .lock()
+            .expect("skew lock")
+            .apiserver_nodes
+            .extend(apiservers.keys().cloned());
     }
     Ok(Observed {
         apiserver,
         kubelets,
+        apiservers,
     })
 }
 
@@ -292,6 +314,32 @@ fn upgrade_apply(
                     return Err(refuse(ctx, position, ACTION, message));
                 }
             }
+            // HA: the other kube-apiservers stay where they are during this hop.
+            let mut apiservers = planned.apiservers(observed.apiservers);
+            apiservers.remove(&node.0.name);
+            let behind = skew::apiservers_left_behind(&apiservers, target);
+            if !behind.is_empty() {
+                let list: Vec<String> = behind
+                    .iter()
+                    .map(|(node, version)| format!("{node} at {version}"))
+                    .collect();
+                let what = format!(
+                    "refusing kubeadm upgrade apply {current} -> {target}: kube-apiserver on {} would be \
+                     more than one minor behind (HA apiservers stay within one minor); upgrade those \
+                     control-plane nodes first (kubeadm_upgrade_node)",
+                    list.join(", ")
+                );
+                if allow_skew {
+                    warnings.push(format!("skew guard overridden (allow_skew): {what}"));
+                } else {
+                    return Err(refuse(
+                        ctx,
+                        position,
+                        ACTION,
+                        format!("{what} (override: allow_skew: true)"),
+                    ));
+                }
+            }
             let kubelets = planned.kubelets(observed.kubelets);
             let outside = skew::kubelets_outside_skew(&kubelets, target);
             if !outside.is_empty() {
@@ -372,6 +420,8 @@ fn upgrade_apply(
     {
         let mut planned = ctx.host.skew.lock().expect("skew lock");
         planned.control_plane = Some(current.map_or(target, |c| c.max(target)));
+        planned.apiservers.insert(node.0.name.clone(), target);
+        planned.apiserver_nodes.insert(node.0.name.clone());
     }
     let mut map = outcome_map(&outcome);
     map.insert(
@@ -469,6 +519,16 @@ fn upgrade_node(
         failure.node = Some(node.0.name.clone());
         failure.command = Some(command);
         return Err(raise(position, failure));
+    }
+    // kubeadm upgrade node brings a control-plane node's apiserver to the cluster's version.
+    {
+        let mut planned = ctx.host.skew.lock().expect("skew lock");
+        if let Some(version) = planned.control_plane
+            && !config_only
+            && planned.apiserver_nodes.contains(&node.0.name)
+        {
+            planned.apiservers.insert(node.0.name.clone(), version);
+        }
     }
     Ok(outcome_map(&outcome))
 }

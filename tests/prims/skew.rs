@@ -74,9 +74,13 @@ struct Rehearsal {
 
 impl Rehearsal {
     fn new(playbook: &str) -> Self {
+        Self::of(CLUSTER, INVENTORY, playbook)
+    }
+
+    fn of(cluster: &str, inventory: &str, playbook: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-        std::fs::write(dir.path().join("inventory.toml"), INVENTORY).unwrap();
+        std::fs::write(dir.path().join("cluster.yaml"), cluster).unwrap();
+        std::fs::write(dir.path().join("inventory.toml"), inventory).unwrap();
         std::fs::write(dir.path().join("play.rhai"), playbook).unwrap();
         Self { dir }
     }
@@ -142,7 +146,7 @@ for v in ["1.21.14", "1.22.17"] { kubeadm_upgrade_apply(cp, v, #{ etcd_upgrade: 
     );
     // Each hop read the cluster first.
     let reads = commands(&out, "skew_check");
-    assert_eq!(reads.len(), 4, "{reads:?}");
+    assert_eq!(reads.len(), 6, "{reads:?}");
 
     // Skipping a minor within the same dry-run is refused too: 1.21 is planned, 1.23 is two up.
     let rehearsal = Rehearsal::new(
@@ -402,4 +406,88 @@ for v in version_path("1.20.15", "1.22", pkg_versions(cp, "kubeadm")) {
         ])
         .run();
     out.code(2).stderr_has("is not a full Kubernetes version");
+}
+
+/// Three control-plane nodes, each with its kube-apiserver static pod, at 1.20.15.
+fn ha_cluster() -> String {
+    let mut yaml = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for cp in ["cp-1", "cp-2", "cp-3"] {
+        yaml.push_str(&format!(
+            r#"- apiVersion: v1
+  kind: Node
+  metadata:
+    name: {cp}
+    labels:
+      kubernetes.io/hostname: {cp}
+      node-role.kubernetes.io/control-plane: ""
+  status:
+    conditions:
+    - {{type: Ready, status: "True", reason: KubeletReady}}
+    nodeInfo:
+      kubeletVersion: v1.20.15
+      kubeProxyVersion: v1.20.15
+      containerRuntimeVersion: containerd://1.6.20
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: kube-apiserver-{cp}
+    namespace: kube-system
+    labels:
+      component: kube-apiserver
+      tier: control-plane
+  spec:
+    nodeName: {cp}
+    containers:
+    - name: kube-apiserver
+      image: registry.k8s.io/kube-apiserver:v1.20.15
+  status:
+    phase: Running
+"#
+        ));
+    }
+    yaml
+}
+
+const HA_INVENTORY: &str = r#"
+[nodes.cp-1]
+host = "192.0.2.10"
+roles = ["control-plane"]
+
+[nodes.cp-2]
+host = "192.0.2.11"
+roles = ["control-plane"]
+
+[nodes.cp-3]
+host = "192.0.2.12"
+roles = ["control-plane"]
+"#;
+
+#[test]
+fn ha_apiservers_left_two_minors_behind_are_refused() {
+    // Two hops on the first control-plane node without upgrading the others in between.
+    let rehearsal = Rehearsal::of(
+        &ha_cluster(),
+        HA_INVENTORY,
+        r#"let cp = find_node("cp-1");
+kubeadm_upgrade_apply(cp, "1.21.14", #{});
+kubeadm_upgrade_apply(cp, "1.22.17", #{});
+"#,
+    );
+    rehearsal
+        .run(&[])
+        .code(3)
+        .stderr_has("refusing kubeadm upgrade apply 1.21.14 -> 1.22.17: kube-apiserver on cp-2 at")
+        .stderr_has("1.20.15 would be more than one minor behind");
+    // With kubeadm upgrade node on the others after each hop, as the procedure goes.
+    let rehearsal = Rehearsal::of(
+        &ha_cluster(),
+        HA_INVENTORY,
+        r#"let cp = find_node("cp-1");
+for v in ["1.21.14", "1.22.17"] {
+    kubeadm_upgrade_apply(cp, v, #{});
+    for other in ["cp-2", "cp-3"] { kubeadm_upgrade_node(find_node(other)); }
+}
+"#,
+    );
+    rehearsal.run(&[]).code(0);
 }
