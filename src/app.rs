@@ -11,7 +11,7 @@ use clap::Parser;
 use crate::Error;
 use crate::cli::{
     CheckArgs, Cli, Command, DocArgs, DocFormat, OutputFormat, ResumeArgs, RunArgs, RunsArgs,
-    RunsCommand,
+    RunsCommand, UnlockArgs,
 };
 use crate::effects::{DryRun, Effects};
 use crate::engine::{self, ModulePath};
@@ -49,6 +49,10 @@ pub fn main() -> u8 {
         Some(Command::Resume(args)) => {
             resume(&runtime, args, cli.verbosity.verbose, cli.verbosity.quiet)
         }
+        Some(Command::Unlock(args)) => {
+            Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
+            runtime.block_on(unlock(args))
+        }
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(crate::sim::run(command)).map(|()| 0)
@@ -64,6 +68,36 @@ pub fn main() -> u8 {
         Ok(code) => code,
         Err(e) => fail(&e),
     }
+}
+
+/// `krun unlock`: clears an expired lock, or breaks a live one with `--force`.
+async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
+    use crate::lock::{LockName, Unlocked};
+    let name = LockName::parse(&args.lock).map_err(Error::input)?;
+    let options = crate::kube::ClientOptions {
+        kubeconfig: args.kubeconfig,
+        context: args.context,
+    };
+    let kube = crate::kube::Kube::connect(&options).await?;
+    let by = format!(
+        "{}@{}",
+        crate::inventory::current_user(),
+        crate::journal::hostname()
+    );
+    match crate::lock::unlock(&kube, &name, args.force, &by).await? {
+        Unlocked::NotHeld => print(&format!("the lock {name} is not held\n")),
+        Unlocked::Expired(was) => {
+            tracing::warn!("cleared the expired lock {name}, held by {was}");
+            print(&format!(
+                "cleared the lock {name} (expired; was held by {was})\n"
+            ));
+        }
+        Unlocked::Broken(was) => {
+            tracing::warn!("broke the lock {name} held by {was}");
+            print(&format!("broke the lock {name}, held by {was}\n"));
+        }
+    }
+    Ok(0)
 }
 
 fn fail(error: &Error) -> u8 {
@@ -176,6 +210,11 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             .transpose()?,
         argv: masked_argv(),
         resume: None,
+        lock: if args.no_lock {
+            None
+        } else {
+            Some(crate::lock::LockName::parse(&args.lock).map_err(Error::input)?)
+        },
     })
 }
 

@@ -44,6 +44,8 @@ pub enum Command {
     Resume(ResumeArgs),
     /// List recorded runs, or show one: its state per node and where it stopped.
     Runs(RunsArgs),
+    /// Show or clear the cluster lock (a stale one, after its holder died).
+    Unlock(UnlockArgs),
     /// A simulated Kubernetes cluster that real kubectl accepts.
     #[command(subcommand)]
     Sim(crate::sim::SimCommand),
@@ -133,6 +135,19 @@ pub struct RunArgs {
     )]
     pub state_dir: PathBuf,
 
+    /// The Lease a run that changes the cluster holds, so no second upgrade runs at the same time.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        env = "KRUN_LOCK",
+        default_value = crate::lock::DEFAULT_LOCK
+    )]
+    pub lock: String,
+
+    /// Run without the cluster lock (when the API server itself is what needs fixing). Logged.
+    #[arg(long)]
+    pub no_lock: bool,
+
     /// Time limit for the whole run (e.g. 2h); unlimited when absent.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
@@ -153,6 +168,35 @@ pub struct Verbosity {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --force, only a lock whose holder stopped renewing it (expired) is \
+cleared; a live holder's lock is shown and left alone (exit 3). With --force the lock is broken \
+whoever holds it, and the Lease records who broke it."
+)]
+pub struct UnlockArgs {
+    /// Break the lock even though its holder is still renewing it.
+    #[arg(long)]
+    pub force: bool,
+
+    /// The Lease to clear.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        env = "KRUN_LOCK",
+        default_value = crate::lock::DEFAULT_LOCK
+    )]
+    pub lock: String,
+
+    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,64 @@ pub struct Step {
     pub target: String,
     pub access: Access,
     pub origin: Origin,
+    /// How a resumed run settles this step if krun died while it ran.
+    pub recheck: Recheck,
+}
+
+/// How a step whose outcome the journal does not know (krun was killed while it ran) is settled
+/// when the run is resumed. The primitive that builds the step knows; the boundary applies it.
+#[derive(Clone, Default)]
+pub enum Recheck {
+    /// Nothing tells whether it happened: the operator checks and decides
+    /// (`krun resume --retry-unknown`).
+    #[default]
+    Ask,
+    /// Doing it again reaches the same state (a cordon, a file write, `systemctl restart`, a
+    /// wait): it simply runs again.
+    Rerun,
+    /// This read tells whether it happened. When `done` says so, the step counts as done (not
+    /// executed again); otherwise it runs.
+    ReadBack {
+        probe: Box<Effect>,
+        /// How the plan and the journal show the probe.
+        shown: String,
+        done: Arc<dyn Fn(&Outcome) -> bool + Send + Sync>,
+    },
+}
+
+impl Recheck {
+    /// A read-back by a command on a node that exits 0 exactly when the step's change is in place.
+    pub fn command(node: Arc<NodeSpec>, command: String) -> Self {
+        Recheck::ReadBack {
+            shown: command.clone(),
+            probe: Box::new(Effect::Exec {
+                node,
+                command,
+                timeout: Some(Duration::from_secs(60)),
+            }),
+            done: Arc::new(|outcome: &Outcome| outcome.exit_code == 0),
+        }
+    }
+
+    /// What an effect's kind implies when its primitive says nothing more.
+    pub fn infer(effect: &Effect) -> Self {
+        match effect {
+            Effect::WriteFile { .. } | Effect::Poll { .. } => Recheck::Rerun,
+            Effect::Kube(call) if call.converges() => Recheck::Rerun,
+            Effect::Etcd(call) => call.recheck(),
+            Effect::Kube(_) | Effect::Exec { .. } => Recheck::Ask,
+        }
+    }
+}
+
+impl std::fmt::Debug for Recheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recheck::Ask => f.write_str("Ask"),
+            Recheck::Rerun => f.write_str("Rerun"),
+            Recheck::ReadBack { shown, .. } => write!(f, "ReadBack({shown})"),
+        }
+    }
 }
 
 /// The result of a performed (or recorded) effect.
@@ -362,6 +420,16 @@ impl std::fmt::Display for StepFailure {
     }
 }
 
+/// How an unknown step was settled on resume.
+enum Settled {
+    /// Run it; the text says why, for the log and the journal.
+    Run(String),
+    /// It had happened: this outcome stands for it.
+    Done(Outcome, String),
+    /// The operator must decide; the text adds what was tried.
+    Ask(String),
+}
+
 /// The boundary itself: a performer plus the recorder, shared by every run of a command.
 pub struct Effects {
     performer: Box<dyn Performer>,
@@ -395,6 +463,46 @@ impl Effects {
 
     pub fn is_dry_run(&self) -> bool {
         self.performer.is_dry_run()
+    }
+
+    /// Decides what to do with a step the run being resumed left with an unknown outcome.
+    async fn settle(&self, step: &Step, retry_unknown: bool) -> Settled {
+        if retry_unknown {
+            return Settled::Run("running it again (--retry-unknown)".to_owned());
+        }
+        match &step.recheck {
+            Recheck::Ask => Settled::Ask(String::new()),
+            Recheck::Rerun => Settled::Run(format!(
+                "running it again: {} twice reaches the same state",
+                step.action
+            )),
+            Recheck::ReadBack { probe, shown, done } => {
+                let context = PerformContext {
+                    cancel: self.cancel.child_token(),
+                    on_output: Box::new(|_: &str| {}),
+                };
+                let shown = self.recorder.redact(shown);
+                match self.performer.perform(Access::Read, probe, &context).await {
+                    Ok(read) if done(&read.outcome) => Settled::Done(
+                        Outcome {
+                            exit_code: 0,
+                            observed: true,
+                            data: read.outcome.data,
+                            ..Outcome::default()
+                        },
+                        format!(
+                            "read back with `{shown}`: it had happened, so it is not run again"
+                        ),
+                    ),
+                    Ok(_) => Settled::Run(format!(
+                        "read back with `{shown}`: it had not happened, so it runs now"
+                    )),
+                    Err(e) => {
+                        Settled::Ask(format!(" (reading it back with `{shown}` failed: {e})"))
+                    }
+                }
+            }
+        }
     }
 
     pub fn recorder(&self) -> &Arc<Recorder> {
@@ -438,6 +546,7 @@ impl Effects {
             return Err(fail(EffectError::Cancelled.to_string()));
         }
         let shown = self.recorder.redact(&shown);
+        let mut resolved: Option<String> = None;
         let seq = self.recorder.begin(
             run,
             StepRecord::new(
@@ -469,22 +578,53 @@ impl Effects {
                     return Ok(outcome);
                 }
                 Replayed::Unknown { seq, command } => {
-                    let message = format!(
-                        "step {seq} (`{command}`) on {} was interrupted or its result was never recorded: it may or may \
-                         not have happened. Check the node, then resume with --retry-unknown to run it again",
-                        step.target
-                    );
-                    self.recorder.finish(
-                        run,
-                        seq,
-                        StepResult {
-                            error: Some(message.clone()),
-                            ..StepResult::default()
-                        },
-                    );
-                    let mut failure = fail(message);
-                    failure.kind = Kind::Refused;
-                    return Err(failure);
+                    match self.settle(&step, replay.retry_unknown()).await {
+                        Settled::Run(how) => {
+                            tracing::warn!(
+                                "[{}] step {seq} (`{command}`) was interrupted in the run being resumed; {how}",
+                                step.target
+                            );
+                            resolved = Some(how);
+                        }
+                        Settled::Done(outcome, how) => {
+                            tracing::warn!(
+                                "[{}] step {seq} (`{command}`) was interrupted in the run being resumed; {how}",
+                                step.target
+                            );
+                            self.recorder.finish(
+                                run,
+                                seq,
+                                StepResult {
+                                    exit_code: Some(outcome.exit_code),
+                                    observed: true,
+                                    stdout: Some(String::new()),
+                                    stderr: Some(String::new()),
+                                    data: outcome.data.clone(),
+                                    resolved: Some(how),
+                                    ..StepResult::default()
+                                },
+                            );
+                            return Ok(outcome);
+                        }
+                        Settled::Ask(why) => {
+                            let message = format!(
+                                "step {seq} (`{command}`) on {} was interrupted or its result was never recorded: it may or may \
+                                 not have happened{why}. Check the node, then resume with --retry-unknown to run it again",
+                                step.target
+                            );
+                            self.recorder.finish(
+                                run,
+                                seq,
+                                StepResult {
+                                    error: Some(message.clone()),
+                                    ..StepResult::default()
+                                },
+                            );
+                            let mut failure = fail(message);
+                            failure.kind = Kind::Refused;
+                            return Err(failure);
+                        }
+                    }
                 }
                 Replayed::Execute => {}
             }
@@ -531,6 +671,7 @@ impl Effects {
                             .then(|| self.recorder.redact(&outcome.stderr)),
                         replayed: false,
                         data: self.recorder.redact_json(&outcome.data),
+                        resolved,
                     },
                 );
                 Ok(outcome)
@@ -551,6 +692,7 @@ impl Effects {
                         executed: false,
                         diff: None,
                         error: Some(self.recorder.redact(&message)),
+                        resolved,
                         ..StepResult::default()
                     },
                 );

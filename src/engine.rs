@@ -24,11 +24,34 @@ const MAX_ARRAY_SIZE: usize = 1_000_000;
 const MAX_MAP_SIZE: usize = 100_000;
 
 /// The stdlib modules compiled into the binary: (import path, file name, source).
-pub const STDLIB: &[(&str, &str, &str)] = &[(
-    "versions",
-    "stdlib/versions.rhai",
-    include_str!("../stdlib/versions.rhai"),
-)];
+pub const STDLIB: &[(&str, &str, &str)] = &[
+    (
+        "versions",
+        "stdlib/versions.rhai",
+        include_str!("../stdlib/versions.rhai"),
+    ),
+    (
+        "node",
+        "stdlib/node.rhai",
+        include_str!("../stdlib/node.rhai"),
+    ),
+    (
+        "kubeadm",
+        "stdlib/kubeadm.rhai",
+        include_str!("../stdlib/kubeadm.rhai"),
+    ),
+    (
+        "runtime",
+        "stdlib/runtime.rhai",
+        include_str!("../stdlib/runtime.rhai"),
+    ),
+    (
+        "crio",
+        "stdlib/crio.rhai",
+        include_str!("../stdlib/crio.rhai"),
+    ),
+    ("os", "stdlib/os.rhai", include_str!("../stdlib/os.rhai")),
+];
 
 /// Where `import` looks for modules, in order.
 #[derive(Debug, Clone, Default)]

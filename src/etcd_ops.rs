@@ -52,6 +52,56 @@ pub enum EtcdCall {
 }
 
 impl EtcdCall {
+    /// How a resumed run settles this call if krun died while it ran: membership changes are
+    /// read back from the member list (a removal that happened must not be retried: the name
+    /// might by then belong to a re-added member), everything else runs again.
+    pub fn recheck(&self) -> crate::effects::Recheck {
+        use crate::effects::{Effect, Recheck};
+        fn members(done: impl Fn(&[Value]) -> bool + Send + Sync + 'static) -> Recheck {
+            Recheck::ReadBack {
+                probe: Box::new(Effect::Etcd(EtcdCall::Members)),
+                shown: "etcd member list".to_owned(),
+                done: std::sync::Arc::new(move |outcome: &crate::effects::Outcome| {
+                    outcome.data.as_array().is_some_and(|members| done(members))
+                }),
+            }
+        }
+        let names = |m: &Value, wanted: &str| {
+            m["name"].as_str() == Some(wanted)
+                || m["id"].as_str().is_some_and(|id| {
+                    id.trim_start_matches("0x")
+                        .eq_ignore_ascii_case(wanted.trim_start_matches("0x"))
+                })
+        };
+        match self {
+            EtcdCall::Remove { member, .. } => {
+                let member = member.clone();
+                members(move |list: &[Value]| !list.iter().any(|m| names(m, &member)))
+            }
+            EtcdCall::Add {
+                name, peer_urls, ..
+            } => {
+                let (name, peer_urls) = (name.clone(), peer_urls.clone());
+                members(move |list: &[Value]| {
+                    list.iter().any(|m| {
+                        m["name"].as_str() == Some(name.as_str())
+                            || m["peer_urls"].as_array().is_some_and(|urls| {
+                                urls.iter().any(|u| peer_urls.iter().any(|p| u == p))
+                            })
+                    })
+                })
+            }
+            EtcdCall::Promote { member, .. } => {
+                let member = member.clone();
+                members(move |list: &[Value]| {
+                    list.iter()
+                        .any(|m| names(m, &member) && m["is_learner"] == false)
+                })
+            }
+            _ => Recheck::Rerun,
+        }
+    }
+
     /// How the plan shows the call.
     pub fn describe(&self) -> String {
         let guard = |mode: &GuardMode| {

@@ -100,6 +100,14 @@ fn new_id() -> String {
     format!("{}-{salt:06x}", now.format("%Y%m%dT%H%M%SZ"))
 }
 
+/// This machine's host name, for the journal and the cluster lock.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// A hex SHA-256 of a playbook's text.
 pub fn content_hash(text: &str) -> String {
     use sha2::Digest;

@@ -53,6 +53,25 @@ pub enum KubeCall {
 }
 
 impl KubeCall {
+    /// Whether doing the call again reaches the same state: what a resumed run needs to know
+    /// about a call that was interrupted. A second cordon or uncordon changes nothing, a drain
+    /// plans again from the pods still there, an eviction of a pod that is gone answers "gone",
+    /// and reads and waits change nothing at all.
+    pub fn converges(&self) -> bool {
+        match self {
+            KubeCall::ServerVersion
+            | KubeCall::Nodes
+            | KubeCall::NodeInfo { .. }
+            | KubeCall::PodsOn { .. }
+            | KubeCall::Pdbs
+            | KubeCall::Cordon { .. }
+            | KubeCall::Uncordon { .. }
+            | KubeCall::Drain { .. }
+            | KubeCall::Evict { .. }
+            | KubeCall::WaitReady { .. } => true,
+        }
+    }
+
     /// How the plan shows the call (close to the kubectl command a person would type).
     pub fn describe(&self) -> String {
         match self {

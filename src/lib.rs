@@ -21,6 +21,7 @@ pub mod journal;
 pub mod kube;
 pub mod kube_ops;
 pub mod kubelet_config;
+pub mod lock;
 pub mod node;
 pub mod output;
 pub mod params;

@@ -164,7 +164,19 @@ pub fn summary(runs: &[RunRecord]) -> String {
                     .map(|(file, line)| format!(" [{}:{line}]", short_path(file)))
                     .unwrap_or_default();
                 let message = failure.map(|f| first_line(&f.message)).unwrap_or_default();
-                format!("{word}{at}{line}: {message}")
+                let mut text = format!("{word}{at}{line}: {message}");
+                for node in failure
+                    .map(|f| f.left_cordoned.as_slice())
+                    .unwrap_or_default()
+                {
+                    let _ = write!(
+                        text,
+                        "\n  {:<16} {node} is left CORDONED: fix the cause, then resume the run \
+                         (or `kubectl uncordon {node}` to return it to service as it is)",
+                        ""
+                    );
+                }
+                text
             }
         };
         let _ = writeln!(out, "  {:<16} {status}", run.name);

@@ -50,6 +50,9 @@ pub struct StepRecord {
     /// Structured result of an API step (etcd membership after a change, …).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
+    /// On resume: how a step left with an unknown outcome was settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
 }
 
 impl StepRecord {
@@ -70,6 +73,7 @@ impl StepRecord {
             error: None,
             replayed: false,
             data: serde_json::Value::Null,
+            resolved: None,
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct StepResult {
     /// The result came from the journal of an earlier run (`krun resume`).
     pub replayed: bool,
     pub data: serde_json::Value,
+    /// On resume: how a step left with an unknown outcome was settled.
+    pub resolved: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +116,10 @@ pub struct RunFailure {
     pub file: Option<String>,
     pub line: Option<usize>,
     pub exit_code: u8,
+    /// Nodes this run cordoned (or drained) and did not uncordon: they stay out of service
+    /// until the run is resumed or someone uncordons them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_cordoned: Vec<String>,
 }
 
 /// Everything recorded for one run.
@@ -124,6 +134,24 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     #[serde(skip)]
     unobserved: bool,
+}
+
+impl RunRecord {
+    /// Nodes a cordon or drain of this run took out of service and no later uncordon returned,
+    /// judged from the steps that were carried out.
+    pub fn left_cordoned(&self) -> Vec<String> {
+        let mut cordoned: Vec<String> = Vec::new();
+        for step in self.steps.iter().filter(|s| s.executed || s.replayed) {
+            match step.action.as_str() {
+                "cordon" | "drain" if !cordoned.contains(&step.node) => {
+                    cordoned.push(step.node.clone());
+                }
+                "uncordon" if step.error.is_none() => cordoned.retain(|n| n != &step.node),
+                _ => {}
+            }
+        }
+        cordoned
+    }
 }
 
 /// Progress notifications for the terminal display.
@@ -255,6 +283,7 @@ impl Recorder {
             let mut runs = self.runs.lock().expect("runs lock");
             let mut failure = failure;
             failure.message = self.redact(&failure.message);
+            failure.left_cordoned = runs[run.0].left_cordoned();
             runs[run.0].failure = Some(failure.clone());
             drop(runs);
             self.journal_entry(
@@ -316,6 +345,7 @@ impl Recorder {
                 "stderr": result.stderr,
                 "replayed": result.replayed,
                 "data": result.data,
+                "resolved": result.resolved,
             }),
             false,
         );
@@ -334,6 +364,7 @@ impl Recorder {
         step.error = result.error;
         step.replayed = result.replayed;
         step.data = result.data;
+        step.resolved = result.resolved;
     }
 
     pub fn run_name(&self, run: RunId) -> String {

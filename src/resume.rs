@@ -179,7 +179,8 @@ impl JournalView {
 pub enum Replayed {
     /// Done before: return this result instead of executing.
     Done(Outcome),
-    /// Its outcome is unknown and it changes things: refuse without `--retry-unknown`.
+    /// Its outcome is unknown and it changes things: the step's [`crate::effects::Recheck`]
+    /// settles it, or `--retry-unknown`.
     Unknown { seq: usize, command: String },
     /// Not recorded (or the run stopped here with a known result): execute it.
     Execute,
@@ -210,6 +211,11 @@ impl Replay {
             finished_ok,
             retry_unknown,
         }
+    }
+
+    /// Whether `--retry-unknown` was given.
+    pub fn retry_unknown(&self) -> bool {
+        self.retry_unknown
     }
 
     /// Decides for step `seq` of run `run`, which the playbook now asks for with `action` and
@@ -252,7 +258,7 @@ impl Replay {
             // The step completed with a known (failed) result: running it again is the retry.
             (Some(done), _) if done["error"].is_null() => Replayed::Execute,
             // No result, or interrupted mid-way: a change may or may not have happened.
-            _ if access == Access::Read || self.retry_unknown => Replayed::Execute,
+            _ if access == Access::Read => Replayed::Execute,
             _ => Replayed::Unknown {
                 seq,
                 command: command.to_owned(),

@@ -55,6 +55,8 @@ pub struct RunSettings {
     pub argv: Vec<String>,
     /// Resuming: the journal being resumed and its replay.
     pub resume: Option<(String, Arc<crate::resume::Replay>)>,
+    /// The cluster lock a run that changes things holds; `None` with `--no-lock`.
+    pub lock: Option<crate::lock::LockName>,
 }
 
 /// What a run produced: the JSON document of `--output json`.
@@ -113,6 +115,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         pool.clone(),
         Arc::clone(&settings.inventory),
     ));
+    let cluster = Arc::clone(&kube);
     let performer: Box<dyn Performer> = match (settings.dry_run, settings.offline) {
         (false, _) => Box::new(Live {
             transport,
@@ -190,6 +193,11 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     if let Some(journal) = &journal {
         recorder.set_journal(Arc::clone(journal));
     }
+    let lock = if settings.dry_run {
+        None
+    } else {
+        take_lock(&settings, &cluster, journal.as_deref(), cancel.clone()).await?
+    };
     let runs: Vec<(RunId, Option<Node>)> = if settings.nodes.is_empty() {
         vec![(recorder.add_run("cluster", None), None)]
     } else {
@@ -241,9 +249,15 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     }
     signals.abort();
     pool.close().await;
+    let lock_lost = lock.as_ref().is_some_and(crate::lock::ClusterLock::lost);
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
 
     let nodes = recorder.runs();
-    let exit_code = if cancel.is_cancelled() {
+    let exit_code = if lock_lost {
+        Kind::Refused.exit_code()
+    } else if cancel.is_cancelled() {
         Kind::Interrupted.exit_code()
     } else {
         nodes
@@ -280,6 +294,61 @@ fn params_json(
             (k.clone(), shown)
         })
         .collect()
+}
+
+/// Takes the cluster lock for a run that changes things, after checking kured's. No lock when
+/// no cluster is configured at all (a playbook that only talks to nodes over ssh) or with
+/// `--no-lock`; a configured cluster that cannot be reached refuses, since krun cannot tell
+/// whether another upgrade is running.
+async fn take_lock(
+    settings: &RunSettings,
+    kube: &crate::kube_ops::KubeService,
+    journal: Option<&crate::journal::Journal>,
+    cancel: CancellationToken,
+) -> crate::Result<Option<crate::lock::ClusterLock>> {
+    let note = |fields: serde_json::Value| {
+        if let Some(journal) = journal {
+            journal.record(crate::journal::entry("lock", "cluster", fields), true);
+        }
+    };
+    let Some(name) = &settings.lock else {
+        tracing::warn!(
+            "running WITHOUT the cluster lock (--no-lock): nothing stops a second upgrade"
+        );
+        note(serde_json::json!({ "lock": null, "override": "--no-lock" }));
+        return Ok(None);
+    };
+    if crate::kube::nothing_configured(&settings.kube) {
+        tracing::debug!("no cluster configured: running without the cluster lock");
+        return Ok(None);
+    }
+    let client = kube
+        .client()
+        .await
+        .map_err(|e| crate::lock::LockError::Unavailable {
+            lock: name.clone(),
+            message: e.to_string(),
+        })?;
+    let refused = |e: crate::lock::LockError| {
+        note(serde_json::json!({ "lock": name.to_string(), "refused": e.to_string() }));
+        crate::Error::from(e)
+    };
+    crate::lock::check_kured(client).await.map_err(refused)?;
+    let me = crate::lock::Holder {
+        user: crate::inventory::current_user(),
+        host: crate::journal::hostname(),
+        run_id: journal.map_or_else(
+            || format!("pid-{}", std::process::id()),
+            |j| j.id().to_owned(),
+        ),
+        playbook: settings.playbook.display().to_string(),
+        resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
+    };
+    let lock = crate::lock::acquire(client, name, &me, cancel)
+        .await
+        .map_err(refused)?;
+    note(serde_json::json!({ "lock": name.to_string(), "holder": me.identity() }));
+    Ok(Some(lock))
 }
 
 /// Starts the in-process simulator a rehearsal runs against.
@@ -380,10 +449,7 @@ fn open_journal(
         dry_run: settings.dry_run,
         krun_version: env!("CARGO_PKG_VERSION").to_owned(),
         user: crate::inventory::current_user(),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+        host: crate::journal::hostname(),
         started_at: chrono::Utc::now().to_rfc3339(),
         argv: settings.argv.clone(),
         cwd: std::env::current_dir()
@@ -465,6 +531,7 @@ fn run_one(
                     } else {
                         diagnostic.kind.exit_code()
                     },
+                    left_cordoned: Vec::new(),
                 },
             );
             Some(diagnostic)

@@ -117,6 +117,30 @@ pub fn choose_source(options: &ClientOptions, env: &Environment) -> KubeResult<S
     })
 }
 
+/// True when no cluster is configured at all: no `--kubeconfig`, none of the files kubectl
+/// would read exists, and not running inside a cluster. A run then talks to nodes only.
+pub fn nothing_configured(options: &ClientOptions, env: &Environment) -> bool {
+    if options.kubeconfig.is_some() || env.in_cluster {
+        return false;
+    }
+    let listed: Vec<PathBuf> = env
+        .kubeconfig_var
+        .as_ref()
+        .map(|value| std::env::split_paths(value).collect())
+        .unwrap_or_default();
+    let listed: Vec<PathBuf> = listed
+        .into_iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if listed.is_empty() {
+        env.home
+            .as_ref()
+            .is_none_or(|home| !home.join(".kube").join("config").exists())
+    } else {
+        listed.iter().all(|p| !p.exists())
+    }
+}
+
 fn read(path: &Path) -> KubeResult<Kubeconfig> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::Config {
         source_desc: path.display().to_string(),

@@ -27,6 +27,11 @@ use kube::api::{Api, ListParams};
 
 pub use client::ClientOptions;
 pub use drain::{DrainEvent, DrainOptions, DrainPreview, DrainReport, EvictionBypass};
+/// See [`client::nothing_configured`], for this process's environment.
+pub fn nothing_configured(options: &ClientOptions) -> bool {
+    client::nothing_configured(options, &client::Environment::current())
+}
+
 pub use drain_plan::{DrainFilters, DrainPlan, PodAction, Refusal, SkipReason};
 pub use error::{KubeError, KubeResult};
 pub use eviction::{EvictOptions, EvictionAnswer, EvictionApi, EvictionReport, RetryPolicy};

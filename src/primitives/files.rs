@@ -1,4 +1,5 @@
-//! `upload` copies a local file to a node; `render` renders a template shipped with the playbook.
+//! `upload` copies a local file to a node; `write_file` writes a string; `render` renders a
+//! template shipped with the playbook.
 
 use std::sync::Arc;
 
@@ -62,6 +63,53 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     node: Arc::clone(node.spec()),
                     path: remote.to_owned(),
                     content,
+                    mode,
+                },
+            )?;
+            Ok(())
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "write_file",
+        &[
+            "node: Node",
+            "remote_path: &str",
+            "content: &str",
+            "mode: int | string",
+            "()",
+        ],
+        "Writes `content` to `remote_path` on `node` atomically, with permission bits `mode`\n\
+         (a systemd unit, a small config). In a dry-run the plan shows a diff against the node's\n\
+         current file. For anything with structure, prefer `render` with a template.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext,
+              node: Node,
+              remote: &str,
+              content: &str,
+              mode: Dynamic|
+              -> RhaiResult<()> {
+            let position = call.call_position();
+            let mode = file_mode(&mode)
+                .map_err(|m| raise(position, ctx.failure("write_file", Kind::Input, m)))?;
+            let shown = format!(
+                "write {}:{remote} (mode {mode:04o}, {} bytes)",
+                node.0.name,
+                content.len()
+            );
+            ctx.step(
+                &call,
+                "write_file",
+                &node,
+                Access::Change,
+                shown,
+                Effect::WriteFile {
+                    node: Arc::clone(node.spec()),
+                    path: remote.to_owned(),
+                    content: content.as_bytes().to_vec(),
                     mode,
                 },
             )?;

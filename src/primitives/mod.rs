@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext, Position};
 
-use crate::effects::{Access, Effect, Effects, Outcome, Step, StepFailure};
+use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
 use crate::error::Kind;
 use crate::inventory::Inventory;
 use crate::node::Node;
@@ -104,11 +104,29 @@ impl RunContext {
         shown: String,
         effect: Effect,
     ) -> RhaiResult<Outcome> {
+        let recheck = Recheck::infer(&effect);
+        self.step_rechecked(call, action, node, access, shown, effect, recheck)
+    }
+
+    /// [`RunContext::step`], saying how a resumed run settles the step if krun died while it
+    /// ran (a package install reads the installed version back, a `systemctl start` reruns).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_rechecked(
+        &self,
+        call: &NativeCallContext,
+        action: &'static str,
+        node: &Node,
+        access: Access,
+        shown: String,
+        effect: Effect,
+        recheck: Recheck,
+    ) -> RhaiResult<Outcome> {
         let step = Step {
             action,
             target: node.0.name.clone(),
             access,
             origin: origin(call),
+            recheck,
         };
         self.host
             .effects
@@ -131,6 +149,7 @@ impl RunContext {
             target: target.to_owned(),
             access,
             origin: origin(call),
+            recheck: Recheck::infer(&effect),
         };
         self.host
             .effects

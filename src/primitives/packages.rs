@@ -6,7 +6,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 
 use super::{RhaiResult, RunContext, primitive, raise, tail};
-use crate::effects::{Access, Effect};
+use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::node::Node;
 use crate::quote::{join, quote};
@@ -367,13 +367,14 @@ pub(super) fn install(
         return Ok(());
     };
     let command = manager.install_command(name, version);
-    let outcome = ctx.step(
+    let outcome = ctx.step_rechecked(
         call,
         "pkg_install",
         node,
         Access::Change,
         super::kubeadm::with_warnings(&command, &warnings),
         exec(node, command.clone()),
+        install_recheck(manager, node, name, version),
     )?;
     if outcome.exit_code != 0 {
         let mut failure = ctx.failure(
@@ -415,6 +416,27 @@ pub(super) fn install(
         }
     }
     Ok(())
+}
+
+/// How a resumed run settles an install krun died during: a pinned version is read back (the
+/// package is not installed twice), anything else is installed again, which package managers
+/// treat as a no-op when it is in place.
+fn install_recheck(manager: PackageManager, node: &Node, name: &str, version: &str) -> Recheck {
+    if version.is_empty() || is_local_file(name) {
+        return Recheck::Rerun;
+    }
+    let wanted = version.to_owned();
+    Recheck::ReadBack {
+        shown: manager.version_command(name),
+        probe: Box::new(exec(node, manager.version_command(name))),
+        done: Arc::new(move |outcome: &crate::effects::Outcome| {
+            let installed = manager.parse_version(&outcome.stdout);
+            outcome.exit_code == 0
+                && installed.strip_prefix(wanted.as_str()).is_some_and(|rest| {
+                    !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                })
+        }),
+    }
 }
 
 fn exec(node: &Node, command: String) -> Effect {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 
 use super::{RhaiResult, RunContext, duration_value, option, outcome_map, primitive, raise, tail};
-use crate::effects::{Access, Effect};
+use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::node::Node;
 
@@ -13,7 +13,10 @@ const SH_DOC: &str = "Runs `cmd` on `node` and returns `#{ code, stdout, stderr,
 `cmd` is a string (a shell command, used as written) or an array of words (each one quoted).\n\
 A non-zero exit fails the step with the node, command, exit code and the end of stderr,\n\
 unless `opts` has `allow_fail: true`. `opts.timeout` (\"10m\" or seconds) overrides\n\
-`--command-timeout`. In a dry-run the command is recorded, not run.";
+`--command-timeout`. `opts.check` is a read-only command that exits 0 exactly when `cmd`'s\n\
+change is in place (`\"test -b /dev/vg0/runtime\"`): if krun dies while `cmd` runs, `krun resume`\n\
+runs the check instead of asking the operator (`--retry-unknown`). `opts.rerun: true` says\n\
+running `cmd` twice is harmless. In a dry-run the command is recorded, not run.";
 
 const PROBE_DOC: &str = "Like `sh`, for a command the playbook declares read-only: it runs in a\n\
 dry-run too, so the plan is built from the node's real state. With `--offline` or an\n\
@@ -72,7 +75,14 @@ fn run(
             )
         })?,
     };
-    let outcome = ctx.step(
+    let check = option::<String>(opts, "check", ctx, action, position)?;
+    let rerun = option::<bool>(opts, "rerun", ctx, action, position)?.unwrap_or(false);
+    let recheck = match check {
+        Some(check) => Recheck::command(Arc::clone(node.spec()), check),
+        None if rerun => Recheck::Rerun,
+        None => Recheck::Ask,
+    };
+    let outcome = ctx.step_rechecked(
         call,
         action,
         node,
@@ -83,6 +93,7 @@ fn run(
             command: command.clone(),
             timeout: Some(timeout),
         },
+        recheck,
     )?;
     if outcome.exit_code != 0 && !allow_fail {
         let mut failure = ctx.failure(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, Map, NativeCallContext};
 
 use super::{RhaiResult, RunContext, duration_value, outcome_map, primitive, raise, tail};
-use crate::effects::{Access, Effect};
+use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::node::Node;
 use crate::quote::quote;
@@ -68,7 +68,8 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             } else {
                 format!("systemctl {verb} {}", quote(unit))
             };
-            let outcome = ctx.step(
+            // Every verb krun knows moves a unit to a state; repeating it changes nothing more.
+            let outcome = ctx.step_rechecked(
                 &call,
                 "systemctl",
                 &node,
@@ -79,6 +80,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     command: command.clone(),
                     timeout: Some(ctx.host.command_timeout),
                 },
+                Recheck::Rerun,
             )?;
             if access == Access::Change && outcome.exit_code != 0 {
                 let mut failure = ctx.failure(

@@ -2,6 +2,8 @@
 //! the ssh transport together.
 
 mod host_keys;
+mod lab;
+mod sop;
 mod resume;
 mod runs;
 mod signals;
@@ -45,6 +47,17 @@ impl Setup {
     }
 
     /// `krun PLAYBOOK --inventory INVENTORY` plus `args`.
+    /// The arguments [`Setup::krun`] passes, for a krun started by hand (to be killed).
+    pub fn krun_args(&self, args: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut all = vec![
+            self.playbook.clone().into_os_string(),
+            "--inventory".into(),
+            self.inventory.clone().into_os_string(),
+        ];
+        all.extend(args.iter().map(Into::into));
+        all
+    }
+
     pub fn krun(&self, args: &[&str]) -> crate::cli::Krun {
         crate::cli::Krun::new()
             .args([

@@ -131,3 +131,121 @@ fn resume_after_a_failure_and_after_a_crash() {
         "one\nthree ok\n"
     );
 }
+
+/// Kills krun while `step` (step 1) runs, then resumes without `--retry-unknown`: the step's
+/// own recheck settles it. Returns the resumed run's JSON and the resumed journal's text.
+fn crash_in_step_one_then_resume(fleet: &Fleet, playbook: &str) -> (serde_json::Value, String) {
+    let node = fleet.node("n1");
+    for file in ["started", "go", "marks"] {
+        let _ = std::fs::remove_file(node.dir().join(file));
+    }
+    let setup = Setup::new(fleet, playbook);
+    let state = setup.dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_krun"))
+        .args(setup.krun_args(&["--node", "n1", "--state-dir", state_arg]))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node.dir().join("started").exists() {
+        assert!(Instant::now() < deadline, "step 1 never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let crashed = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .max()
+        .unwrap();
+    std::fs::write(node.dir().join("go"), "").unwrap();
+    let out = crate::cli::Krun::new()
+        .args([
+            "resume",
+            &crashed,
+            "--state-dir",
+            state_arg,
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(0);
+    let json = out.json();
+    let resumed = json["run_id"].as_str().unwrap().to_owned();
+    let journal =
+        std::fs::read_to_string(state.join("runs").join(resumed).join("journal.jsonl")).unwrap();
+    (json, journal)
+}
+
+#[test]
+fn a_step_with_a_read_back_is_settled_without_asking() {
+    let Some(fleet) = Fleet::start(1) else { return };
+    let node = fleet.node("n1");
+
+    // The change (the mark) was made before the crash: the check sees it, the step is not run
+    // again, the playbook goes on.
+    let (json, journal) = crash_in_step_one_then_resume(
+        &fleet,
+        r#"
+sh(node, "echo mark >> $KRUN_NODE_DIR/marks; touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60",
+   #{ check: "grep -q mark $KRUN_NODE_DIR/marks" });
+sh(node, "echo after >> $KRUN_NODE_DIR/marks");
+"#,
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.dir().join("marks")).unwrap(),
+        "mark\nafter\n",
+        "the settled step ran again, or the next one did not run"
+    );
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    let resolved = steps[0]["resolved"].as_str().unwrap_or_default();
+    assert!(
+        resolved.contains("read back with `grep -q mark") && resolved.contains("not run again"),
+        "{steps:#?}"
+    );
+    assert!(
+        journal.contains("\"resolved\":\"read back with"),
+        "the journal does not say how the step was settled:\n{journal}"
+    );
+
+    // The change had not been made: the check says so and the step runs.
+    let (json, _) = crash_in_step_one_then_resume(
+        &fleet,
+        r#"
+sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60; echo mark >> $KRUN_NODE_DIR/marks",
+   #{ check: "grep -q mark $KRUN_NODE_DIR/marks" });
+"#,
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.dir().join("marks")).unwrap(),
+        "mark\n"
+    );
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["executed"], true, "{steps:#?}");
+    assert!(
+        steps[0]["resolved"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("it had not happened, so it runs now"),
+        "{steps:#?}"
+    );
+
+    // A step that says running it twice is harmless just runs again.
+    let (json, _) = crash_in_step_one_then_resume(
+        &fleet,
+        r#"
+sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60", #{ rerun: true });
+"#,
+    );
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    assert!(
+        steps[0]["resolved"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("twice reaches the same state"),
+        "{steps:#?}"
+    );
+}

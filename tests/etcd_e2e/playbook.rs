@@ -384,3 +384,48 @@ async fn a_failing_hook_stops_the_playbook_at_that_member() {
         assert_eq!(fleet.node(node).sessions(), 0, "the hook ran on {node}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dying_mid_upgrade_stops_the_playbook_before_the_next_member() {
+    let Some(fleet) = Fleet::start(3) else { return };
+    let Some(cluster) = three_members().await else {
+        return;
+    };
+    lead(&cluster, "m1").await;
+    let files = Files::new(&inventory(&cluster, Some(&fleet)));
+    let victim = cluster.member("m2").pid().expect("m2 runs");
+    let snapshot = files.dir.path().join("before.db");
+    // While "upgrading" m0, another member (m2) dies, as a disk or an OOM kill would have it.
+    let out = files.krun(
+        Path::new(PLAYBOOK),
+        &[
+            "--set",
+            &format!("upgrade_cmd=test {{member}} != m0 || kill -9 {victim}"),
+            "--set",
+            &format!("snapshot={}", snapshot.display()),
+            "--set",
+            "timeout=5s",
+        ],
+    );
+    out.code(1)
+        .stderr_has("stopped at member m0 on node n1 (1 of 3): the cluster did not become healthy within 5s")
+        .stderr_has("not touched: m2, m1");
+    // Only n1 ran a command; quorum is intact (two of three answer) and nothing was removed.
+    for node in ["n2", "n3"] {
+        assert_eq!(
+            fleet.node(node).sessions(),
+            0,
+            "the playbook went on to {node}"
+        );
+    }
+    let client = krun::etcd::Client::connect(cluster.config()).await.unwrap();
+    let members = client.members().await.unwrap();
+    assert_eq!(members.len(), 3, "{members:?}");
+    let answering = client
+        .status()
+        .await
+        .into_iter()
+        .filter(|s| s.result.is_ok())
+        .count();
+    assert_eq!(answering, 2);
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod drain;
+mod lock;
 mod nodes;
 mod parity;
 mod playbook;

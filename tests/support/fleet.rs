@@ -7,7 +7,7 @@
 //! command), and its own `/etc/os-release`: sshd runs under `unshare -m` with the node's file bind-mounted over
 //! the real one, so `cat /etc/os-release` on "n2" says Rocky Linux. Everything else (the
 //! filesystem, `uname`) is the test machine's, except the directories in [`PRIVATE_DIRS`]
-//! (`/etc/kubernetes`, `/var/lib/kubelet`, …), which are the node's own.
+//! (`/etc/kubernetes`, `/var/lib/kubelet`, …) and `/etc/fstab`, which are the node's own.
 //!
 //! Needs root (bind mounts, logging in as other users), `sshd`, `ssh-keygen` and `unshare`.
 //! Without them a fleet is not started: the test is skipped with a message, except under
@@ -42,6 +42,9 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "/etc/systemd/system",
     "/var/lib/kubelet",
     "/var/lib/etcd",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/etc/docker",
     "/opt/krun-runtime",
 ];
 
@@ -173,6 +176,8 @@ pub struct NodeSpec {
     repo: BTreeMap<String, Vec<String>>,
     units: BTreeMap<String, (bool, bool)>,
     sshd_options: Vec<String>,
+    disks: Vec<String>,
+    containers: BTreeMap<String, Vec<String>>,
 }
 
 impl NodeSpec {
@@ -211,6 +216,8 @@ impl NodeSpec {
             repo: BTreeMap::new(),
             units: BTreeMap::new(),
             sshd_options: Vec::new(),
+            disks: Vec::new(),
+            containers: BTreeMap::new(),
         }
     }
 
@@ -232,6 +239,21 @@ impl NodeSpec {
     /// A systemd unit (`kubelet` means `kubelet.service`).
     pub fn unit(mut self, name: &str, active: bool, enabled: bool) -> Self {
         self.units.insert(unit_name(name), (active, enabled));
+        self
+    }
+
+    /// An unformatted block device (`/dev/vdb`) the disk shims know; nothing real backs it.
+    pub fn disk(mut self, device: &str) -> Self {
+        self.disks.push(device.to_string());
+        self
+    }
+
+    /// Running containers of a runtime (`docker`, `containerd`, `crio`), by name.
+    pub fn containers(mut self, runtime: &str, names: &[&str]) -> Self {
+        self.containers
+            .entry(runtime.to_string())
+            .or_default()
+            .extend(names.iter().map(|n| n.to_string()));
         self
     }
 
@@ -428,6 +450,34 @@ impl Node {
                 .expect("chmod node directories");
         }
         fs::write(dir.join("os-release"), spec.os.os_release()).expect("write os-release");
+        fs::write(
+            dir.join("fstab"),
+            "# /etc/fstab: static file system information.\n",
+        )
+        .expect("write fstab");
+        for device in &spec.disks {
+            let name = Path::new(device)
+                .file_name()
+                .expect("a device path")
+                .to_owned();
+            fs::create_dir_all(dir.join("state/disks")).expect("create the disk state");
+            fs::write(dir.join("state/disks").join(name), "").expect("seed disks");
+        }
+        for (runtime, names) in &spec.containers {
+            let lines: String = names
+                .iter()
+                .map(|name| {
+                    let id: String = (0..4)
+                        .map(|part| {
+                            format!("{:016x}", fnv1a(&format!("{}/{name}/{part}", spec.name)))
+                        })
+                        .collect();
+                    format!("{id} running {name}\n")
+                })
+                .collect();
+            fs::create_dir_all(dir.join("state/containers")).expect("create the container state");
+            fs::write(dir.join("state/containers").join(runtime), lines).expect("seed containers");
+        }
         for (name, version) in &spec.packages {
             fs::write(dir.join("state/pkgs").join(name), format!("{version}\n"))
                 .expect("seed packages");
@@ -555,7 +605,9 @@ impl Node {
                 .expect("open sshd.log");
             // The mount points are created on the machine (empty directories), the mounts
             // themselves exist only in this node's namespace.
-            let mut script = String::from("set -e; mount --bind \"$1\" /etc/os-release; ");
+            let mut script = String::from(
+                "set -e; mount --bind \"$1\" /etc/os-release; mount --bind \"$4\" /etc/fstab; ",
+            );
             for private in PRIVATE_DIRS {
                 script.push_str(&format!(
                     "mkdir -p {private}; mount --bind \"$3\"{private} {private}; "
@@ -570,6 +622,7 @@ impl Node {
                 .arg(self.dir.join("os-release"))
                 .arg(self.dir.join("sshd_config"))
                 .arg(self.dir.join("root"))
+                .arg(self.dir.join("fstab"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log_file);
@@ -680,6 +733,85 @@ impl Node {
             .collect()
     }
 
+    /// The kubeadm commands that changed something (`kubeadm upgrade apply v1.21.14`, …).
+    pub fn kubeadm_calls(&self) -> Vec<String> {
+        self.changes()
+            .into_iter()
+            .filter(|c| c.starts_with("kubeadm "))
+            .collect()
+    }
+
+    /// Whether the node is joined: `kubeadm join` ran and no `kubeadm reset` since.
+    pub fn joined(&self) -> bool {
+        self.state_dir().join("joined").exists()
+    }
+
+    /// Mounts the shims made, as `(device, directory, fstype)`.
+    pub fn mounts(&self) -> Vec<(String, String, String)> {
+        fs::read_to_string(self.state_dir().join("mounts"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().map(str::to_string);
+                Some((fields.next()?, fields.next()?, fields.next()?))
+            })
+            .collect()
+    }
+
+    /// The filesystem made on a disk (`ext4`), `None` while unformatted or unknown.
+    pub fn disk_filesystem(&self, device: &str) -> Option<String> {
+        let name = Path::new(device).file_name()?;
+        let text = fs::read_to_string(self.state_dir().join("disks").join(name)).ok()?;
+        text.split_whitespace().next().map(str::to_string)
+    }
+
+    /// Containers of a runtime, as `(id, state, name)`.
+    pub fn containers(&self, runtime: &str) -> Vec<(String, String, String)> {
+        fs::read_to_string(self.state_dir().join("containers").join(runtime))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().map(str::to_string);
+                Some((fields.next()?, fields.next()?, fields.next()?))
+            })
+            .collect()
+    }
+
+    /// A node-private file's content (see [`PRIVATE_DIRS`]), `None` when absent.
+    pub fn read_file(&self, path: &str) -> Option<String> {
+        fs::read_to_string(self.root_path(path)).ok()
+    }
+
+    /// Writes a node-private file, creating its directory.
+    pub fn write_file(&self, path: &str, content: &str) {
+        let target = self.root_path(path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).expect("create the file's directory");
+        }
+        fs::write(&target, content)
+            .unwrap_or_else(|e| panic!("write {path} on {}: {e}", self.name));
+    }
+
+    /// From now on kubelet fails to start (`systemctl start kubelet` leaves it `activating`, in
+    /// a restart loop, and the node NotReady) until [`Node::repair_kubelet`].
+    pub fn break_kubelet(&self) {
+        fs::create_dir_all(self.dir.join("faults")).expect("create the fault directory");
+        fs::write(self.dir.join("faults/kubelet"), "").expect("set the kubelet fault");
+    }
+
+    pub fn repair_kubelet(&self) {
+        let _ = fs::remove_file(self.dir.join("faults/kubelet"));
+    }
+
+    /// What the node reported to the simulator (`PUT /sim/nodes/w1 {…}`), in order.
+    pub fn sim_reports(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("sim.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Every file under `state/` with its content, to prove a run left the node untouched.
     pub fn state_snapshot(&self) -> BTreeMap<String, String> {
         let mut files = BTreeMap::new();
@@ -702,6 +834,13 @@ impl Node {
         }
         files
     }
+}
+
+/// A stable 64-bit hash, for container ids that look random but never change between runs.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn unit_name(name: &str) -> String {

@@ -1,5 +1,7 @@
 //! Fixtures shared by krun's integration tests: a fleet of real OpenSSH servers with shimmed
-//! node commands, a real ssh-agent, and a non-root user with passwordless sudo.
+//! node commands, a real ssh-agent, a non-root user with passwordless sudo, and the lab: a
+//! kubeadm cluster whose nodes are such servers and whose API is the in-process simulator
+//! (`lab.rs`).
 //!
 //! Tests use real components. One that needs a missing component is skipped with a message on
 //! a developer machine, and FAILS under `CI=true`, so CI can never go green by skipping.
@@ -26,6 +28,7 @@
 pub mod agent;
 pub mod etcd;
 pub mod fleet;
+pub mod lab;
 mod process;
 pub mod shims;
 
