@@ -259,6 +259,15 @@ impl Performer for DryRun {
             }
             if let (Effect::Kube(call), Some(kube)) = (effect, &self.kube) {
                 if self.kube_live {
+                    // The kubelet upgrade that would precede this wait was only recorded.
+                    if let crate::kube_ops::KubeCall::WaitReady {
+                        node,
+                        version: Some(version),
+                        ..
+                    } = call
+                    {
+                        kube.rehearse_kubelet(node, version).await?;
+                    }
                     let data = kube.live(call).await?;
                     return Ok(Performed {
                         outcome: Outcome {

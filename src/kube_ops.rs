@@ -165,6 +165,32 @@ impl KubeService {
             .map_err(kube_error)
     }
 
+    /// Rehearsal only: the simulator's node `node` now runs kubelet `version`, as the node
+    /// commands the rehearsal recorded (instead of running) would have made it. Without this, a
+    /// rehearsed wait for the new kubelet version could never end.
+    pub async fn rehearse_kubelet(&self, node: &str, version: &str) -> Result<(), EffectError> {
+        let kube = self.client().await?;
+        let version = if version.starts_with('v') {
+            version.to_owned()
+        } else {
+            format!("v{version}")
+        };
+        let body = json!({ "kubeletVersion": version, "ready": true }).to_string();
+        let request = http::Request::put(format!("/sim/nodes/{node}"))
+            .header("content-type", "application/json")
+            .body(body.into_bytes())
+            .map_err(|e| EffectError::Other(e.to_string()))?;
+        kube.client()
+            .request_text(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                EffectError::Other(format!(
+                    "the rehearsal simulator did not take node {node}'s new kubelet version: {e}"
+                ))
+            })
+    }
+
     /// Executes a call against the cluster.
     pub async fn live(&self, call: &KubeCall) -> Result<Value, EffectError> {
         let kube = self.client().await?;
@@ -208,9 +234,7 @@ impl KubeService {
                         bypass.reason()
                     );
                 }
-                let observer = |event: crate::kube::DrainEvent| {
-                    tracing::info!(target: "krun::kube", "{}", event_line(&event));
-                };
+                let observer = |event: crate::kube::DrainEvent| log_drain_event(&event);
                 to_json(
                     &kube
                         .drain(node, options, &observer)
@@ -229,9 +253,7 @@ impl KubeService {
                     deadline: timeout.map(|t| std::time::Instant::now() + t),
                     ..RetryPolicy::default()
                 };
-                let observer = |progress: crate::kube::eviction::Progress| {
-                    tracing::info!(target: "krun::kube", "{}", serde_json::to_string(&progress).unwrap_or_default());
-                };
+                let observer = |progress: crate::kube::eviction::Progress| log_progress(&progress);
                 to_json(
                     &kube
                         .evict_pod(namespace, pod, &policy, None, &observer)
@@ -302,23 +324,56 @@ impl KubeService {
     }
 }
 
-fn event_line(event: &crate::kube::DrainEvent) -> String {
+/// A drain's progress, as the operator reads it in the log (the JSON report has the details).
+fn log_drain_event(event: &crate::kube::DrainEvent) {
+    use crate::kube::DrainEvent;
     match event {
-        crate::kube::DrainEvent::Cordoned { node, changed } => {
-            if *changed {
-                format!("cordoned {node}")
+        DrainEvent::Cordoned {
+            node,
+            changed: true,
+        } => {
+            tracing::info!(target: "krun::kube", "cordoned {node}");
+        }
+        DrainEvent::Cordoned {
+            node,
+            changed: false,
+        } => tracing::debug!(target: "krun::kube", "{node} was already cordoned"),
+        DrainEvent::Planned { plan } => tracing::info!(
+            target: "krun::kube",
+            "drain plan for {}: {} to evict",
+            plan.node,
+            plan.to_evict().count()
+        ),
+        DrainEvent::Eviction { progress } => log_progress(progress),
+        DrainEvent::Uncordoned { node } => {
+            tracing::warn!(target: "krun::kube", "uncordoned {node} after the failed drain");
+        }
+    }
+}
+
+/// One pod's eviction. Budget waits are reported by the eviction loop itself, at a steady pace.
+fn log_progress(progress: &crate::kube::eviction::Progress) {
+    use crate::kube::eviction::Progress;
+    match progress {
+        Progress::Accepted { pod, attempts: 1 } => {
+            tracing::debug!(target: "krun::kube", "evicting {pod}");
+        }
+        Progress::Accepted { pod, attempts } => {
+            tracing::info!(target: "krun::kube", "evicting {pod} (admitted after {attempts} attempts)");
+        }
+        Progress::Waiting { .. } => {}
+        Progress::Finished(report) => tracing::info!(
+            target: "krun::kube",
+            "{}: {:?} in {:.1} s{}",
+            report.pod,
+            report.outcome,
+            report.took_ms as f64 / 1000.0,
+            if report.blocked_ms > 0 {
+                format!(", held {:.1} s by budgets", report.blocked_ms as f64 / 1000.0)
             } else {
-                format!("{node} was already cordoned")
+                String::new()
             }
-        }
-        crate::kube::DrainEvent::Planned { plan } => {
-            format!(
-                "drain plan for {}: {} to evict",
-                plan.node,
-                plan.to_evict().count()
-            )
-        }
-        other => serde_json::to_string(other).unwrap_or_default(),
+        ),
     }
 }
 

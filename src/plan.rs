@@ -142,11 +142,14 @@ impl RunRecord {
     pub fn left_cordoned(&self) -> Vec<String> {
         let mut cordoned: Vec<String> = Vec::new();
         for step in self.steps.iter().filter(|s| s.executed || s.replayed) {
+            // Kubernetes steps act on the cluster; the node is the call's argument
+            // (`kubectl cordon NODE`, `kubectl drain NODE …`).
+            let Some(node) = step.command.split_whitespace().nth(2).map(str::to_owned) else {
+                continue;
+            };
             match step.action.as_str() {
-                "cordon" | "drain" if !cordoned.contains(&step.node) => {
-                    cordoned.push(step.node.clone());
-                }
-                "uncordon" if step.error.is_none() => cordoned.retain(|n| n != &step.node),
+                "cordon" | "drain" if !cordoned.contains(&node) => cordoned.push(node),
+                "uncordon" if step.error.is_none() => cordoned.retain(|n| n != &node),
                 _ => {}
             }
         }

@@ -254,7 +254,19 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         lock.release().await;
     }
 
-    let nodes = recorder.runs();
+    let mut nodes = recorder.runs();
+    for failure in nodes.iter_mut().filter_map(|n| n.failure.as_mut()) {
+        if settings.dry_run {
+            // A rehearsal cordons nodes of the simulator only.
+            failure.left_cordoned.clear();
+        }
+        for node in &failure.left_cordoned {
+            tracing::warn!(
+                "{node} is left CORDONED (its workloads run elsewhere); fix the cause and resume \
+                 the run, or `kubectl uncordon {node}` to return it to service as it is"
+            );
+        }
+    }
     let exit_code = if lock_lost {
         Kind::Refused.exit_code()
     } else if cancel.is_cancelled() {

@@ -90,6 +90,24 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
 
     let ctx = Arc::clone(context);
     primitive(
+        "refuse",
+        &["message: &str", "()"],
+        "Like `fail`, for a safety guard of the playbook's own: the run stops with exit code 3\n\
+         (refused), as for krun's built-in guards. Use it before anything changes, e.g. to\n\
+         refuse draining a node whose upgrade the version-skew policy would stop later.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, message: &str| -> RhaiResult<()> {
+            Err(raise(
+                call.call_position(),
+                ctx.failure("refuse", Kind::Refused, message),
+            ))
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
         "find_node",
         &["name: &str", "Node"],
         "Another node of the inventory by name (e.g. a control-plane node to create a join token on).",

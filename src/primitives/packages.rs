@@ -432,9 +432,9 @@ fn install_recheck(manager: PackageManager, node: &Node, name: &str, version: &s
         done: Arc::new(move |outcome: &crate::effects::Outcome| {
             let installed = manager.parse_version(&outcome.stdout);
             outcome.exit_code == 0
-                && installed.strip_prefix(wanted.as_str()).is_some_and(|rest| {
-                    !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-                })
+                && installed
+                    .strip_prefix(wanted.as_str())
+                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
         }),
     }
 }

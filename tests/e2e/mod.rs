@@ -3,10 +3,10 @@
 
 mod host_keys;
 mod lab;
-mod sop;
 mod resume;
 mod runs;
 mod signals;
+mod sop;
 
 use std::path::{Path, PathBuf};
 

@@ -25,7 +25,11 @@ fn assert_all_at(lab: &Lab, version: &str) {
     let wide = lab.kubectl(&["get", "nodes", "--no-headers"]);
     for name in lab.masters().iter().chain(lab.workers().iter()) {
         let node = lab.cluster_node(name);
-        assert_eq!(node.kubelet_version, format!("v{version}"), "{name}\n{wide}");
+        assert_eq!(
+            node.kubelet_version,
+            format!("v{version}"),
+            "{name}\n{wide}"
+        );
         assert!(node.ready, "{name} is not Ready\n{wide}");
         assert!(!node.unschedulable, "{name} is left cordoned\n{wide}");
         let line = wide
@@ -164,7 +168,10 @@ fn docker_to_containerd_on_a_worker() {
     );
     assert!(String::from_utf8_lossy(&dump.stdout).contains("SystemdCgroup = true"));
     let cluster = lab.cluster_node("w1");
-    assert!(cluster.runtime_version.starts_with("containerd://"), "{cluster:?}");
+    assert!(
+        cluster.runtime_version.starts_with("containerd://"),
+        "{cluster:?}"
+    );
     assert!(cluster.ready && !cluster.unschedulable, "{cluster:?}");
     assert!(node.containers("docker").is_empty());
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
@@ -175,6 +182,7 @@ fn a_kubelet_that_does_not_come_back_leaves_its_node_cordoned_until_fixed() {
     let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(2)) else {
         return;
     };
+    control_plane_at_1_21(&lab);
     lab.node("w1").break_kubelet();
     let out = lab
         .krun(playbook("worker.rhai"))
@@ -197,8 +205,10 @@ fn a_kubelet_that_does_not_come_back_leaves_its_node_cordoned_until_fixed() {
     assert!(lab.cluster_node("w1").unschedulable);
     let run_id = json["run_id"].as_str().unwrap().to_owned();
 
-    // Fixed: resuming completes the upgrade and returns the node to service.
+    // The operator fixes kubelet (and starts it); resuming completes the upgrade and returns
+    // the node to service.
     lab.node("w1").repair_kubelet();
+    lab.sh("w1", "systemctl restart kubelet");
     crate::cli::Krun::new()
         .args(["resume", &run_id])
         .run()
@@ -216,6 +226,7 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
     let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(2)) else {
         return;
     };
+    control_plane_at_1_21(&lab);
     let node = lab.node("w1");
     // apt-get pauses when it installs kubelet, until the test says go.
     let bin = node.dir().join("bin");
@@ -223,8 +234,12 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
     std::fs::write(
         bin.join("apt-get"),
         format!(
+            // (Once krun is gone its output has nowhere to go: it goes to a file, so the
+            // orphaned install is not killed by SIGPIPE and really finishes.)
             "#!/bin/sh\ncase \"$*\" in *kubelet=*) touch {dir}/installing; \
-             while [ ! -e {dir}/go ]; do sleep 0.05; done;; esac\nexec {bin}/apt-get.real \"$@\"\n",
+             while [ ! -e {dir}/go ]; do sleep 0.05; done; \
+             exec {bin}/apt-get.real \"$@\" >>{dir}/apt.out 2>&1;; esac\n\
+             exec {bin}/apt-get.real \"$@\"\n",
             dir = node.dir().display(),
             bin = bin.display()
         ),
@@ -237,6 +252,7 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
     .unwrap();
 
     let state = tempfile::tempdir().unwrap();
+    let state_arg = state.path().to_str().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_krun"))
         .arg(playbook("worker.rhai"))
         .args(["--inventory".as_ref(), lab.inventory().as_os_str()])
@@ -249,20 +265,32 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !node.dir().join("installing").exists() {
-        assert!(Instant::now() < deadline, "the kubelet install never started");
-        assert!(child.try_wait().unwrap().is_none(), "krun ended before the install");
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet install never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "krun ended before the install"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let evictions_before = evictions(&lab);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(lab.cluster_node("w1").unschedulable, "the drain had happened");
+    assert!(
+        lab.cluster_node("w1").unschedulable,
+        "the drain had happened"
+    );
 
     // The orphaned install goes on and finishes on the node (as it would after a laptop died).
     std::fs::write(node.dir().join("go"), "").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while node.installed_version("kubelet").as_deref() != Some("1.21.14-00") {
-        assert!(Instant::now() < deadline, "the orphaned install never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned install never finished"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -272,17 +300,23 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
         .max()
         .unwrap();
     let shown = crate::cli::Krun::new()
-        .args(["runs", "show", &killed, "--state-dir"])
-        .arg(state.path())
+        .args(["runs", "show", &killed, "--state-dir", state_arg])
         .run();
     shown.code(0).stdout_has("outcome unknown");
 
     let out = crate::cli::Krun::new()
-        .args(["resume", &killed, "--output", "json", "--state-dir"])
-        .arg(state.path())
+        .args([
+            "resume",
+            &killed,
+            "--output",
+            "json",
+            "--state-dir",
+            state_arg,
+        ])
         .run();
-    out.code(0)
-        .stderr_has("taking over the cluster lock kube-system/krun-upgrade from the run this one resumes");
+    out.code(0).stderr_has(
+        "taking over the cluster lock kube-system/krun-upgrade from the run this one resumes",
+    );
     let json = out.json();
     let steps = json["nodes"][0]["steps"].as_array().unwrap();
     let settled: Vec<&serde_json::Value> =
@@ -315,7 +349,33 @@ fn a_worker_upgrade_killed_mid_install_resumes_exactly() {
             .join("journal.jsonl"),
     )
     .unwrap();
-    assert!(journal.contains("\"resolved\":\"read back with"), "{journal}");
+    assert!(
+        journal.contains("\"resolved\":\"read back with"),
+        "{journal}"
+    );
+}
+
+/// The control plane already upgraded (by cluster.rhai, as the first test shows), so a worker
+/// may follow.
+fn control_plane_at_1_21(lab: &Lab) {
+    lab.handle()
+        .set_control_plane_version("v1.21.14", None)
+        .unwrap();
+}
+
+#[test]
+fn a_worker_is_not_drained_for_a_kubelet_the_control_plane_is_too_old_for() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
+        return;
+    };
+    run(
+        &lab,
+        "worker.rhai",
+        &["--node", "w1", "--set", "version=1.21"],
+    )
+    .code(3)
+    .stderr_has("the control plane is at v1.20.15; kubelet 1.21 would be newer");
+    assert!(!lab.cluster_node("w1").unschedulable, "drained for nothing");
 }
 
 fn evictions(lab: &Lab) -> u64 {
