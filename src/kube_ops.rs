@@ -61,6 +61,7 @@ impl KubeCall {
         match self {
             KubeCall::ServerVersion
             | KubeCall::Nodes
+            | KubeCall::ApiserverVersions
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
