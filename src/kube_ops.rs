@@ -20,6 +20,8 @@ pub enum KubeCall {
     ServerVersion,
     /// Every node's info (`kubectl get nodes`).
     Nodes,
+    /// The kube-apiserver static pods' versions by node.
+    ApiserverVersions,
     NodeInfo {
         node: String,
     },
@@ -59,6 +61,7 @@ impl KubeCall {
         match self {
             KubeCall::ServerVersion
             | KubeCall::Nodes
+            | KubeCall::ApiserverVersions
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
@@ -75,6 +78,9 @@ impl KubeCall {
         match self {
             Self::ServerVersion => "kubectl version (server)".into(),
             Self::Nodes => "kubectl get nodes".into(),
+            Self::ApiserverVersions => {
+                "kubectl get pods -n kube-system -l component=kube-apiserver".into()
+            }
             Self::NodeInfo { node } => format!("kubectl get node {node}"),
             Self::PodsOn { node } => {
                 format!("kubectl get pods -A --field-selector spec.nodeName={node}")
@@ -192,6 +198,15 @@ impl KubeService {
         let value = match call {
             KubeCall::ServerVersion => to_json(&kube.server_version().await.map_err(kube_error)?),
             KubeCall::Nodes => to_json(&kube.node_infos().await.map_err(kube_error)?),
+            KubeCall::ApiserverVersions => {
+                let versions = kube.apiserver_versions().await.map_err(kube_error)?;
+                Value::Array(
+                    versions
+                        .into_iter()
+                        .map(|(node, version)| json!({ "node": node, "version": version }))
+                        .collect(),
+                )
+            }
             KubeCall::NodeInfo { node } => {
                 to_json(&kube.node_info(node).await.map_err(kube_error)?)
             }
@@ -267,6 +282,7 @@ impl KubeService {
         match call {
             KubeCall::ServerVersion
             | KubeCall::Nodes
+            | KubeCall::ApiserverVersions
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs => self.live(call).await.map(Some),

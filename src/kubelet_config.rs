@@ -667,7 +667,42 @@ mod tests {
         ]
     }
 
+    fn yaml_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| Value::Number(n.into())),
+            "[ -~]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Sequence),
+                proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9.]{0,8}", inner, 0..4).prop_map(
+                    |m| Value::Mapping(m.into_iter().map(|(k, v)| (Value::String(k), v)).collect())
+                ),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn kubelet_configurations_round_trip(
+            fields in proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9]{0,10}", yaml_value(), 0..8),
+            changes in proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9]{0,10}", yaml_value(), 0..4),
+        ) {
+            let config: Mapping = fields.into_iter().map(|(k, v)| (Value::String(k), v)).collect();
+            prop_assert_eq!(parse_config(&render_config(&config)).unwrap(), config.clone());
+            // Merging changes keeps every other field as it was.
+            let changes: Mapping = changes.into_iter().map(|(k, v)| (Value::String(k), v)).collect();
+            let mut merged = config.clone();
+            merge_config(&mut merged, &changes);
+            for (key, value) in &config {
+                if !changes.contains_key(key) {
+                    prop_assert_eq!(merged.get(key), Some(value));
+                }
+            }
+            prop_assert_eq!(parse_config(&render_config(&merged)).unwrap(), merged);
+        }
+
         #[test]
         fn env_files_round_trip(
             flags in proptest::collection::vec(flag_word(), 0..8),

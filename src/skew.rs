@@ -155,6 +155,19 @@ pub fn kubelets_outside_skew(
         .collect()
 }
 
+/// The kube-apiservers that would be more than one minor behind `target` once one of them
+/// runs it (HA instances must stay within one minor of each other).
+pub fn apiservers_left_behind(
+    apiservers: &BTreeMap<String, KubeVersion>,
+    target: KubeVersion,
+) -> Vec<(String, KubeVersion)> {
+    apiservers
+        .iter()
+        .filter(|(_, v)| !apiservers_compatible(&[**v, target]))
+        .map(|(node, v)| (node.clone(), *v))
+        .collect()
+}
+
 /// What the command knows about versions while it runs: the control plane and kubelets as
 /// observed, advanced by the changes the command made (or, in a dry-run, recorded). Later guards
 /// in the same command judge against it, so a dry-run of two hops checks the second against
@@ -163,6 +176,10 @@ pub fn kubelets_outside_skew(
 pub struct Planned {
     pub control_plane: Option<KubeVersion>,
     pub kubelets: BTreeMap<String, KubeVersion>,
+    /// kube-apiserver versions by node, as this command left them.
+    pub apiservers: BTreeMap<String, KubeVersion>,
+    /// Nodes seen running a kube-apiserver.
+    pub apiserver_nodes: std::collections::BTreeSet<String>,
 }
 
 impl Planned {
@@ -173,6 +190,19 @@ impl Planned {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// kube-apiserver versions as reported, each raised to what this command applied.
+    pub fn apiservers(
+        &self,
+        observed: BTreeMap<String, KubeVersion>,
+    ) -> BTreeMap<String, KubeVersion> {
+        let mut all = observed;
+        for (node, version) in &self.apiservers {
+            let entry = all.entry(node.clone()).or_insert(*version);
+            *entry = (*entry).max(*version);
+        }
+        all
     }
 
     /// Kubelet versions as reported, with those this command installed on top.
@@ -267,6 +297,23 @@ mod tests {
             check_apply(v("1.33.1"), v("2.0.0")),
             Err(ApplyRefusal::MajorChange { .. })
         ));
+    }
+
+    #[test]
+    fn ha_apiservers_may_not_fall_two_minors_behind() {
+        let apiservers = BTreeMap::from([
+            ("cp-1".to_owned(), v("1.21.14")),
+            ("cp-2".to_owned(), v("1.21.14")),
+            ("cp-3".to_owned(), v("1.20.15")),
+        ]);
+        assert!(apiservers_left_behind(&apiservers, v("1.21.14")).is_empty());
+        assert_eq!(
+            apiservers_left_behind(&apiservers, v("1.22.17")),
+            [("cp-3".to_owned(), v("1.20.15"))]
+        );
+        let mut planned = Planned::default();
+        planned.apiservers.insert("cp-3".into(), v("1.21.14"));
+        assert!(apiservers_left_behind(&planned.apiservers(apiservers), v("1.22.17")).is_empty());
     }
 
     #[test]

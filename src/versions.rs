@@ -36,6 +36,8 @@ impl KubeVersion {
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
         let patch = match parts.next() {
+            // "1.21.x": a minor whose patch is not known yet (a plan built without the node).
+            Some("x") => None,
             Some(p) => Some(p.parse().ok()?),
             None => None,
         };
@@ -231,6 +233,45 @@ pub fn version_path(from: &str, to: &str, available: &[String]) -> Result<Vec<St
     Ok(path)
 }
 
+/// The path when the available versions could not be observed (a dry-run without the node):
+/// the same minors, each as `M.m.x`, and `to` itself when it names a patch. The same input
+/// errors as [`version_path`].
+pub fn unobserved_path(from: &str, to: &str) -> Result<Vec<String>, PathError> {
+    let parse = |text: &str| {
+        KubeVersion::parse(text).ok_or_else(|| PathError::NotAVersion(text.to_owned()))
+    };
+    let from_v = parse(from)?;
+    let to_v = parse(to)?;
+    if from_v.major != to_v.major {
+        return Err(PathError::MajorChange {
+            from: from_v,
+            to: to_v,
+        });
+    }
+    if to_v.minor < from_v.minor
+        || (to_v.minor == from_v.minor && to_v.patch.is_some() && to_v < from_v)
+    {
+        return Err(PathError::Downgrade {
+            from: from_v,
+            to: to_v,
+        });
+    }
+    if to_v.minor == from_v.minor && to_v.patch.is_some() && to_v.patch == from_v.patch {
+        return Ok(Vec::new());
+    }
+    let first = if to_v.minor == from_v.minor {
+        from_v.minor
+    } else {
+        from_v.minor + 1
+    };
+    Ok((first..=to_v.minor)
+        .map(|minor| match to_v.patch {
+            Some(_) if minor == to_v.minor => to_v.to_string(),
+            _ => format!("{}.{minor}.x", from_v.major),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +349,31 @@ mod tests {
         assert_eq!(
             version_path("1.20.1", "1.21", &revisions).unwrap(),
             ["1.21.14-1.10"]
+        );
+    }
+
+    #[test]
+    fn unobserved_paths_name_the_minors() {
+        assert_eq!(
+            unobserved_path("1.20.15", "1.23").unwrap(),
+            ["1.21.x", "1.22.x", "1.23.x"]
+        );
+        assert_eq!(
+            unobserved_path("1.20.15", "1.22.17").unwrap(),
+            ["1.21.x", "1.22.17"]
+        );
+        assert!(unobserved_path("1.21.14", "1.21.14").unwrap().is_empty());
+        assert!(matches!(
+            unobserved_path("1.22.1", "1.21"),
+            Err(PathError::Downgrade { .. })
+        ));
+        assert_eq!(
+            KubeVersion::parse("1.21.x"),
+            Some(KubeVersion {
+                major: 1,
+                minor: 21,
+                patch: None
+            })
         );
     }
 

@@ -110,6 +110,26 @@ impl Kube {
         Ok(pods)
     }
 
+    /// The kube-apiserver static pods (kubeadm's `component=kube-apiserver` in kube-system):
+    /// `(node, version)` from each pod's image tag, sorted by node.
+    pub async fn apiserver_versions(&self) -> KubeResult<Vec<(String, String)>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), "kube-system");
+        let params = ListParams::default().labels("component=kube-apiserver");
+        let pods = list_all(&api, params, "LIST kube-apiserver pods").await?;
+        let mut versions: Vec<(String, String)> = pods
+            .iter()
+            .filter_map(|pod| {
+                let spec = pod.spec.as_ref()?;
+                let node = spec.node_name.clone()?;
+                let image = spec.containers.first()?.image.clone()?;
+                let tag = image.rsplit_once(':')?.1.to_owned();
+                Some((node, tag))
+            })
+            .collect();
+        versions.sort();
+        Ok(versions)
+    }
+
     /// Every PodDisruptionBudget in the cluster.
     pub async fn pdbs(&self) -> KubeResult<Vec<PodDisruptionBudget>> {
         let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());

@@ -20,8 +20,9 @@ use crate::skew::{self, KubeletSkew};
 use crate::versions::KubeVersion;
 
 const APPLY_DOC: &str = "Runs `kubeadm upgrade apply -y v<version>` on `node` (the first control-plane node), after\n\
-checking the cluster: `version` must be at most one minor above the current control plane and\n\
-not a downgrade, else the step is refused (exit 3) naming the minors to go through. Kubelets\n\
+checking the cluster: `version` must be at most one minor above the current control plane, not\n\
+a downgrade, and leave no other kube-apiserver (HA) more than one minor behind, else the step\n\
+is refused (exit 3) naming the minors to go through or the nodes to upgrade first. Kubelets\n\
 that would fall outside the supported version skew after the hop (older than 3 minors from\n\
 1.28 on, 2 before) are a warning, or a refusal with `--strict-skew`. `opts`: `etcd_upgrade`\n\
 (bool), `certificate_renewal` (bool), `extra_args` (array of words), `timeout` (\"30m\"),\n\
@@ -146,6 +147,8 @@ fn timeout(
 struct Observed {
     apiserver: Option<KubeVersion>,
     kubelets: BTreeMap<String, KubeVersion>,
+    /// kube-apiserver static pods' versions by node.
+    apiservers: BTreeMap<String, KubeVersion>,
 }
 
 fn read_server_version(
@@ -182,31 +185,50 @@ fn read_cluster(ctx: &RunContext, call: &NativeCallContext) -> RhaiResult<Observ
         return Ok(Observed {
             apiserver: None,
             kubelets: BTreeMap::new(),
+            apiservers: BTreeMap::new(),
         });
     }
     let apiserver = read_server_version(ctx, call)?;
     let mut kubelets = BTreeMap::new();
+    let mut apiservers = BTreeMap::new();
     if apiserver.is_some() {
-        let call_ = KubeCall::Nodes;
-        let outcome = ctx.step_on(
-            call,
-            "skew_check",
-            "kubernetes",
-            Access::Read,
-            call_.describe(),
-            Effect::Kube(call_),
-        )?;
-        for node in outcome.data.as_array().into_iter().flatten() {
+        let read = |request: KubeCall| {
+            ctx.step_on(
+                call,
+                "skew_check",
+                "kubernetes",
+                Access::Read,
+                request.describe(),
+                Effect::Kube(request),
+            )
+        };
+        let nodes = read(KubeCall::Nodes)?;
+        for node in nodes.data.as_array().into_iter().flatten() {
             let name = node["name"].as_str().unwrap_or_default();
             let version = node["kubelet_version"].as_str().unwrap_or_default();
             if let Some(version) = KubeVersion::parse(version) {
                 kubelets.insert(name.to_owned(), version);
             }
         }
+        let pods = read(KubeCall::ApiserverVersions)?;
+        for pod in pods.data.as_array().into_iter().flatten() {
+            let node = pod["node"].as_str().unwrap_or_default();
+            let version = pod["version"].as_str().unwrap_or_default();
+            if let Some(version) = KubeVersion::parse(version) {
+                apiservers.insert(node.to_owned(), version);
+            }
+        }
+        ctx.host
+            .skew
+            .lock()
+            .expect("skew lock")
+            .apiserver_nodes
+            .extend(apiservers.keys().cloned());
     }
     Ok(Observed {
         apiserver,
         kubelets,
+        apiservers,
     })
 }
 
@@ -250,8 +272,10 @@ fn upgrade_apply(
         ACTION,
         position,
     )?;
+    // "1.21.x" only comes from a plan that could not observe the available versions.
+    let placeholder = ctx.dry_run() && version.ends_with(".x");
     let target = KubeVersion::parse(version)
-        .filter(|v| v.patch.is_some())
+        .filter(|v| v.patch.is_some() || placeholder)
         .ok_or_else(|| {
             raise(
                 position,
@@ -290,13 +314,36 @@ fn upgrade_apply(
                     return Err(refuse(ctx, position, ACTION, message));
                 }
             }
+            // HA: the other kube-apiservers stay where they are during this hop.
+            let mut apiservers = planned.apiservers(observed.apiservers);
+            apiservers.remove(&node.0.name);
+            let behind = skew::apiservers_left_behind(&apiservers, target);
+            if !behind.is_empty() {
+                let list: Vec<String> = behind
+                    .iter()
+                    .map(|(node, version)| format!("{node} at {version}"))
+                    .collect();
+                let what = format!(
+                    "refusing kubeadm upgrade apply {current} -> {target}: kube-apiserver on {} would be \
+                     more than one minor behind (HA apiservers stay within one minor); upgrade those \
+                     control-plane nodes first (kubeadm_upgrade_node)",
+                    list.join(", ")
+                );
+                if allow_skew {
+                    warnings.push(format!("skew guard overridden (allow_skew): {what}"));
+                } else {
+                    return Err(refuse(
+                        ctx,
+                        position,
+                        ACTION,
+                        format!("{what} (override: allow_skew: true)"),
+                    ));
+                }
+            }
             let kubelets = planned.kubelets(observed.kubelets);
             let outside = skew::kubelets_outside_skew(&kubelets, target);
             if !outside.is_empty() {
-                let list: Vec<String> = outside
-                    .iter()
-                    .map(|(node, skew)| format!("{node}: {skew}"))
-                    .collect();
+                let list = group_by_problem(&outside);
                 let what = format!(
                     "after kubeadm upgrade apply {target}, kubelets outside the supported skew: {}",
                     list.join("; ")
@@ -326,7 +373,11 @@ fn upgrade_apply(
         "upgrade".to_owned(),
         "apply".to_owned(),
         "-y".to_owned(),
-        format!("v{target}"),
+        if placeholder {
+            format!("v{}", version.trim_start_matches('v'))
+        } else {
+            format!("v{target}")
+        },
     ];
     if let Some(etcd) = etcd_upgrade {
         words.push(format!("--etcd-upgrade={etcd}"));
@@ -369,6 +420,8 @@ fn upgrade_apply(
     {
         let mut planned = ctx.host.skew.lock().expect("skew lock");
         planned.control_plane = Some(current.map_or(target, |c| c.max(target)));
+        planned.apiservers.insert(node.0.name.clone(), target);
+        planned.apiserver_nodes.insert(node.0.name.clone());
     }
     let mut map = outcome_map(&outcome);
     map.insert(
@@ -466,6 +519,16 @@ fn upgrade_node(
         failure.node = Some(node.0.name.clone());
         failure.command = Some(command);
         return Err(raise(position, failure));
+    }
+    // kubeadm upgrade node brings a control-plane node's apiserver to the cluster's version.
+    {
+        let mut planned = ctx.host.skew.lock().expect("skew lock");
+        if let Some(version) = planned.control_plane
+            && !config_only
+            && planned.apiserver_nodes.contains(&node.0.name)
+        {
+            planned.apiservers.insert(node.0.name.clone(), version);
+        }
     }
     Ok(outcome_map(&outcome))
 }
@@ -598,6 +661,32 @@ pub(super) fn kubelet_guard(
     Ok(warning.into_iter().collect())
 }
 
+/// "kubelet 1.20.15 would be 3 minors behind … (3 nodes: cp-1, n1, n2)": one entry per
+/// problem, so a large cluster gives a short line.
+fn group_by_problem(outside: &[(String, KubeletSkew)]) -> Vec<String> {
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (node, skew) in outside {
+        groups.entry(skew.to_string()).or_default().push(node);
+    }
+    groups
+        .into_iter()
+        .map(|(problem, nodes)| {
+            let shown: Vec<&str> = nodes.iter().take(5).copied().collect();
+            let more = nodes.len().saturating_sub(shown.len());
+            let mut names = shown.join(", ");
+            if more > 0 {
+                names.push_str(&format!(" and {more} more"));
+            }
+            let count = if nodes.len() == 1 {
+                "node".to_owned()
+            } else {
+                format!("{} nodes", nodes.len())
+            };
+            format!("{problem} ({count}: {names})")
+        })
+        .collect()
+}
+
 /// The step failure a Rhai error carries, if it is one.
 fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailure> {
     match error {
@@ -611,6 +700,32 @@ fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skew_problems_are_grouped_for_large_clusters() {
+        let v = |t: &str| KubeVersion::parse(t).unwrap();
+        let old = KubeletSkew::TooOld {
+            kubelet: v("1.20.15"),
+            apiserver: v("1.23.17"),
+            allowed: 2,
+        };
+        let mut outside: Vec<(String, KubeletSkew)> =
+            (1..=7).map(|i| (format!("n{i}"), old.clone())).collect();
+        outside.push((
+            "cp-1".into(),
+            KubeletSkew::Newer {
+                kubelet: v("1.24.0"),
+                apiserver: v("1.23.17"),
+            },
+        ));
+        assert_eq!(
+            group_by_problem(&outside),
+            [
+                "kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (7 nodes: n1, n2, n3, n4, n5 and 2 more)",
+                "kubelet 1.24.0 would be newer than kube-apiserver 1.23; a kubelet must not be newer than the apiserver (node: cp-1)"
+            ]
+        );
+    }
 
     #[test]
     fn kubelet_versions_from_package_names_and_files() {

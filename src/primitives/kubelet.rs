@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, Position};
 
-use super::{RhaiResult, RunContext, primitive, raise, tail};
+use super::{RhaiResult, RunContext, option, primitive, raise, tail};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
 use crate::kubelet_config::{self as config, Arg, CONFIG_FILE, EnvFile, FLAG_FILES, FlagEdit};
@@ -136,115 +136,237 @@ fn parse_env(
     })
 }
 
-pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
-    let paths: Vec<&str> = FLAG_FILES.iter().map(|(p, _)| *p).collect();
+const FLAGS_DOC: &str = "kubelet's flags on `node`, from the first of /var/lib/kubelet/kubeadm-flags.env\n\
+(KUBELET_KUBEADM_ARGS), /etc/kubernetes/kubelet.env (KUBELET_ARGS or KUBELET_EXTRA_ARGS),\n\
+/etc/default/kubelet, /etc/sysconfig/kubelet (KUBELET_EXTRA_ARGS) that exists, or from\n\
+`opts.file` (e.g. #{ file: \"/etc/default/kubelet\" }, where kubeadm wants overrides):\n\
+`#{ file, variable, flags, args, observed }` where `flags` maps each flag name (no dashes)\n\
+to its value (`true` for a bare flag) and `args` is the words in order. `file` is \"\"\n\
+when none exists. Runs in a dry-run.";
 
+const SET_FLAGS_DOC: &str = "Edits kubelet's flags in the file `kubelet_flags` reads (or `opts.file`, created when\n\
+missing): each entry of `flags` sets a flag (name with or without dashes) to a string,\n\
+number or bool; `()` removes it. Existing flags keep their place and style (`--a=b`,\n\
+`--a b`), new ones are appended in name order; comments and other lines stay as they are.\n\
+Writes the file (atomically, same mode) only when something changes; the plan shows the\n\
+diff. Fails when no flags file exists. Returns `#{ file, changed, before, after }`\n\
+(`before`/`after`: flag maps).\n\
+`set_kubelet_flags(node, #{ \"container-runtime-endpoint\": \"unix:///run/containerd/containerd.sock\", \"network-plugin\": () })`";
+
+/// The flags files to look at: `opts.file`, or every known one in order.
+fn flag_paths(
+    ctx: &RunContext,
+    opts: &Map,
+    action: &str,
+    position: Position,
+) -> RhaiResult<Vec<String>> {
+    match option::<rhai::ImmutableString>(opts, "file", ctx, action, position)? {
+        Some(file) if file.starts_with('/') => Ok(vec![file.to_string()]),
+        Some(file) => Err(input_error(
+            ctx,
+            position,
+            action,
+            format!("{action}: `file` must be an absolute path, got {file}"),
+        )),
+        None => Ok(FLAG_FILES.iter().map(|(p, _)| (*p).to_owned()).collect()),
+    }
+}
+
+fn check_flag_options(
+    ctx: &RunContext,
+    opts: &Map,
+    action: &str,
+    position: Position,
+) -> RhaiResult<()> {
+    match opts.keys().find(|k| k.as_str() != "file") {
+        Some(key) => Err(input_error(
+            ctx,
+            position,
+            action,
+            format!("{action}: unknown option `{key}` (known: file)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn read_flags(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    opts: &Map,
+) -> RhaiResult<Map> {
+    const ACTION: &str = "kubelet_flags";
+    let position = call.call_position();
+    check_flag_options(ctx, opts, ACTION, position)?;
+    let paths = flag_paths(ctx, opts, ACTION, position)?;
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (found, observed) = read_first(ctx, call, ACTION, node, &paths)?;
+    let mut map = Map::new();
+    map.insert("observed".into(), Dynamic::from_bool(observed));
+    let (file, variable, args) = match &found {
+        Some(found) => {
+            let env = parse_env(ctx, position, ACTION, node, found)?;
+            (found.path.clone(), env.variable.clone(), env.args())
+        }
+        None => (String::new(), String::new(), Vec::new()),
+    };
+    map.insert("file".into(), file.into());
+    map.insert("variable".into(), variable.into());
+    map.insert("flags".into(), Dynamic::from_map(flags_map(&args)));
+    map.insert("args".into(), Dynamic::from_array(words_array(&args)));
+    Ok(map)
+}
+
+fn set_flags(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    flags: &Map,
+    opts: &Map,
+) -> RhaiResult<Map> {
+    const ACTION: &str = "set_kubelet_flags";
+    let position = call.call_position();
+    check_flag_options(ctx, opts, ACTION, position)?;
+    let mut edits = Vec::new();
+    for (name, value) in flags {
+        let edit = if value.is_unit() {
+            FlagEdit::Remove
+        } else if value.is_string() || value.is_int() || value.is_bool() || value.is_float() {
+            FlagEdit::Set(value.to_string())
+        } else {
+            return Err(input_error(
+                ctx,
+                position,
+                ACTION,
+                format!(
+                    "{ACTION}: flag `{name}` must be a string, number, bool or () to remove it, got {}",
+                    value.type_name()
+                ),
+            ));
+        };
+        edits.push((name.trim_start_matches('-').to_owned(), edit));
+    }
+    // Rhai maps have no insertion order: new flags are appended in name order.
+    edits.sort_by(|a, b| a.0.cmp(&b.0));
+    let named = opts.contains_key("file");
+    let paths = flag_paths(ctx, opts, ACTION, position)?;
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (found, observed) = read_first(ctx, call, ACTION, node, &paths)?;
+    let found = match found {
+        Some(found) => found,
+        // A file the playbook names is created.
+        None if named && observed => Found {
+            path: paths[0].to_owned(),
+            mode: 0o644,
+            content: String::new(),
+        },
+        None if observed => {
+            let mut failure = ctx.failure(
+                ACTION,
+                Kind::Runtime,
+                format!(
+                    "{ACTION}: none of {} exists on {}",
+                    paths.join(", "),
+                    node.0.name
+                ),
+            );
+            failure.node = Some(node.0.name.clone());
+            return Err(raise(position, failure));
+        }
+        None => {
+            // Not observed (offline): record what would be done.
+            let shown = format!(
+                "edit kubelet flags ({}) in the first existing of {} (not observed)",
+                describe(&edits),
+                paths.join(", ")
+            );
+            ctx.step(
+                call,
+                ACTION,
+                node,
+                Access::Change,
+                shown.clone(),
+                Effect::Exec {
+                    node: Arc::clone(node.spec()),
+                    command: shown,
+                    timeout: None,
+                },
+            )?;
+            let mut map = Map::new();
+            map.insert("file".into(), "".into());
+            map.insert("changed".into(), Dynamic::TRUE);
+            map.insert("before".into(), Dynamic::from_map(Map::new()));
+            map.insert("after".into(), Dynamic::from_map(Map::new()));
+            return Ok(map);
+        }
+    };
+    let env = parse_env(ctx, position, ACTION, node, &found)?;
+    let before = env.args();
+    let after = config::edit_args(&before, &edits);
+    let content = env.render(&after);
+    let changed = content != found.content;
+    if changed {
+        write(
+            ctx,
+            call,
+            ACTION,
+            node,
+            &found.path,
+            content,
+            found.mode,
+            &describe(&edits),
+        )?;
+    }
+    let mut map = Map::new();
+    map.insert("file".into(), found.path.into());
+    map.insert("changed".into(), Dynamic::from_bool(changed));
+    map.insert("before".into(), Dynamic::from_map(flags_map(&before)));
+    map.insert("after".into(), Dynamic::from_map(flags_map(&after)));
+    Ok(map)
+}
+
+pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
-    let read_paths = paths.clone();
+    primitive("kubelet_flags", &["node: Node", "Map"], FLAGS_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Node| -> RhaiResult<Map> {
+            read_flags(&ctx, &call, &node, &Map::new())
+        },
+    );
+    let ctx = Arc::clone(context);
     primitive(
         "kubelet_flags",
-        &["node: Node", "Map"],
-        "kubelet's flags on `node`, from the first of /var/lib/kubelet/kubeadm-flags.env\n\
-         (KUBELET_KUBEADM_ARGS), /etc/kubernetes/kubelet.env (KUBELET_ARGS or KUBELET_EXTRA_ARGS),\n\
-         /etc/default/kubelet, /etc/sysconfig/kubelet (KUBELET_EXTRA_ARGS) that exists:\n\
-         `#{ file, variable, flags, args, observed }` where `flags` maps each flag name (no dashes)\n\
-         to its value (`true` for a bare flag) and `args` is the words in order. `file` is \"\"\n\
-         when none exists. Runs in a dry-run.",
+        &["node: Node", "opts: Map", "Map"],
+        FLAGS_DOC,
     )
     .register_into_engine(
         engine,
-        move |call: NativeCallContext, node: Node| -> RhaiResult<Map> {
-            let position = call.call_position();
-            let (found, observed) = read_first(&ctx, &call, "kubelet_flags", &node, &read_paths)?;
-            let mut map = Map::new();
-            map.insert("observed".into(), Dynamic::from_bool(observed));
-            let (file, variable, args) = match &found {
-                Some(found) => {
-                    let env = parse_env(&ctx, position, "kubelet_flags", &node, found)?;
-                    (found.path.clone(), env.variable.clone(), env.args())
-                }
-                None => (String::new(), String::new(), Vec::new()),
-            };
-            map.insert("file".into(), file.into());
-            map.insert("variable".into(), variable.into());
-            map.insert("flags".into(), Dynamic::from_map(flags_map(&args)));
-            map.insert("args".into(), Dynamic::from_array(words_array(&args)));
-            Ok(map)
+        move |call: NativeCallContext, node: Node, opts: Map| -> RhaiResult<Map> {
+            read_flags(&ctx, &call, &node, &opts)
         },
     );
-
     let ctx = Arc::clone(context);
-    let read_paths = paths;
     primitive(
         "set_kubelet_flags",
         &["node: Node", "flags: Map", "Map"],
-        "Edits kubelet's flags in the file `kubelet_flags` reads: each entry of `flags` sets a\n\
-         flag (name with or without dashes) to a string, number or bool; `()` removes it.\n\
-         Existing flags keep their place and style (`--a=b`, `--a b`), new ones are appended\n\
-         in name order; comments and other lines stay as they are. Writes the file (atomically,\n\
-         same mode) only when something changes; the plan shows the diff. Fails when no flags\n\
-         file exists.\n\
-         Returns `#{ file, changed, before, after }` (`before`/`after`: flag maps).\n\
-         `set_kubelet_flags(node, #{ \"container-runtime-endpoint\": \"unix:///run/containerd/containerd.sock\", \"network-plugin\": () })`",
+        SET_FLAGS_DOC,
     )
     .register_into_engine(
         engine,
         move |call: NativeCallContext, node: Node, flags: Map| -> RhaiResult<Map> {
-            const ACTION: &str = "set_kubelet_flags";
-            let position = call.call_position();
-            let mut edits = Vec::new();
-            for (name, value) in &flags {
-                let edit = if value.is_unit() {
-                    FlagEdit::Remove
-                } else if value.is_string() || value.is_int() || value.is_bool() || value.is_float() {
-                    FlagEdit::Set(value.to_string())
-                } else {
-                    return Err(input_error(
-                        &ctx,
-                        position,
-                        ACTION,
-                        format!("{ACTION}: flag `{name}` must be a string, number, bool or () to remove it, got {}", value.type_name()),
-                    ));
-                };
-                edits.push((name.trim_start_matches('-').to_owned(), edit));
-            }
-            // Rhai maps have no insertion order: new flags are appended in name order.
-            edits.sort_by(|a, b| a.0.cmp(&b.0));
-            let (found, observed) = read_first(&ctx, &call, ACTION, &node, &read_paths)?;
-            let Some(found) = found else {
-                if observed {
-                    let mut failure = ctx.failure(
-                        ACTION,
-                        Kind::Runtime,
-                        format!("{ACTION}: none of {} exists on {}", read_paths.join(", "), node.0.name),
-                    );
-                    failure.node = Some(node.0.name.clone());
-                    return Err(raise(position, failure));
-                }
-                // Not observed (offline): record what would be done.
-                let shown = format!("edit kubelet flags ({}) in the first existing of {} (not observed)", describe(&edits), read_paths.join(", "));
-                ctx.step(&call, ACTION, &node, Access::Change, shown.clone(), Effect::Exec { node: Arc::clone(node.spec()), command: shown, timeout: None })?;
-                let mut map = Map::new();
-                map.insert("file".into(), "".into());
-                map.insert("changed".into(), Dynamic::TRUE);
-                map.insert("before".into(), Dynamic::from_map(Map::new()));
-                map.insert("after".into(), Dynamic::from_map(Map::new()));
-                return Ok(map);
-            };
-            let env = parse_env(&ctx, position, ACTION, &node, &found)?;
-            let before = env.args();
-            let after = config::edit_args(&before, &edits);
-            let content = env.render(&after);
-            let changed = content != found.content;
-            if changed {
-                write(&ctx, &call, ACTION, &node, &found.path, content, found.mode, &describe(&edits))?;
-            }
-            let mut map = Map::new();
-            map.insert("file".into(), found.path.into());
-            map.insert("changed".into(), Dynamic::from_bool(changed));
-            map.insert("before".into(), Dynamic::from_map(flags_map(&before)));
-            map.insert("after".into(), Dynamic::from_map(flags_map(&after)));
-            Ok(map)
+            set_flags(&ctx, &call, &node, &flags, &Map::new())
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive(
+        "set_kubelet_flags",
+        &["node: Node", "flags: Map", "opts: Map", "Map"],
+        SET_FLAGS_DOC,
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Node, flags: Map, opts: Map| -> RhaiResult<Map> {
+            set_flags(&ctx, &call, &node, &flags, &opts)
         },
     );
 
@@ -282,9 +404,10 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         "set_kubelet_config",
         &["node: Node", "changes: Map", "Map"],
         "Edits /var/lib/kubelet/config.yaml on `node`: maps in `changes` merge key by key, `()`\n\
-         removes a key, other values replace; every other field is kept. Writes (atomically, same\n\
-         mode) only when something changes; the plan shows the diff. Fails when the file does\n\
-         not exist. Returns `#{ file, changed }`.\n\
+         removes a key, other values replace; every other field is kept, in its place (YAML\n\
+         comments are not: kubeadm writes none). Writes (atomically, same mode) only when\n\
+         something changes; the plan shows the diff. Fails when the file does not exist.\n\
+         Returns `#{ file, changed }`.\n\
          `set_kubelet_config(node, #{ cgroupDriver: \"systemd\", containerRuntimeEndpoint: \"unix:///run/containerd/containerd.sock\" })`",
     )
     .register_into_engine(

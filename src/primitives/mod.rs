@@ -211,6 +211,16 @@ impl RunContext {
     pub fn dry_run(&self) -> bool {
         self.host.effects.is_dry_run()
     }
+
+    /// Whether this run has depended on state it could not observe (offline, unreachable).
+    pub fn saw_unobserved(&self) -> bool {
+        self.host
+            .effects
+            .recorder()
+            .runs()
+            .get(self.run.0)
+            .is_some_and(|run| run.steps.iter().any(|s| !s.observed))
+    }
 }
 
 /// The playbook position of the current call.

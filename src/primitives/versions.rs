@@ -17,14 +17,24 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
          returns: \"1.21.14-00\", \"1.21.14-1.1\", \"v1.21.14\", …) and returned verbatim, ready\n\
          for `pkg_install`. A `to` with a patch (\"1.23.16\") ends the path at exactly that one;\n\
          a `to` in `from`'s minor is a patch upgrade. A minor with no available version, a\n\
-         downgrade or a major change is an input error naming it.\n\
+         downgrade or a major change is an input error naming it. In a dry-run that could not\n\
+         observe the node (`available` empty), the path names each minor as \"1.21.x\".\n\
          `version_path(\"1.20.15\", \"1.22\", pkg_versions(node, \"kubeadm\"))` → `[\"1.21.14-00\", \"1.22.17-00\"]`",
     )
     .register_into_engine(
         engine,
         move |call: NativeCallContext, from: &str, to: &str, available: Array| -> RhaiResult<Array> {
             let available: Vec<String> = available.iter().map(ToString::to_string).collect();
-            crate::versions::version_path(from, to, &available)
+            let result = if available.is_empty() && ctx.dry_run() && ctx.saw_unobserved() {
+                tracing::warn!(
+                    "version_path({from:?}, {to:?}): the available versions were not observed; \
+                     the plan names each minor as M.m.x"
+                );
+                crate::versions::unobserved_path(from, to)
+            } else {
+                crate::versions::version_path(from, to, &available)
+            };
+            result
                 .map(|path| path.into_iter().map(Dynamic::from).collect())
                 .map_err(|e| {
                     let message = format!("version_path({from:?}, {to:?}): {e}");

@@ -23,7 +23,7 @@ fn restarting_kubelet_reports_the_installed_version_and_kubectl_shows_it() {
     let playbook = lab.dir().join("kubelet.rhai");
     std::fs::write(
         &playbook,
-        r#"pkg_install(node, "kubelet", "1.21.14-00");
+        r#"pkg_install(node, "kubelet", "1.21.14-00", #{ allow_skew: true });
 systemctl(node, "restart", "kubelet");
 wait_ready(node, "1m", "1.21.14");
 "#,
@@ -58,7 +58,7 @@ fn a_sudo_user_restarts_kubelet_through_sudo() {
     let playbook = lab.dir().join("kubelet.rhai");
     std::fs::write(
         &playbook,
-        r#"pkg_install(node, "kubelet", "1.21.14-00");
+        r#"pkg_install(node, "kubelet", "1.21.14-00", #{ allow_skew: true });
 systemctl(node, "restart", "kubelet");
 wait_ready(node, "1m", "1.21.14");
 "#,
@@ -403,7 +403,7 @@ fn a_drained_worker_upgrade_keeps_every_budget() {
         &playbook,
         r#"cordon(node);
 drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, force: true, timeout: "2m" });
-pkg_install(node, "kubelet", "1.21.14-00");
+pkg_install(node, "kubelet", "1.21.14-00", #{ allow_skew: true });
 systemctl(node, "restart", "kubelet");
 wait_ready(node, "1m", "1.21.14");
 uncordon(node);

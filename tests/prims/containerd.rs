@@ -47,6 +47,23 @@ fn tarball(dir: &Path, script: &str) -> std::path::PathBuf {
     path
 }
 
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 fn real_containerd() -> bool {
     require(&["containerd"], false)
 }
@@ -67,17 +84,48 @@ fn from_the_package_with_mirrors_auth_and_data_root() {
     registry_auth: #{ "my-register2.example.com": #{ username: "robot", password: "s3cr3t-pw" } },
     root: "/var/lib/containerd-data",
 });
-if !r.validated || r.runtime_version != "v1.6.20" { fail(`report ${r}`); }
+if r.validated && r.runtime_version != "v1.6.20" { fail(`report ${r}`); }
+log(`validated: ${r.validated}`);
 "#,
     );
-    let out = setup.krun(&["--node", "n1", "--output", "json"]).run();
-    out.code(0);
+    // The plan shows the config to be installed, with the password masked.
+    let plan = setup.krun(&["--node", "n1", "--dry-run"]).run();
+    plan.code(0);
     assert!(
-        !out.stdout.contains("s3cr3t-pw") && !out.stderr.contains("s3cr3t-pw"),
-        "the registry password leaked:\n{}\n{}",
-        out.stdout,
-        out.stderr
+        plan.stdout.contains("+          password = \"***\""),
+        "{}",
+        plan.stdout
     );
+    assert!(
+        plan.stdout
+            .contains("validate: containerd -c /etc/containerd/config.toml.krun-check config dump")
+    );
+    assert!(!node.root_path("/etc/containerd/config.toml").exists());
+
+    plan.stderr_has("validated: false");
+    let out = setup.krun(&["--node", "n1", "--output", "json"]).run();
+    out.code(0).stderr_has("validated: true");
+    for (what, text) in [
+        ("plan", &plan.stdout),
+        ("plan log", &plan.stderr),
+        ("report", &out.stdout),
+        ("log", &out.stderr),
+    ] {
+        assert!(
+            !text.contains("s3cr3t-pw"),
+            "the registry password leaked into the {what}:\n{text}"
+        );
+    }
+    let journals = walk(crate::cli::state_dir());
+    assert!(!journals.is_empty());
+    for file in journals {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            !text.contains("s3cr3t-pw"),
+            "the registry password leaked into {}",
+            file.display()
+        );
+    }
     let config = node.root_path("/etc/containerd/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("SystemdCgroup = true"), "{text}");

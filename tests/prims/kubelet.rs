@@ -135,3 +135,36 @@ set_kubelet_flags(node, #{ "cgroup-driver": "systemd" });
         .stderr_has("set_kubelet_flags: none of /var/lib/kubelet/kubeadm-flags.env")
         .stderr_has("kubelet exists on n1");
 }
+
+#[test]
+fn a_named_flags_file_is_read_and_created() {
+    let Some(fleet) = Fleet::start(1) else { return };
+    let node = fleet.node("n1");
+    write(
+        &node.root_path("/var/lib/kubelet/kubeadm-flags.env"),
+        FLAGS_1_20,
+        0o644,
+    );
+    let setup = Setup::new(
+        &fleet,
+        r#"let opts = #{ file: "/etc/kubernetes/kubelet-extra.env" };
+if kubelet_flags(node, opts).file != "" { fail("it exists already"); }
+let r = set_kubelet_flags(node, #{ "node-ip": "10.0.0.5" }, opts);
+if !r.changed || r.file != opts.file { fail(`${r}`); }
+let f = kubelet_flags(node, opts);
+if f.variable != "KUBELET_EXTRA_ARGS" || f.flags["node-ip"] != "10.0.0.5" { fail(`${f}`); }
+// Without a file, the first existing one is still kubeadm's.
+if kubelet_flags(node).file != "/var/lib/kubelet/kubeadm-flags.env" { fail("wrong default"); }
+set_kubelet_flags(node, #{}, #{ fiel: "/x" });
+"#,
+    );
+    setup
+        .krun(&["--node", "n1"])
+        .run()
+        .code(2)
+        .stderr_has("unknown option `fiel`");
+    assert_eq!(
+        std::fs::read_to_string(node.root_path("/etc/kubernetes/kubelet-extra.env")).unwrap(),
+        "KUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5\"\n"
+    );
+}

@@ -7,6 +7,10 @@ const CLUSTER: &str = r#"apiVersion: v1
 kind: List
 items:
 - apiVersion: v1
+  kind: Namespace
+  metadata:
+    name: kube-system
+- apiVersion: v1
   kind: Node
   metadata:
     name: cp-1
@@ -74,9 +78,13 @@ struct Rehearsal {
 
 impl Rehearsal {
     fn new(playbook: &str) -> Self {
+        Self::of(CLUSTER, INVENTORY, playbook)
+    }
+
+    fn of(cluster: &str, inventory: &str, playbook: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-        std::fs::write(dir.path().join("inventory.toml"), INVENTORY).unwrap();
+        std::fs::write(dir.path().join("cluster.yaml"), cluster).unwrap();
+        std::fs::write(dir.path().join("inventory.toml"), inventory).unwrap();
         std::fs::write(dir.path().join("play.rhai"), playbook).unwrap();
         Self { dir }
     }
@@ -142,7 +150,7 @@ for v in ["1.21.14", "1.22.17"] { kubeadm_upgrade_apply(cp, v, #{ etcd_upgrade: 
     );
     // Each hop read the cluster first.
     let reads = commands(&out, "skew_check");
-    assert_eq!(reads.len(), 4, "{reads:?}");
+    assert_eq!(reads.len(), 6, "{reads:?}");
 
     // Skipping a minor within the same dry-run is refused too: 1.21 is planned, 1.23 is two up.
     let rehearsal = Rehearsal::new(
@@ -170,7 +178,8 @@ fn kubelets_left_behind_warn_or_refuse_under_strict_skew() {
     let applies = commands(&out, "kubeadm_upgrade_apply");
     assert!(!applies[1].contains("WARNING"), "{applies:?}");
     assert!(
-        applies[2].starts_with("kubeadm upgrade apply -y v1.23.17  # WARNING: after kubeadm upgrade apply 1.23.17, kubelets outside the supported skew: cp-1: kubelet 1.20.15"),
+        applies[2]
+            == "kubeadm upgrade apply -y v1.23.17  # WARNING: after kubeadm upgrade apply 1.23.17, kubelets outside the supported skew: kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (3 nodes: cp-1, n1, n2)",
         "{applies:?}"
     );
 
@@ -178,7 +187,7 @@ fn kubelets_left_behind_warn_or_refuse_under_strict_skew() {
         .run(&["--strict-skew"])
         .code(3)
         .stderr_has("refusing kubeadm upgrade apply 1.22.17 -> 1.23.17 (--strict-skew)")
-        .stderr_has("n1: kubelet 1.20.15 would be 3 minors behind");
+        .stderr_has("(3 nodes: cp-1, n1, n2)");
 
     // Kubelets upgraded in the same command count: after these, only cp-1 is left behind.
     let rehearsal = Rehearsal::new(
@@ -304,4 +313,205 @@ version_path("1.20.15", "1.23", ["1.23.17-00", "1.21.14-00"]);
         .run(&[])
         .code(2)
         .stderr_has("no version of 1.22 is available (available: 1.21.14, 1.23.17)");
+}
+
+/// The cluster served by an in-process simulator, with its kubeconfig.
+async fn serve(yaml: &str) -> (krun::sim::Server, tempfile::TempDir) {
+    let cluster = krun::sim::Cluster::load(yaml).expect("the cluster loads");
+    let server = krun::sim::Server::start(cluster, krun::sim::SimOptions::default())
+        .await
+        .expect("the simulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .write_kubeconfig(&dir.path().join("kubeconfig"))
+        .expect("the kubeconfig is written");
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_apply_goes_one_minor_and_a_skip_never_reaches_kubeadm() {
+    use crate::support::{Fleet, NodeSpec, Os};
+    // The first control-plane node, with kubeadm 1.21 installed and its admin kubeconfig.
+    let spec = NodeSpec::new("n1", Os::Debian12)
+        .package("kubeadm", &Os::Debian12.package_version("1.21.14"));
+    let Some(fleet) = Fleet::builder().node(spec).start() else {
+        return;
+    };
+    let admin = fleet.node("n1").root_path("/etc/kubernetes/admin.conf");
+    std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+    std::fs::write(&admin, "apiVersion: v1\nkind: Config\n").unwrap();
+    let (_server, dir) = serve(CLUSTER).await;
+    let setup = crate::e2e::Setup::new(
+        &fleet,
+        r#"let r = kubeadm_upgrade_apply(node, param("v"), #{ certificate_renewal: false });
+log(`applied ${r.version} over ${r.from}`);
+"#,
+    );
+    let kubeconfig = dir.path().join("kubeconfig").display().to_string();
+    let run = |version: &'static str| {
+        let krun = setup.krun(&[
+            "--node",
+            "n1",
+            "--kubeconfig",
+            &kubeconfig,
+            "--set",
+            &format!("v={version}"),
+        ]);
+        tokio::task::spawn_blocking(move || krun.run())
+    };
+    run("1.23.17")
+        .await
+        .unwrap()
+        .code(3)
+        .stderr_has("refusing kubeadm upgrade apply 1.20.15 -> 1.23.17");
+    assert!(
+        !fleet
+            .node("n1")
+            .changes()
+            .iter()
+            .any(|c| c.starts_with("kubeadm")),
+        "{:?}",
+        fleet.node("n1").changes()
+    );
+    run("1.21.14")
+        .await
+        .unwrap()
+        .code(0)
+        .stderr_has("applied 1.21.14 over 1.20.15");
+    let kubeadm: Vec<String> = fleet
+        .node("n1")
+        .changes()
+        .into_iter()
+        .filter(|c| c.starts_with("kubeadm"))
+        .collect();
+    assert_eq!(kubeadm, ["kubeadm upgrade apply v1.21.14"]);
+}
+
+#[test]
+fn strict_skew_is_a_flag_of_runs_and_resumes() {
+    for args in [&["--help"][..], &["resume", "--help"][..]] {
+        let out = Krun::new().args(args).run();
+        out.code(0);
+        assert!(out.stdout.contains("--strict-skew"), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn a_plan_without_the_node_names_each_minor() {
+    let rehearsal = Rehearsal::new(
+        r#"let cp = find_node("cp-1");
+for v in version_path("1.20.15", "1.22", pkg_versions(cp, "kubeadm")) {
+    pkg_install(cp, "kubeadm", v);
+    kubeadm_upgrade_apply(cp, v, #{});
+}
+"#,
+    );
+    let out = rehearsal.run(&[]);
+    out.code(0)
+        .stderr_has("the available versions were not observed");
+    assert_eq!(
+        commands(&out, "kubeadm_upgrade_apply"),
+        [
+            "kubeadm upgrade apply -y v1.21.x",
+            "kubeadm upgrade apply -y v1.22.x"
+        ]
+    );
+    // A live run never takes a placeholder.
+    let rehearsal = Rehearsal::new(r#"kubeadm_upgrade_apply(node, "1.21.x", #{});"#);
+    let out = Krun::new()
+        .args([
+            rehearsal.path("play.rhai"),
+            "--inventory".into(),
+            rehearsal.path("inventory.toml"),
+            "--node".into(),
+            "n1".into(),
+        ])
+        .run();
+    out.code(2).stderr_has("is not a full Kubernetes version");
+}
+
+/// Three control-plane nodes, each with its kube-apiserver static pod, at 1.20.15.
+fn ha_cluster() -> String {
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: kube-system\n",
+    );
+    for cp in ["cp-1", "cp-2", "cp-3"] {
+        yaml.push_str(&format!(
+            r#"- apiVersion: v1
+  kind: Node
+  metadata:
+    name: {cp}
+    labels:
+      kubernetes.io/hostname: {cp}
+      node-role.kubernetes.io/control-plane: ""
+  status:
+    conditions:
+    - {{type: Ready, status: "True", reason: KubeletReady}}
+    nodeInfo:
+      kubeletVersion: v1.20.15
+      kubeProxyVersion: v1.20.15
+      containerRuntimeVersion: containerd://1.6.20
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: kube-apiserver-{cp}
+    namespace: kube-system
+    labels:
+      component: kube-apiserver
+      tier: control-plane
+  spec:
+    nodeName: {cp}
+    containers:
+    - name: kube-apiserver
+      image: registry.k8s.io/kube-apiserver:v1.20.15
+  status:
+    phase: Running
+"#
+        ));
+    }
+    yaml
+}
+
+const HA_INVENTORY: &str = r#"
+[nodes.cp-1]
+host = "192.0.2.10"
+roles = ["control-plane"]
+
+[nodes.cp-2]
+host = "192.0.2.11"
+roles = ["control-plane"]
+
+[nodes.cp-3]
+host = "192.0.2.12"
+roles = ["control-plane"]
+"#;
+
+#[test]
+fn ha_apiservers_left_two_minors_behind_are_refused() {
+    // Two hops on the first control-plane node without upgrading the others in between.
+    let rehearsal = Rehearsal::of(
+        &ha_cluster(),
+        HA_INVENTORY,
+        r#"let cp = find_node("cp-1");
+kubeadm_upgrade_apply(cp, "1.21.14", #{});
+kubeadm_upgrade_apply(cp, "1.22.17", #{});
+"#,
+    );
+    rehearsal
+        .run(&[])
+        .code(3)
+        .stderr_has("refusing kubeadm upgrade apply 1.21.14 -> 1.22.17: kube-apiserver on cp-2 at")
+        .stderr_has("1.20.15 would be more than one minor behind");
+    // With kubeadm upgrade node on the others after each hop, as the procedure goes.
+    let rehearsal = Rehearsal::of(
+        &ha_cluster(),
+        HA_INVENTORY,
+        r#"let cp = find_node("cp-1");
+for v in ["1.21.14", "1.22.17"] {
+    kubeadm_upgrade_apply(cp, v, #{});
+    for other in ["cp-2", "cp-3"] { kubeadm_upgrade_node(find_node(other)); }
+}
+"#,
+    );
+    rehearsal.run(&[]).code(0);
 }
