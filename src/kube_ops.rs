@@ -141,6 +141,8 @@ impl KubeCall {
 pub struct KubeService {
     options: ClientOptions,
     client: OnceCell<Kube>,
+    /// See [`KubeService::on_cluster_time`].
+    time_scale: f64,
 }
 
 impl KubeService {
@@ -148,6 +150,7 @@ impl KubeService {
         Self {
             options,
             client: OnceCell::new(),
+            time_scale: 1.0,
         }
     }
 
@@ -156,7 +159,22 @@ impl KubeService {
         Self {
             options: ClientOptions::default(),
             client: OnceCell::new_with(Some(kube)),
+            time_scale: 1.0,
         }
+    }
+
+    /// The cluster's clock runs `scale` times faster than real time (the rehearsal
+    /// simulator): a playbook's timeouts, written in cluster time ("10m" for a drain), are
+    /// waited that much shorter, so a rehearsal of a drain a budget blocks ends in seconds.
+    pub fn on_cluster_time(mut self, scale: f64) -> Self {
+        if scale.is_finite() && scale > 0.0 {
+            self.time_scale = scale;
+        }
+        self
+    }
+
+    fn real(&self, cluster_time: Duration) -> Duration {
+        cluster_time.div_f64(self.time_scale)
     }
 
     pub async fn client(&self) -> Result<&Kube, EffectError> {
@@ -236,9 +254,11 @@ impl KubeService {
                     );
                 }
                 let observer = |event: crate::kube::DrainEvent| log_drain_event(&event);
+                let mut options = options.as_ref().clone();
+                options.timeout = options.timeout.map(|t| self.real(t));
                 to_json(
                     &kube
-                        .drain(node, options, &observer)
+                        .drain(node, &options, &observer)
                         .await
                         .map_err(kube_error)?,
                 )
@@ -251,7 +271,7 @@ impl KubeService {
             } => {
                 let policy = RetryPolicy {
                     grace_period: *grace_period,
-                    deadline: timeout.map(|t| std::time::Instant::now() + t),
+                    deadline: timeout.map(|t| std::time::Instant::now() + self.real(t)),
                     ..RetryPolicy::default()
                 };
                 let observer = |progress: crate::kube::eviction::Progress| log_progress(&progress);
@@ -268,7 +288,7 @@ impl KubeService {
                 version,
             } => to_json(
                 &kube
-                    .wait_ready(node, *timeout, version.as_deref())
+                    .wait_ready(node, self.real(*timeout), version.as_deref())
                     .await
                     .map_err(kube_error)?,
             ),

@@ -375,8 +375,9 @@ async fn rehearsal(
     })?;
     let cluster = crate::sim::Cluster::load(&text)
         .map_err(|e| crate::Error::input(format!("cluster snapshot {}: {e}", file.display())))?;
+    let options_scale = 100.0;
     let options = crate::sim::SimOptions {
-        time_scale: 100.0,
+        time_scale: options_scale,
         ..crate::sim::SimOptions::default()
     };
     let server = crate::sim::Server::start(cluster, options)
@@ -385,10 +386,13 @@ async fn rehearsal(
     let kube = crate::kube::Kube::from_url(&server.url())
         .map_err(|e| crate::Error::runtime(format!("cannot reach the rehearsal simulator: {e}")))?;
     tracing::info!(
-        "rehearsing against a simulated copy of {} (cluster time runs 100x faster)",
+        "rehearsing against a simulated copy of {} (cluster time runs 100x faster: timeouts too, a 10m drain timeout lasts 6 s)",
         file.display()
     );
-    Ok((crate::kube_ops::KubeService::with_client(kube), server))
+    Ok((
+        crate::kube_ops::KubeService::with_client(kube).on_cluster_time(options_scale),
+        server,
+    ))
 }
 
 /// Nodes named with --node that the inventory does not list are looked up in the cluster and
