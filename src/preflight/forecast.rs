@@ -9,7 +9,8 @@
 //! ReplicaSets replace it at once, StatefulSets once it is gone (in ordinal order); the
 //! scheduler places replacements on the least loaded node that fits; a replacement is Ready
 //! after the startup delay. After its drain a node is upgraded (DaemonSet pods on it are down
-//! meanwhile) and uncordoned; the next batch starts when the whole batch is back.
+//! meanwhile) and uncordoned; the next batch starts when the whole batch is back and the
+//! replacements that can be placed are Ready.
 //!
 //! The same model chooses `--batch auto` plans, so the plan and its forecast agree.
 
@@ -104,7 +105,8 @@ pub struct BatchForecast {
     pub stuck: Vec<Stuck>,
     /// Cluster seconds the batch is held by budgets (the last admitted eviction's wait).
     pub hold_seconds: f64,
-    /// Cluster seconds from the batch's start until its nodes are back; absent when stuck.
+    /// Cluster seconds from the batch's start until its nodes are back and the replacements
+    /// Ready; absent when stuck.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
     /// Why the batch blocks the run (zero ready replicas, stuck, refused pods).
@@ -1125,6 +1127,11 @@ impl Model {
             }
         }
         self.retry_unscheduled();
+        // The batch is over when its replacements are Ready (those that can be placed).
+        while let Some(next) = self.next_timer() {
+            self.advance_to(next);
+        }
+        let end = if finished { self.now } else { end };
 
         let mut impacts: Vec<Impact> = disrupted
             .iter()
