@@ -217,6 +217,11 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         findings,
         forecast,
     };
+    if let Some(path) = &args.report {
+        std::fs::write(path, preflight::html::page(&report)).map_err(|e| {
+            Error::runtime(format!("cannot write the report {}: {e}", path.display()))
+        })?;
+    }
     match args.output {
         OutputFormat::Json => {
             let json =

@@ -114,6 +114,11 @@ pub struct PreflightArgs {
     #[arg(long = "accept", value_name = "ID")]
     pub accept: Vec<String>,
 
+    /// Also write the report as a self-contained HTML page: findings, the plan as a timeline,
+    /// each workload's ready replicas batch by batch.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

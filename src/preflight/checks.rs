@@ -250,12 +250,7 @@ pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) 
             continue;
         }
         let name = pdb_name(view, b);
-        let pods: Vec<usize> = index
-            .budgets_of
-            .iter()
-            .filter(|(_, bs)| bs.contains(&b))
-            .map(|(&p, _)| p)
-            .collect();
+        let pods = &index.pods_of_budget[b];
         if pods.is_empty() {
             continue;
         }

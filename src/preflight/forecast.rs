@@ -326,6 +326,8 @@ pub struct Model {
     unscheduled: BTreeSet<usize>,
     /// StatefulSet pods by (workload, ordinal).
     stateful: HashMap<(usize, i64), usize>,
+    /// The budget covering each workload's pods (the first, if several).
+    workload_budget: Vec<Option<usize>>,
 }
 
 fn quantity(text: &str) -> Option<f64> {
@@ -527,6 +529,9 @@ impl Model {
             timers: BinaryHeap::new(),
             unscheduled: BTreeSet::new(),
             stateful: HashMap::new(),
+            workload_budget: (0..index.workloads.len())
+                .map(|w| index.budgets_of_workload(w).first().copied())
+                .collect(),
         };
         let mut namespaces: HashMap<String, Arc<str>> = HashMap::new();
         let mut budget_sets: HashMap<Vec<usize>, Arc<[usize]>> = HashMap::new();
@@ -1206,10 +1211,7 @@ impl Model {
 
     /// The budget of a workload's pods (the first, if several).
     fn budget_of_workload(&self, w: usize) -> Option<usize> {
-        self.pods
-            .iter()
-            .find(|p| p.workload == Some(w) && !p.budgets.is_empty())
-            .map(|p| p.budgets[0])
+        self.workload_budget.get(w).copied().flatten()
     }
 }
 
@@ -1220,12 +1222,7 @@ fn budget_of(
     pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget,
 ) -> MBudget {
     let spec = pdb.spec.clone().unwrap_or_default();
-    let matched: Vec<usize> = index
-        .budgets_of
-        .iter()
-        .filter(|(_, bs)| bs.contains(&b))
-        .map(|(&p, _)| p)
-        .collect();
+    let matched: Vec<usize> = index.pods_of_budget[b].clone();
     let healthy = matched
         .iter()
         .filter(|&&p| {

@@ -15,6 +15,7 @@ pub mod apis;
 pub mod batches;
 pub mod checks;
 pub mod forecast;
+pub mod html;
 pub mod render;
 pub mod version;
 pub mod workload;

@@ -157,15 +157,20 @@ pub fn report(report: &Report) -> String {
     }
     let blocks = report.findings.iter().filter(|f| f.blocks()).count();
     if report.blocked() {
+        let mut what = Vec::new();
+        if blocks > 0 {
+            what.push(format!(
+                "{blocks} block finding{} (--accept ID)",
+                if blocks == 1 { "" } else { "s" }
+            ));
+        }
+        if report.forecast.as_ref().is_some_and(Forecast::blocked) {
+            what.push("the disruption forecast (--accept forecast)".to_owned());
+        }
         let _ = writeln!(
             out,
-            "refused: {blocks} block finding{}{}; fix them, or accept each explicitly with --accept ID",
-            if blocks == 1 { "" } else { "s" },
-            if report.forecast.as_ref().is_some_and(Forecast::blocked) {
-                " and a forecast block (--accept forecast)"
-            } else {
-                ""
-            }
+            "refused: {}; fix them, or accept each explicitly",
+            what.join(" and ")
         );
     }
     out

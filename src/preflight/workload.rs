@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::ClusterView;
 use crate::kube::pod;
@@ -46,6 +45,8 @@ pub struct Index {
     pub workload_of: HashMap<usize, usize>,
     /// Pod index → indices of the budgets (in `ClusterView::pdbs`) covering it.
     pub budgets_of: HashMap<usize, Vec<usize>>,
+    /// Budget index → the pods it covers.
+    pub pods_of_budget: Vec<Vec<usize>>,
 }
 
 impl Index {
@@ -146,8 +147,33 @@ impl Index {
                 pods,
             });
         }
+        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (b, pdb) in view.pdbs.iter().enumerate() {
+            by_namespace
+                .entry(pdb.metadata.namespace.as_deref().unwrap_or_default())
+                .or_default()
+                .push(b);
+        }
+        index.pods_of_budget = vec![Vec::new(); view.pdbs.len()];
         for (i, p) in view.pods.iter().enumerate() {
-            let covering = covering(&view.pdbs, p);
+            let namespace = p.metadata.namespace.as_deref().unwrap_or_default();
+            let Some(candidates) = by_namespace.get(namespace) else {
+                continue;
+            };
+            let labels = pod::labels(p);
+            let covering: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&b| {
+                    pdb_selects(
+                        view.pdbs[b].spec.as_ref().and_then(|s| s.selector.as_ref()),
+                        labels,
+                    )
+                })
+                .collect();
+            for &b in &covering {
+                index.pods_of_budget[b].push(i);
+            }
             if !covering.is_empty() {
                 index.budgets_of.insert(i, covering);
             }
@@ -166,18 +192,6 @@ impl Index {
         found.dedup();
         found
     }
-}
-
-/// Indices of the budgets covering `pod`: same namespace, selector matches its labels.
-pub fn covering(pdbs: &[PodDisruptionBudget], p: &Pod) -> Vec<usize> {
-    let namespace = p.metadata.namespace.as_deref().unwrap_or_default();
-    let labels = pod::labels(p);
-    pdbs.iter()
-        .enumerate()
-        .filter(|(_, pdb)| pdb.metadata.namespace.as_deref().unwrap_or_default() == namespace)
-        .filter(|(_, pdb)| pdb_selects(pdb.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
-        .map(|(i, _)| i)
-        .collect()
 }
 
 fn is_ingress(id: &WorkloadId, sample: Option<&Pod>) -> bool {

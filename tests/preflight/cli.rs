@@ -68,6 +68,29 @@ fn the_forecast_table_shows_each_batch_and_json_carries_it() {
 }
 
 #[test]
+fn the_html_report_is_one_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("plan.html");
+    preflight(
+        "service-in-one-batch",
+        &["--batch", "2", "--report", page.to_str().unwrap()],
+    )
+    .code(3);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for needle in [
+        "<!DOCTYPE html>",
+        "<svg",
+        "Plan: --batch 2",
+        "Workloads through the upgrade",
+        "Deployment shop/checkout",
+        "class=\"zero\"",
+    ] {
+        assert!(html.contains(needle), "{needle:?} not in the page");
+    }
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
 fn bad_batch_plans_and_targets_are_input_errors() {
     preflight("service-in-one-batch", &["--batch", "0%"])
         .code(2)
@@ -147,4 +170,46 @@ fn batch_auto_runs_the_chosen_batches_one_after_another() {
             .all(|n| n["status"] == "ok"),
         "{json:#}"
     );
+}
+
+#[test]
+fn playbooks_get_the_findings_from_the_preflight_primitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("check.rhai");
+    std::fs::write(
+        &playbook,
+        r#"
+let findings = preflight(#{ target: "1.29.4", critical: ["shop/checkout"] });
+let blocks = [];
+for f in findings {
+    if f.severity == "block" { blocks.push(f.id); }
+}
+if blocks != ["critical-without-pdb/shop/checkout"] {
+    throw `unexpected findings: ${findings}`;
+}
+log(`${findings.len()} findings, ${blocks.len()} blocking`);
+"#,
+    )
+    .unwrap();
+    Krun::new()
+        .args([
+            playbook.display().to_string(),
+            "--rehearse".to_owned(),
+            snapshot("service-in-one-batch").display().to_string(),
+            "--offline".to_owned(),
+        ])
+        .run()
+        .code(0);
+    Krun::new()
+        .args([
+            playbook.display().to_string(),
+            "--rehearse".to_owned(),
+            snapshot("service-in-one-batch").display().to_string(),
+            "--offline".to_owned(),
+            "--output".to_owned(),
+            "json".to_owned(),
+        ])
+        .run()
+        .code(0)
+        .stdout_has("preflight checks for target 1.29.4");
 }
