@@ -327,7 +327,12 @@ async fn forecast_plan(
     })?;
     let view = ClusterView::read(client).await?;
     let names: Vec<String> = settings.nodes.iter().map(|n| n.name.clone()).collect();
-    let options = ForecastOptions::default();
+    // The playbook's drain options are its own: pods without a controller are assumed to go
+    // (`force`); if the playbook's drain refuses them, the drain says so itself.
+    let options = ForecastOptions {
+        force: true,
+        ..ForecastOptions::default()
+    };
     let mut forecast = batches::plan(&view, &[], &names, settings.batch_spec, &options);
     if forecast.blocked() && settings.accept.iter().any(|a| a == "forecast") {
         tracing::warn!(

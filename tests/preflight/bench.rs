@@ -60,8 +60,10 @@ async fn forecast_a_full_worker_plan_of_a_large_cluster() {
     drop(text);
     let server = Server::start(cluster, SimOptions::default()).await.unwrap();
     let kube = Kube::from_url(&server.url()).unwrap();
+    let (rss_unread, _) = memory();
     let start = Instant::now();
     let view = ClusterView::read(&kube).await.unwrap();
+    let (rss_read, _) = memory();
     println!(
         "read the cluster (list calls):  {:>8.2} s  ({} nodes, {} pods, {} PDBs)",
         start.elapsed().as_secs_f64(),
@@ -79,6 +81,10 @@ async fn forecast_a_full_worker_plan_of_a_large_cluster() {
         force: true,
         ..ForecastOptions::default()
     };
+    println!(
+        "the cluster as read:            {:>8.0} MiB resident",
+        rss_read - rss_unread
+    );
     let (rss_before, peak_before) = memory();
     println!(
         "resident before the forecasts:  {rss_before:>8.0} MiB (peak {peak_before:.0} MiB, simulator included)"
