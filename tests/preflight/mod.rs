@@ -20,7 +20,12 @@ pub fn snapshot(name: &str) -> std::path::PathBuf {
 /// A simulator serving the snapshot, a client for it, and the cluster as preflight reads it.
 pub async fn serve(name: &str, time_scale: f64) -> (Server, Kube, ClusterView) {
     let text = std::fs::read_to_string(snapshot(name)).expect("the snapshot exists");
-    let cluster = Cluster::load(&text).expect("the snapshot loads");
+    serve_text(&text, time_scale).await
+}
+
+/// A simulator serving the cluster in `text`.
+pub async fn serve_text(text: &str, time_scale: f64) -> (Server, Kube, ClusterView) {
+    let cluster = Cluster::load(text).expect("the snapshot loads");
     let server = Server::start(
         cluster,
         SimOptions {
