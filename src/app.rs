@@ -53,6 +53,10 @@ pub fn main() -> u8 {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(unlock(args))
         }
+        Some(Command::Preflight(args)) => {
+            Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
+            runtime.block_on(preflight(args))
+        }
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(crate::sim::run(command)).map(|()| 0)
@@ -98,6 +102,139 @@ async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `krun preflight`: findings and, with --batch, the disruption forecast; exit 3 on a block.
+async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
+    use crate::preflight::{self, BatchSpec, ClusterView, ForecastOptions, PreflightOptions};
+    let target = args
+        .target
+        .as_deref()
+        .map(|t| {
+            preflight::Version::parse(t).ok_or_else(|| {
+                Error::input(format!(
+                    "--target {t}: expected a Kubernetes version like 1.29.4"
+                ))
+            })
+        })
+        .transpose()?;
+    let batch = args
+        .batch
+        .as_deref()
+        .map(BatchSpec::parse)
+        .transpose()
+        .map_err(Error::input)?;
+    for (flag, value) in [
+        ("--upgrade-time", args.upgrade_time),
+        ("--startup-delay", args.startup_delay),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(Error::input(format!(
+                "{flag} {value}: expected seconds, 0 or more"
+            )));
+        }
+    }
+    let (service, _simulator) = match &args.rehearse {
+        Some(file) => {
+            let (service, server) = run::rehearsal(file).await?;
+            (service, Some(server))
+        }
+        None => (
+            crate::kube_ops::KubeService::new(crate::kube::ClientOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            }),
+            None,
+        ),
+    };
+    let kube = service
+        .client()
+        .await
+        .map_err(|e| Error::runtime(format!("preflight cannot reach the cluster: {e}")))?;
+    let view = ClusterView::read(kube).await?;
+    let options = PreflightOptions {
+        target,
+        critical: args.critical.clone(),
+        manifests: args.manifests.clone(),
+        nodes: args.nodes.clone(),
+    };
+    let mut findings = preflight::findings(kube, &view, &options).await?;
+    let mut unmatched = preflight::accept(&mut findings, &args.accept);
+    let forecast = batch.map(|spec| {
+        let nodes: Vec<String> = if args.nodes.is_empty() {
+            view.nodes
+                .iter()
+                .filter(|n| {
+                    let labels = n.metadata.labels.clone().unwrap_or_default();
+                    !labels.contains_key("node-role.kubernetes.io/control-plane")
+                        && !labels.contains_key("node-role.kubernetes.io/master")
+                })
+                .filter_map(|n| n.metadata.name.clone())
+                .collect()
+        } else {
+            args.nodes.clone()
+        };
+        let mut forecast = preflight::batches::plan(
+            &view,
+            &args.critical,
+            &nodes,
+            spec,
+            &ForecastOptions {
+                startup_seconds: args.startup_delay,
+                upgrade_seconds: args.upgrade_time,
+                force: args.force,
+            },
+        );
+        if args.accept.iter().any(|a| a == "forecast") {
+            unmatched.retain(|a| a != "forecast");
+            if forecast.blocked() {
+                tracing::warn!(
+                    "preflight: accepted the disruption forecast's block (--accept forecast): {}",
+                    forecast.verdict
+                );
+            }
+            forecast.accepted = true;
+        }
+        forecast
+    });
+    for name in &args.nodes {
+        if !view
+            .nodes
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(name))
+        {
+            return Err(Error::input(format!(
+                "--node {name}: the cluster has no such node"
+            )));
+        }
+    }
+    for a in &unmatched {
+        tracing::warn!("--accept {a} matches no finding");
+    }
+    let report = preflight::Report {
+        cluster_version: view.server_version.clone(),
+        target: target.map(|t| t.to_string()),
+        findings,
+        forecast,
+    };
+    if let Some(path) = &args.report {
+        std::fs::write(path, preflight::html::page(&report)).map_err(|e| {
+            Error::runtime(format!("cannot write the report {}: {e}", path.display()))
+        })?;
+    }
+    match args.output {
+        OutputFormat::Json => {
+            let json =
+                serde_json::to_string_pretty(&report).map_err(|e| Error::runtime(e.to_string()))?;
+            print(&format!("{json}\n"));
+        }
+        OutputFormat::Text => print(&preflight::render::report(&report)),
+    }
+    Ok(if report.blocked() {
+        crate::error::Kind::Refused.exit_code()
+    } else {
+        0
+    })
 }
 
 fn fail(error: &Error) -> u8 {
@@ -158,6 +295,7 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         )));
     }
     let dry_run = args.dry_run || args.rehearse.is_some();
+    let batch_spec = crate::preflight::BatchSpec::parse(&args.batch).map_err(Error::input)?;
     if args.offline && !dry_run {
         return Err(Error::input("--offline only makes sense with --dry-run"));
     }
@@ -195,7 +333,9 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             kubeconfig: args.kubeconfig,
             context: args.context,
         },
-        batch: args.batch as usize,
+        batch: batch_spec.size(args.nodes.len()),
+        batch_spec,
+        accept: args.accept,
         dry_run,
         offline: args.offline,
         strict_skew: args.strict_skew,
@@ -250,8 +390,14 @@ fn execute(
                 serde_json::to_string_pretty(&report).map_err(|e| Error::runtime(e.to_string()))?;
             print(&format!("{json}\n"));
         }
-        OutputFormat::Text if report.nodes.is_empty() => {}
-        OutputFormat::Text => print(&crate::output::text(&report)),
+        OutputFormat::Text => {
+            if let Some(forecast) = &report.forecast {
+                print(&crate::preflight::render::forecast(forecast));
+            }
+            if !report.nodes.is_empty() {
+                print(&crate::output::text(&report));
+            }
+        }
     }
     Ok(report.exit_code)
 }

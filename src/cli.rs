@@ -49,6 +49,79 @@ pub enum Command {
     /// A simulated Kubernetes cluster that real kubectl accepts.
     #[command(subcommand)]
     Sim(crate::sim::SimCommand),
+    /// Check the cluster before an upgrade: findings with fixes, and the disruption forecast of
+    /// a batch plan. Exit 3 when anything blocks.
+    Preflight(PreflightArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  krun preflight --target 1.29.4
+  krun preflight --rehearse cluster.yaml --target 1.29.4 --node worker-001 --node worker-002 --batch 2
+  krun preflight --rehearse cluster.yaml --batch auto --output json
+
+A block finding exits 3. Accept one explicitly with --accept ID (the whole id, or its check
+name for all of its findings; `forecast` accepts the forecast's blocks); every acceptance is logged.")]
+pub struct PreflightArgs {
+    /// The Kubernetes version the upgrade goes to (skew, removed APIs, bound tokens).
+    #[arg(long, value_name = "VERSION")]
+    pub target: Option<String>,
+
+    /// Judge a snapshot (`kubectl get … -o yaml`) in an in-process simulator instead of the
+    /// live cluster.
+    #[arg(long, value_name = "FILE")]
+    pub rehearse: Option<PathBuf>,
+
+    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// A workload the team calls critical (besides ingress controllers, Prometheus,
+    /// Alertmanager and CoreDNS), `namespace/name` (repeatable).
+    #[arg(long = "critical", value_name = "NS/NAME")]
+    pub critical: Vec<String>,
+
+    /// Manifest files or directories to check for API versions removed by the target.
+    #[arg(long = "manifests", value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+
+    /// A node to be upgraded (repeatable); with --batch, the nodes the forecast plays.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+
+    /// Forecast this batch plan: N, N% or auto (all non-control-plane nodes when no --node).
+    #[arg(long, value_name = "N|N%|auto")]
+    pub batch: Option<String>,
+
+    /// Cluster seconds each node is down for its upgrade after its drain.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub upgrade_time: f64,
+
+    /// Cluster seconds from scheduling to Ready of a replacement pod.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub startup_delay: f64,
+
+    /// The drain evicts pods without a controller (drain's `force`).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Accept a block finding (its id or check name; `forecast` for the forecast). Logged.
+    #[arg(long = "accept", value_name = "ID")]
+    pub accept: Vec<String>,
+
+    /// Also write the report as a self-contained HTML page: findings, the plan as a timeline,
+    /// each workload's ready replicas batch by batch.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -78,9 +151,16 @@ pub struct RunArgs {
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
 
-    /// How many nodes run at once.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
+    /// How many nodes run at once: a number (3), a share of the nodes (10%), or `auto` (batches
+    /// chosen from the cluster so that no workload goes below its PodDisruptionBudget; needs
+    /// the cluster, run in batches one after another). With --rehearse, the disruption
+    /// forecast of the plan is printed first.
+    #[arg(long, value_name = "N|N%|auto", default_value = "1")]
+    pub batch: String,
+
+    /// Accept a block of the disruption forecast (`forecast`) and run anyway. Logged.
+    #[arg(long = "accept", value_name = "ID")]
+    pub accept: Vec<String>,
 
     /// Evaluate the whole playbook, record every change instead of making it, and print the plan.
     #[arg(long)]

@@ -50,6 +50,10 @@ pub enum KubeCall {
         timeout: Duration,
         version: Option<String>,
     },
+    /// The preflight checks: findings with severity and fix (read-only).
+    Preflight {
+        options: Box<crate::preflight::PreflightOptions>,
+    },
 }
 
 impl KubeCall {
@@ -69,7 +73,8 @@ impl KubeCall {
             | KubeCall::Uncordon { .. }
             | KubeCall::Drain { .. }
             | KubeCall::Evict { .. }
-            | KubeCall::WaitReady { .. } => true,
+            | KubeCall::WaitReady { .. }
+            | KubeCall::Preflight { .. } => true,
         }
     }
 
@@ -131,6 +136,13 @@ impl KubeCall {
                     .map(|v| format!(" with kubelet {v}"))
                     .unwrap_or_default(),
                 humantime::format_duration(*timeout)
+            ),
+            Self::Preflight { options } => format!(
+                "preflight checks{} (reads nodes, pods, workloads, budgets, served APIs)",
+                options
+                    .target
+                    .map(|t| format!(" for target {t}"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -292,6 +304,18 @@ impl KubeService {
                     .await
                     .map_err(kube_error)?,
             ),
+            KubeCall::Preflight { options } => {
+                let view = crate::preflight::ClusterView::read(kube)
+                    .await
+                    .map_err(kube_error)?;
+                let findings = crate::preflight::findings(kube, &view, options)
+                    .await
+                    .map_err(|e| match e.kind {
+                        Kind::Input => EffectError::Input(e.message),
+                        _ => EffectError::Other(e.message),
+                    })?;
+                to_json(&findings)
+            }
         };
         Ok(value)
     }
@@ -305,7 +329,8 @@ impl KubeService {
             | KubeCall::ApiserverVersions
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
-            | KubeCall::Pdbs => self.live(call).await.map(Some),
+            | KubeCall::Pdbs
+            | KubeCall::Preflight { .. } => self.live(call).await.map(Some),
             KubeCall::Drain { node, options } => {
                 let kube = self.client().await?;
                 let preview = kube

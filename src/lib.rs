@@ -26,6 +26,7 @@ pub mod node;
 pub mod output;
 pub mod params;
 pub mod plan;
+pub mod preflight;
 pub mod primitives;
 pub mod quote;
 pub mod resume;

@@ -41,6 +41,10 @@ pub struct RunSettings {
     /// How to reach the cluster (`--kubeconfig`, `--context`).
     pub kube: crate::kube::ClientOptions,
     pub batch: usize,
+    /// The batch plan as asked (`--batch N`, `N%`, `auto`); `batch` is its size for fixed plans.
+    pub batch_spec: crate::preflight::BatchSpec,
+    /// `--accept` values: `forecast` lets a run start despite a forecast block.
+    pub accept: Vec<String>,
     pub dry_run: bool,
     pub offline: bool,
     /// `--strict-skew`: version-skew warnings become refusals.
@@ -70,6 +74,9 @@ pub struct Report {
     pub offline: bool,
     pub params: BTreeMap<String, serde_json::Value>,
     pub nodes: Vec<RunRecord>,
+    /// The disruption forecast of the batch plan (rehearsals and `--batch auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::preflight::Forecast>,
     pub exit_code: u8,
     #[serde(skip)]
     pub diagnostics: Vec<Diagnostic>,
@@ -106,6 +113,24 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     };
     let mut settings = settings;
     settings.nodes = discover(&settings, &kube).await?;
+    let (forecast, groups) = forecast_plan(&mut settings, &kube).await?;
+    if let Some(forecast) = forecast.as_ref().filter(|f| f.blocked()) {
+        tracing::error!(
+            "the disruption forecast blocks this plan ({}); nothing was run",
+            forecast.verdict
+        );
+        return Ok(Report {
+            run_id: None,
+            playbook: file,
+            dry_run: settings.dry_run,
+            offline: settings.offline,
+            params: shown_params,
+            nodes: Vec::new(),
+            forecast: Some(forecast.clone()),
+            exit_code: Kind::Refused.exit_code(),
+            diagnostics: Vec::new(),
+        });
+    }
     let etcd = Arc::new(crate::etcd_ops::EtcdService::new(
         Arc::clone(&settings.inventory),
         pool.clone(),
@@ -179,6 +204,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
             offline: settings.offline,
             params: shown_params.clone(),
             nodes: Vec::new(),
+            forecast,
             exit_code: Kind::Input.exit_code(),
             diagnostics,
         });
@@ -217,7 +243,16 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     let stop = Arc::new(AtomicBool::new(false));
     let slots = Arc::new(Semaphore::new(settings.batch.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (run, node) in runs {
+    let mut diagnostics = Vec::new();
+    for (position, (run, node)) in runs.into_iter().enumerate() {
+        // Planned batches run one after another: the next starts when the last is done.
+        if groups.as_ref().is_some_and(|g| g.contains(&position)) {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok(Some(diagnostic)) = joined {
+                    diagnostics.push(diagnostic);
+                }
+            }
+        }
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit.expect("semaphore open"),
             () = cancel.cancelled() => break,
@@ -241,7 +276,6 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
             diagnostic
         });
     }
-    let mut diagnostics = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         if let Ok(Some(diagnostic)) = joined {
             diagnostics.push(diagnostic);
@@ -286,9 +320,70 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         offline: settings.offline,
         params: shown_params.clone(),
         nodes,
+        forecast,
         exit_code,
         diagnostics,
     })
+}
+
+/// The disruption forecast of the batch plan, when the run rehearses or plans its batches
+/// itself (`--batch auto`): the forecast, and for `auto` the run positions where a new batch
+/// starts (the nodes reordered batch by batch, the batch size set to the largest batch).
+async fn forecast_plan(
+    settings: &mut RunSettings,
+    kube: &crate::kube_ops::KubeService,
+) -> crate::Result<(Option<crate::preflight::Forecast>, Option<Vec<usize>>)> {
+    use crate::preflight::{BatchSpec, ClusterView, ForecastOptions, batches};
+    let auto = settings.batch_spec == BatchSpec::Auto;
+    if settings.nodes.is_empty() || (settings.rehearse.is_none() && !auto) {
+        return Ok((None, None));
+    }
+    let client = kube.client().await.map_err(|e| {
+        crate::Error::input(format!(
+            "--batch auto reads the cluster, which is not reachable: {e}"
+        ))
+    })?;
+    let view = ClusterView::read(client).await?;
+    let names: Vec<String> = settings.nodes.iter().map(|n| n.name.clone()).collect();
+    // The playbook's drain options are its own: pods without a controller are assumed to go
+    // (`force`); if the playbook's drain refuses them, the drain says so itself.
+    let options = ForecastOptions {
+        force: true,
+        ..ForecastOptions::default()
+    };
+    let mut forecast = batches::plan(&view, &[], &names, settings.batch_spec, &options);
+    if forecast.blocked() && settings.accept.iter().any(|a| a == "forecast") {
+        tracing::warn!(
+            "running despite the disruption forecast's block (--accept forecast): {}",
+            forecast.verdict
+        );
+        forecast.accepted = true;
+    }
+    let mut groups = None;
+    if auto {
+        let mut order = Vec::new();
+        let mut starts = Vec::new();
+        for batch in &forecast.batches {
+            starts.push(order.len());
+            order.extend(batch.nodes.iter().cloned());
+        }
+        let mut nodes = std::mem::take(&mut settings.nodes);
+        settings.nodes = order
+            .iter()
+            .filter_map(|name| {
+                let i = nodes.iter().position(|n| &n.name == name)?;
+                Some(nodes.remove(i))
+            })
+            .collect();
+        settings.batch = forecast
+            .batches
+            .iter()
+            .map(|b| b.nodes.len())
+            .max()
+            .unwrap_or(1);
+        groups = Some(starts);
+    }
+    Ok((Some(forecast), groups))
 }
 
 fn params_json(
@@ -364,7 +459,7 @@ async fn take_lock(
 }
 
 /// Starts the in-process simulator a rehearsal runs against.
-async fn rehearsal(
+pub async fn rehearsal(
     file: &std::path::Path,
 ) -> crate::Result<(crate::kube_ops::KubeService, crate::sim::Server)> {
     let text = std::fs::read_to_string(file).map_err(|e| {

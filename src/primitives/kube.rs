@@ -62,6 +62,21 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         },
     );
 
+    let ctx = Arc::clone(context);
+    primitive("preflight", &["Array"], PREFLIGHT_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext| -> RhaiResult<Dynamic> {
+            preflight(&ctx, &call, &Map::new())
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive("preflight", &["opts: Map", "Array"], PREFLIGHT_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
+            preflight(&ctx, &call, &opts)
+        },
+    );
+
     let readers: [NodePrimitive; 2] = [
         (
             "node_info",
@@ -185,6 +200,86 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             );
         }
     }
+}
+
+const PREFLIGHT_DOC: &str = "Checks the cluster before an upgrade and returns the findings:\n\
+`[#{ id, severity: \"block\"|\"warn\"|\"info\", object, message, fix }]` — nodes not Ready or cordoned,\n\
+kubelet/kube-proxy skew against `target`, critical workloads (ingress, Prometheus, Alertmanager,\n\
+CoreDNS, `critical`) without a PodDisruptionBudget, single replicas, budgets allowing no\n\
+disruption or overlapping, objects in API versions the target removes, and non-root pods without\n\
+fsGroup when crossing 1.21 (bound tokens). `opts`: `target` (\"1.29.4\"), `critical`\n\
+([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded). Read-only; runs in a dry-run.";
+
+fn strings(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    opts: &Map,
+    key: &str,
+) -> RhaiResult<Vec<String>> {
+    match opts.get(key) {
+        None => Ok(Vec::new()),
+        Some(value) if value.is_unit() => Ok(Vec::new()),
+        Some(value) if value.is_string() => Ok(vec![value.to_string()]),
+        Some(value) => match value.clone().try_cast::<rhai::Array>() {
+            Some(items) => Ok(items.iter().map(ToString::to_string).collect()),
+            None => Err(raise(
+                call.call_position(),
+                ctx.failure(
+                    "preflight",
+                    Kind::Input,
+                    format!("preflight: option `{key}` must be a list of strings, got {value}"),
+                ),
+            )),
+        },
+    }
+}
+
+fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResult<Dynamic> {
+    const KNOWN: &[&str] = &["target", "critical", "manifests", "nodes"];
+    let input = |message: String| {
+        raise(
+            call.call_position(),
+            ctx.failure("preflight", Kind::Input, message),
+        )
+    };
+    for key in opts.keys() {
+        if !KNOWN.contains(&key.as_str()) {
+            let mut message = format!("preflight: unknown option `{key}`");
+            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Err(input(message));
+        }
+    }
+    let target = match opts.get("target") {
+        None => None,
+        Some(value) if value.is_unit() => None,
+        Some(value) => Some(
+            crate::preflight::Version::parse(&value.to_string()).ok_or_else(|| {
+                input(format!(
+                    "preflight: target `{value}` is not a Kubernetes version like \"1.29.4\""
+                ))
+            })?,
+        ),
+    };
+    let options = crate::preflight::PreflightOptions {
+        target,
+        critical: strings(ctx, call, opts, "critical")?,
+        manifests: strings(ctx, call, opts, "manifests")?
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
+        nodes: strings(ctx, call, opts, "nodes")?,
+    };
+    kube_step(
+        ctx,
+        call,
+        "preflight",
+        Access::Read,
+        KubeCall::Preflight {
+            options: Box::new(options),
+        },
+    )
 }
 
 fn kube_step(

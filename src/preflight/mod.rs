@@ -1,0 +1,235 @@
+//! Preflight: what an upgrade would run into, found before anything changes.
+//!
+//! Every incident in the field reports was visible beforehand to a tool that looked: an
+//! Ingress or Prometheus without a PodDisruptionBudget, all replicas of a service on the
+//! nodes of one batch, objects in API versions the target release no longer serves, a
+//! non-root pod that cannot read its bound service-account token after 1.21. The checks
+//! here read the cluster (live, or the rehearsal's simulator) and return findings, each with
+//! a severity and a fix; the disruption [`forecast`] plays a batch plan against a model of
+//! the cluster and says what every batch does to the workloads.
+//!
+//! The checks are pure functions of a [`ClusterView`] read once, so the same code judges a
+//! live cluster, a snapshot, and the tests' scenarios.
+
+pub mod apis;
+pub mod batches;
+pub mod checks;
+pub mod forecast;
+pub mod html;
+pub mod render;
+pub mod version;
+pub mod workload;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+use crate::kube::{Kube, KubeError, KubeResult};
+
+pub use batches::BatchSpec;
+pub use forecast::{Forecast, ForecastOptions};
+pub use version::Version;
+
+/// How bad a finding is: a block stops krun before anything runs (exit 3) unless accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Block,
+    Warn,
+    Info,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Block => "block",
+            Severity::Warn => "warn",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One thing preflight found: what, where, why it matters and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `<check>/<object>`, e.g. `critical-without-pdb/monitoring/prometheus-k8s`; what
+    /// `--accept` names (the whole id, or the check alone for all its findings).
+    pub id: String,
+    pub severity: Severity,
+    /// The object concerned: `node/worker-1`, `StatefulSet monitoring/prometheus-k8s`.
+    pub object: String,
+    pub message: String,
+    pub fix: String,
+    /// Accepted with `--accept`: shown, logged, but no longer blocking.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
+}
+
+impl Finding {
+    pub fn new(
+        check: &str,
+        key: &str,
+        severity: Severity,
+        object: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Finding {
+            id: format!("{check}/{key}"),
+            severity,
+            object: object.into(),
+            message: message.into(),
+            fix: fix.into(),
+            accepted: false,
+        }
+    }
+
+    /// The check's name: the id up to the first `/`.
+    pub fn check(&self) -> &str {
+        self.id.split('/').next().unwrap_or(&self.id)
+    }
+
+    /// Whether this finding stops the run.
+    pub fn blocks(&self) -> bool {
+        self.severity == Severity::Block && !self.accepted
+    }
+}
+
+/// What preflight is asked to judge.
+#[derive(Debug, Clone, Default)]
+pub struct PreflightOptions {
+    /// The Kubernetes version the upgrade goes to.
+    pub target: Option<Version>,
+    /// Workloads the team calls critical, `namespace/name`, besides the well-known ones.
+    pub critical: Vec<String>,
+    /// Manifest files (or directories of them) to check for removed API versions.
+    pub manifests: Vec<PathBuf>,
+    /// The nodes about to be upgraded; checks that depend on them (PDBs that would hold
+    /// their drain) block only for these. Empty: all nodes.
+    pub nodes: Vec<String>,
+}
+
+/// Marks the findings the operator accepted (`--accept ID` or `--accept CHECK`); every
+/// accepted block is logged. Returns accept values that matched nothing, to report.
+pub fn accept(findings: &mut [Finding], accepted: &[String]) -> Vec<String> {
+    let mut used = BTreeSet::new();
+    for finding in findings.iter_mut() {
+        if let Some(a) = accepted
+            .iter()
+            .find(|a| **a == finding.id || a.as_str() == finding.check())
+        {
+            used.insert(a.clone());
+            finding.accepted = true;
+            if finding.severity == Severity::Block {
+                tracing::warn!(
+                    "preflight: accepted block finding {} (--accept {a}): {}",
+                    finding.id,
+                    finding.message
+                );
+            }
+        }
+    }
+    accepted
+        .iter()
+        .filter(|a| !used.contains(*a))
+        .cloned()
+        .collect()
+}
+
+/// Everything the checks and the forecast read, fetched once.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// The API server's `gitVersion` (`v1.28.9`).
+    pub server_version: String,
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub deployments: Vec<Deployment>,
+    pub replicasets: Vec<ReplicaSet>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub daemonsets: Vec<DaemonSet>,
+}
+
+impl ClusterView {
+    /// Reads the cluster with list calls only (pages of 500, as kubectl).
+    pub async fn read(kube: &Kube) -> KubeResult<Self> {
+        let client = kube.client().clone();
+        let server_version = kube.server_version().await?.git_version;
+        Ok(ClusterView {
+            server_version,
+            nodes: list(Api::all(client.clone()), "nodes").await?,
+            pods: list(Api::all(client.clone()), "pods").await?,
+            pdbs: list(Api::all(client.clone()), "poddisruptionbudgets").await?,
+            deployments: list(Api::all(client.clone()), "deployments").await?,
+            replicasets: list(Api::all(client.clone()), "replicasets").await?,
+            statefulsets: list(Api::all(client.clone()), "statefulsets").await?,
+            daemonsets: list(Api::all(client), "daemonsets").await?,
+        })
+    }
+
+    /// The version the cluster runs now, from the API server.
+    pub fn current_version(&self) -> Option<Version> {
+        Version::parse(&self.server_version)
+    }
+}
+
+async fn list<K>(api: Api<K>, what: &str) -> KubeResult<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = ListParams::default().limit(500);
+    let mut items = Vec::new();
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| KubeError::api(format!("LIST {what}"), e))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// The preflight answer: the findings, and the forecast when a batch plan was given.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub cluster_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
+}
+
+impl Report {
+    /// Whether anything stops the run: a block finding not accepted, or a forecast block.
+    pub fn blocked(&self) -> bool {
+        self.findings.iter().any(Finding::blocks)
+            || self.forecast.as_ref().is_some_and(Forecast::blocked)
+    }
+}
+
+/// Runs every check against the cluster `kube` reaches.
+pub async fn findings(
+    kube: &Kube,
+    view: &ClusterView,
+    options: &PreflightOptions,
+) -> crate::Result<Vec<Finding>> {
+    let mut found = checks::all(view, options);
+    found.extend(apis::served(kube, view, options).await?);
+    found.extend(apis::manifests(view, options)?);
+    sort(&mut found);
+    Ok(found)
+}
+
+/// Blocks first, then warnings, then information; by id within each.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
+}

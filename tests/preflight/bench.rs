@@ -1,0 +1,130 @@
+//! Forecast benchmark on the size of the largest cluster in the field reports (500 nodes,
+//! 20,000 pods): the time and memory of forecasting a full worker plan, and the cluster time
+//! and violations of `--batch auto` against fixed plans. Prints figures; asserts nothing about
+//! time. Run with
+//! `cargo test --release --test integration -- preflight::bench --ignored --nocapture`
+//! (sizes: FORECAST_BENCH_NODES, FORECAST_BENCH_PODS).
+
+use std::time::Instant;
+
+use krun::kube::Kube;
+use krun::preflight::{BatchSpec, ClusterView, ForecastOptions, batches};
+use krun::sim::{Cluster, GenOptions, Server, SimOptions, generate};
+use serde_yaml_ng::Value;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Resident and peak resident memory of this process, in MiB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The generated cluster without the budgets that allow nothing at all (`maxUnavailable: 0`,
+/// `minAvailable: 100%`, and budgets already at their limit): with them no plan finishes, and
+/// the comparison is about how fast a plan that can finish does.
+fn without_blocking_budgets(text: &str) -> String {
+    let mut list: Value = serde_yaml_ng::from_str(text).unwrap();
+    list["items"].as_sequence_mut().unwrap().retain(|i| {
+        i["kind"] != "PodDisruptionBudget" || i["status"]["disruptionsAllowed"].as_i64() != Some(0)
+    });
+    serde_yaml_ng::to_string(&list).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn forecast_a_full_worker_plan_of_a_large_cluster() {
+    let nodes = env_usize("FORECAST_BENCH_NODES", 500);
+    let pods = env_usize("FORECAST_BENCH_PODS", 20_000);
+    println!("forecast benchmark: {nodes} nodes, {pods} pods");
+    let text = without_blocking_budgets(&generate(&GenOptions {
+        nodes,
+        pods,
+        seed: 1,
+        ..GenOptions::default()
+    }));
+    let cluster = Cluster::load(&text).unwrap();
+    drop(text);
+    let server = Server::start(cluster, SimOptions::default()).await.unwrap();
+    let kube = Kube::from_url(&server.url()).unwrap();
+    let (rss_unread, _) = memory();
+    let start = Instant::now();
+    let view = ClusterView::read(&kube).await.unwrap();
+    let (rss_read, _) = memory();
+    println!(
+        "read the cluster (list calls):  {:>8.2} s  ({} nodes, {} pods, {} PDBs)",
+        start.elapsed().as_secs_f64(),
+        view.nodes.len(),
+        view.pods.len(),
+        view.pdbs.len()
+    );
+    let workers: Vec<String> = view
+        .nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .filter(|n| n.starts_with("worker-"))
+        .collect();
+    let options = ForecastOptions {
+        force: true,
+        ..ForecastOptions::default()
+    };
+    println!(
+        "the cluster as read:            {:>8.0} MiB resident",
+        rss_read - rss_unread
+    );
+    let (rss_before, peak_before) = memory();
+    println!(
+        "resident before the forecasts:  {rss_before:>8.0} MiB (peak {peak_before:.0} MiB, simulator included)"
+    );
+    println!(
+        "{:<10} {:>8} {:>10} {:>14} {:>11} {:>10}",
+        "plan", "batches", "largest", "cluster time", "violations", "forecast"
+    );
+    for spec in [
+        BatchSpec::Fixed(1),
+        BatchSpec::Percent(10),
+        BatchSpec::Percent(20),
+        BatchSpec::Auto,
+    ] {
+        let start = Instant::now();
+        let forecast = batches::plan(&view, &[], &workers, spec, &options);
+        let took = start.elapsed().as_secs_f64();
+        let largest = forecast
+            .batches
+            .iter()
+            .map(|b| b.nodes.len())
+            .max()
+            .unwrap_or(0);
+        let time = forecast.total_seconds.map_or_else(
+            || "never ends".to_owned(),
+            |s| format!("{:.1} h", s / 3600.0),
+        );
+        println!(
+            "{:<10} {:>8} {:>10} {:>14} {:>11} {:>8.2} s",
+            format!("--batch {spec}"),
+            forecast.batches.len(),
+            largest,
+            time,
+            forecast.violations,
+            took
+        );
+    }
+    let (rss, peak) = memory();
+    println!(
+        "resident after:                 {rss:>8.0} MiB (peak {peak:.0} MiB; the forecasts added at most {:.0} MiB to the peak)",
+        peak - peak_before
+    );
+}

@@ -1,0 +1,47 @@
+//! Preflight and the disruption forecast against the field reports' incidents, each a cluster
+//! snapshot under tests/data/preflight/ served by the in-process simulator.
+
+mod bench;
+mod cli;
+mod parity;
+mod scenarios;
+
+use krun::kube::Kube;
+use krun::preflight::ClusterView;
+use krun::sim::{Cluster, Server, SimOptions};
+
+/// The snapshot `tests/data/preflight/<name>.yaml`.
+pub fn snapshot(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/preflight")
+        .join(format!("{name}.yaml"))
+}
+
+/// A simulator serving the snapshot, a client for it, and the cluster as preflight reads it.
+pub async fn serve(name: &str, time_scale: f64) -> (Server, Kube, ClusterView) {
+    let text = std::fs::read_to_string(snapshot(name)).expect("the snapshot exists");
+    serve_text(&text, time_scale).await
+}
+
+/// A simulator serving the cluster in `text`.
+pub async fn serve_text(text: &str, time_scale: f64) -> (Server, Kube, ClusterView) {
+    let cluster = Cluster::load(text).expect("the snapshot loads");
+    let server = Server::start(
+        cluster,
+        SimOptions {
+            time_scale,
+            startup_delay: std::time::Duration::from_secs(10),
+            bookmark_interval: std::time::Duration::from_millis(500),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("the simulator starts");
+    let kube = Kube::from_url(&server.url()).expect("a client");
+    let view = ClusterView::read(&kube).await.expect("the cluster reads");
+    (server, kube, view)
+}
+
+pub fn names(nodes: &[&str]) -> Vec<String> {
+    nodes.iter().map(|n| (*n).to_owned()).collect()
+}
