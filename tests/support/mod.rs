@@ -28,6 +28,7 @@ pub mod etcd;
 pub mod fleet;
 mod process;
 pub mod shims;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
