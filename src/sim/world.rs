@@ -161,8 +161,16 @@ impl World {
         if !objects.is_empty() {
             world.rv = super::load::LOADED_RESOURCE_VERSION;
         }
+        // Only the node index is built here: `after_load` hands every workload, budget and
+        // node to the controllers anyway.
         for (res, stored) in objects {
-            world.index(res, None, Some(&stored));
+            if let Some(node) = stored.pod().map(|p| &p.node).filter(|n| !n.is_empty()) {
+                world
+                    .pods_by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(stored.key.clone());
+            }
             world.objects[res].insert(stored.key.clone(), stored);
         }
         world.control_plane_version = world.detect_control_plane_version();
@@ -176,9 +184,9 @@ impl World {
         let now = self.clock.now();
         let pods: Vec<Arc<Stored>> = self.objects[self.ids.pod].values().cloned().collect();
         for pod in &pods {
-            let value = pod.value();
             let info = pod.pod().expect("pods carry pod info");
             if pod.deleting {
+                let value = pod.value();
                 let at = str_at(&value, &["metadata", "deletionTimestamp"])
                     .and_then(super::clock::parse_timestamp)
                     .unwrap_or(now);
