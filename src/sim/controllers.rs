@@ -309,8 +309,12 @@ impl World {
 
     /// Pods controlled by the object with `uid` in `namespace`.
     fn owned_pods(&self, namespace: &str, uid: &str) -> Vec<Arc<Stored>> {
-        self.in_namespace(self.ids.pod, namespace)
-            .filter(|p| p.controller.as_ref().is_some_and(|c| c.uid == uid))
+        self.pods_by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.get(self.ids.pod, key))
+            .filter(|p| p.namespace == namespace)
             .cloned()
             .collect()
     }
@@ -1013,7 +1017,7 @@ impl World {
         let outcome = Budget::from_spec(value.get("spec")).and_then(|budget| {
             let selector = LabelSelector::from_object(value.pointer("/spec/selector"))?;
             let pods: Vec<PodView> = self
-                .in_namespace(self.ids.pod, namespace)
+                .pods_selectable_by(namespace, &selector)
                 .filter(|p| selector.matches(&p.labels))
                 .map(|p| {
                     let info = p.pod().expect("pod");

@@ -674,6 +674,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cells_fill_in_ages_when_served() {
+        let pod = json!({
+            "metadata": {"name": "web-1", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c"}], "nodeName": "worker-1"},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 2,
+                "state": {"running": {}},
+                "lastState": {"terminated": {"finishedAt": "2024-01-01T00:50:00Z"}}}]},
+        });
+        let cells = Cells::of(Builtin::Pod, &pod);
+        let now = parse_timestamp("2024-01-01T01:00:00Z").unwrap();
+        let mut out = b"[".to_vec();
+        cells.write(now, &mut out);
+        out.push(b']');
+        let shown: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            shown,
+            json!([
+                "web-1",
+                "1/1",
+                "Running",
+                "2 (10m ago)",
+                "60m",
+                "<none>",
+                "worker-1",
+                "<none>",
+                "<none>"
+            ])
+        );
+    }
+
+    #[test]
     fn pod_status_column() {
         let running = json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}});
         assert_eq!(pod_status(&running), "Running");
