@@ -429,11 +429,15 @@ fn serve_resource(
 fn single(shared: &Shared, res: ResId, object: &Stored, format: Format) -> Response {
     match format {
         Format::Json => raw_json(200, object.raw.clone()),
-        Format::PartialMetadata => json_response(200, &table::partial_metadata(&object.value())),
+        Format::PartialMetadata => {
+            let mut out = Vec::with_capacity(object.metadata().len() + 80);
+            table::write_partial_metadata(object, &mut out);
+            raw_json(200, Bytes::from(out))
+        }
         Format::Table(include) => {
             let (rt, now) = shared.read(|w| (w.registry.get(res).clone(), w.clock.now()));
-            let row = table::row(&rt, &object.value(), include, now);
-            json_response(200, &table::table(&rt, vec![row], object.rv, None))
+            let body = table::table(&rt, [object], include, now, object.rv, None);
+            raw_json(200, Bytes::from(body))
         }
     }
 }
@@ -445,54 +449,55 @@ fn list_response(
     format: Format,
 ) -> Response {
     let (rt, now) = shared.read(|w| (w.registry.get(res).clone(), w.clock.now()));
-    match format {
+    let mut metadata = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(token) = &page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    let body = match format {
         Format::Json => {
-            let mut metadata = json!({"resourceVersion": page.rv.to_string()});
-            if let Some(token) = &page.continue_token {
-                metadata["continue"] = json!(token);
-            }
             let head = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata});
-            let head = serde_json::to_vec(&head).expect("JSON values serialize");
             let size: usize = page.items.iter().map(|o| o.raw.len() + 1).sum();
-            let mut out = Vec::with_capacity(head.len() + size + 16);
-            out.extend_from_slice(&head[..head.len() - 1]);
-            out.extend_from_slice(b",\"items\":[");
-            for (i, object) in page.items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            splice_items(&head, size, &page.items, |object, out| {
                 out.extend_from_slice(&object.raw);
-            }
-            out.extend_from_slice(b"]}");
-            raw_json(200, Bytes::from(out))
+            })
         }
         Format::PartialMetadata => {
-            let items: Vec<Value> = page
-                .items
-                .iter()
-                .map(|o| table::partial_metadata(&o.value()))
-                .collect();
-            let mut metadata = json!({"resourceVersion": page.rv.to_string()});
-            if let Some(token) = &page.continue_token {
-                metadata["continue"] = json!(token);
-            }
-            json_response(
-                200,
-                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items}),
-            )
+            let head = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+            let size: usize = page.items.iter().map(|o| o.metadata().len() + 80).sum();
+            splice_items(&head, size, &page.items, table::write_partial_metadata)
         }
-        Format::Table(include) => {
-            let rows: Vec<Value> = page
-                .items
-                .iter()
-                .map(|o| table::row(&rt, &o.value(), include, now))
-                .collect();
-            json_response(
-                200,
-                &table::table(&rt, rows, page.rv, page.continue_token.as_deref()),
-            )
+        Format::Table(include) => table::table(
+            &rt,
+            page.items.iter().map(|o| &**o),
+            include,
+            now,
+            page.rv,
+            page.continue_token.as_deref(),
+        ),
+    };
+    raw_json(200, Bytes::from(body))
+}
+
+/// `head` with `"items":[…]` appended, each item written by `write`; `items` sorts after every
+/// key of a list's head, where serde_json would have placed it.
+fn splice_items(
+    head: &Value,
+    size: usize,
+    items: &[Arc<Stored>],
+    write: impl Fn(&Stored, &mut Vec<u8>),
+) -> Vec<u8> {
+    let head = serde_json::to_vec(head).expect("JSON values serialize");
+    let mut out = Vec::with_capacity(head.len() + size + 16);
+    out.extend_from_slice(&head[..head.len() - 1]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, object) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        write(object, &mut out);
     }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// A response whose body is a stream of watch events.

@@ -259,9 +259,8 @@ impl World {
                 }
                 continue;
             }
-            let value = pod.value();
             if pod.deleting {
-                let due = str_at(&value, &["metadata", "deletionTimestamp"])
+                let due = str_at(&pod.value(), &["metadata", "deletionTimestamp"])
                     .and_then(parse_timestamp)
                     .unwrap_or(now_time);
                 if due <= now_time {
@@ -269,12 +268,17 @@ impl World {
                 }
                 continue;
             }
-            let ready_reason = value
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
-                .and_then(|c| str_at(c, &["reason"]));
-            if p.phase == "Running" && !p.ready && ready_reason == Some("NodeNotReady") {
+            // Parsed only for the few pods whose readiness the node may have taken away.
+            let not_ready_by_node = p.phase == "Running"
+                && !p.ready
+                && pod
+                    .value()
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
+                    .and_then(|c| str_at(c, &["reason"]))
+                    == Some("NodeNotReady");
+            if not_ready_by_node {
                 let now = now.clone();
                 self.modify(self.ids.pod, &pod.key, |v| {
                     set_condition(v, "Ready", "True", "", "", &now);
@@ -305,8 +309,12 @@ impl World {
 
     /// Pods controlled by the object with `uid` in `namespace`.
     fn owned_pods(&self, namespace: &str, uid: &str) -> Vec<Arc<Stored>> {
-        self.in_namespace(self.ids.pod, namespace)
-            .filter(|p| p.controller.as_ref().is_some_and(|c| c.uid == uid))
+        self.pods_by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.get(self.ids.pod, key))
+            .filter(|p| p.namespace == namespace)
             .cloned()
             .collect()
     }
@@ -1009,7 +1017,7 @@ impl World {
         let outcome = Budget::from_spec(value.get("spec")).and_then(|budget| {
             let selector = LabelSelector::from_object(value.pointer("/spec/selector"))?;
             let pods: Vec<PodView> = self
-                .in_namespace(self.ids.pod, namespace)
+                .pods_selectable_by(namespace, &selector)
                 .filter(|p| selector.matches(&p.labels))
                 .map(|p| {
                     let info = p.pod().expect("pod");

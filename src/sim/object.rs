@@ -2,15 +2,19 @@
 //!
 //! Objects are kept serialized (a 20,000-pod cluster held as `serde_json::Value` trees would
 //! need several hundred megabytes) and parsed again only when a request or a controller
-//! changes them. Lists and watches copy the bytes as they are.
+//! changes them. Lists and watches copy the bytes as they are; Table rows and metadata-only
+//! responses are spliced from the cells and the `metadata` bytes kept beside them, so that
+//! serving `kubectl get pods -A` parses nothing.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::resource::{Builtin, ResourceType};
 use super::selector::LabelSelector;
+use super::table::Cells;
 
 /// A controller owner reference (`ownerReferences[?(@.controller)]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +70,10 @@ pub(crate) enum Info {
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub raw: Bytes,
+    /// Where `metadata` is in `raw`.
+    metadata: Range<usize>,
+    /// The object's Table cells.
+    pub cells: Cells,
     /// `namespace/name`, or `name` for cluster-scoped kinds; lists are ordered by it as etcd
     /// orders its keys.
     pub key: String,
@@ -97,11 +105,7 @@ pub(crate) fn object_key(namespace: &str, name: &str) -> String {
 impl Stored {
     /// Builds the stored form of `value`, which must already carry its final metadata.
     pub fn new(rt: &ResourceType, value: &Value) -> Stored {
-        let raw = Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes"));
-        Stored::with_raw(rt, value, raw)
-    }
-
-    pub fn with_raw(rt: &ResourceType, value: &Value, raw: Bytes) -> Stored {
+        let (raw, metadata) = serialize(value);
         let namespace = str_at(value, &["metadata", "namespace"])
             .unwrap_or_default()
             .to_string();
@@ -131,7 +135,9 @@ impl Stored {
             _ => Info::None,
         };
         Stored {
-            raw,
+            raw: Bytes::from(raw),
+            metadata,
+            cells: Cells::of(rt.builtin, value),
             key: object_key(&namespace, &name),
             uid: str_at(value, &["metadata", "uid"])
                 .unwrap_or_default()
@@ -150,6 +156,15 @@ impl Stored {
             labels,
             fields,
             info,
+        }
+    }
+
+    /// The serialized `metadata` (`{}` for an object without one).
+    pub fn metadata(&self) -> &[u8] {
+        if self.metadata.is_empty() {
+            b"{}"
+        } else {
+            &self.raw[self.metadata.clone()]
         }
     }
 
@@ -183,6 +198,31 @@ impl Stored {
                 .map(|(_, v)| v.as_str()),
         }
     }
+}
+
+/// `value` as compact JSON, as `serde_json::to_vec` writes it, and where its `metadata` is.
+fn serialize(value: &Value) -> (Vec<u8>, Range<usize>) {
+    let mut out = Vec::with_capacity(2048);
+    let mut metadata = 0..0;
+    let Value::Object(map) = value else {
+        serde_json::to_writer(&mut out, value).expect("a JSON value always serializes");
+        return (out, metadata);
+    };
+    out.push(b'{');
+    for (i, (key, field)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).expect("a string always serializes");
+        out.push(b':');
+        let start = out.len();
+        serde_json::to_writer(&mut out, field).expect("a JSON value always serializes");
+        if key == "metadata" {
+            metadata = start..out.len();
+        }
+    }
+    out.push(b'}');
+    (out, metadata)
 }
 
 /// The string at a path of object keys.
@@ -500,5 +540,25 @@ mod tests {
             "t3"
         ));
         assert_eq!(condition_status(&pod, "PodScheduled"), Some("True"));
+    }
+
+    #[test]
+    fn stored_bytes_are_what_serde_json_writes() {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "w\"eb"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            "status": {"phase": "Running"},
+        });
+        let (raw, metadata) = serialize(&pod);
+        assert_eq!(raw, serde_json::to_vec(&pod).unwrap());
+        assert_eq!(
+            &raw[metadata],
+            serde_json::to_vec(&pod["metadata"]).unwrap().as_slice()
+        );
+        let (raw, metadata) = serialize(&json!({"kind": "Thing"}));
+        assert_eq!(raw, br#"{"kind":"Thing"}"#);
+        assert!(metadata.is_empty());
     }
 }

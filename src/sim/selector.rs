@@ -61,6 +61,18 @@ impl LabelSelector {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 
+    /// A `key=value` label every matching object must carry, if the selector names one: the
+    /// key to an index of the objects worth testing.
+    pub fn required_label(&self) -> Option<(&str, &str)> {
+        self.requirements.iter().find_map(|r| match r {
+            Requirement::Equals(key, value) => Some((key.as_str(), value.as_str())),
+            Requirement::In(key, values) if values.len() == 1 => {
+                Some((key.as_str(), values[0].as_str()))
+            }
+            _ => None,
+        })
+    }
+
     /// Parses the `labelSelector` query syntax.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut requirements = Vec::new();
@@ -337,6 +349,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn required_label_is_an_equality_or_a_single_value_set() {
+        let required = |text: &str| {
+            LabelSelector::parse(text)
+                .unwrap()
+                .required_label()
+                .map(|(k, v)| format!("{k}={v}"))
+        };
+        assert_eq!(required("tier!=a,app=web").as_deref(), Some("app=web"));
+        assert_eq!(required("app in (web)").as_deref(), Some("app=web"));
+        assert_eq!(required("app in (web,db)"), None);
+        assert_eq!(required("app"), None);
+        assert_eq!(required(""), None);
     }
 
     #[test]

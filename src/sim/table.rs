@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::clock::{human_duration, parse_timestamp};
-use super::object::{condition_status, str_at};
+use super::object::{Stored, condition_status, str_at};
 use super::resource::{Builtin, ResourceType};
 
 /// What each row carries besides its cells (`includeObject`).
@@ -136,49 +136,154 @@ pub(crate) fn column_definitions(rt: &ResourceType) -> Value {
     )
 }
 
-/// A whole table.
-pub(crate) fn table(
+/// A whole table of `objects`, their rows spliced from the bytes each object keeps.
+pub(crate) fn table<'a>(
     rt: &ResourceType,
-    rows: Vec<Value>,
+    objects: impl IntoIterator<Item = &'a Stored>,
+    include: IncludeObject,
+    now: DateTime<Utc>,
     rv: u64,
     continue_token: Option<&str>,
-) -> Value {
+) -> Vec<u8> {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
     }
-    json!({
+    let head = json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": column_definitions(rt),
-        "rows": rows,
-    })
+    });
+    let head = serde_json::to_vec(&head).expect("JSON values serialize");
+    let objects = objects.into_iter();
+    let mut out = Vec::with_capacity(head.len() + 16 + objects.size_hint().0 * 512);
+    // `rows` sorts after every key of the head, as serde_json would have placed it.
+    out.extend_from_slice(&head[..head.len() - 1]);
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, object) in objects.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row(object, include, now, &mut out);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
-/// One row for an object.
-pub(crate) fn row(
-    rt: &ResourceType,
-    object: &Value,
-    include: IncludeObject,
-    now: DateTime<Utc>,
-) -> Value {
-    let mut row = json!({"cells": cells(rt.builtin, object, now)});
+/// One row: `{"cells":[…],"object":…}`.
+fn write_row(object: &Stored, include: IncludeObject, now: DateTime<Utc>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"cells\":[");
+    object.cells.write(now, out);
+    out.push(b']');
     match include {
         IncludeObject::None => {}
-        IncludeObject::Metadata => row["object"] = partial_metadata(object),
-        IncludeObject::Object => row["object"] = object.clone(),
+        IncludeObject::Metadata => {
+            out.extend_from_slice(b",\"object\":");
+            write_partial_metadata(object, out);
+        }
+        IncludeObject::Object => {
+            out.extend_from_slice(b",\"object\":");
+            out.extend_from_slice(&object.raw);
+        }
     }
-    row
+    out.push(b'}');
 }
 
 /// The object as `PartialObjectMetadata`.
-pub(crate) fn partial_metadata(object: &Value) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
-    })
+pub(crate) fn write_partial_metadata(object: &Stored, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        b"{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\",\"metadata\":",
+    );
+    out.extend_from_slice(object.metadata());
+    out.push(b'}');
+}
+
+/// A cell as computed from an object: fixed, or the time since a moment, which grows as
+/// the clock runs (ages, `3 (2m ago)` restarts).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Fixed(Value),
+    Since {
+        at: Option<DateTime<Utc>>,
+        before: String,
+        after: String,
+    },
+}
+
+impl From<Value> for Cell {
+    fn from(value: Value) -> Cell {
+        Cell::Fixed(value)
+    }
+}
+
+fn since(at: Option<DateTime<Utc>>, before: &str, after: &str, now: DateTime<Utc>) -> String {
+    match at {
+        Some(at) => format!(
+            "{before}{}{after}",
+            human_duration((now - at).num_seconds())
+        ),
+        None => "<unknown>".into(),
+    }
+}
+
+/// The cells of an object's row, serialized once per version of the object: the fixed cells
+/// as JSON text, the clock-dependent ones filled in when a row is served.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cells {
+    /// `"a","b",1` with the time-dependent cells left out.
+    text: Box<[u8]>,
+    /// Where in `text` each time-dependent cell goes.
+    holes: Box<[(usize, Hole)]>,
+}
+
+#[derive(Debug, Clone)]
+struct Hole {
+    at: Option<DateTime<Utc>>,
+    before: Box<str>,
+    after: Box<str>,
+}
+
+impl Cells {
+    /// The cells of `object`, a `builtin` kind.
+    pub fn of(builtin: Builtin, object: &Value) -> Cells {
+        let mut text = Vec::with_capacity(160);
+        let mut holes = Vec::new();
+        for (i, cell) in cells(builtin, object).into_iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            match cell {
+                Cell::Fixed(value) => {
+                    serde_json::to_writer(&mut text, &value).expect("JSON values serialize");
+                }
+                Cell::Since { at, before, after } => holes.push((
+                    text.len(),
+                    Hole {
+                        at,
+                        before: before.into(),
+                        after: after.into(),
+                    },
+                )),
+            }
+        }
+        Cells {
+            text: text.into(),
+            holes: holes.into(),
+        }
+    }
+
+    /// Appends the cells as shown at `now`.
+    pub fn write(&self, now: DateTime<Utc>, out: &mut Vec<u8>) {
+        let mut done = 0;
+        for (offset, hole) in &self.holes {
+            out.extend_from_slice(&self.text[done..*offset]);
+            let shown = since(hole.at, &hole.before, &hole.after, now);
+            serde_json::to_writer(&mut *out, &shown).expect("strings serialize");
+            done = *offset;
+        }
+        out.extend_from_slice(&self.text[done..]);
+    }
 }
 
 fn text(value: &Value, path: &[&str]) -> String {
@@ -192,10 +297,11 @@ fn int(value: &Value, pointer: &str) -> i64 {
     value.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn age(value: &Value, now: DateTime<Utc>) -> String {
-    match str_at(value, &["metadata", "creationTimestamp"]).and_then(parse_timestamp) {
-        Some(created) => human_duration((now - created).num_seconds()),
-        None => "<unknown>".into(),
+fn age(value: &Value) -> Cell {
+    Cell::Since {
+        at: str_at(value, &["metadata", "creationTimestamp"]).and_then(parse_timestamp),
+        before: String::new(),
+        after: String::new(),
     }
 }
 
@@ -203,8 +309,7 @@ fn containers_and_images(value: &Value, pointer: &str) -> (String, String) {
     let containers = value
         .pointer(pointer)
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let names: Vec<&str> = containers
         .iter()
         .filter_map(|c| str_at(c, &["name"]))
@@ -251,10 +356,10 @@ fn format_selector(selector: Option<&Value>) -> String {
     }
 }
 
-fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
+fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
     let name = json!(str_at(v, &["metadata", "name"]).unwrap_or_default());
     match builtin {
-        Builtin::Pod => pod_cells(v, now),
+        Builtin::Pod => pod_cells(v),
         Builtin::Node => {
             let mut status = match condition_status(v, "Ready") {
                 Some("True") => "Ready".to_string(),
@@ -291,26 +396,27 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                     .to_string()
             };
             vec![
-                name,
-                json!(status),
+                name.into(),
+                json!(status).into(),
                 json!(if roles.is_empty() {
                     "<none>".to_string()
                 } else {
                     roles.join(",")
-                }),
-                json!(age(v, now)),
-                json!(text(v, &["status", "nodeInfo", "kubeletVersion"])),
-                json!(address("InternalIP")),
-                json!(address("ExternalIP")),
-                json!(text(v, &["status", "nodeInfo", "osImage"])),
-                json!(text(v, &["status", "nodeInfo", "kernelVersion"])),
-                json!(text(v, &["status", "nodeInfo", "containerRuntimeVersion"])),
+                })
+                .into(),
+                age(v),
+                json!(text(v, &["status", "nodeInfo", "kubeletVersion"])).into(),
+                json!(address("InternalIP")).into(),
+                json!(address("ExternalIP")).into(),
+                json!(text(v, &["status", "nodeInfo", "osImage"])).into(),
+                json!(text(v, &["status", "nodeInfo", "kernelVersion"])).into(),
+                json!(text(v, &["status", "nodeInfo", "containerRuntimeVersion"])).into(),
             ]
         }
         Builtin::Namespace => vec![
-            name,
-            json!(text(v, &["status", "phase"])),
-            json!(age(v, now)),
+            name.into(),
+            json!(text(v, &["status", "phase"])).into(),
+            age(v),
         ],
         Builtin::PodDisruptionBudget => {
             let field = |f: &str| match v.pointer(&format!("/spec/{f}")) {
@@ -319,11 +425,11 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 _ => "N/A".into(),
             };
             vec![
-                name,
-                json!(field("minAvailable")),
-                json!(field("maxUnavailable")),
-                json!(int(v, "/status/disruptionsAllowed")),
-                json!(age(v, now)),
+                name.into(),
+                json!(field("minAvailable")).into(),
+                json!(field("maxUnavailable")).into(),
+                json!(int(v, "/status/disruptionsAllowed")).into(),
+                age(v),
             ]
         }
         Builtin::Deployment => {
@@ -333,31 +439,32 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
             vec![
-                name,
-                json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))),
-                json!(int(v, "/status/updatedReplicas")),
-                json!(int(v, "/status/availableReplicas")),
-                json!(age(v, now)),
-                json!(containers),
-                json!(images),
-                json!(format_selector(v.pointer("/spec/selector"))),
+                name.into(),
+                json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),
+                json!(int(v, "/status/updatedReplicas")).into(),
+                json!(int(v, "/status/availableReplicas")).into(),
+                age(v),
+                json!(containers).into(),
+                json!(images).into(),
+                json!(format_selector(v.pointer("/spec/selector"))).into(),
             ]
         }
         Builtin::ReplicaSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
             vec![
-                name,
+                name.into(),
                 json!(
                     v.pointer("/spec/replicas")
                         .and_then(Value::as_i64)
                         .unwrap_or(1)
-                ),
-                json!(int(v, "/status/replicas")),
-                json!(int(v, "/status/readyReplicas")),
-                json!(age(v, now)),
-                json!(containers),
-                json!(images),
-                json!(format_selector(v.pointer("/spec/selector"))),
+                )
+                .into(),
+                json!(int(v, "/status/replicas")).into(),
+                json!(int(v, "/status/readyReplicas")).into(),
+                age(v),
+                json!(containers).into(),
+                json!(images).into(),
+                json!(format_selector(v.pointer("/spec/selector"))).into(),
             ]
         }
         Builtin::StatefulSet => {
@@ -367,11 +474,11 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
             vec![
-                name,
-                json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))),
-                json!(age(v, now)),
-                json!(containers),
-                json!(images),
+                name.into(),
+                json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),
+                age(v),
+                json!(containers).into(),
+                json!(images).into(),
             ]
         }
         Builtin::DaemonSet => {
@@ -388,30 +495,32 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 })
                 .unwrap_or_else(|| "<none>".into());
             vec![
-                name,
-                json!(int(v, "/status/desiredNumberScheduled")),
-                json!(int(v, "/status/currentNumberScheduled")),
-                json!(int(v, "/status/numberReady")),
-                json!(int(v, "/status/updatedNumberScheduled")),
-                json!(int(v, "/status/numberAvailable")),
-                json!(node_selector),
-                json!(age(v, now)),
-                json!(containers),
-                json!(images),
-                json!(format_selector(v.pointer("/spec/selector"))),
+                name.into(),
+                json!(int(v, "/status/desiredNumberScheduled")).into(),
+                json!(int(v, "/status/currentNumberScheduled")).into(),
+                json!(int(v, "/status/numberReady")).into(),
+                json!(int(v, "/status/updatedNumberScheduled")).into(),
+                json!(int(v, "/status/numberAvailable")).into(),
+                json!(node_selector).into(),
+                age(v),
+                json!(containers).into(),
+                json!(images).into(),
+                json!(format_selector(v.pointer("/spec/selector"))).into(),
             ]
         }
         Builtin::Lease => vec![
-            name,
-            json!(str_at(v, &["spec", "holderIdentity"]).unwrap_or("")),
-            json!(age(v, now)),
+            name.into(),
+            json!(str_at(v, &["spec", "holderIdentity"]).unwrap_or("")).into(),
+            age(v),
         ],
         Builtin::Event => {
-            let last = str_at(v, &["lastTimestamp"])
-                .or_else(|| str_at(v, &["eventTime"]))
-                .and_then(parse_timestamp)
-                .map(|t| human_duration((now - t).num_seconds()))
-                .unwrap_or_else(|| "<unknown>".into());
+            let last = Cell::Since {
+                at: str_at(v, &["lastTimestamp"])
+                    .or_else(|| str_at(v, &["eventTime"]))
+                    .and_then(parse_timestamp),
+                before: String::new(),
+                after: String::new(),
+            };
             let object = format!(
                 "{}/{}",
                 str_at(v, &["involvedObject", "kind"])
@@ -420,21 +529,21 @@ fn cells(builtin: Builtin, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 str_at(v, &["involvedObject", "name"]).unwrap_or_default()
             );
             vec![
-                json!(last),
-                json!(text(v, &["type"])),
-                json!(text(v, &["reason"])),
-                json!(object),
-                json!(str_at(v, &["message"]).unwrap_or("")),
+                last,
+                json!(text(v, &["type"])).into(),
+                json!(text(v, &["reason"])).into(),
+                json!(object).into(),
+                json!(str_at(v, &["message"]).unwrap_or("")).into(),
             ]
         }
         Builtin::Other => vec![
-            name,
-            json!(str_at(v, &["metadata", "creationTimestamp"]).unwrap_or("")),
+            name.into(),
+            json!(str_at(v, &["metadata", "creationTimestamp"]).unwrap_or("")).into(),
         ],
     }
 }
 
-fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
+fn pod_cells(v: &Value) -> Vec<Cell> {
     let total = v
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -442,8 +551,7 @@ fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let statuses = v
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let ready = statuses
         .iter()
         .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
@@ -458,18 +566,18 @@ fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             str_at(s, &["lastState", "terminated", "finishedAt"]).and_then(parse_timestamp)
         })
         .max();
-    let restarts = match last_restart {
-        Some(at) if restarts > 0 => format!(
-            "{restarts} ({} ago)",
-            human_duration((now - at).num_seconds())
-        ),
-        _ => restarts.to_string(),
+    let restarts: Cell = match last_restart {
+        Some(at) if restarts > 0 => Cell::Since {
+            at: Some(at),
+            before: format!("{restarts} ("),
+            after: " ago)".into(),
+        },
+        _ => json!(restarts.to_string()).into(),
     };
     let gates = v
         .pointer("/spec/readinessGates")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let gates = if gates.is_empty() {
         "<none>".to_string()
     } else {
@@ -483,15 +591,15 @@ fn pod_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
         format!("{passed}/{}", gates.len())
     };
     vec![
-        json!(str_at(v, &["metadata", "name"]).unwrap_or_default()),
-        json!(format!("{ready}/{total}")),
-        json!(pod_status(v)),
-        json!(restarts),
-        json!(age(v, now)),
-        json!(text(v, &["status", "podIP"])),
-        json!(text(v, &["spec", "nodeName"])),
-        json!(text(v, &["status", "nominatedNodeName"])),
-        json!(gates),
+        json!(str_at(v, &["metadata", "name"]).unwrap_or_default()).into(),
+        json!(format!("{ready}/{total}")).into(),
+        json!(pod_status(v)).into(),
+        restarts,
+        age(v),
+        json!(text(v, &["status", "podIP"])).into(),
+        json!(text(v, &["spec", "nodeName"])).into(),
+        json!(text(v, &["status", "nominatedNodeName"])).into(),
+        json!(gates).into(),
     ]
 }
 
@@ -512,8 +620,7 @@ fn pod_status(v: &Value) -> String {
     let statuses = v
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let mut running = false;
     for s in statuses.iter().rev() {
         if let Some(waiting) = str_at(s, &["state", "waiting", "reason"]).filter(|r| !r.is_empty())
@@ -567,6 +674,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cells_fill_in_ages_when_served() {
+        let pod = json!({
+            "metadata": {"name": "web-1", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c"}], "nodeName": "worker-1"},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 2,
+                "state": {"running": {}},
+                "lastState": {"terminated": {"finishedAt": "2024-01-01T00:50:00Z"}}}]},
+        });
+        let cells = Cells::of(Builtin::Pod, &pod);
+        let now = parse_timestamp("2024-01-01T01:00:00Z").unwrap();
+        let mut out = b"[".to_vec();
+        cells.write(now, &mut out);
+        out.push(b']');
+        let shown: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            shown,
+            json!([
+                "web-1",
+                "1/1",
+                "Running",
+                "2 (10m ago)",
+                "60m",
+                "<none>",
+                "worker-1",
+                "<none>",
+                "<none>"
+            ])
+        );
+    }
+
+    #[test]
     fn pod_status_column() {
         let running = json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}});
         assert_eq!(pod_status(&running), "Running");
@@ -592,7 +730,14 @@ mod tests {
             "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.28.9"}}
         });
-        let cells = cells(Builtin::Node, &node, Utc::now());
+        let now = Utc::now();
+        let cells: Vec<Value> = cells(Builtin::Node, &node)
+            .into_iter()
+            .map(|cell| match cell {
+                Cell::Fixed(value) => value,
+                Cell::Since { at, before, after } => json!(since(at, &before, &after, now)),
+            })
+            .collect();
         assert_eq!(cells[1], json!("Ready,SchedulingDisabled"));
         assert_eq!(cells[2], json!("control-plane"));
         assert_eq!(cells[4], json!("v1.28.9"));

@@ -41,20 +41,16 @@ struct Watch {
 impl Watch {
     fn encode(&self, kind: &str, object: &Stored) -> Bytes {
         match self.format {
-            Format::Json => {
-                let mut line = Vec::with_capacity(object.raw.len() + 32);
-                line.extend_from_slice(b"{\"type\":\"");
-                line.extend_from_slice(kind.as_bytes());
-                line.extend_from_slice(b"\",\"object\":");
-                line.extend_from_slice(&object.raw);
-                line.extend_from_slice(b"}\n");
-                Bytes::from(line)
+            Format::Json => raw_event_line(kind, &object.raw),
+            Format::PartialMetadata => {
+                let mut object_bytes = Vec::with_capacity(object.metadata().len() + 80);
+                table::write_partial_metadata(object, &mut object_bytes);
+                raw_event_line(kind, &object_bytes)
             }
-            Format::PartialMetadata => event_line(kind, &table::partial_metadata(&object.value())),
             Format::Table(include) => {
                 let now = self.shared.clock.now();
-                let row = table::row(&self.rt, &object.value(), include, now);
-                event_line(kind, &table::table(&self.rt, vec![row], object.rv, None))
+                let table = table::table(&self.rt, [object], include, now, object.rv, None);
+                raw_event_line(kind, &table)
             }
         }
     }
@@ -163,6 +159,17 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
         .expect("JSON values serialize");
     line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// An event line around an object already serialized.
+fn raw_event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
     Bytes::from(line)
 }
 

@@ -20,6 +20,7 @@ use super::clock::{Clock, timestamp};
 use super::load::Cluster;
 use super::object::{Stored, object_key, set_meta, str_at};
 use super::resource::{Builtin, Registry, ResId};
+use super::selector::LabelSelector;
 
 /// How many changes watchers can resume from; older resourceVersions get 410 Gone.
 const LOG_CAPACITY: usize = 20_000;
@@ -125,6 +126,11 @@ pub(crate) struct World {
     pub rv: u64,
     pub log: VecDeque<Arc<Event>>,
     pub pods_by_node: HashMap<String, BTreeSet<String>>,
+    /// Pod keys by the uid of their controller.
+    pub pods_by_owner: HashMap<String, BTreeSet<String>>,
+    /// Pod keys by `namespace/key=value` of each of their labels, so that a PDB finds its
+    /// pods without testing every pod of its namespace.
+    pub pods_by_label: HashMap<String, BTreeSet<String>>,
     pub timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
     pub dirty: Dirty,
@@ -150,6 +156,8 @@ impl World {
             rv: 0,
             log: VecDeque::new(),
             pods_by_node: HashMap::new(),
+            pods_by_owner: HashMap::new(),
+            pods_by_label: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             dirty: Dirty::default(),
@@ -161,8 +169,12 @@ impl World {
         if !objects.is_empty() {
             world.rv = super::load::LOADED_RESOURCE_VERSION;
         }
+        // Only the pod indexes are built here: `after_load` hands every workload, budget and
+        // node to the controllers anyway.
         for (res, stored) in objects {
-            world.index(res, None, Some(&stored));
+            if res == ids.pod {
+                world.index_pod(None, Some(&stored));
+            }
             world.objects[res].insert(stored.key.clone(), stored);
         }
         world.control_plane_version = world.detect_control_plane_version();
@@ -176,9 +188,9 @@ impl World {
         let now = self.clock.now();
         let pods: Vec<Arc<Stored>> = self.objects[self.ids.pod].values().cloned().collect();
         for pod in &pods {
-            let value = pod.value();
             let info = pod.pod().expect("pods carry pod info");
             if pod.deleting {
+                let value = pod.value();
                 let at = str_at(&value, &["metadata", "deletionTimestamp"])
                     .and_then(super::clock::parse_timestamp)
                     .unwrap_or(now);
@@ -368,26 +380,7 @@ impl World {
         let builtin = self.registry.get(res).builtin;
         match builtin {
             Builtin::Pod => {
-                let old_node = old
-                    .and_then(|o| o.pod())
-                    .map(|p| p.node.clone())
-                    .unwrap_or_default();
-                let new_node = new
-                    .and_then(|o| o.pod())
-                    .map(|p| p.node.clone())
-                    .unwrap_or_default();
-                if !old_node.is_empty()
-                    && (new.is_none() || old_node != new_node)
-                    && let Some(keys) = self.pods_by_node.get_mut(&old_node)
-                {
-                    keys.remove(&object.key);
-                }
-                if !new_node.is_empty() {
-                    self.pods_by_node
-                        .entry(new_node)
-                        .or_default()
-                        .insert(object.key.clone());
-                }
+                self.index_pod(old.map(|o| &**o), new.map(|n| &**n));
                 let budgets: Vec<String> = self
                     .in_namespace(ids.pdb, &object.namespace)
                     .filter(|pdb| {
@@ -459,6 +452,80 @@ impl World {
         }
     }
 
+    /// Keeps the pod indexes (by node, by controller, by label) current.
+    fn index_pod(&mut self, old: Option<&Stored>, new: Option<&Stored>) {
+        let key = new.or(old).map(|o| o.key.as_str()).unwrap_or_default();
+        let (old_node, new_node) = (node_of(old), node_of(new));
+        if old_node != new_node {
+            if let Some(keys) = old_node.and_then(|n| self.pods_by_node.get_mut(n)) {
+                keys.remove(key);
+            }
+            if let Some(n) = new_node {
+                self.pods_by_node
+                    .entry(n.to_string())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+        }
+        let (old_owner, new_owner) = (owner_of(old), owner_of(new));
+        if old_owner != new_owner {
+            if let Some(uid) = old_owner
+                && let Some(keys) = self.pods_by_owner.get_mut(uid)
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.pods_by_owner.remove(uid);
+                }
+            }
+            if let Some(uid) = new_owner {
+                self.pods_by_owner
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+        }
+        if old.map(|o| (&o.namespace, &o.labels)) != new.map(|n| (&n.namespace, &n.labels)) {
+            if let Some(old) = old {
+                for (k, v) in &old.labels {
+                    let label = format!("{}/{k}={v}", old.namespace);
+                    if let Some(keys) = self.pods_by_label.get_mut(&label) {
+                        keys.remove(key);
+                        if keys.is_empty() {
+                            self.pods_by_label.remove(&label);
+                        }
+                    }
+                }
+            }
+            if let Some(new) = new {
+                for (k, v) in &new.labels {
+                    self.pods_by_label
+                        .entry(format!("{}/{k}={v}", new.namespace))
+                        .or_default()
+                        .insert(key.to_string());
+                }
+            }
+        }
+    }
+
+    /// The pods of `namespace` that `selector` may match: those carrying its required label
+    /// when it has one, else all of them. Callers still test the selector.
+    pub fn pods_selectable_by<'a>(
+        &'a self,
+        namespace: &'a str,
+        selector: &LabelSelector,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
+        match selector.required_label() {
+            Some((k, v)) => Box::new(
+                self.pods_by_label
+                    .get(&format!("{namespace}/{k}={v}"))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|key| self.objects[self.ids.pod].get(key)),
+            ),
+            None => Box::new(self.in_namespace(self.ids.pod, namespace)),
+        }
+    }
+
     /// Every PDB of a namespace must be recomputed.
     pub fn mark_budgets_in(&mut self, namespace: &str) {
         let budgets: Vec<String> = self
@@ -518,6 +585,20 @@ impl World {
         }
         json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
     }
+}
+
+/// The node a pod is bound to.
+fn node_of(pod: Option<&Stored>) -> Option<&str> {
+    pod.and_then(Stored::pod)
+        .map(|p| p.node.as_str())
+        .filter(|n| !n.is_empty())
+}
+
+/// The uid of an object's controller.
+fn owner_of(object: Option<&Stored>) -> Option<&str> {
+    object
+        .and_then(|o| o.controller.as_ref())
+        .map(|c| c.uid.as_str())
 }
 
 fn has_generation(builtin: Builtin) -> bool {

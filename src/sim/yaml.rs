@@ -389,7 +389,13 @@ fn split_key(content: &str) -> Option<(String, &str)> {
             .find(": ")
             .or_else(|| content.ends_with(':').then(|| content.len() - 1))?;
         let key = &content[..end];
-        if key.contains(" #") || !resolve_plain(key)?.is_string() {
+        // Nearly every key is a word, which is a string unless it spells null or a boolean.
+        let word = first.is_ascii_alphabetic()
+            && !matches!(
+                key,
+                "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+            );
+        if key.contains(" #") || !(word || resolve_plain(key)?.is_string()) {
             return None;
         }
         (key.to_string(), &content[end..])

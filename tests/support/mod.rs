@@ -31,6 +31,7 @@ pub mod fleet;
 pub mod lab;
 mod process;
 pub mod shims;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
