@@ -157,6 +157,7 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         critical: args.critical.clone(),
         manifests: args.manifests.clone(),
         nodes: args.nodes.clone(),
+        apiservers: args.apiservers.clone(),
     };
     let mut findings = preflight::findings(kube, &view, &options).await?;
     let mut unmatched = preflight::accept(&mut findings, &args.accept);

@@ -94,6 +94,11 @@ pub struct PreflightArgs {
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
 
+    /// One kube-apiserver's own address, e.g. https://10.0.0.1:6443 (repeatable): each must
+    /// answer /readyz by itself. Default: the kubeadm annotation on the apiserver pods.
+    #[arg(long = "apiserver", value_name = "URL")]
+    pub apiservers: Vec<String>,
+
     /// Forecast this batch plan: N, N% or auto (all non-control-plane nodes when no --node).
     #[arg(long, value_name = "N|N%|auto")]
     pub batch: Option<String>,

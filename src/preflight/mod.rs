@@ -12,6 +12,7 @@
 //! live cluster, a snapshot, and the tests' scenarios.
 
 pub mod apis;
+pub mod apiserver;
 pub mod batches;
 pub mod checks;
 pub mod forecast;
@@ -112,6 +113,9 @@ pub struct PreflightOptions {
     /// The nodes about to be upgraded; checks that depend on them (PDBs that would hold
     /// their drain) block only for these. Empty: all nodes.
     pub nodes: Vec<String>,
+    /// Each kube-apiserver's own address (`https://10.0.0.1:6443`), probed one by one; empty:
+    /// from the kubeadm annotation on the apiserver pods.
+    pub apiservers: Vec<String>,
 }
 
 /// Marks the findings the operator accepted (`--accept ID` or `--accept CHECK`); every
@@ -223,6 +227,7 @@ pub async fn findings(
     options: &PreflightOptions,
 ) -> crate::Result<Vec<Finding>> {
     let mut found = checks::all(view, options);
+    found.extend(apiserver::check(kube, view, options).await);
     found.extend(apis::served(kube, view, options).await?);
     found.extend(apis::manifests(view, options)?);
     sort(&mut found);

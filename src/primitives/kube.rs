@@ -270,6 +270,7 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
             .map(std::path::PathBuf::from)
             .collect(),
         nodes: strings(ctx, call, opts, "nodes")?,
+        apiservers: strings(ctx, call, opts, "apiservers")?,
     };
     kube_step(
         ctx,

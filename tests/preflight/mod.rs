@@ -1,6 +1,7 @@
 //! Preflight and the disruption forecast against the field reports' incidents, each a cluster
 //! snapshot under tests/data/preflight/ served by the in-process simulator.
 
+mod apiserver;
 mod bench;
 mod cli;
 mod parity;
