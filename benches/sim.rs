@@ -16,26 +16,9 @@ use krun::sim::{Cluster, GenOptions, Server, SimOptions, generate};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident and peak resident memory of this process, in MiB.
-fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{env_usize, memory};
 
 fn kubectl() -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;

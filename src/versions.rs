@@ -64,6 +64,23 @@ impl KubeVersion {
         format!("{}.{}", self.major, self.minor)
     }
 
+    /// The release line, `(1, 21)`.
+    pub fn minor_line(self) -> (u64, u64) {
+        (self.major, self.minor)
+    }
+
+    /// How many minor releases `self` is behind `other` (negative: ahead), counting a major
+    /// release as a hundred minors.
+    pub fn minors_behind(self, other: Self) -> i64 {
+        let line = |v: Self| {
+            i64::try_from(v.major)
+                .unwrap_or(i64::MAX / 200)
+                .saturating_mul(100)
+                .saturating_add(i64::try_from(v.minor).unwrap_or(0))
+        };
+        line(other) - line(self)
+    }
+
     /// Minors `other` is behind `self` (negative when ahead); both must share a major.
     pub fn minors_ahead_of(self, other: Self) -> i64 {
         i64::try_from(self.minor).unwrap_or(i64::MAX) - i64::try_from(other.minor).unwrap_or(0)
@@ -152,11 +169,8 @@ fn listing(available: &[String]) -> String {
     }
 }
 
-/// The versions to pass through from `from` to `to`, one minor at a time: the newest patch of
-/// each minor after `from`'s up to `to`'s, as written in `available`. A `to` with a patch ends
-/// the path at exactly that version; a `to` in `from`'s own minor is a patch upgrade (one entry,
-/// none when `from` is already there).
-pub fn version_path(from: &str, to: &str, available: &[String]) -> Result<Vec<String>, PathError> {
+/// `from` and `to` parsed, for a path that goes up within one major version.
+fn endpoints(from: &str, to: &str) -> Result<(KubeVersion, KubeVersion), PathError> {
     let parse = |text: &str| {
         KubeVersion::parse(text).ok_or_else(|| PathError::NotAVersion(text.to_owned()))
     };
@@ -176,6 +190,15 @@ pub fn version_path(from: &str, to: &str, available: &[String]) -> Result<Vec<St
             to: to_v,
         });
     }
+    Ok((from_v, to_v))
+}
+
+/// The versions to pass through from `from` to `to`, one minor at a time: the newest patch of
+/// each minor after `from`'s up to `to`'s, as written in `available`. A `to` with a patch ends
+/// the path at exactly that version; a `to` in `from`'s own minor is a patch upgrade (one entry,
+/// none when `from` is already there).
+pub fn version_path(from: &str, to: &str, available: &[String]) -> Result<Vec<String>, PathError> {
+    let (from_v, to_v) = endpoints(from, to)?;
     let parsed: Vec<(KubeVersion, &String)> = available
         .iter()
         .filter_map(|text| {
@@ -237,25 +260,7 @@ pub fn version_path(from: &str, to: &str, available: &[String]) -> Result<Vec<St
 /// the same minors, each as `M.m.x`, and `to` itself when it names a patch. The same input
 /// errors as [`version_path`].
 pub fn unobserved_path(from: &str, to: &str) -> Result<Vec<String>, PathError> {
-    let parse = |text: &str| {
-        KubeVersion::parse(text).ok_or_else(|| PathError::NotAVersion(text.to_owned()))
-    };
-    let from_v = parse(from)?;
-    let to_v = parse(to)?;
-    if from_v.major != to_v.major {
-        return Err(PathError::MajorChange {
-            from: from_v,
-            to: to_v,
-        });
-    }
-    if to_v.minor < from_v.minor
-        || (to_v.minor == from_v.minor && to_v.patch.is_some() && to_v < from_v)
-    {
-        return Err(PathError::Downgrade {
-            from: from_v,
-            to: to_v,
-        });
-    }
+    let (from_v, to_v) = endpoints(from, to)?;
     if to_v.minor == from_v.minor && to_v.patch.is_some() && to_v.patch == from_v.patch {
         return Ok(Vec::new());
     }
@@ -276,6 +281,18 @@ pub fn unobserved_path(from: &str, to: &str) -> Result<Vec<String>, PathError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn release_lines_and_minors_behind() {
+        let v = |s| KubeVersion::parse(s).unwrap();
+        assert_eq!(v("v1.29.0-rc.1+k3s1").to_string(), "1.29.0");
+        assert!(KubeVersion::parse("latest").is_none());
+        assert!(KubeVersion::parse("1.2.3.4").is_none());
+        assert_eq!(v("1.21.14-00").minor_line(), (1, 21));
+        assert_eq!(v("1.25.3").minors_behind(v("1.28.0")), 3);
+        assert_eq!(v("1.29.0").minors_behind(v("1.28.0")), -1);
+        assert_eq!(v("1.29").minors_behind(v("2.0")), 71);
+    }
 
     fn strings(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

@@ -63,11 +63,7 @@ fn judged(view: &ClusterView, options: &PreflightOptions) -> Option<(Version, Se
     match (options.target, view.current_version()) {
         (Some(target), _) => Some((target, Severity::Block)),
         (None, Some(current)) => Some((
-            Version {
-                minor: current.minor + 1,
-                patch: 0,
-                ..current
-            },
+            Version::new(current.major, current.minor + 1, 0),
             Severity::Warn,
         )),
         (None, None) => None,

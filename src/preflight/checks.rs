@@ -82,7 +82,7 @@ pub fn nodes(view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
                 continue;
             };
             let behind = version.minors_behind(target);
-            let allowed = Version::kubelet_skew_allowed(target);
+            let allowed = crate::skew::max_kubelet_lag(target);
             if behind > allowed {
                 found.push(Finding::new(
                     &format!("{component}-skew"),
@@ -300,11 +300,7 @@ pub fn bound_tokens(view: &ClusterView, index: &Index, options: &PreflightOption
     let (Some(current), Some(target)) = (view.current_version(), options.target) else {
         return Vec::new();
     };
-    let bound = Version {
-        major: 1,
-        minor: 21,
-        patch: 0,
-    };
+    let bound = Version::new(1, 21, 0);
     if !(current.minor_line() < bound.minor_line() && target.minor_line() >= bound.minor_line()) {
         return Vec::new();
     }

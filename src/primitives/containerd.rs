@@ -178,18 +178,7 @@ fn change(
         },
     )?;
     if outcome.exit_code != 0 {
-        return Err(fail_step(
-            ctx,
-            call.call_position(),
-            node,
-            Some(command.clone()),
-            format!(
-                "`{command}` exited with code {} on {}\n{}",
-                outcome.exit_code,
-                node.0.name,
-                tail(&outcome.stderr, 10)
-            ),
-        ));
+        return Err(ctx.command_failed(call.call_position(), ACTION, node, &command, &outcome));
     }
     Ok(())
 }

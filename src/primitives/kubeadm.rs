@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, Position};
 
-use super::{RhaiResult, RunContext, duration_value, option, outcome_map, primitive, raise, tail};
+use super::{RhaiResult, RunContext, duration_value, option, outcome_map, primitive, raise};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
 use crate::kube_ops::KubeCall;
@@ -403,19 +403,7 @@ fn upgrade_apply(
         },
     )?;
     if outcome.exit_code != 0 {
-        let mut failure = ctx.failure(
-            ACTION,
-            Kind::Runtime,
-            format!(
-                "`{command}` exited with code {} on {}\n{}",
-                outcome.exit_code,
-                node.0.name,
-                tail(&outcome.stderr, 10)
-            ),
-        );
-        failure.node = Some(node.0.name.clone());
-        failure.command = Some(command);
-        return Err(raise(position, failure));
+        return Err(ctx.command_failed(position, ACTION, node, &command, &outcome));
     }
     {
         let mut planned = ctx.host.skew.lock().expect("skew lock");
@@ -506,19 +494,7 @@ fn upgrade_node(
         },
     )?;
     if outcome.exit_code != 0 {
-        let mut failure = ctx.failure(
-            ACTION,
-            Kind::Runtime,
-            format!(
-                "`{command}` exited with code {} on {}\n{}",
-                outcome.exit_code,
-                node.0.name,
-                tail(&outcome.stderr, 10)
-            ),
-        );
-        failure.node = Some(node.0.name.clone());
-        failure.command = Some(command);
-        return Err(raise(position, failure));
+        return Err(ctx.command_failed(position, ACTION, node, &command, &outcome));
     }
     // kubeadm upgrade node brings a control-plane node's apiserver to the cluster's version.
     {

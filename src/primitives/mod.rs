@@ -183,6 +183,31 @@ impl RunContext {
             .map_err(|failure| raise(call.call_position(), failure))
     }
 
+    /// The failure of `command`, which exited non-zero on `node`: the node, the command, the
+    /// exit code and the end of its stderr, at the playbook's `position`.
+    pub fn command_failed(
+        &self,
+        position: Position,
+        action: &str,
+        node: &Node,
+        command: &str,
+        outcome: &Outcome,
+    ) -> Box<EvalAltResult> {
+        let mut failure = self.failure(
+            action,
+            Kind::Runtime,
+            format!(
+                "`{command}` exited with code {} on {}\n{}",
+                outcome.exit_code,
+                node.0.name,
+                tail(&outcome.stderr, 10)
+            ),
+        );
+        failure.node = Some(node.0.name.clone());
+        failure.command = Some(self.host.effects.recorder().redact(command));
+        raise(position, failure)
+    }
+
     /// A failure of this run that is not tied to a node command (bad argument, `fail()`).
     pub fn failure(&self, action: &str, kind: Kind, message: impl Into<String>) -> StepFailure {
         StepFailure {

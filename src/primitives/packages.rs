@@ -377,19 +377,7 @@ pub(super) fn install(
         install_recheck(manager, node, name, version),
     )?;
     if outcome.exit_code != 0 {
-        let mut failure = ctx.failure(
-            "pkg_install",
-            Kind::Runtime,
-            format!(
-                "`{command}` exited with code {} on {}\n{}",
-                outcome.exit_code,
-                node.0.name,
-                tail(&outcome.stderr, 10)
-            ),
-        );
-        failure.node = Some(node.0.name.clone());
-        failure.command = Some(command);
-        return Err(raise(position, failure));
+        return Err(ctx.command_failed(position, "pkg_install", node, &command, &outcome));
     }
     if manager == PackageManager::Pacman
         && !is_local_file(name)

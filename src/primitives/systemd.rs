@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext};
 
-use super::{RhaiResult, RunContext, duration_value, outcome_map, primitive, raise, tail};
+use super::{RhaiResult, RunContext, duration_value, outcome_map, primitive, raise};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::node::Node;
@@ -83,19 +83,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 Recheck::Rerun,
             )?;
             if access == Access::Change && outcome.exit_code != 0 {
-                let mut failure = ctx.failure(
-                    "systemctl",
-                    Kind::Runtime,
-                    format!(
-                        "`{command}` exited with code {} on {}\n{}",
-                        outcome.exit_code,
-                        node.0.name,
-                        tail(&outcome.stderr, 10)
-                    ),
-                );
-                failure.node = Some(node.0.name.clone());
-                failure.command = Some(command);
-                return Err(raise(position, failure));
+                return Err(ctx.command_failed(position, "systemctl", &node, &command, &outcome));
             }
             Ok(outcome_map(&outcome))
         },

@@ -12,26 +12,9 @@ use krun::preflight::{BatchSpec, ClusterView, ForecastOptions, batches};
 use krun::sim::{Cluster, GenOptions, Server, SimOptions, generate};
 use serde_yaml_ng::Value;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident and peak resident memory of this process, in MiB.
-fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+#[path = "../../benches/support/measure.rs"]
+mod measure;
+use measure::{env_usize, memory};
 
 /// The generated cluster without the budgets that allow nothing at all (`maxUnavailable: 0`,
 /// `minAvailable: 100%`, and budgets already at their limit): with them no plan finishes, and
