@@ -78,11 +78,7 @@ pub fn main() -> u8 {
 async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
     use crate::lock::{LockName, Unlocked};
     let name = LockName::parse(&args.lock).map_err(Error::input)?;
-    let options = crate::kube::ClientOptions {
-        kubeconfig: args.kubeconfig,
-        context: args.context,
-    };
-    let kube = crate::kube::Kube::connect(&options).await?;
+    let kube = crate::kube::Kube::connect(&args.cluster.options()).await?;
     let by = format!(
         "{}@{}",
         crate::inventory::current_user(),
@@ -140,10 +136,7 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             (service, Some(server))
         }
         None => (
-            crate::kube_ops::KubeService::new(crate::kube::ClientOptions {
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
-            }),
+            crate::kube_ops::KubeService::new(args.cluster.options()),
             None,
         ),
     };
@@ -330,10 +323,7 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         inventory: Arc::new(inventory),
         libs: args.libs,
         state_dir: args.state_dir,
-        kube: crate::kube::ClientOptions {
-            kubeconfig: args.kubeconfig,
-            context: args.context,
-        },
+        kube: args.cluster.options(),
         batch: batch_spec.size(args.nodes.len()),
         batch_spec,
         accept: args.accept,

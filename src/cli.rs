@@ -73,13 +73,8 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "FILE")]
     pub rehearse: Option<PathBuf>,
 
-    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// The kubeconfig context to use instead of its current-context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// A workload the team calls critical (besides ingress controllers, Prometheus,
     /// Alertmanager and CoreDNS), `namespace/name` (repeatable).
@@ -203,13 +198,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub command_timeout: String,
 
-    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// The kubeconfig context to use instead of its current-context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Where run journals are kept (`<DIR>/runs/<id>/journal.jsonl`).
     #[arg(
@@ -236,6 +226,27 @@ pub struct RunArgs {
     /// Time limit for the whole run (e.g. 2h); unlimited when absent.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+}
+
+/// How to reach the cluster, as kubectl users expect.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    pub fn options(&self) -> crate::kube::ClientOptions {
+        crate::kube::ClientOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -275,13 +286,8 @@ pub struct UnlockArgs {
     )]
     pub lock: String,
 
-    /// The kubeconfig file to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// The kubeconfig context to use instead of its current-context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]

@@ -253,10 +253,10 @@ impl KubeService {
                 )
             }
             KubeCall::Cordon { node } => {
-                json!({ "changed": kube.cordon(node).await.map_err(kube_error)? })
+                json!({ "node": node, "changed": kube.cordon(node).await.map_err(kube_error)? })
             }
             KubeCall::Uncordon { node } => {
-                json!({ "changed": kube.uncordon(node).await.map_err(kube_error)? })
+                json!({ "node": node, "changed": kube.uncordon(node).await.map_err(kube_error)? })
             }
             KubeCall::Drain { node, options } => {
                 if let Some(bypass) = &options.disable_eviction {

@@ -266,29 +266,36 @@ impl ClusterLock {
     }
 
     /// Stops renewing and clears the holder, so the next run need not wait for the expiry.
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.renewer.await;
-        if self.lost.load(Ordering::SeqCst) {
+        let _ = (&mut self.renewer).await;
+        if self.lost() {
             return;
         }
+        match self.clear_holder().await {
+            Ok(true) => tracing::info!("released the cluster lock {}", self.name),
+            Ok(false) => {}
+            Err(why) => tracing::warn!(
+                "cannot release the cluster lock {}: {why}; it expires by itself within {LEASE_SECONDS} s",
+                self.name
+            ),
+        }
+    }
+
+    /// Clears the Lease's holder if it is still this run; false when it no longer was.
+    async fn clear_holder(&self) -> Result<bool, String> {
         for _ in 0..3 {
-            let lease = match self.api.get_opt(&self.name.name).await {
-                Ok(Some(lease)) => lease,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot release the cluster lock {}: {}; it expires by itself within {LEASE_SECONDS} s",
-                        self.name,
-                        describe_error(&e)
-                    );
-                    return;
-                }
+            let Some(mut lease) = self
+                .api
+                .get_opt(&self.name.name)
+                .await
+                .map_err(|e| describe_error(&e))?
+            else {
+                return Ok(false);
             };
             if LeaseView::of(&lease).identity.as_deref() != Some(self.identity.as_str()) {
-                return;
+                return Ok(false);
             }
-            let mut lease = lease;
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             spec.holder_identity = None;
             spec.renew_time = None;
@@ -301,21 +308,12 @@ impl ClusterLock {
                 .replace(&self.name.name, &PostParams::default(), &lease)
                 .await
             {
-                Ok(_) => {
-                    tracing::info!("released the cluster lock {}", self.name);
-                    return;
-                }
+                Ok(_) => return Ok(true),
                 Err(e) if is_conflict(&e) => continue,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot release the cluster lock {}: {}; it expires by itself within {LEASE_SECONDS} s",
-                        self.name,
-                        describe_error(&e)
-                    );
-                    return;
-                }
+                Err(e) => return Err(describe_error(&e)),
             }
         }
+        Err("the Lease kept changing (three conflicts in a row)".to_owned())
     }
 }
 
@@ -635,13 +633,7 @@ fn is_already_exists(error: &kube::Error) -> bool {
 }
 
 fn describe_error(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} ({})", status.message, status.code)
-        }
-        kube::Error::Api(status) => format!("HTTP {} {}", status.code, status.reason),
-        other => other.to_string(),
-    }
+    crate::kube::error::api_message(error)
 }
 
 #[cfg(test)]

@@ -142,9 +142,8 @@ impl RunRecord {
     pub fn left_cordoned(&self) -> Vec<String> {
         let mut cordoned: Vec<String> = Vec::new();
         for step in self.steps.iter().filter(|s| s.executed || s.replayed) {
-            // Kubernetes steps act on the cluster; the node is the call's argument
-            // (`kubectl cordon NODE`, `kubectl drain NODE …`).
-            let Some(node) = step.command.split_whitespace().nth(2).map(str::to_owned) else {
+            // Kubernetes steps act on the cluster; their result names the node.
+            let Some(node) = step.data["node"].as_str().map(str::to_owned) else {
                 continue;
             };
             match step.action.as_str() {

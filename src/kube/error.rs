@@ -128,7 +128,7 @@ impl From<KubeError> for crate::Error {
 }
 
 /// The API server's own words when it answered, else the transport error.
-fn api_message(error: &kube::Error) -> String {
+pub(crate) fn api_message(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if !status.message.is_empty() => {
             format!("{} ({})", status.message, status.code)

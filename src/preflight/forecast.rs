@@ -330,27 +330,9 @@ pub struct Model {
     workload_budget: Vec<Option<usize>>,
 }
 
+/// Quantities as the simulator reads them (the forecast models the simulator's scheduler).
 fn quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (suffix, factor) in SUFFIXES {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * factor);
-        }
-    }
-    text.parse().ok()
+    crate::sim::parse_quantity(text)
 }
 
 fn scaled_round_up(value: &IntOrString, total: i32) -> Option<i32> {

@@ -105,12 +105,12 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let writers: [NodePrimitive; 2] = [
         (
             "cordon",
-            "Marks a node unschedulable; returns `#{ changed }` (false when it already was). Recorded in a dry-run.",
+            "Marks a node unschedulable; returns `#{ node, changed }` (false when it already was). Recorded in a dry-run.",
             |node| KubeCall::Cordon { node },
         ),
         (
             "uncordon",
-            "Marks a node schedulable again; returns `#{ changed }`. Recorded in a dry-run.",
+            "Marks a node schedulable again; returns `#{ node, changed }`. Recorded in a dry-run.",
             |node| KubeCall::Uncordon { node },
         ),
     ];

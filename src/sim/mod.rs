@@ -41,6 +41,7 @@ pub use control::{Fault, Latency, SimHandle};
 pub use error::{ControlError, LoadError, SimError};
 pub use generator::{GenOptions, generate};
 pub use load::Cluster;
+pub(crate) use object::parse_quantity;
 pub use server::{Server, SimOptions, kubeconfig};
 
 /// Subcommands of `krun sim`.
