@@ -23,6 +23,11 @@ use super::{Endpoint, ExecOutput, ExecRequest, HostKeyError, SshConfig, SshError
 /// Below OpenSSH's default `MaxSessions` of 10, leaving room for a stray session.
 pub(crate) const SESSIONS_PER_CONNECTION: usize = 8;
 
+/// How often, and after what growing pause, a session refused while none of ours is open is
+/// asked for again (about 2 s in all): time for sshd to free sessions that just closed.
+const LONE_REFUSAL_RETRIES: u32 = 8;
+const LONE_REFUSAL_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Connections to nodes, reused for the whole run. Cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct SshPool {
@@ -296,9 +301,14 @@ impl Connection {
     /// A session channel and the slot it occupies. A server configured with fewer sessions than
     /// we assume (hardened nodes often set `MaxSessions 4`) refuses the extra channel; then this
     /// connection's limit shrinks by one and the open waits for a running command to finish.
+    ///
+    /// A refusal while nothing else of ours is open is usually sshd still tearing down a session
+    /// that just closed (it frees the session after it has read the next request), so the open is
+    /// retried a few times with a short pause before the refusal is reported.
     async fn open_session(
         &self,
     ) -> Result<(OwnedSemaphorePermit, Channel<client::Msg>), russh::Error> {
+        let mut lone_refusals = 0u32;
         loop {
             let permit = self
                 .sessions
@@ -321,6 +331,19 @@ impl Connection {
                         limit = self.capacity.load(Ordering::SeqCst),
                         "sshd refused another session; lowering this connection's limit"
                     );
+                }
+                Err(russh::Error::ChannelOpenFailure(
+                    ChannelOpenFailure::ConnectFailed
+                    | ChannelOpenFailure::AdministrativelyProhibited
+                    | ChannelOpenFailure::ResourceShortage,
+                )) if lone_refusals < LONE_REFUSAL_RETRIES => {
+                    lone_refusals += 1;
+                    drop(permit);
+                    tracing::debug!(
+                        attempt = lone_refusals,
+                        "sshd refused a session while none of ours is open; retrying"
+                    );
+                    tokio::time::sleep(LONE_REFUSAL_PAUSE * lone_refusals).await;
                 }
                 Err(error) => return Err(error),
             }
