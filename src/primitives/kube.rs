@@ -235,7 +235,7 @@ fn strings(
 }
 
 fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResult<Dynamic> {
-    const KNOWN: &[&str] = &["target", "critical", "manifests", "nodes"];
+    const KNOWN: &[&str] = &["target", "critical", "manifests", "nodes", "apiservers"];
     let input = |message: String| {
         raise(
             call.call_position(),
