@@ -66,17 +66,14 @@ impl Cluster {
             })?;
             cluster.add_document("document 1", value, &mut seen)?;
         } else if let Some(items) = split_list_items(text) {
-            for (i, (line, item)) in items.into_iter().enumerate() {
-                let document = format!("items[{i}]");
-                let value = match super::yaml::parse(&item) {
-                    Some(value) => value,
-                    None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item))
-                        .map_err(|e| LoadError::Syntax {
-                            document: format!("{document} (the item starting at line {line})"),
-                            message: e.to_string(),
-                        })?,
-                };
-                cluster.add_object(&document, value, &mut seen)?;
+            // Parsing is most of the work and items are independent, so a window of items is
+            // parsed on every core, then added in order; the window bounds the memory held.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            for (w, window) in items.chunks(PARSE_WINDOW).enumerate() {
+                let first = w * PARSE_WINDOW;
+                for (i, value) in parse_items(window, first, workers).into_iter().enumerate() {
+                    cluster.add_object(&format!("items[{}]", first + i), value?, &mut seen)?;
+                }
             }
         } else {
             for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -285,6 +282,52 @@ impl Cluster {
             });
             self.store(ns_res, namespace);
         }
+    }
+}
+
+/// How many list items are parsed together before they are stored.
+const PARSE_WINDOW: usize = 2048;
+
+/// Parses list items (`first` is the index of the first) on up to `workers` threads, keeping
+/// their order.
+fn parse_items(
+    items: &[(usize, String)],
+    first: usize,
+    workers: usize,
+) -> Vec<Result<Value, LoadError>> {
+    let per_worker = items.len().div_ceil(workers.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(per_worker)
+            .enumerate()
+            .map(|(part, chunk)| {
+                let offset = first + part * per_worker;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (line, item))| parse_item(offset + i, *line, item))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().expect("parsing a list item does not panic"))
+            .collect()
+    })
+}
+
+/// One list item: the fast reader for what kubectl prints, the full YAML parser otherwise.
+fn parse_item(index: usize, line: usize, item: &str) -> Result<Value, LoadError> {
+    match super::yaml::parse(item) {
+        Some(value) => Ok(value),
+        None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
+            LoadError::Syntax {
+                document: format!("items[{index}] (the item starting at line {line})"),
+                message: e.to_string(),
+            }
+        }),
     }
 }
 
