@@ -1,0 +1,154 @@
+//! The registry check before a runtime switch (seed 000: the new containerd could not pull
+//! from the company's old registry, found only after the nodes were drained): the node's images
+//! are pulled with the new runtime on a canary node that already runs it, before the drain.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::lab::{Lab, LabSpec, Runtime};
+
+const REFUSED: &str = "registry.example.com";
+const PULL: &str = "crictl --runtime-endpoint unix:///run/containerd/containerd.sock pull ";
+
+fn switch(lab: &Lab, node: &str, args: &[&str]) -> crate::cli::Output {
+    lab.krun(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("playbooks")
+            .join("runtime-switch.rhai"),
+    )
+    .args(["--node", node, "--set", "ready_timeout=60s"])
+    .args(args)
+    .run()
+}
+
+/// The images of the pods on `node`, init containers included, as real kubectl lists them.
+fn images_on(lab: &Lab, node: &str) -> BTreeSet<String> {
+    lab.kubectl(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+        "-o",
+        "jsonpath={range .items[*]}{range .spec.initContainers[*]}{.image}{\"\\n\"}{end}{range .spec.containers[*]}{.image}{\"\\n\"}{end}{end}",
+    ])
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Asserts `needle` is in `text` as the reader sees it: the error renderer wraps long lines
+/// (at spaces, slashes and hyphens) behind a `│` margin, so both are compared without either.
+#[track_caller]
+fn assert_says(text: &str, needle: &str) {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    assert!(
+        squash(text).contains(&squash(needle)),
+        "the output does not say {needle:?}:\n{text}"
+    );
+}
+
+#[test]
+fn a_registry_the_new_runtime_cannot_pull_from_stops_the_switch_before_the_drain() {
+    let Some(lab) = Lab::start(
+        LabSpec::new()
+            .masters(1)
+            .workers(2)
+            .runtime(Runtime::Docker),
+    ) else {
+        return;
+    };
+    // A canary still on Docker would prove nothing about containerd.
+    let out = switch(&lab, "w1", &["--set", "canary=w2"]);
+    out.code(3);
+    assert_says(
+        &out.stderr,
+        "the canary w2 runs docker 20.10.24, not containerd",
+    );
+    assert!(!lab.cluster_node("w1").unschedulable);
+    assert!(lab.node("w2").pulled_images("containerd").is_empty());
+
+    // The first node switched has no canary: the run says the check was skipped.
+    switch(&lab, "w2", &[])
+        .code(0)
+        .stderr_has("registry check skipped")
+        .stderr_has("--set canary=NODE");
+    let canary = lab.node("w2");
+    assert!(
+        lab.cluster_node("w2")
+            .runtime_version
+            .starts_with("containerd://")
+    );
+
+    let images = images_on(&lab, "w1");
+    let (refused, others): (BTreeSet<String>, BTreeSet<String>) = images
+        .iter()
+        .cloned()
+        .partition(|image| image.starts_with(&format!("{REFUSED}/")));
+    assert!(
+        !refused.is_empty() && !others.is_empty(),
+        "w1 should run images from {REFUSED} and from other registries: {images:?}"
+    );
+
+    // The old registry cannot serve containerd: refused before anything happens to w1.
+    canary.refuse_registry(REFUSED);
+    let before = lab.node("w1").state_snapshot();
+    let out = switch(&lab, "w1", &["--set", "canary=w2"]);
+    out.code(3);
+    assert_says(
+        &out.stderr,
+        &format!(
+            "the canary w2 could not pull {} of {} images of w1 with containerd (crictl) from {REFUSED}; nothing was drained",
+            refused.len(),
+            images.len()
+        ),
+    );
+    for image in &refused {
+        assert_says(&out.stderr, &format!("{image} (registry {REFUSED})"));
+    }
+    assert_says(&out.stderr, "httpReadSeeker: failed open");
+    let w1 = lab.cluster_node("w1");
+    assert!(!w1.unschedulable, "w1 was cordoned: {w1:?}");
+    assert!(w1.runtime_version.starts_with("docker://"), "{w1:?}");
+    assert_eq!(lab.node("w1").state_snapshot(), before, "w1 was touched");
+    let pulled = canary.pulled_images("containerd");
+    assert!(others.is_subset(&pulled), "{others:?} not in {pulled:?}");
+    assert!(refused.is_disjoint(&pulled), "{pulled:?}");
+
+    // A dry-run shows every pull on the canary and pulls nothing.
+    let pulled_before = canary.pulled_images("containerd");
+    let out = switch(&lab, "w1", &["--set", "canary=w2", "--dry-run"]);
+    out.code(0);
+    for image in &images {
+        out.stdout_has(&format!("{PULL}{image}"));
+    }
+    assert_eq!(canary.pulled_images("containerd"), pulled_before);
+    assert_eq!(
+        canary
+            .changes()
+            .iter()
+            .filter(|c| c.starts_with("crictl pull"))
+            .count(),
+        others.len(),
+        "the dry-run pulled"
+    );
+
+    // With the registry fixed, the switch proceeds.
+    canary.accept_registries();
+    switch(&lab, "w1", &["--set", "canary=w2"])
+        .code(0)
+        .stderr_has(&format!(
+            "registry check: w2 pulled all {} images of w1 with containerd",
+            images.len()
+        ));
+    let pulled = canary.pulled_images("containerd");
+    assert!(images.is_subset(&pulled), "{images:?} not in {pulled:?}");
+    let w1 = lab.cluster_node("w1");
+    assert!(w1.runtime_version.starts_with("containerd://"), "{w1:?}");
+    assert!(w1.ready && !w1.unschedulable, "{w1:?}");
+}
