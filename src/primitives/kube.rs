@@ -211,9 +211,10 @@ disruption or overlapping, objects in API versions the target removes, and non-r
 fsGroup when crossing 1.21 (bound tokens). `opts`: `target` (\"1.29.4\"), `critical`\n\
 ([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded). Read-only; runs in a dry-run.\n\
 With `canary` (an inventory node already running the new runtime) and `runtime` (\"containerd\",\n\
-default, or \"crio\"), also pulls every image of the pods on `nodes` there, as `pull_images` does,\n\
-and reports each image it cannot pull as `registry-pull/<image>` (block). The pulls are changes:\n\
-a dry-run shows them and says the registries were not checked.";
+default, or \"crio\"), it also pulls every image of the pods on `nodes` on the canary, as\n\
+`pull_images` does, and reports each image the canary cannot pull as `registry-pull/<image>`\n\
+(block). Those pulls are the one change it makes: a dry-run shows them, and a `registry-pull`\n\
+info finding says the registries were not checked.";
 
 fn strings(
     ctx: &RunContext,

@@ -152,3 +152,134 @@ fn a_registry_the_new_runtime_cannot_pull_from_stops_the_switch_before_the_drain
     assert!(w1.runtime_version.starts_with("containerd://"), "{w1:?}");
     assert!(w1.ready && !w1.unschedulable, "{w1:?}");
 }
+
+/// A cluster-level playbook in the lab's scratch directory.
+fn play(lab: &Lab, name: &str, text: &str) -> crate::cli::Output {
+    let path = lab.dir().join(name);
+    std::fs::write(&path, text).expect("write the playbook");
+    lab.krun(&path).run()
+}
+
+#[test]
+fn preflight_and_pull_images_report_each_image_the_canary_cannot_pull() {
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(2)) else {
+        return;
+    };
+    let images = images_on(&lab, "w1");
+    let refused: BTreeSet<&String> = images
+        .iter()
+        .filter(|image| image.starts_with(&format!("{REFUSED}/")))
+        .collect();
+    assert!(!refused.is_empty(), "{images:?}");
+    let canary = lab.node("w2");
+    canary.refuse_registry(REFUSED);
+
+    let out = play(
+        &lab,
+        "preflight.rhai",
+        r#"
+for finding in preflight(#{ nodes: ["w1"], canary: "w2", runtime: "containerd" }) {
+    if finding.id.starts_with("registry-pull/") {
+        log(`${finding.id} ${finding.severity}: ${finding.message}`);
+    }
+}
+"#,
+    );
+    out.code(0);
+    for image in &refused {
+        out.stderr_has(&format!(
+            "registry-pull/{image} block: w2 cannot pull {image} from registry {REFUSED} with containerd (crictl): FATA[0000] pulling image"
+        ));
+    }
+    let findings = out.stderr.matches("registry-pull/").count();
+    assert_eq!(findings, refused.len(), "{}", out.stderr);
+
+    // Without crictl, a containerd canary pulls with ctr, which fails as ctr does.
+    std::fs::remove_file(canary.dir().join("bin/crictl")).expect("remove crictl");
+    let out = play(
+        &lab,
+        "pull.rhai",
+        r#"
+let images = [];
+for pod in pods_on("w1") { images += pod.images; }
+let report = pull_images(find_node("w2"), images + images);
+log(`client ${report.client}, ${report.images.len()} images, ${report.pulled.len()} pulled`);
+for failed in report.failed {
+    log(`failed ${failed.image} from ${failed.registry}: ${failed.stderr}`);
+}
+"#,
+    );
+    out.code(0)
+        .stderr_has(&format!(
+            "client ctr, {} images, {} pulled",
+            images.len(),
+            images.len() - refused.len()
+        ))
+        .stderr_has("ctr: failed to copy: httpReadSeeker: failed open");
+    for image in &refused {
+        out.stderr_has(&format!("failed {image} from {REFUSED}: "));
+    }
+    let changes = canary.changes();
+    for image in &images {
+        let pulls = changes
+            .iter()
+            .filter(|c| *c == &format!("ctr images pull {image}"))
+            .count();
+        let expected = usize::from(!refused.contains(image));
+        assert_eq!(pulls, expected, "{image}: {changes:?}");
+    }
+}
+
+#[test]
+fn a_crio_upgrade_pulls_on_its_canary_through_crio_before_the_drain() {
+    let Some(lab) = Lab::start(
+        LabSpec::new()
+            .masters(1)
+            .workers(2)
+            .os(crate::support::fleet::Os::ArchArm)
+            .runtime(Runtime::CriO),
+    ) else {
+        return;
+    };
+    let packages = lab.node("w1").dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for file in [
+        "cri-o-1.21.7-1-aarch64.pkg.tar.xz",
+        "kubelet-1.20.15-1-aarch64.pkg.tar.xz",
+    ] {
+        std::fs::write(packages.join(file), "a team-built package").unwrap();
+    }
+    let images = images_on(&lab, "w1");
+    lab.node("w2").refuse_registry(REFUSED);
+    let before = lab.node("w1").state_snapshot();
+    let out = lab
+        .krun(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("playbooks")
+                .join("crio-arch.rhai"),
+        )
+        .args([
+            "--node",
+            "w1",
+            "--set",
+            "version=1.20.15",
+            "--set",
+            "canary=w2",
+        ])
+        .args(["--set", &format!("packages={}", packages.display())])
+        .run();
+    out.code(3);
+    assert_says(
+        &out.stderr,
+        &format!("images of w1 with crio (crictl) from {REFUSED}; nothing was drained"),
+    );
+    assert!(!lab.cluster_node("w1").unschedulable);
+    assert_eq!(lab.node("w1").state_snapshot(), before, "w1 was touched");
+    let pulled = lab.node("w2").pulled_images("crio");
+    let others: BTreeSet<String> = images
+        .iter()
+        .filter(|image| !image.starts_with(&format!("{REFUSED}/")))
+        .cloned()
+        .collect();
+    assert_eq!(pulled, others);
+}
