@@ -138,14 +138,39 @@ fn a_registry_the_new_runtime_cannot_pull_from_stops_the_switch_before_the_drain
         "the dry-run pulled"
     );
 
-    // With the registry fixed, the switch proceeds.
+    // With the registry fixed, the switch proceeds: every pull is a recorded step on the
+    // canary, all of them before the cordon.
     canary.accept_registries();
-    switch(&lab, "w1", &["--set", "canary=w2"])
-        .code(0)
-        .stderr_has(&format!(
-            "registry check: w2 pulled all {} images of w1 with containerd",
-            images.len()
-        ));
+    let out = switch(&lab, "w1", &["--set", "canary=w2", "--output", "json"]);
+    out.code(0).stderr_has(&format!(
+        "registry check: w2 pulled all {} images of w1 with containerd",
+        images.len()
+    ));
+    let report = out.json();
+    let steps: Vec<&serde_json::Value> = report["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|node| node["steps"].as_array().into_iter().flatten())
+        .collect();
+    let seq = |step: &serde_json::Value| step["seq"].as_u64().unwrap_or(u64::MAX);
+    let cordon = steps
+        .iter()
+        .find(|s| s["action"] == "cordon")
+        .map(|s| seq(s))
+        .expect("the switch cordons w1");
+    for image in &images {
+        let pull = steps
+            .iter()
+            .find(|s| s["action"] == "pull_images" && s["command"] == format!("{PULL}{image}"))
+            .unwrap_or_else(|| panic!("no pull step for {image}: {report:#}"));
+        assert_eq!(pull["node"], "w2", "{pull}");
+        assert_eq!(pull["exit_code"], 0, "{pull}");
+        assert!(
+            seq(pull) < cordon,
+            "{image} pulled after the cordon: {pull}"
+        );
+    }
     let pulled = canary.pulled_images("containerd");
     assert!(images.is_subset(&pulled), "{images:?} not in {pulled:?}");
     let w1 = lab.cluster_node("w1");
