@@ -436,6 +436,7 @@ fn pod_summary(pod: &k8s_openapi::api::core::v1::Pod) -> Value {
         "phase": pod.status.as_ref().and_then(|s| s.phase.clone()),
         "owner": owner,
         "labels": pod.metadata.labels,
+        "images": crate::kube::pod::images(pod),
     })
 }
 

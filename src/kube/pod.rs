@@ -95,3 +95,56 @@ pub fn labels(pod: &Pod) -> &BTreeMap<String, String> {
 pub fn node_name(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
 }
+
+/// The images the pod's init containers and containers run, in that order, each once. A runtime
+/// switch has to be able to pull every one of them: the node's pods start again from these.
+pub fn images(pod: &Pod) -> Vec<String> {
+    let mut images: Vec<String> = Vec::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return images;
+    };
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    for image in containers.filter_map(|c| c.image.as_deref()) {
+        if !image.is_empty() && !images.iter().any(|seen| seen == image) {
+            images.push(image.to_owned());
+        }
+    }
+    images
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_init_containers_then_containers_each_once() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "web", "namespace": "shop" },
+            "spec": {
+                "initContainers": [
+                    { "name": "migrate", "image": "registry.example.com/shop/web:1.2" },
+                    { "name": "wait", "image": "busybox:1.36" }
+                ],
+                "containers": [
+                    { "name": "web", "image": "registry.example.com/shop/web:1.2" },
+                    { "name": "proxy", "image": "envoyproxy/envoy@sha256:0123" },
+                    { "name": "unset" }
+                ]
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            images(&pod),
+            [
+                "registry.example.com/shop/web:1.2",
+                "busybox:1.36",
+                "envoyproxy/envoy@sha256:0123"
+            ]
+        );
+        assert!(images(&Pod::default()).is_empty());
+    }
+}

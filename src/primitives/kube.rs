@@ -87,7 +87,8 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         ),
         (
             "pods_on",
-            "The pods on a node: `[#{ namespace, name, phase, owner, labels }]`. Runs in a dry-run.",
+            "The pods on a node: `[#{ namespace, name, phase, owner, labels, images }]` (`images`: what\n\
+             its init containers and containers run, each once). Runs in a dry-run.",
             |node| KubeCall::PodsOn { node },
         ),
     ];
@@ -208,7 +209,12 @@ kubelet/kube-proxy skew against `target`, critical workloads (ingress, Prometheu
 CoreDNS, `critical`) without a PodDisruptionBudget, single replicas, budgets allowing no\n\
 disruption or overlapping, objects in API versions the target removes, and non-root pods without\n\
 fsGroup when crossing 1.21 (bound tokens). `opts`: `target` (\"1.29.4\"), `critical`\n\
-([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded). Read-only; runs in a dry-run.";
+([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded). Read-only; runs in a dry-run.\n\
+With `canary` (an inventory node already running the new runtime) and `runtime` (\"containerd\",\n\
+default, or \"crio\"), it also pulls every image of the pods on `nodes` on the canary, as\n\
+`pull_images` does, and reports each image the canary cannot pull as `registry-pull/<image>`\n\
+(block). Those pulls are the one change it makes: a dry-run shows them, and a `registry-pull`\n\
+info finding says the registries were not checked.";
 
 fn strings(
     ctx: &RunContext,
@@ -235,7 +241,15 @@ fn strings(
 }
 
 fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResult<Dynamic> {
-    const KNOWN: &[&str] = &["target", "critical", "manifests", "nodes", "apiservers"];
+    const KNOWN: &[&str] = &[
+        "target",
+        "critical",
+        "manifests",
+        "nodes",
+        "apiservers",
+        "canary",
+        "runtime",
+    ];
     let input = |message: String| {
         raise(
             call.call_position(),
@@ -272,7 +286,9 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         nodes: strings(ctx, call, opts, "nodes")?,
         apiservers: strings(ctx, call, opts, "apiservers")?,
     };
-    kube_step(
+    let canary = canary_pull_options(ctx, call, opts, &options.nodes)?;
+    let nodes = options.nodes.clone();
+    let findings = kube_step(
         ctx,
         call,
         "preflight",
@@ -280,7 +296,70 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         KubeCall::Preflight {
             options: Box::new(options),
         },
-    )
+    )?;
+    let Some((canary, pull_options)) = canary else {
+        return Ok(findings);
+    };
+    let mut findings = findings.try_cast::<rhai::Array>().unwrap_or_default();
+    let mut images = Vec::new();
+    for node in nodes {
+        let pods = kube_step(
+            ctx,
+            call,
+            "preflight",
+            Access::Read,
+            KubeCall::PodsOn { node },
+        )?;
+        for pod in pods.try_cast::<rhai::Array>().unwrap_or_default() {
+            let pod = pod.try_cast::<Map>().unwrap_or_default();
+            let pod_images = pod.get("images").cloned().unwrap_or_default();
+            for image in pod_images.try_cast::<rhai::Array>().unwrap_or_default() {
+                images.push(image.to_string());
+            }
+        }
+    }
+    let report = super::images::pull(ctx, call, &canary, &images, &pull_options)?;
+    for finding in report.findings() {
+        findings.push(rhai::serde::to_dynamic(&finding)?);
+    }
+    Ok(findings.into())
+}
+
+/// The canary and how it pulls, when preflight is asked to check the registries.
+fn canary_pull_options(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    opts: &Map,
+    nodes: &[String],
+) -> RhaiResult<Option<(Node, super::images::PullOptions)>> {
+    let position = call.call_position();
+    let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
+    let runtime = opts.get("runtime").filter(|v| !v.is_unit()).cloned();
+    let Some(name) = option::<rhai::ImmutableString>(opts, "canary", ctx, "preflight", position)?
+    else {
+        if runtime.is_some() {
+            return Err(input(
+                "preflight: `runtime` says how `canary` pulls images; name the canary too".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if nodes.is_empty() {
+        return Err(input(format!(
+            "preflight: `canary` pulls the images of the pods on `nodes`; name the nodes (e.g. nodes: [\"w1\"]) whose images {name} must pull"
+        )));
+    }
+    let spec = ctx
+        .host
+        .inventory
+        .node(&name)
+        .map_err(|e| input(format!("preflight: canary {name}: {}", e.message)))?;
+    let mut pull = Map::new();
+    if let Some(runtime) = runtime {
+        pull.insert("runtime".into(), runtime);
+    }
+    let options = super::images::options(ctx, position, &pull)?;
+    Ok(Some((Node(Arc::new(spec.clone())), options)))
 }
 
 fn kube_step(

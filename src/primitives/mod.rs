@@ -6,6 +6,7 @@ mod containerd;
 mod core;
 mod etcd;
 mod files;
+mod images;
 mod kube;
 mod kubeadm;
 mod kubelet;
@@ -277,6 +278,7 @@ pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     kubeadm::register(engine, context);
     kubelet::register(engine, context);
     containerd::register(engine, context);
+    images::register(engine, context);
 }
 
 /// Starts a registration with its documentation; side-effecting primitives are volatile so the

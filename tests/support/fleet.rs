@@ -13,7 +13,7 @@
 //! Without them a fleet is not started: the test is skipped with a message, except under
 //! `CI=true`, where it fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -774,6 +774,31 @@ impl Node {
                 let mut fields = line.split_whitespace().map(str::to_string);
                 Some((fields.next()?, fields.next()?, fields.next()?))
             })
+            .collect()
+    }
+
+    /// From now on the node's runtime clients (crictl, ctr) cannot pull images from `registry`
+    /// (a host such as `registry.example.com`): they fail as containerd does against a registry
+    /// it cannot speak to.
+    pub fn refuse_registry(&self, registry: &str) {
+        let path = self.dir.join("refused-registries");
+        let mut list = fs::read_to_string(&path).unwrap_or_default();
+        list.push_str(registry);
+        list.push('\n');
+        fs::write(&path, list).expect("write refused-registries");
+    }
+
+    /// The registries of [`Node::refuse_registry`] work again.
+    pub fn accept_registries(&self) {
+        let _ = fs::remove_file(self.dir.join("refused-registries"));
+    }
+
+    /// The images a runtime's clients pulled on this node, each once, sorted.
+    pub fn pulled_images(&self, runtime: &str) -> BTreeSet<String> {
+        fs::read_to_string(self.state_dir().join("images").join(runtime))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
             .collect()
     }
 

@@ -32,6 +32,9 @@
 //! - `faults/kubelet` (not state): kubelet crashes on start, see `Node::break_kubelet`
 //! - `journal/<unit>` (not state): what `journalctl -u <unit>` prints (kubelet's start failures)
 //! - `repo/<name>`: versions the node's package repository offers, one per line (not state)
+//! - `refused-registries` (not state): registry hosts the node's runtime cannot pull from, one
+//!   per line; crictl and ctr fail on their images as containerd does against a registry it
+//!   cannot speak to (seed 000), see `Node::refuse_registry`
 //! - `../../cluster/`: shared by the fleet, like the cluster's own state: `tokens`, `ca-hash`,
 //!   `version` (without a simulator) and `kubelet-config.yaml` (what kubeadm writes to nodes)
 
@@ -135,6 +138,28 @@ sim_put() {
 sim_get() {
     url=$(sim_url)
     [ -n "$url" ] && curl -sS -f "$url$1" 2>>"$NODE_DIR/sim.log"
+}
+# The registry of an image reference: its first component when that is a host, else Docker Hub.
+image_registry() {
+    case "$1" in
+        */*) _first=${1%%/*} ;;
+        *) _first= ;;
+    esac
+    case "$_first" in
+        *.* | *:* | localhost) echo "$_first" ;;
+        *) echo docker.io ;;
+    esac
+}
+# Whether the node's runtime cannot pull from this image's registry (`refused-registries`).
+registry_refused() { [ -f "$NODE_DIR/refused-registries" ] && grep -qxF -- "$(image_registry "$1")" "$NODE_DIR/refused-registries"; }
+# What containerd says when a registry answers its manifest request by digest with 404.
+refused_reason() {
+    _registry=$(image_registry "$1")
+    _path=${1#"$_registry"/}
+    [ "$_registry" = docker.io ] && _path=${1#docker.io/}
+    _repo=${_path%%[:@]*}
+    printf 'failed to pull and unpack image "%s": failed to copy: httpReadSeeker: failed open: content at https://%s/v2/%s/manifests/sha256:%s not found: not found' \
+        "$1" "$_registry" "$_repo" "$(printf '%s' "$1" | sha256sum | cut -c1-64)"
 }
 unit_active_state() { cut -d' ' -f1 "$STATE/units/$1" 2>/dev/null || echo inactive; }
 # The value of one kubelet flag (`--name=value` or `--name value`) across the files kubelet's
@@ -1652,6 +1677,11 @@ EOF
         is_root || { echo "FATA[0000] permission denied" >&2; exit 1; }
         image=$(printf '%s' "$args" | awk '{ print $NF }')
         [ -n "$image" ] || { echo "FATA[0000] image name cannot be empty" >&2; exit 1; }
+        if registry_refused "$image"; then
+            echo "E0000 00:00:00.000000    4242 remote_image.go:180] \"PullImage from image service failed\" err=\"rpc error: code = NotFound desc = $(refused_reason "$image" | sed 's/"/\\"/g')\" image=\"$image\"" >&2
+            echo "FATA[0000] pulling image: rpc error: code = NotFound desc = $(refused_reason "$image")" >&2
+            exit 1
+        fi
         mkdir -p "$STATE/images" && echo "$image" >>"$STATE/images/$runtime"
         echo "Image is up to date for sha256:$(printf '%s' "$image" | sha256sum | cut -c1-64)"
         record "crictl pull $image"
@@ -1702,6 +1732,12 @@ case "$verb" in
                 is_root || { echo "ctr: permission denied" >&2; exit 1; }
                 image=
                 for a in "$@"; do case "$a" in -*) ;; *) image=$a ;; esac; done
+                if registry_refused "$image"; then
+                    echo "$image: resolving      |--------------------------------------|"
+                    echo "elapsed: 0.5 s                                  total:   0.0 B (0.0 B/s)"
+                    echo "ctr: $(refused_reason "$image" | sed 's/^failed to pull and unpack image "[^"]*": //')" >&2
+                    exit 1
+                fi
                 mkdir -p "$STATE/images" && echo "$image" >>"$STATE/images/containerd"
                 echo "$image: resolved       |++++++++++++++++++++++++++++++++++++++|"
                 echo "elapsed: 1.0 s                                  total:  0.0 B (0.0 B/s)"
