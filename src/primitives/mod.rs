@@ -142,6 +142,7 @@ impl RunContext {
             origin: origin(call),
             recheck: Recheck::Ask,
             secret_output: false,
+            quiet_output: false,
         }
     }
 
@@ -176,6 +177,7 @@ impl RunContext {
             origin: origin(call),
             recheck: Recheck::infer(&effect),
             secret_output: false,
+            quiet_output: false,
         };
         self.host
             .effects
