@@ -463,14 +463,16 @@ pub fn check(
             (false, false) => continue,
         };
         let command = read_command(&files, kubeconfigs);
+        let mut what = Vec::new();
+        if !kubeconfigs.is_empty() {
+            what.push("/etc/kubernetes/pki, pki/etcd and the kubeconfigs' client certificates");
+        }
+        if upgraded {
+            what.push("kubelet's client and serving certificates");
+        }
         let shown = format!(
-            "read the certificates (not the keys) of {}",
-            files
-                .iter()
-                .chain(kubeconfigs)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
+            "read the certificates (not the keys) of {} for their expiry",
+            what.join(", and ")
         );
         let effect = Effect::Exec {
             node: Arc::new(spec.clone()),
@@ -488,7 +490,9 @@ pub fn check(
                 ),
             )),
             Ok(outcome) => found.extend(judge_node(&spec.name, &outcome.stdout, now, options.days)),
-            Err(failure) => found.push(unreadable_node(&spec.name, &failure.message)),
+            Err(failure) => {
+                found.push(unreadable_node(&spec.name, super::failure_reason(&failure)))
+            }
         }
     }
     if !unobserved.is_empty() {

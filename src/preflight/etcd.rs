@@ -128,7 +128,7 @@ pub fn check(steps: &Steps, configured: bool, options: &EtcdCheck) -> Vec<Findin
                 &format!(
                     "etcd was not checked: no connection to it is configured and none could be \
                      derived ({})",
-                    failure.message
+                    super::failure_reason(&failure)
                 ),
             )],
             false,
@@ -140,13 +140,27 @@ pub fn check(steps: &Steps, configured: bool, options: &EtcdCheck) -> Vec<Findin
             )],
             false,
         ),
+        // Endpoints the inventory names must answer; ones derived from the cluster's etcd pods
+        // may simply not be reachable from here.
         Err(failure) => (
             vec![Finding::new(
                 "etcd-unreachable",
                 "etcd",
-                Severity::Block,
+                if configured {
+                    Severity::Block
+                } else {
+                    Severity::Warn
+                },
                 "etcd",
-                format!("etcd could not be read: {}", failure.message),
+                format!(
+                    "etcd could not be read{}: {}",
+                    if configured {
+                        ""
+                    } else {
+                        " at the endpoints its pods announce"
+                    },
+                    super::failure_reason(&failure)
+                ),
                 "bring etcd back, or fix the inventory's [etcd] section (endpoints, \
                  certificates, via); an upgrade must not start without knowing that etcd has \
                  quorum to spare",
@@ -238,7 +252,10 @@ fn take_snapshot(steps: &Steps, path: &Path) -> Finding {
             &shown,
             Severity::Block,
             format!("etcd snapshot {shown}"),
-            format!("the snapshot to {shown} failed: {}", failure.message),
+            format!(
+                "the snapshot to {shown} failed: {}",
+                super::failure_reason(&failure)
+            ),
             "fix the cause (disk space, permissions, etcd's health) and take a snapshot before \
              upgrading",
         ),

@@ -287,6 +287,18 @@ impl Steps {
     }
 }
 
+/// Why a step failed, without the `step N (action) on target:` the run's summary needs and a
+/// finding does not.
+pub fn failure_reason(failure: &StepFailure) -> &str {
+    let message = failure.message.as_str();
+    failure
+        .node
+        .as_deref()
+        .and_then(|target| message.split_once(&format!(" on {target}: ")))
+        .filter(|(head, _)| head.starts_with("step "))
+        .map_or(message, |(_, reason)| reason)
+}
+
 /// The checks that read etcd and the nodes over ssh rather than the Kubernetes API. Blocking:
 /// call it from a blocking thread.
 pub fn node_findings(

@@ -316,3 +316,33 @@ log(`blocks: ${blocks}`);
     out.code(0)
         .stderr_has("blocks: [\"critical-without-pdb/monitoring/prometheus-k8s\"]");
 }
+
+#[test]
+fn the_cluster_playbook_stops_before_kubeadm_on_an_expired_certificate() {
+    use crate::support::lab::{Lab, LabSpec};
+    let Some(lab) = Lab::start(LabSpec::new().masters(1).workers(1)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (apiserver, _) = certificate(dir.path(), "kube-apiserver", -1);
+    place(
+        lab.node("m1"),
+        "/etc/kubernetes/pki/apiserver.crt",
+        &apiserver,
+    );
+    let playbook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/cluster.rhai");
+    let out = lab.krun(&playbook).args(["--set", "version=1.21.14"]).run();
+    out.code(3)
+        .stderr_has("not upgrading the control plane, etcd or certificates are not ready")
+        .stderr_has("cert-expired/m1:/etc/kubernetes/pki/apiserver.crt")
+        .stderr_has("kubeadm certs renew apiserver`")
+        .stderr_has("--set preflight=false skips these checks");
+    assert!(
+        !lab.node("m1")
+            .kubeadm_calls()
+            .iter()
+            .any(|c| c.starts_with("kubeadm upgrade")),
+        "kubeadm ran anyway"
+    );
+    assert_eq!(lab.server_version(), "v1.20.15");
+}
