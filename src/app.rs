@@ -55,7 +55,7 @@ pub fn main() -> u8 {
         }
         Some(Command::Preflight(args)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
-            runtime.block_on(preflight(args))
+            runtime.block_on(preflight(*args))
         }
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);

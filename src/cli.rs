@@ -51,7 +51,7 @@ pub enum Command {
     Sim(crate::sim::SimCommand),
     /// Check the cluster before an upgrade: findings with fixes, and the disruption forecast of
     /// a batch plan. Exit 3 when anything blocks.
-    Preflight(PreflightArgs),
+    Preflight(Box<PreflightArgs>),
 }
 
 #[derive(Debug, Args)]

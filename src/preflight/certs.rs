@@ -12,15 +12,15 @@
 //! each file and `grep` the `client-certificate-data` lines of the kubeconfigs, so private keys
 //! (in `kubelet-client-current.pem`, or `client-key-data`) are never read. `notAfter` is parsed
 //! here with x509-parser rather than by `openssl` on the node, which a node need not have.
-//! The read is one read-only step per node, so a dry-run runs it and offline mode reports the
-//! certificates as not checked. Missing files are not findings: not every cluster uses kubeadm.
+//! The read is one read-only step per node (up to eight nodes at a time), so a dry-run runs it
+//! and offline mode reports the certificates as not checked. Missing files are not findings: not every cluster uses kubeadm.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 
 use super::{Finding, Severity, Steps};
-use crate::effects::{Access, Effect};
+use crate::effects::Effect;
 use crate::inventory::{Inventory, NodeSpec};
 
 /// The default number of days within which an expiry is a warning.
@@ -148,14 +148,12 @@ pub fn parse_output(stdout: &str) -> Vec<Read> {
         } else if let Some(path) = marker(UNREADABLE) {
             files.push(Read::Unreadable { path });
         } else {
-            match files.last_mut() {
-                Some(
-                    Read::Certificates { pem: text, .. } | Read::Kubeconfig { lines: text, .. },
-                ) => {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-                _ => {}
+            if let Some(
+                Read::Certificates { pem: text, .. } | Read::Kubeconfig { lines: text, .. },
+            ) = files.last_mut()
+            {
+                text.push_str(line);
+                text.push('\n');
             }
         }
     }
@@ -447,6 +445,7 @@ pub fn check(
     }
     let now = chrono::Utc::now().timestamp();
     let mut unobserved = Vec::new();
+    let mut reads = Vec::new();
     for spec in inventory.nodes.values() {
         let upgraded = nodes.is_empty() || nodes.contains(&spec.name);
         let (files, kubeconfigs): (Vec<&str>, &[&str]) = match (control_plane(spec), upgraded) {
@@ -479,7 +478,13 @@ pub fn check(
             command,
             timeout: Some(std::time::Duration::from_secs(60)),
         };
-        match steps.perform("preflight", &spec.name, Access::Read, shown, effect, true) {
+        reads.push((spec.name.clone(), shown, effect));
+    }
+    let names: Vec<String> = reads.iter().map(|(name, _, _)| name.clone()).collect();
+    let results = steps.read_concurrently("preflight", reads, true);
+    for (name, result) in names.iter().zip(results) {
+        let spec = &inventory.nodes[name];
+        match result {
             Ok(outcome) if !outcome.observed => unobserved.push(spec.name.clone()),
             Ok(outcome) if outcome.exit_code != 0 => found.push(unreadable_node(
                 &spec.name,

@@ -285,6 +285,37 @@ impl Steps {
         };
         self.effects.perform(self.run, step, shown, effect)
     }
+
+    /// The same read on several targets (`(target, shown, effect)`), at most
+    /// [`Steps::CONCURRENCY`] at a time; results in the order given. Steps are numbered in
+    /// that order too, so a resumed run replays them.
+    pub fn read_concurrently(
+        &self,
+        action: &'static str,
+        calls: Vec<(String, String, Effect)>,
+        quiet: bool,
+    ) -> Vec<Result<Outcome, StepFailure>> {
+        use futures::StreamExt;
+        let effects = &self.effects;
+        let steps = futures::stream::iter(calls.into_iter().map(|(target, shown, effect)| {
+            let step = Step {
+                action,
+                target,
+                access: Access::Read,
+                origin: self.origin.clone(),
+                recheck: Recheck::Rerun,
+                secret_output: false,
+                quiet_output: quiet,
+            };
+            effects.perform_async(self.run, step, shown, effect)
+        }))
+        .buffered(Self::CONCURRENCY)
+        .collect::<Vec<_>>();
+        tokio::runtime::Handle::current().block_on(steps)
+    }
+
+    /// How many nodes are read at once.
+    pub const CONCURRENCY: usize = 8;
 }
 
 /// Why a step failed, without the `step N (action) on target:` the run's summary needs and a
