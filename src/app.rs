@@ -55,7 +55,7 @@ pub fn main() -> u8 {
         }
         Some(Command::Preflight(args)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
-            runtime.block_on(preflight(args))
+            runtime.block_on(preflight(*args))
         }
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
@@ -130,6 +130,11 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             )));
         }
     }
+    let snapshot_max_age = duration("--snapshot-max-age", &args.snapshot_max_age)?;
+    let inventory = Arc::new(match &args.inventory {
+        Some(path) => Inventory::load(path)?,
+        None => Inventory::default(),
+    });
     let (service, _simulator) = match &args.rehearse {
         Some(file) => {
             let (service, server) = run::rehearsal(file).await?;
@@ -140,6 +145,7 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             None,
         ),
     };
+    let service = Arc::new(service);
     let kube = service
         .client()
         .await
@@ -151,8 +157,20 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         manifests: args.manifests.clone(),
         nodes: args.nodes.clone(),
         apiservers: args.apiservers.clone(),
+        etcd: preflight::EtcdCheck {
+            skip: args.skip_etcd,
+            snapshot: args.snapshot.clone(),
+            snapshot_max_age,
+            take_snapshot: args.take_snapshot.clone(),
+        },
+        certs: preflight::CertCheck {
+            skip: args.skip_certs,
+            days: args.cert_days,
+        },
     };
     let mut findings = preflight::findings(kube, &view, &options).await?;
+    findings.extend(node_findings(&args, &inventory, &service, options).await?);
+    preflight::sort(&mut findings);
     let mut unmatched = preflight::accept(&mut findings, &args.accept);
     let forecast = batch.map(|spec| {
         let nodes: Vec<String> = if args.nodes.is_empty() {
@@ -229,6 +247,54 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
     } else {
         0
     })
+}
+
+/// etcd and certificates for `krun preflight`: the same steps a playbook's `preflight()`
+/// performs, through a live effects boundary of its own (nothing is journaled).
+async fn node_findings(
+    args: &crate::cli::PreflightArgs,
+    inventory: &Arc<Inventory>,
+    kube: &Arc<crate::kube_ops::KubeService>,
+    options: crate::preflight::PreflightOptions,
+) -> crate::Result<Vec<crate::preflight::Finding>> {
+    use crate::ssh::{SshConfig, SshPool};
+    let pool = SshPool::new(SshConfig {
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+        accept_new_host_keys: args.accept_new_host_keys,
+    });
+    let performer = crate::effects::Live {
+        transport: Arc::new(crate::transport::SshTransport::new(
+            pool.clone(),
+            Arc::clone(inventory),
+        )),
+        etcd: Arc::new(crate::etcd_ops::EtcdService::new(
+            Arc::clone(inventory),
+            pool.clone(),
+            Some(Arc::clone(kube)),
+        )),
+        kube: Arc::clone(kube),
+    };
+    let recorder = Arc::new(Recorder::new());
+    let run = recorder.add_run("preflight", None);
+    let steps = crate::preflight::Steps {
+        effects: Arc::new(Effects::new(
+            Box::new(performer),
+            recorder,
+            tokio_util::sync::CancellationToken::new(),
+            tokio::runtime::Handle::current(),
+        )),
+        run,
+        origin: crate::plan::Origin::default(),
+    };
+    let inventory = Arc::clone(inventory);
+    // The steps block on the runtime, as a playbook's do.
+    let found = tokio::task::spawn_blocking(move || {
+        crate::preflight::node_findings(&steps, &inventory, &options)
+    })
+    .await
+    .map_err(|e| Error::runtime(format!("the etcd and certificate checks failed: {e}")))?;
+    pool.close().await;
+    Ok(found)
 }
 
 fn fail(error: &Error) -> u8 {

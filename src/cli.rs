@@ -51,15 +51,25 @@ pub enum Command {
     Sim(crate::sim::SimCommand),
     /// Check the cluster before an upgrade: findings with fixes, and the disruption forecast of
     /// a batch plan. Exit 3 when anything blocks.
-    Preflight(PreflightArgs),
+    Preflight(Box<PreflightArgs>),
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   krun preflight --target 1.29.4
+  krun preflight --target 1.29.4 --inventory inventory.toml --snapshot /backups/etcd --cert-days 60
+  krun preflight --inventory inventory.toml --take-snapshot etcd-before-upgrade.db
   krun preflight --rehearse cluster.yaml --target 1.29.4 --node worker-001 --node worker-002 --batch 2
   krun preflight --rehearse cluster.yaml --batch auto --output json
+
+Preflight also checks etcd: every member healthy, a quorum margin of at least one for the
+rolling restart, no learner pending, a recent snapshot (--snapshot, or --take-snapshot). etcd is
+reached as a run reaches it: the --inventory's [etcd] section, else the client URLs the
+cluster's etcd pods announce. And certificate expiry, read over ssh on the --inventory's nodes:
+/etc/kubernetes/pki and the kubeconfigs' client certificates on those with the role
+control-plane, the kubelet's certificates on the --node's (every node when none). What cannot
+be reached is reported as not checked, with the reason.
 
 A block finding exits 3. Accept one explicitly with --accept ID (the whole id, or its check
 name for all of its findings; `forecast` accepts the forecast's blocks); every acceptance is logged.")]
@@ -93,6 +103,47 @@ pub struct PreflightArgs {
     /// answer /readyz by itself. Default: the kubeadm annotation on the apiserver pods.
     #[arg(long = "apiserver", value_name = "URL")]
     pub apiservers: Vec<String>,
+
+    /// Inventory file (TOML), as for a run: its `[etcd]` section is how etcd is reached (else
+    /// the endpoints the cluster's etcd pods announce), and certificates are read over ssh on its
+    /// nodes with the role `control-plane` and on the --node's (all its nodes when none).
+    #[arg(long, value_name = "FILE", env = "KRUN_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+
+    /// Do not check etcd (health, quorum margin, learners, snapshots).
+    #[arg(long)]
+    pub skip_etcd: bool,
+
+    /// An etcd snapshot file, or a directory of them, whose newest must be younger than
+    /// --snapshot-max-age; without it (or --take-snapshot) a reachable etcd gets a warning that
+    /// no recent snapshot is known.
+    #[arg(long, value_name = "PATH")]
+    pub snapshot: Option<PathBuf>,
+
+    /// How old the newest snapshot may be (e.g. 6h, 2days).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub snapshot_max_age: String,
+
+    /// Save an etcd snapshot to PATH on this machine now, as `etcd_snapshot` does (checksum
+    /// verified, written atomically); a failure is a block.
+    #[arg(long, value_name = "PATH")]
+    pub take_snapshot: Option<PathBuf>,
+
+    /// Do not check certificate expiry.
+    #[arg(long)]
+    pub skip_certs: bool,
+
+    /// Warn about certificates that expire within this many days (expired ones block).
+    #[arg(long, value_name = "DAYS", default_value_t = crate::preflight::certs::DEFAULT_CERT_DAYS)]
+    pub cert_days: u32,
+
+    /// Trust and record host keys of nodes not yet in known_hosts (like OpenSSH's accept-new).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Seconds to wait for an ssh connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub connect_timeout: u64,
 
     /// Forecast this batch plan: N, N% or auto (all non-control-plane nodes when no --node).
     #[arg(long, value_name = "N|N%|auto")]

@@ -75,6 +75,9 @@ pub struct Step {
     /// The command prints a secret (a join command, a certificate key): its output is not
     /// streamed to the log, and every line of it is redacted everywhere from then on.
     pub secret_output: bool,
+    /// The output is large and of no interest line by line (certificates read for their
+    /// expiry): it is not streamed to the log, but recorded as usual.
+    pub quiet_output: bool,
 }
 
 /// How a step whose outcome the journal does not know (krun was killed while it ran) is settled
@@ -645,10 +648,11 @@ impl Effects {
         let node_name = step.target.clone();
         let recorder = Arc::clone(&self.recorder);
         let secret_output = step.secret_output;
+        let quiet_output = step.quiet_output;
         let context = PerformContext {
             cancel: self.cancel.child_token(),
             on_output: Box::new(move |line: &str| {
-                if secret_output {
+                if secret_output || quiet_output {
                     return;
                 }
                 let line = recorder.redact(line);

@@ -26,6 +26,8 @@ pub enum EtcdCall {
     Members,
     Status,
     Health,
+    /// The membership with each member's health, as the quorum guard sees it.
+    View,
     Snapshot {
         path: PathBuf,
     },
@@ -115,6 +117,7 @@ impl EtcdCall {
             Self::Members => "etcd member list".into(),
             Self::Status => "etcd endpoint status".into(),
             Self::Health => "etcd endpoint health".into(),
+            Self::View => "etcd member list and each member's health".into(),
             Self::Snapshot { path } => format!("etcd snapshot save {}", path.display()),
             Self::Remove { member, mode } => format!("etcd member remove {member}{}", guard(mode)),
             Self::Add {
@@ -334,6 +337,7 @@ impl EtcdService {
             EtcdCall::Members => to_json(&client.members().await.map_err(etcd_error)?),
             EtcdCall::Status => to_json(&client.status().await),
             EtcdCall::Health => to_json(&client.health().await),
+            EtcdCall::View => to_json(&client.cluster_view().await.map_err(etcd_error)?),
             EtcdCall::Snapshot { path } => {
                 let info = client.snapshot(path).await.map_err(etcd_error)?;
                 json!({ "path": path.display().to_string(), "size": info.size, "endpoint": info.endpoint })
@@ -376,13 +380,15 @@ impl EtcdService {
     /// to it, so the plan shows the membership after each step.
     pub async fn dry_run(&self, call: &EtcdCall) -> Result<Option<Value>, EffectError> {
         match call {
-            EtcdCall::Members | EtcdCall::Status | EtcdCall::Health => {
+            EtcdCall::Members | EtcdCall::Status | EtcdCall::Health | EtcdCall::View => {
                 let value = self.live(call).await?;
                 // Reads show the simulated membership once changes have been recorded.
-                if matches!(call, EtcdCall::Members)
-                    && let Some(view) = self.simulated.lock().expect("view lock").as_ref()
-                {
-                    return Ok(Some(members_of(view)));
+                if let Some(view) = self.simulated.lock().expect("view lock").as_ref() {
+                    match call {
+                        EtcdCall::Members => return Ok(Some(members_of(view))),
+                        EtcdCall::View => return Ok(Some(to_json(view))),
+                        _ => {}
+                    }
                 }
                 Ok(Some(value))
             }

@@ -9,12 +9,16 @@
 //! the cluster and says what every batch does to the workloads.
 //!
 //! The checks are pure functions of a [`ClusterView`] read once, so the same code judges a
-//! live cluster, a snapshot, and the tests' scenarios.
+//! live cluster, a snapshot, and the tests' scenarios. The [`etcd`] and [`certs`] checks read
+//! etcd and the nodes instead, as steps through the effects boundary ([`Steps`]), so a dry-run,
+//! offline mode and the journal treat those reads like any other.
 
 pub mod apis;
 pub mod apiserver;
 pub mod batches;
+pub mod certs;
 pub mod checks;
+pub mod etcd;
 pub mod forecast;
 pub mod html;
 pub mod render;
@@ -23,6 +27,7 @@ pub mod workload;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -30,9 +35,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
+use crate::inventory::Inventory;
 use crate::kube::{Kube, KubeError, KubeResult};
+use crate::plan::{Origin, RunId};
 
 pub use batches::BatchSpec;
+pub use certs::CertCheck;
+pub use etcd::EtcdCheck;
 pub use forecast::{Forecast, ForecastOptions};
 pub use version::Version;
 
@@ -116,6 +126,10 @@ pub struct PreflightOptions {
     /// Each kube-apiserver's own address (`https://10.0.0.1:6443`), probed one by one; empty:
     /// from the kubeadm annotation on the apiserver pods.
     pub apiservers: Vec<String>,
+    /// etcd's health, quorum margin and snapshots.
+    pub etcd: EtcdCheck,
+    /// Certificate expiry on the control-plane nodes and the kubelets.
+    pub certs: CertCheck,
 }
 
 /// Marks the findings the operator accepted (`--accept ID` or `--accept CHECK`); every
@@ -232,6 +246,105 @@ pub async fn findings(
     found.extend(apis::manifests(view, options)?);
     sort(&mut found);
     Ok(found)
+}
+
+/// Where the checks that read etcd and the nodes perform their reads: steps of one run
+/// through the effects boundary.
+pub struct Steps {
+    pub effects: Arc<Effects>,
+    pub run: RunId,
+    /// The playbook line that called preflight (none for `krun preflight`).
+    pub origin: Origin,
+}
+
+impl Steps {
+    /// Performs one step; reads run again when a resumed run finds them interrupted. `quiet`
+    /// keeps large output (certificates) out of the log.
+    pub fn perform(
+        &self,
+        action: &'static str,
+        target: &str,
+        access: Access,
+        shown: String,
+        effect: Effect,
+        quiet: bool,
+    ) -> Result<Outcome, StepFailure> {
+        let recheck = if access == Access::Read {
+            Recheck::Rerun
+        } else {
+            Recheck::infer(&effect)
+        };
+        let step = Step {
+            action,
+            target: target.to_owned(),
+            access,
+            origin: self.origin.clone(),
+            recheck,
+            secret_output: false,
+            quiet_output: quiet,
+        };
+        self.effects.perform(self.run, step, shown, effect)
+    }
+
+    /// The same read on several targets (`(target, shown, effect)`), at most
+    /// [`Steps::CONCURRENCY`] at a time; results in the order given. Steps are numbered in
+    /// that order too, so a resumed run replays them.
+    pub fn read_concurrently(
+        &self,
+        action: &'static str,
+        calls: Vec<(String, String, Effect)>,
+        quiet: bool,
+    ) -> Vec<Result<Outcome, StepFailure>> {
+        use futures::StreamExt;
+        let effects = &self.effects;
+        let steps = futures::stream::iter(calls.into_iter().map(|(target, shown, effect)| {
+            let step = Step {
+                action,
+                target,
+                access: Access::Read,
+                origin: self.origin.clone(),
+                recheck: Recheck::Rerun,
+                secret_output: false,
+                quiet_output: quiet,
+            };
+            effects.perform_async(self.run, step, shown, effect)
+        }))
+        .buffered(Self::CONCURRENCY)
+        .collect::<Vec<_>>();
+        tokio::runtime::Handle::current().block_on(steps)
+    }
+
+    /// How many nodes are read at once.
+    pub const CONCURRENCY: usize = 8;
+}
+
+/// Why a step failed, without the `step N (action) on target:` the run's summary needs and a
+/// finding does not.
+pub fn failure_reason(failure: &StepFailure) -> &str {
+    let message = failure.message.as_str();
+    failure
+        .node
+        .as_deref()
+        .and_then(|target| message.split_once(&format!(" on {target}: ")))
+        .filter(|(head, _)| head.starts_with("step "))
+        .map_or(message, |(_, reason)| reason)
+}
+
+/// The checks that read etcd and the nodes over ssh rather than the Kubernetes API. Blocking:
+/// call it from a blocking thread.
+pub fn node_findings(
+    steps: &Steps,
+    inventory: &Inventory,
+    options: &PreflightOptions,
+) -> Vec<Finding> {
+    let mut found = etcd::check(steps, inventory.etcd.is_some(), &options.etcd);
+    found.extend(certs::check(
+        steps,
+        inventory,
+        &options.nodes,
+        &options.certs,
+    ));
+    found
 }
 
 /// Blocks first, then warnings, then information; by id within each.

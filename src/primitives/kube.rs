@@ -208,13 +208,19 @@ const PREFLIGHT_DOC: &str = "Checks the cluster before an upgrade and returns th
 kubelet/kube-proxy skew against `target`, critical workloads (ingress, Prometheus, Alertmanager,\n\
 CoreDNS, `critical`) without a PodDisruptionBudget, single replicas, budgets allowing no\n\
 disruption or overlapping, objects in API versions the target removes, and non-root pods without\n\
-fsGroup when crossing 1.21 (bound tokens). `opts`: `target` (\"1.29.4\"), `critical`\n\
-([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded). Read-only; runs in a dry-run.\n\
+fsGroup when crossing 1.21 (bound tokens), every apiserver answering on its own address, etcd\n\
+(members healthy, quorum margin for a rolling restart, learners, a recent snapshot) and\n\
+certificate expiry (control-plane nodes' /etc/kubernetes/pki and kubeconfigs, kubelets' client and\n\
+serving certificates, read over ssh from the inventory's nodes). `opts`: `target` (\"1.29.4\"),\n\
+`critical` ([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded), `apiservers`\n\
+([urls]), `etcd` (false: skip etcd), `snapshot` (a snapshot file or directory; its newest must be\n\
+younger than `snapshot_max_age`, default \"24h\"), `take_snapshot` (a path: save one now, as\n\
+`etcd_snapshot` does), `certs` (false: skip certificates), `cert_days` (warn within, default 30).\n\
 With `canary` (an inventory node already running the new runtime) and `runtime` (\"containerd\",\n\
 default, or \"crio\"), it also pulls every image of the pods on `nodes` on the canary, as\n\
 `pull_images` does, and reports each image the canary cannot pull as `registry-pull/<image>`\n\
-(block). Those pulls are the one change it makes: a dry-run shows them, and a `registry-pull`\n\
-info finding says the registries were not checked.";
+(block). Read-only except `take_snapshot` and the canary's pulls; runs in a dry-run (the snapshot\n\
+and the pulls are recorded, not made, and a `registry-pull` info finding says so).";
 
 fn strings(
     ctx: &RunContext,
@@ -249,13 +255,15 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         "apiservers",
         "canary",
         "runtime",
+        "etcd",
+        "snapshot",
+        "snapshot_max_age",
+        "take_snapshot",
+        "certs",
+        "cert_days",
     ];
-    let input = |message: String| {
-        raise(
-            call.call_position(),
-            ctx.failure("preflight", Kind::Input, message),
-        )
-    };
+    let position = call.call_position();
+    let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
     for key in opts.keys() {
         if !KNOWN.contains(&key.as_str()) {
             let mut message = format!("preflight: unknown option `{key}`");
@@ -276,6 +284,18 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
             })?,
         ),
     };
+    let path = |key: &str| {
+        option::<rhai::ImmutableString>(opts, key, ctx, "preflight", position)
+            .map(|p| p.map(|p| std::path::PathBuf::from(p.as_str())))
+    };
+    let cert_days = match option::<i64>(opts, "cert_days", ctx, "preflight", position)? {
+        None => crate::preflight::certs::DEFAULT_CERT_DAYS,
+        Some(days) => u32::try_from(days).map_err(|_| {
+            input(format!(
+                "preflight: option `cert_days` must be 0 or more days, got {days}"
+            ))
+        })?,
+    };
     let options = crate::preflight::PreflightOptions {
         target,
         critical: strings(ctx, call, opts, "critical")?,
@@ -285,44 +305,81 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
             .collect(),
         nodes: strings(ctx, call, opts, "nodes")?,
         apiservers: strings(ctx, call, opts, "apiservers")?,
+        etcd: crate::preflight::EtcdCheck {
+            skip: !option::<bool>(opts, "etcd", ctx, "preflight", position)?.unwrap_or(true),
+            snapshot: path("snapshot")?,
+            snapshot_max_age: duration_option(
+                ctx,
+                opts,
+                "snapshot_max_age",
+                "preflight",
+                position,
+            )?
+            .unwrap_or(crate::preflight::etcd::DEFAULT_SNAPSHOT_MAX_AGE),
+            take_snapshot: path("take_snapshot")?,
+        },
+        certs: crate::preflight::CertCheck {
+            skip: !option::<bool>(opts, "certs", ctx, "preflight", position)?.unwrap_or(true),
+            days: cert_days,
+        },
     };
     let canary = canary_pull_options(ctx, call, opts, &options.nodes)?;
-    let nodes = options.nodes.clone();
-    let findings = kube_step(
-        ctx,
+    let effect = KubeCall::Preflight {
+        options: Box::new(options.clone()),
+    };
+    let outcome = ctx.step_on(
         call,
         "preflight",
+        TARGET,
         Access::Read,
-        KubeCall::Preflight {
-            options: Box::new(options),
-        },
+        effect.describe(),
+        Effect::Kube(effect),
     )?;
-    let Some((canary, pull_options)) = canary else {
-        return Ok(findings);
+    let mut findings = outcome.data.as_array().cloned().unwrap_or_default();
+    let steps = crate::preflight::Steps {
+        effects: Arc::clone(&ctx.host.effects),
+        run: ctx.run,
+        origin: super::origin(call),
     };
-    let mut findings = findings.try_cast::<rhai::Array>().unwrap_or_default();
-    let mut images = Vec::new();
-    for node in nodes {
-        let pods = kube_step(
-            ctx,
-            call,
-            "preflight",
-            Access::Read,
-            KubeCall::PodsOn { node },
-        )?;
-        for pod in pods.try_cast::<rhai::Array>().unwrap_or_default() {
-            let pod = pod.try_cast::<Map>().unwrap_or_default();
-            let pod_images = pod.get("images").cloned().unwrap_or_default();
-            for image in pod_images.try_cast::<rhai::Array>().unwrap_or_default() {
-                images.push(image.to_string());
+    let more = crate::preflight::node_findings(&steps, &ctx.host.inventory, &options);
+    findings.extend(
+        more.iter()
+            .map(|f| serde_json::to_value(f).unwrap_or_default()),
+    );
+    if let Some((canary, pull_options)) = canary {
+        let mut images = Vec::new();
+        for node in &options.nodes {
+            let pods = kube_step(
+                ctx,
+                call,
+                "preflight",
+                Access::Read,
+                KubeCall::PodsOn { node: node.clone() },
+            )?;
+            for pod in pods.try_cast::<rhai::Array>().unwrap_or_default() {
+                let pod = pod.try_cast::<Map>().unwrap_or_default();
+                let pod_images = pod.get("images").cloned().unwrap_or_default();
+                for image in pod_images.try_cast::<rhai::Array>().unwrap_or_default() {
+                    images.push(image.to_string());
+                }
             }
         }
+        let report = super::images::pull(ctx, call, &canary, &images, &pull_options)?;
+        findings.extend(
+            report
+                .findings()
+                .iter()
+                .map(|f| serde_json::to_value(f).unwrap_or_default()),
+        );
     }
-    let report = super::images::pull(ctx, call, &canary, &images, &pull_options)?;
-    for finding in report.findings() {
-        findings.push(rhai::serde::to_dynamic(&finding)?);
-    }
-    Ok(findings.into())
+    // Blocks first, then warnings, then information, by id: as `krun preflight` orders them.
+    let rank = |f: &serde_json::Value| match f["severity"].as_str() {
+        Some("block") => 0,
+        Some("warn") => 1,
+        _ => 2,
+    };
+    findings.sort_by(|a, b| (rank(a), a["id"].as_str()).cmp(&(rank(b), b["id"].as_str())));
+    rhai::serde::to_dynamic(&findings)
 }
 
 /// The canary and how it pulls, when preflight is asked to check the registries.

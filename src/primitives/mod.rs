@@ -143,6 +143,7 @@ impl RunContext {
             origin: origin(call),
             recheck: Recheck::Ask,
             secret_output: false,
+            quiet_output: false,
         }
     }
 
@@ -177,6 +178,7 @@ impl RunContext {
             origin: origin(call),
             recheck: Recheck::infer(&effect),
             secret_output: false,
+            quiet_output: false,
         };
         self.host
             .effects

@@ -3,7 +3,9 @@
 
 mod apiserver;
 mod bench;
+mod certs;
 mod cli;
+mod etcd;
 mod parity;
 mod scenarios;
 
