@@ -17,7 +17,7 @@ use super::disruption::{self, Budget, PodView};
 use super::object::{OwnerRef, Stored, object_at, set_condition, str_at};
 use super::resource::ResId;
 use super::selector::{LabelSelector, node_affinity_matches};
-use super::world::{TimerKind, World};
+use super::world::{NodeUsage, TimerKind, World};
 
 const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
@@ -91,14 +91,12 @@ fn unfit_reason(
     {
         return Some("node(s) didn't match Pod's node affinity/selector");
     }
-    let (mut cpu, mut memory, mut count) = (0i64, 0i64, 0i64);
-    for pod in world.pods_on_node(&node.name) {
-        if let Some(p) = pod.pod().filter(|p| !p.terminal()) {
-            cpu += p.cpu_milli;
-            memory += p.memory;
-            count += 1;
-        }
-    }
+    let NodeUsage {
+        cpu_milli: cpu,
+        memory,
+        running: count,
+        ..
+    } = world.usage_on_node(&node.name);
     if count + 1 > info.max_pods {
         return Some("Too many pods");
     }
@@ -743,22 +741,16 @@ impl World {
         let spec = value.get("spec").cloned().unwrap_or_default();
         let nodes: Vec<Arc<Stored>> = self.objects[self.ids.node].values().cloned().collect();
         let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut best: Option<(i64, usize, String)> = None;
+        let mut best: Option<(i64, i64, String)> = None;
         for node in &nodes {
             match unfit_reason(self, &spec, info.cpu_milli, info.memory, node) {
                 Some(reason) => *reasons.entry(reason).or_default() += 1,
                 None => {
-                    let pods = self.pods_on_node(&node.name);
-                    let used: i64 = pods
-                        .iter()
-                        .filter_map(|p| p.pod())
-                        .filter(|p| !p.terminal())
-                        .map(|p| p.cpu_milli)
-                        .sum();
+                    let usage = self.usage_on_node(&node.name);
                     let capacity = node.node().map(|n| n.cpu_milli).unwrap_or(i64::MAX).max(1);
                     let score = (
-                        used.saturating_mul(1000) / capacity,
-                        pods.len(),
+                        usage.cpu_milli.saturating_mul(1000) / capacity,
+                        usage.pods,
                         node.name.clone(),
                     );
                     if best.as_ref().is_none_or(|b| score < *b) {

@@ -126,6 +126,9 @@ pub(crate) struct World {
     pub rv: u64,
     pub log: VecDeque<Arc<Event>>,
     pub pods_by_node: HashMap<String, BTreeSet<String>>,
+    /// What the pods bound to each node use, kept with `pods_by_node` so the scheduler does
+    /// not add up every node's pods for every pod it places.
+    pub node_usage: HashMap<String, NodeUsage>,
     /// Pod keys by the uid of their controller.
     pub pods_by_owner: HashMap<String, BTreeSet<String>>,
     /// Pod keys by `namespace/key=value` of each of their labels, so that a PDB finds its
@@ -156,6 +159,7 @@ impl World {
             rv: 0,
             log: VecDeque::new(),
             pods_by_node: HashMap::new(),
+            node_usage: HashMap::new(),
             pods_by_owner: HashMap::new(),
             pods_by_label: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -288,6 +292,11 @@ impl World {
             Box::new(map.range(start..end))
         };
         range.map(|(_, v)| v)
+    }
+
+    /// What the pods bound to `node` use now.
+    pub fn usage_on_node(&self, node: &str) -> NodeUsage {
+        self.node_usage.get(node).copied().unwrap_or_default()
     }
 
     pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Stored>> {
@@ -467,6 +476,18 @@ impl World {
                     .insert(key.to_string());
             }
         }
+        if let Some((node, usage)) = usage_of(old) {
+            self.node_usage
+                .entry(node.to_string())
+                .or_default()
+                .remove(usage);
+        }
+        if let Some((node, usage)) = usage_of(new) {
+            self.node_usage
+                .entry(node.to_string())
+                .or_default()
+                .add(usage);
+        }
         let (old_owner, new_owner) = (owner_of(old), owner_of(new));
         if old_owner != new_owner {
             if let Some(uid) = old_owner
@@ -588,6 +609,48 @@ impl World {
 }
 
 /// The node a pod is bound to.
+/// What the pods bound to a node take from it: every pod counts, only pods that have not
+/// finished hold CPU and memory (and count against `maxPods`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct NodeUsage {
+    pub pods: i64,
+    pub running: i64,
+    pub cpu_milli: i64,
+    pub memory: i64,
+}
+
+impl NodeUsage {
+    fn add(&mut self, other: NodeUsage) {
+        self.pods += other.pods;
+        self.running += other.running;
+        self.cpu_milli += other.cpu_milli;
+        self.memory += other.memory;
+    }
+
+    fn remove(&mut self, other: NodeUsage) {
+        self.pods -= other.pods;
+        self.running -= other.running;
+        self.cpu_milli -= other.cpu_milli;
+        self.memory -= other.memory;
+    }
+}
+
+/// The node a pod is bound to and what it takes from it.
+fn usage_of(pod: Option<&Stored>) -> Option<(&str, NodeUsage)> {
+    let node = node_of(pod)?;
+    let info = pod?.pod()?;
+    let live = !info.terminal();
+    Some((
+        node,
+        NodeUsage {
+            pods: 1,
+            running: i64::from(live),
+            cpu_milli: if live { info.cpu_milli } else { 0 },
+            memory: if live { info.memory } else { 0 },
+        },
+    ))
+}
+
 fn node_of(pod: Option<&Stored>) -> Option<&str> {
     pod.and_then(Stored::pod)
         .map(|p| p.node.as_str())
@@ -636,4 +699,62 @@ pub(crate) fn version_key(version: &str) -> Vec<u64> {
         .split(['.', '-', '+'])
         .map_while(|part| part.parse().ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Cluster, GenOptions, generate};
+
+    /// The usage kept per node, recounted from the node's pods.
+    fn recount(world: &World, node: &str) -> NodeUsage {
+        let mut usage = NodeUsage::default();
+        for pod in world.pods_on_node(node) {
+            if let Some((_, one)) = usage_of(Some(&pod)) {
+                usage.add(one);
+            }
+        }
+        usage
+    }
+
+    #[test]
+    fn node_usage_follows_evictions_rescheduling_and_finished_pods() {
+        let text = generate(&GenOptions {
+            nodes: 8,
+            pods: 160,
+            seed: 3,
+            ..GenOptions::default()
+        });
+        let cluster = Cluster::load(&text).expect("the generated cluster loads");
+        let behaviour = Behaviour {
+            startup_delay: chrono::Duration::seconds(5),
+        };
+        let mut world = World::new(cluster, Arc::new(Clock::new(1.0)), behaviour, 1);
+        let nodes: Vec<String> = world.objects[world.ids.node].keys().cloned().collect();
+        let check = |world: &World| {
+            for node in &nodes {
+                assert_eq!(world.usage_on_node(node), recount(world, node), "{node}");
+            }
+        };
+        check(&world);
+        let busiest = nodes
+            .iter()
+            .max_by_key(|n| world.usage_on_node(n).running)
+            .expect("nodes")
+            .clone();
+        assert!(world.usage_on_node(&busiest).cpu_milli > 0);
+        let mut evicted = 0;
+        for pod in world.pods_on_node(&busiest) {
+            let body = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction"});
+            if world.evict(&pod.namespace, &pod.name, &body, false).is_ok() {
+                evicted += 1;
+            }
+            world.settle();
+            check(&world);
+        }
+        assert!(evicted > 0);
+        world.clock.advance(chrono::Duration::minutes(5));
+        world.run_timers();
+        check(&world);
+    }
 }
