@@ -742,6 +742,41 @@ status: {{}}
 }
 
 /// Writes the files kubeadm leaves on a node.
+/// A CA certificate as kubeadm makes one (ten years), so certificate checks find a real one.
+fn cluster_ca() -> &'static str {
+    static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let output = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=kubernetes",
+            ])
+            .output()
+            .expect("openssl (Debian package openssl) runs");
+        assert!(
+            output.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read_to_string(dir.path().join("ca.crt")).expect("the CA certificate")
+    })
+}
+
 fn kubeadm_node_files(node: &Node, spec: &LabSpec, master: bool, url: &str) {
     let version = &spec.version;
     node.write_file(
@@ -756,7 +791,7 @@ fn kubeadm_node_files(node: &Node, spec: &LabSpec, master: bool, url: &str) {
         "/etc/kubernetes/kubelet.conf",
         &kubeconfig(url, &format!("system:node:{}", node.name)),
     );
-    node.write_file("/etc/kubernetes/pki/ca.crt", "");
+    node.write_file("/etc/kubernetes/pki/ca.crt", cluster_ca());
     let containerd_config = match spec.runtime {
         // What the containerd.io package ships beside Docker.
         Runtime::Docker | Runtime::CriO => "disabled_plugins = [\"cri\"]\n".to_string(),
