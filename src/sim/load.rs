@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::clock::timestamp;
 use super::disruption::IntOrPercent;
 use super::error::LoadError;
-use super::object::{Stored, object_at, object_key};
+use super::object::{Stored, object_at};
 use super::resource::{Builtin, Registry, ResId};
 use super::selector::LabelSelector;
 
@@ -71,8 +71,22 @@ impl Cluster {
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             for (w, window) in items.chunks(PARSE_WINDOW).enumerate() {
                 let first = w * PARSE_WINDOW;
-                for (i, value) in parse_items(window, first, workers).into_iter().enumerate() {
-                    cluster.add_object(&format!("items[{}]", first + i), value?, &mut seen)?;
+                let parsed = parse_items(
+                    &cluster.registry,
+                    &cluster.loaded_at,
+                    window,
+                    first,
+                    workers,
+                );
+                for (i, item) in parsed.into_iter().enumerate() {
+                    match item? {
+                        Parsed::Ready(prepared) => cluster.add_prepared(prepared, &mut seen)?,
+                        Parsed::Unregistered(value) => cluster.add_object(
+                            &format!("items[{}]", first + i),
+                            value,
+                            &mut seen,
+                        )?,
+                    }
                 }
             }
         } else {
@@ -139,9 +153,154 @@ impl Cluster {
     fn add_object(
         &mut self,
         document: &str,
-        mut value: Value,
+        value: Value,
         seen: &mut BTreeSet<(ResId, String)>,
     ) -> Result<(), LoadError> {
+        let identity = Identity::of(document, &value)?;
+        let res = match self.registry.by_kind(&identity.api_version, &identity.kind) {
+            Some(res) => res,
+            None => self.registry.register_other(
+                &identity.api_version,
+                &identity.kind,
+                identity.namespace.is_some(),
+            ),
+        };
+        let prepared = prepare(
+            &self.registry,
+            &self.loaded_at,
+            document,
+            res,
+            identity,
+            value,
+        )?;
+        self.add_prepared(prepared, seen)
+    }
+
+    /// Adds an object made ready by [`prepare`], refusing a second object of the same name.
+    fn add_prepared(
+        &mut self,
+        prepared: Prepared,
+        seen: &mut BTreeSet<(ResId, String)>,
+    ) -> Result<(), LoadError> {
+        let Prepared {
+            res,
+            document,
+            kind,
+            stored,
+        } = prepared;
+        if !seen.insert((res, stored.key.clone())) {
+            return Err(LoadError::Duplicate {
+                document,
+                kind,
+                name: stored.key.clone(),
+            });
+        }
+        self.objects.push((res, stored));
+        Ok(())
+    }
+
+    /// Fills in what the apiserver would have set and keeps the object in stored form.
+    fn store(&mut self, res: ResId, value: Value) {
+        let stored = stored_form(&self.registry, &self.loaded_at, res, value);
+        self.objects.push((res, stored));
+    }
+
+    /// Adds namespace objects for namespaces that objects live in but the snapshot lacks, and
+    /// `default`, which clients assume exists.
+    fn add_missing_namespaces(&mut self, seen: &mut BTreeSet<(ResId, String)>) {
+        let ns_res = self.registry.builtin(Builtin::Namespace);
+        let mut present = BTreeSet::new();
+        let mut wanted = BTreeSet::from(["default".to_string()]);
+        for (res, object) in &self.objects {
+            if *res == ns_res {
+                present.insert(object.name.clone());
+            } else if !object.namespace.is_empty() {
+                wanted.insert(object.namespace.clone());
+            }
+        }
+        for ns in wanted.difference(&present) {
+            seen.insert((ns_res, ns.clone()));
+            let namespace = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            });
+            self.store(ns_res, namespace);
+        }
+    }
+}
+
+/// How many list items are parsed together before they are stored.
+const PARSE_WINDOW: usize = 2048;
+
+/// Parses and prepares list items (`first` is the index of the first) on up to `workers`
+/// threads, keeping their order.
+fn parse_items(
+    registry: &Registry,
+    loaded_at: &str,
+    items: &[(usize, String)],
+    first: usize,
+    workers: usize,
+) -> Vec<Result<Parsed, LoadError>> {
+    let per_worker = items.len().div_ceil(workers.max(1)).max(1);
+    let one = |index: usize, line: usize, item: &str| -> Result<Parsed, LoadError> {
+        let value = parse_item(index, line, item)?;
+        let document = format!("items[{index}]");
+        let identity = Identity::of(&document, &value)?;
+        match registry.by_kind(&identity.api_version, &identity.kind) {
+            Some(res) => {
+                prepare(registry, loaded_at, &document, res, identity, value).map(Parsed::Ready)
+            }
+            None => Ok(Parsed::Unregistered(value)),
+        }
+    };
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(per_worker)
+            .enumerate()
+            .map(|(part, chunk)| {
+                let offset = first + part * per_worker;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (line, item))| one(offset + i, *line, item))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().expect("preparing a list item does not panic"))
+            .collect()
+    })
+}
+
+/// One list item: the fast reader for what kubectl prints, the full YAML parser otherwise.
+fn parse_item(index: usize, line: usize, item: &str) -> Result<Value, LoadError> {
+    match super::yaml::parse(item) {
+        Some(value) => Ok(value),
+        None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
+            LoadError::Syntax {
+                document: format!("items[{index}] (the item starting at line {line})"),
+                message: e.to_string(),
+            }
+        }),
+    }
+}
+
+/// What every object must name: its kind and its name (and namespace, if any).
+struct Identity {
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+}
+
+impl Identity {
+    fn of(document: &str, value: &Value) -> Result<Identity, LoadError> {
         let Some(object) = value.as_object() else {
             return Err(LoadError::field(
                 document,
@@ -184,151 +343,107 @@ impl Cluster {
                 ));
             }
         };
-        let described = match &namespace {
-            Some(ns) => format!("{document} ({kind} {ns}/{name})"),
-            None => format!("{document} ({kind} {name})"),
-        };
-        let document = described.as_str();
-        let res = match self.registry.by_kind(&api_version, &kind) {
-            Some(res) => res,
-            None => self
-                .registry
-                .register_other(&api_version, &kind, namespace.is_some()),
-        };
-        let rt = self.registry.get(res).clone();
-        let namespace = match (rt.namespaced, namespace) {
-            (true, Some(ns)) => ns,
-            (true, None) => {
-                super::object::set_meta(&mut value, "namespace", Value::from("default"));
-                "default".to_string()
-            }
-            (false, Some(_)) => {
-                return Err(LoadError::field(
-                    document,
-                    "metadata.namespace",
-                    format!("{kind} objects are cluster-scoped"),
-                ));
-            }
-            (false, None) => String::new(),
-        };
-        for map in ["labels", "annotations"] {
-            check_string_map(document, &value, map)?;
-        }
-        validate_kind(document, rt.builtin, &value)?;
-        if !seen.insert((res, object_key(&namespace, &name))) {
-            return Err(LoadError::Duplicate {
-                document: document.to_string(),
-                kind,
-                name: object_key(&namespace, &name),
-            });
-        }
-        self.store(res, value);
-        Ok(())
-    }
-
-    /// Fills in what the apiserver would have set and keeps the object in stored form.
-    fn store(&mut self, res: ResId, mut value: Value) {
-        let rt = self.registry.get(res);
-        let uses_generation = rt.writable() && super::world::uses_generation(rt.builtin);
-        let identity = format!(
-            "{}/{}/{}",
-            rt.group_resource(),
-            value
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        );
-        let meta = object_at(&mut value, &["metadata"]);
-        meta.insert(
-            "resourceVersion".into(),
-            Value::from(LOADED_RESOURCE_VERSION.to_string()),
-        );
-        meta.entry("creationTimestamp")
-            .or_insert_with(|| Value::from(self.loaded_at.clone()));
-        meta.entry("uid")
-            .or_insert_with(|| Value::from(stable_uid(&identity)));
-        if uses_generation {
-            meta.entry("generation").or_insert(Value::from(1));
-        }
-        let stored = Arc::new(Stored::new(self.registry.get(res), &value));
-        self.objects.push((res, stored));
-    }
-
-    /// Adds namespace objects for namespaces that objects live in but the snapshot lacks, and
-    /// `default`, which clients assume exists.
-    fn add_missing_namespaces(&mut self, seen: &mut BTreeSet<(ResId, String)>) {
-        let ns_res = self.registry.builtin(Builtin::Namespace);
-        let mut present = BTreeSet::new();
-        let mut wanted = BTreeSet::from(["default".to_string()]);
-        for (res, object) in &self.objects {
-            if *res == ns_res {
-                present.insert(object.name.clone());
-            } else if !object.namespace.is_empty() {
-                wanted.insert(object.namespace.clone());
-            }
-        }
-        for ns in wanted.difference(&present) {
-            seen.insert((ns_res, ns.clone()));
-            let namespace = serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
-                "spec": {"finalizers": ["kubernetes"]},
-                "status": {"phase": "Active"},
-            });
-            self.store(ns_res, namespace);
-        }
+        Ok(Identity {
+            api_version,
+            kind,
+            name,
+            namespace,
+        })
     }
 }
 
-/// How many list items are parsed together before they are stored.
-const PARSE_WINDOW: usize = 2048;
+/// An object checked and in stored form; only the duplicate check is left.
+struct Prepared {
+    res: ResId,
+    /// The document, described with the object's kind and name, for the duplicate error.
+    document: String,
+    kind: String,
+    stored: Arc<Stored>,
+}
 
-/// Parses list items (`first` is the index of the first) on up to `workers` threads, keeping
-/// their order.
-fn parse_items(
-    items: &[(usize, String)],
-    first: usize,
-    workers: usize,
-) -> Vec<Result<Value, LoadError>> {
-    let per_worker = items.len().div_ceil(workers.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = items
-            .chunks(per_worker)
-            .enumerate()
-            .map(|(part, chunk)| {
-                let offset = first + part * per_worker;
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (line, item))| parse_item(offset + i, *line, item))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| part.join().expect("parsing a list item does not panic"))
-            .collect()
+/// Checks an object of a known kind and puts it in stored form. Needs only to read the
+/// registry, so list items are prepared in parallel.
+fn prepare(
+    registry: &Registry,
+    loaded_at: &str,
+    document: &str,
+    res: ResId,
+    identity: Identity,
+    mut value: Value,
+) -> Result<Prepared, LoadError> {
+    let Identity {
+        kind,
+        name,
+        namespace,
+        ..
+    } = identity;
+    let described = match &namespace {
+        Some(ns) => format!("{document} ({kind} {ns}/{name})"),
+        None => format!("{document} ({kind} {name})"),
+    };
+    let document = described.as_str();
+    let rt = registry.get(res);
+    match (rt.namespaced, namespace) {
+        (true, Some(_)) | (false, None) => {}
+        (true, None) => {
+            super::object::set_meta(&mut value, "namespace", Value::from("default"));
+        }
+        (false, Some(_)) => {
+            return Err(LoadError::field(
+                document,
+                "metadata.namespace",
+                format!("{kind} objects are cluster-scoped"),
+            ));
+        }
+    }
+    for map in ["labels", "annotations"] {
+        check_string_map(document, &value, map)?;
+    }
+    validate_kind(document, rt.builtin, &value)?;
+    Ok(Prepared {
+        res,
+        document: described.clone(),
+        kind,
+        stored: stored_form(registry, loaded_at, res, value),
     })
 }
 
-/// One list item: the fast reader for what kubectl prints, the full YAML parser otherwise.
-fn parse_item(index: usize, line: usize, item: &str) -> Result<Value, LoadError> {
-    match super::yaml::parse(item) {
-        Some(value) => Ok(value),
-        None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
-            LoadError::Syntax {
-                document: format!("items[{index}] (the item starting at line {line})"),
-                message: e.to_string(),
-            }
-        }),
+/// Fills in what the apiserver would have set and makes the stored form.
+fn stored_form(registry: &Registry, loaded_at: &str, res: ResId, mut value: Value) -> Arc<Stored> {
+    let rt = registry.get(res);
+    let uses_generation = rt.writable() && super::world::uses_generation(rt.builtin);
+    let identity = format!(
+        "{}/{}/{}",
+        rt.group_resource(),
+        value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    let meta = object_at(&mut value, &["metadata"]);
+    meta.insert(
+        "resourceVersion".into(),
+        Value::from(LOADED_RESOURCE_VERSION.to_string()),
+    );
+    meta.entry("creationTimestamp")
+        .or_insert_with(|| Value::from(loaded_at.to_string()));
+    meta.entry("uid")
+        .or_insert_with(|| Value::from(stable_uid(&identity)));
+    if uses_generation {
+        meta.entry("generation").or_insert(Value::from(1));
     }
+    Arc::new(Stored::new(rt, &value))
+}
+
+/// A list item after the parallel step: ready to add, or of a kind the registry does not
+/// know yet (registered, in order, by [`Cluster::add_object`]).
+enum Parsed {
+    Ready(Prepared),
+    Unregistered(Value),
 }
 
 /// A uid derived from the object's identity, so a snapshot without uids loads the same way
