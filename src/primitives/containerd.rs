@@ -9,7 +9,9 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, Map, NativeCallContext, Position};
 use sha2::Digest;
 
-use super::{RhaiResult, RunContext, duration_value, option, primitive, raise, tail};
+use super::{
+    RhaiResult, RunContext, check_options, duration_value, option, primitive, raise, tail,
+};
 use crate::containerd::{Auth, CONFIG_PATH, Config, UNIT_PATH};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
@@ -223,15 +225,7 @@ fn write_file(
 
 fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) -> RhaiResult<Map> {
     let position = call.call_position();
-    for key in opts.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            let mut message = format!("{ACTION}: unknown option `{key}`");
-            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
-                message.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(input(ctx, position, message));
-        }
-    }
+    check_options(ctx, opts, KNOWN, ACTION, position)?;
     let source = string_option(ctx, opts, "source", position)?.unwrap_or_else(|| "package".into());
     let wait = match opts.get("timeout") {
         None => Duration::from_secs(120),

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use rhai::{Array, Engine, Map, NativeCallContext, Position};
 
-use super::{RhaiResult, RunContext, duration_value, option, primitive, raise, tail};
+use super::{
+    RhaiResult, RunContext, check_options, duration_value, option, primitive, raise, tail,
+};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::node::Node;
@@ -242,15 +244,7 @@ fn input(ctx: &RunContext, position: Position, message: String) -> Box<rhai::Eva
 
 /// Reads the primitive's options.
 pub fn options(ctx: &RunContext, position: Position, opts: &Map) -> RhaiResult<PullOptions> {
-    for key in opts.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            let mut message = format!("{ACTION}: unknown option `{key}`");
-            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
-                message.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(input(ctx, position, message));
-        }
-    }
+    check_options(ctx, opts, KNOWN, ACTION, position)?;
     let text = |key: &str| {
         option::<rhai::ImmutableString>(opts, key, ctx, ACTION, position)
             .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))

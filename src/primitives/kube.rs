@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext, Position};
 
-use super::{RhaiResult, RunContext, duration_value, option, primitive, raise};
+use super::{RhaiResult, RunContext, check_options, duration_value, option, primitive, raise};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
 use crate::kube::{DrainFilters, DrainOptions, EvictionBypass};
@@ -264,15 +264,7 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
     ];
     let position = call.call_position();
     let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
-    for key in opts.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            let mut message = format!("preflight: unknown option `{key}`");
-            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
-                message.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(input(message));
-        }
-    }
+    check_options(ctx, opts, KNOWN, "preflight", position)?;
     let target = match opts.get("target") {
         None => None,
         Some(value) if value.is_unit() => None,
@@ -507,15 +499,7 @@ fn drain(
         "skip_wait_for_delete_timeout",
         "uncordon_on_failure",
     ];
-    for key in opts.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            let mut message = format!("drain: unknown option `{key}`");
-            if let Some(close) = crate::suggest::closest(key, KNOWN.iter().copied()) {
-                message.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(raise(position, ctx.failure("drain", Kind::Input, message)));
-        }
-    }
+    check_options(ctx, opts, KNOWN, "drain", position)?;
     let flag =
         |key: &str| option::<bool>(opts, key, ctx, "drain", position).map(|v| v.unwrap_or(false));
     let selector = option::<rhai::ImmutableString>(opts, "pod_selector", ctx, "drain", position)?

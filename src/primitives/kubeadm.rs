@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, Position};
 
-use super::{RhaiResult, RunContext, duration_value, option, outcome_map, primitive, raise};
+use super::{
+    RhaiResult, RunContext, check_options, duration_value, option, outcome_map, primitive, raise,
+};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
 use crate::kube_ops::KubeCall;
@@ -87,25 +89,6 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
 }
 
 /// Rejects options the primitive does not know, suggesting the closest.
-fn check_options(
-    ctx: &RunContext,
-    opts: &Map,
-    known: &[&str],
-    action: &str,
-    position: Position,
-) -> RhaiResult<()> {
-    for key in opts.keys() {
-        if !known.contains(&key.as_str()) {
-            let mut message = format!("{action}: unknown option `{key}`");
-            if let Some(close) = crate::suggest::closest(key, known.iter().copied()) {
-                message.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(raise(position, ctx.failure(action, Kind::Input, message)));
-        }
-    }
-    Ok(())
-}
-
 fn extra_args(
     ctx: &RunContext,
     opts: &Map,

@@ -298,6 +298,27 @@ pub(crate) fn primitive(name: &str, params: &[&str], doc: &str) -> FuncRegistrat
 }
 
 /// Reads an optional map entry with a type, or explains which option was wrong.
+/// Refuses an option map with a key the primitive does not know, suggesting the closest one:
+/// a misspelt option must never be silently ignored.
+pub(crate) fn check_options(
+    ctx: &RunContext,
+    opts: &Map,
+    known: &[&str],
+    action: &str,
+    position: Position,
+) -> RhaiResult<()> {
+    for key in opts.keys() {
+        if !known.contains(&key.as_str()) {
+            let mut message = format!("{action}: unknown option `{key}`");
+            if let Some(close) = crate::suggest::closest(key, known.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Err(raise(position, ctx.failure(action, Kind::Input, message)));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn option<T: Clone + 'static>(
     options: &Map,
     key: &str,
