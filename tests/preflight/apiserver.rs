@@ -25,15 +25,6 @@ async fn preflight(apiservers: &[String]) -> crate::cli::Output {
         .unwrap()
 }
 
-fn ids(out: &crate::cli::Output) -> Vec<String> {
-    out.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apiserver_that_does_not_answer_on_its_own_is_a_block() {
     let yaml = std::fs::read_to_string(snapshot("prometheus-without-pdb")).unwrap();
@@ -44,7 +35,7 @@ async fn an_apiserver_that_does_not_answer_on_its_own_is_a_block() {
     // Both answer: nothing to report about the control plane's front door.
     let out = preflight(&urls).await;
     out.code(0);
-    let found = ids(&out);
+    let found = super::finding_ids(&out);
     assert!(
         !found.iter().any(|id| id.starts_with("apiserver")),
         "{found:?}"
@@ -55,7 +46,7 @@ async fn an_apiserver_that_does_not_answer_on_its_own_is_a_block() {
     second.server.shutdown().await;
     let out = preflight(&urls).await;
     out.code(3);
-    let found = ids(&out);
+    let found = super::finding_ids(&out);
     assert!(
         found.contains(&format!("apiserver-down/{down}")),
         "{found:?}"

@@ -40,15 +40,6 @@ fn finding(out: &Output, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no finding {id} in {json:#}"))
 }
 
-fn ids(out: &Output) -> Vec<String> {
-    out.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_reports_its_margin_when_healthy_and_blocks_with_a_member_down() {
     let Some(mut cluster) = three_members().await else {
@@ -74,7 +65,11 @@ async fn etcd_reports_its_margin_when_healthy_and_blocks_with_a_member_down() {
     let unknown = finding(&out, "etcd-snapshot/unknown");
     assert_eq!(unknown["severity"], "warn");
     assert!(unknown["fix"].as_str().unwrap().contains("--take-snapshot"));
-    assert!(!ids(&out).iter().any(|id| id.starts_with("etcd-unhealthy")));
+    assert!(
+        !super::finding_ids(&out)
+            .iter()
+            .any(|id| id.starts_with("etcd-unhealthy"))
+    );
 
     // "Or take one": saved through the snapshot step, and then the directory is recent.
     let out = preflight(

@@ -45,6 +45,16 @@ pub async fn serve_text(text: &str, time_scale: f64) -> (Server, Kube, ClusterVi
     (server, kube, view)
 }
 
+/// The ids of the findings in `krun preflight --output json`'s answer.
+pub fn finding_ids(out: &crate::cli::Output) -> Vec<String> {
+    out.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn names(nodes: &[&str]) -> Vec<String> {
     nodes.iter().map(|n| (*n).to_owned()).collect()
 }
