@@ -60,6 +60,7 @@ Examples:
   krun preflight --target 1.29.4
   krun preflight --target 1.29.4 --inventory inventory.toml --snapshot /backups/etcd --cert-days 60
   krun preflight --inventory inventory.toml --take-snapshot etcd-before-upgrade.db
+  krun preflight --inventory inventory.toml --lb lb1 --lb lb2
   krun preflight --rehearse cluster.yaml --target 1.29.4 --node worker-001 --node worker-002 --batch 2
   krun preflight --rehearse cluster.yaml --batch auto --output json
 
