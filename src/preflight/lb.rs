@@ -142,8 +142,9 @@ fn strip_comment(line: &str) -> &str {
     line[..cut].trim()
 }
 
-/// `ADDR:PORT`, `[v6]:PORT`, `ADDR` (no port) → address and port.
+/// `ADDR:PORT`, `[v6]:PORT`, `ADDR` (no port), with haproxy's `ipv4@` prefix → address and port.
 fn split_address(text: &str) -> (String, Option<u16>) {
+    let text = text.split_once('@').map_or(text, |(_, rest)| rest);
     if let Some(rest) = text.strip_prefix('[')
         && let Some((address, tail)) = rest.split_once(']')
     {
@@ -164,7 +165,8 @@ fn bind_ports(args: &[&str]) -> Vec<u16> {
         .map(|addresses| {
             addresses
                 .split(',')
-                .filter_map(|a| split_address(a).1)
+                // The port follows the last colon, IPv6 (`:::6443`) included.
+                .filter_map(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
                 .collect()
         })
         .unwrap_or_default()
@@ -925,6 +927,13 @@ virtual_server 10.0.0.10 6443 {
         let text = "listen k8s 0.0.0.0:6443\n  mode tcp\n  server m1 [fd00::1]:6443\n";
         let lists = parse_haproxy(text, APISERVER_PORT);
         assert_eq!(lists[0].servers[0].address, "fd00::1");
+
+        // Bound on IPv6's any address, servers with haproxy's address-family prefix.
+        let text = "listen k8s\n  bind :::6443 v4v6\n  server m1 ipv4@10.0.0.1:16443\n";
+        let lists = parse_haproxy(text, APISERVER_PORT);
+        assert_eq!(lists.len(), 1);
+        assert_eq!(lists[0].servers[0].address, "10.0.0.1");
+        assert_eq!(lists[0].servers[0].port, Some(16443));
     }
 
     #[test]
