@@ -167,7 +167,23 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             skip: args.skip_certs,
             days: args.cert_days,
         },
+        lb: preflight::LbCheck {
+            nodes: args.lb.clone(),
+            configs: args.lb_config.clone(),
+        },
     };
+    for name in &args.lb {
+        inventory
+            .node(name)
+            .map_err(|e| Error::input(format!("--lb {name}: {}", e.message)))?;
+    }
+    for path in &args.lb_config {
+        if !path.starts_with('/') {
+            return Err(Error::input(format!(
+                "--lb-config {path}: expected an absolute path on the load-balancer nodes, like /etc/haproxy/haproxy.cfg"
+            )));
+        }
+    }
     let mut findings = preflight::findings(kube, &view, &options).await?;
     findings.extend(node_findings(&args, &inventory, &service, options).await?);
     preflight::sort(&mut findings);

@@ -60,6 +60,7 @@ Examples:
   krun preflight --target 1.29.4
   krun preflight --target 1.29.4 --inventory inventory.toml --snapshot /backups/etcd --cert-days 60
   krun preflight --inventory inventory.toml --take-snapshot etcd-before-upgrade.db
+  krun preflight --inventory inventory.toml --lb lb1 --lb lb2
   krun preflight --rehearse cluster.yaml --target 1.29.4 --node worker-001 --node worker-002 --batch 2
   krun preflight --rehearse cluster.yaml --batch auto --output json
 
@@ -68,8 +69,10 @@ rolling restart, no learner pending, a recent snapshot (--snapshot, or --take-sn
 reached as a run reaches it: the --inventory's [etcd] section, else the client URLs the
 cluster's etcd pods announce. And certificate expiry, read over ssh on the --inventory's nodes:
 /etc/kubernetes/pki and the kubeconfigs' client certificates on those with the role
-control-plane, the kubelet's certificates on the --node's (every node when none). What cannot
-be reached is reported as not checked, with the reason.
+control-plane, the kubelet's certificates on the --node's (every node when none). And the
+apiserver load balancer's backend list, read over ssh on the --lb nodes (or the inventory's
+[apiserver_lb]): a control-plane node missing from it, or disabled, is a block. What cannot be
+reached is reported as not checked, with the reason.
 
 A block finding exits 3. Accept one explicitly with --accept ID (the whole id, or its check
 name for all of its findings; `forecast` accepts the forecast's blocks); every acceptance is logged.")]
@@ -136,6 +139,19 @@ pub struct PreflightArgs {
     /// Warn about certificates that expire within this many days (expired ones block).
     #[arg(long, value_name = "DAYS", default_value_t = crate::preflight::certs::DEFAULT_CERT_DAYS)]
     pub cert_days: u32,
+
+    /// An inventory node running the haproxy and/or keepalived in front of the apiservers
+    /// (repeatable; default: `nodes` of the inventory's [apiserver_lb] section). Its
+    /// configuration is read over ssh: every control-plane node must be an enabled backend of
+    /// each apiserver backend list (a missing or disabled one blocks), a backend that is no
+    /// control-plane node and two load balancers with different lists warn.
+    #[arg(long = "lb", value_name = "NODE")]
+    pub lb: Vec<String>,
+
+    /// The load balancer's configuration file to read, instead of /etc/haproxy/haproxy.cfg and
+    /// /etc/keepalived/keepalived.conf (repeatable; default: `config` of [apiserver_lb]).
+    #[arg(long = "lb-config", value_name = "PATH")]
+    pub lb_config: Vec<String>,
 
     /// Trust and record host keys of nodes not yet in known_hosts (like OpenSSH's accept-new).
     #[arg(long)]

@@ -35,6 +35,9 @@ pub struct Inventory {
     pub nodes: BTreeMap<String, NodeSpec>,
     /// How to reach etcd (`[etcd]`), for the etcd primitives.
     pub etcd: Option<crate::etcd::EtcdSection>,
+    /// The load balancer(s) in front of the apiservers (`[apiserver_lb]`), whose backend lists
+    /// preflight reads.
+    pub apiserver_lb: Option<crate::preflight::lb::LbSection>,
     /// `[ssh]`, applied to nodes discovered from the cluster too.
     defaults: RawSsh,
 }
@@ -48,6 +51,8 @@ struct RawInventory {
     nodes: BTreeMap<String, RawNode>,
     #[serde(default)]
     etcd: Option<crate::etcd::EtcdSection>,
+    #[serde(default)]
+    apiserver_lb: Option<crate::preflight::lb::LbSection>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -116,10 +121,16 @@ impl Inventory {
                 "invalid inventory {shown}: [etcd] via = `{via}` is not a node of the inventory"
             )));
         }
+        if let Some(lb) = &raw.apiserver_lb {
+            check_lb(lb, &nodes).map_err(|msg| {
+                Error::input(format!("invalid inventory {shown}: [apiserver_lb] {msg}"))
+            })?;
+        }
         let inventory = Self {
             source: source.map(Path::to_path_buf),
             nodes,
             etcd: raw.etcd,
+            apiserver_lb: raw.apiserver_lb,
             defaults: raw.ssh,
         };
         inventory.check_jumps()?;
@@ -199,6 +210,38 @@ impl Inventory {
         }
         Ok(())
     }
+}
+
+/// `[apiserver_lb]`: at least one node, every one an inventory node, an absolute config path.
+fn check_lb(
+    lb: &crate::preflight::lb::LbSection,
+    nodes: &BTreeMap<String, NodeSpec>,
+) -> Result<(), String> {
+    if lb.nodes.is_empty() {
+        return Err(
+            "`nodes` is empty: name the inventory nodes running haproxy or keepalived in front \
+             of the apiservers, or remove the section"
+                .into(),
+        );
+    }
+    for name in &lb.nodes {
+        if !nodes.contains_key(name) {
+            let mut message = format!("nodes: `{name}` is not a node of the inventory");
+            if let Some(close) = crate::suggest::closest(name, nodes.keys().map(String::as_str)) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Err(message);
+        }
+    }
+    if let Some(config) = &lb.config
+        && !config.starts_with('/')
+    {
+        return Err(format!(
+            "config = `{config}`: expected an absolute path on the load-balancer nodes, like \
+             /etc/haproxy/haproxy.cfg"
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_node(name: &str, node: RawNode, defaults: &RawSsh) -> Result<NodeSpec, String> {
@@ -361,6 +404,37 @@ sudo = false
         )
         .unwrap_err();
         assert!(err.message.contains("loop"), "{}", err.message);
+    }
+
+    #[test]
+    fn apiserver_lb_names_inventory_nodes() {
+        let nodes = "[nodes.lb1]\nhost = \"h\"\n[nodes.m1]\nhost = \"h\"\n";
+        let inv =
+            Inventory::parse(&format!("{nodes}[apiserver_lb]\nnodes = [\"lb1\"]\n"), None).unwrap();
+        assert_eq!(inv.apiserver_lb.unwrap().nodes, ["lb1"]);
+        let err = Inventory::parse(&format!("{nodes}[apiserver_lb]\nnodes = [\"lb\"]\n"), None)
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.message
+                .contains("[apiserver_lb] nodes: `lb` is not a node"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("did you mean `lb1`"),
+            "{}",
+            err.message
+        );
+        let err = Inventory::parse(
+            &format!("{nodes}[apiserver_lb]\nnodes = [\"lb1\"]\nconfig = \"haproxy.cfg\"\n"),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("absolute path"), "{}", err.message);
+        let err =
+            Inventory::parse(&format!("{nodes}[apiserver_lb]\nnodes = []\n"), None).unwrap_err();
+        assert!(err.message.contains("`nodes` is empty"), "{}", err.message);
     }
 
     #[test]

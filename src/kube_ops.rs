@@ -22,6 +22,8 @@ pub enum KubeCall {
     Nodes,
     /// The kube-apiserver static pods' versions by node.
     ApiserverVersions,
+    /// The control-plane nodes (role label) and their InternalIP.
+    ControlPlanes,
     NodeInfo {
         node: String,
     },
@@ -66,6 +68,7 @@ impl KubeCall {
             KubeCall::ServerVersion
             | KubeCall::Nodes
             | KubeCall::ApiserverVersions
+            | KubeCall::ControlPlanes
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
@@ -85,6 +88,9 @@ impl KubeCall {
             Self::Nodes => "kubectl get nodes".into(),
             Self::ApiserverVersions => {
                 "kubectl get pods -n kube-system -l component=kube-apiserver".into()
+            }
+            Self::ControlPlanes => {
+                "kubectl get nodes -l node-role.kubernetes.io/control-plane (and master)".into()
             }
             Self::NodeInfo { node } => format!("kubectl get node {node}"),
             Self::PodsOn { node } => {
@@ -237,6 +243,14 @@ impl KubeService {
                         .collect(),
                 )
             }
+            KubeCall::ControlPlanes => {
+                let nodes =
+                    kube::Api::<k8s_openapi::api::core::v1::Node>::all(kube.client().clone())
+                        .list(&kube::api::ListParams::default())
+                        .await
+                        .map_err(|e| kube_error(KubeError::api("LIST nodes", e)))?;
+                to_json(&crate::preflight::lb::control_planes(&nodes.items))
+            }
             KubeCall::NodeInfo { node } => {
                 to_json(&kube.node_info(node).await.map_err(kube_error)?)
             }
@@ -327,6 +341,7 @@ impl KubeService {
             KubeCall::ServerVersion
             | KubeCall::Nodes
             | KubeCall::ApiserverVersions
+            | KubeCall::ControlPlanes
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs

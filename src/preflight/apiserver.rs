@@ -93,7 +93,7 @@ pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) 
                 "kube-apiserver at {endpoint} does not answer /readyz ({why}): {live} of {} apiservers answer, so the load balancer in front of them has at most {live} live backend(s); upgrading a control-plane node now can leave every kubelet without an API server",
                 endpoints.len()
             ),
-            "bring it back (systemctl status kubelet, crictl ps on that node) and check the load balancer's or keepalived's backend list before upgrading",
+            "bring it back (systemctl status kubelet, crictl ps on that node) and check the load balancer's or keepalived's backend list before upgrading (--lb NODE reads it)",
         ));
     }
     if control_planes > endpoints.len() {

@@ -9,8 +9,8 @@
 //! the cluster and says what every batch does to the workloads.
 //!
 //! The checks are pure functions of a [`ClusterView`] read once, so the same code judges a
-//! live cluster, a snapshot, and the tests' scenarios. The [`etcd`] and [`certs`] checks read
-//! etcd and the nodes instead, as steps through the effects boundary ([`Steps`]), so a dry-run,
+//! live cluster, a snapshot, and the tests' scenarios. The [`etcd`], [`certs`] and [`lb`] checks
+//! read etcd and the nodes instead, as steps through the effects boundary ([`Steps`]), so a dry-run,
 //! offline mode and the journal treat those reads like any other.
 
 pub mod apis;
@@ -21,6 +21,7 @@ pub mod checks;
 pub mod etcd;
 pub mod forecast;
 pub mod html;
+pub mod lb;
 pub mod render;
 pub mod version;
 pub mod workload;
@@ -44,6 +45,7 @@ pub use batches::BatchSpec;
 pub use certs::CertCheck;
 pub use etcd::EtcdCheck;
 pub use forecast::{Forecast, ForecastOptions};
+pub use lb::LbCheck;
 pub use version::Version;
 
 /// How bad a finding is: a block stops krun before anything runs (exit 3) unless accepted.
@@ -130,6 +132,8 @@ pub struct PreflightOptions {
     pub etcd: EtcdCheck,
     /// Certificate expiry on the control-plane nodes and the kubelets.
     pub certs: CertCheck,
+    /// The apiserver load balancers' backend lists.
+    pub lb: LbCheck,
 }
 
 /// Marks the findings the operator accepted (`--accept ID` or `--accept CHECK`); every
@@ -344,6 +348,7 @@ pub fn node_findings(
         &options.nodes,
         &options.certs,
     ));
+    found.extend(lb::check(steps, inventory, &options.lb));
     found
 }
 

@@ -215,7 +215,11 @@ serving certificates, read over ssh from the inventory's nodes). `opts`: `target
 `critical` ([\"ns/name\"]), `manifests` ([paths]), `nodes` ([names] to be upgraded), `apiservers`\n\
 ([urls]), `etcd` (false: skip etcd), `snapshot` (a snapshot file or directory; its newest must be\n\
 younger than `snapshot_max_age`, default \"24h\"), `take_snapshot` (a path: save one now, as\n\
-`etcd_snapshot` does), `certs` (false: skip certificates), `cert_days` (warn within, default 30).\n\
+`etcd_snapshot` does), `certs` (false: skip certificates), `cert_days` (warn within, default 30),\n\
+`lb` ([inventory nodes] running haproxy/keepalived in front of the apiservers; default: the\n\
+inventory's `[apiserver_lb]`), whose backend list must hold every control-plane node (missing or\n\
+disabled: block), `lb_config` ([paths] instead of /etc/haproxy/haproxy.cfg and\n\
+/etc/keepalived/keepalived.conf).\n\
 With `canary` (an inventory node already running the new runtime) and `runtime` (\"containerd\",\n\
 default, or \"crio\"), it also pulls every image of the pods on `nodes` on the canary, as\n\
 `pull_images` does, and reports each image the canary cannot pull as `registry-pull/<image>`\n\
@@ -261,6 +265,8 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         "take_snapshot",
         "certs",
         "cert_days",
+        "lb",
+        "lb_config",
     ];
     let position = call.call_position();
     let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
@@ -314,7 +320,24 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
             skip: !option::<bool>(opts, "certs", ctx, "preflight", position)?.unwrap_or(true),
             days: cert_days,
         },
+        lb: crate::preflight::LbCheck {
+            nodes: strings(ctx, call, opts, "lb")?,
+            configs: strings(ctx, call, opts, "lb_config")?,
+        },
     };
+    for name in &options.lb.nodes {
+        ctx.host
+            .inventory
+            .node(name)
+            .map_err(|e| input(format!("preflight: option `lb`: {}", e.message)))?;
+    }
+    for path in &options.lb.configs {
+        if !path.starts_with('/') {
+            return Err(input(format!(
+                "preflight: option `lb_config`: `{path}` is not an absolute path on the load-balancer nodes"
+            )));
+        }
+    }
     let canary = canary_pull_options(ctx, call, opts, &options.nodes)?;
     let effect = KubeCall::Preflight {
         options: Box::new(options.clone()),

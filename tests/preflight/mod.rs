@@ -6,6 +6,7 @@ mod bench;
 mod certs;
 mod cli;
 mod etcd;
+mod lb;
 mod parity;
 mod scenarios;
 

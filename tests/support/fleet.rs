@@ -46,6 +46,8 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "/var/lib/docker",
     "/etc/docker",
     "/opt/krun-runtime",
+    "/etc/haproxy",
+    "/etc/keepalived",
 ];
 
 /// The operating system a node pretends to run (its `/etc/os-release` and package manager).
