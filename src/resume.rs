@@ -16,6 +16,15 @@ use serde_json::Value;
 use crate::Error;
 use crate::effects::{Access, Outcome};
 
+/// What separates a step's command from the guard warnings the plan shows after it.
+pub const WARNING_MARK: &str = "  # WARNING: ";
+
+/// A step's command without the warnings a guard attached: those depend on the cluster at the
+/// time (a skew warning is gone once the control plane has moved), not on what the step does.
+pub fn without_warnings(command: &str) -> &str {
+    command.split(WARNING_MARK).next().unwrap_or(command)
+}
+
 /// One step as the journal has it.
 #[derive(Debug, Clone)]
 pub struct JournalStep {
@@ -236,7 +245,9 @@ impl Replay {
             return Replayed::Execute;
         };
         let recorded = &steps[index];
-        if recorded.action != action || recorded.command != command {
+        if recorded.action != action
+            || without_warnings(&recorded.command) != without_warnings(command)
+        {
             tracing::warn!(
                 "[{run}] step {seq} differs from the journal ({} `{}`); executing from here on",
                 recorded.action,
@@ -270,4 +281,50 @@ impl Replay {
 /// The state directory's journals, for `krun runs`.
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(command: &str) -> JournalView {
+        let step = JournalStep {
+            seq: 1,
+            action: "kubeadm_upgrade_apply".into(),
+            command: command.into(),
+            access: "change".into(),
+            line: Some(12),
+            done: Some(serde_json::json!({"exit_code": 0, "stdout": "upgraded", "data": null})),
+        };
+        let run = JournalRun {
+            status: "failed".into(),
+            steps: vec![step.clone(), JournalStep { seq: 2, ..step }],
+            failure: None,
+        };
+        JournalView {
+            id: "r".into(),
+            header: Value::Null,
+            runs: BTreeMap::from([("m1".to_string(), run)]),
+        }
+    }
+
+    #[test]
+    fn a_step_whose_guard_warning_changed_is_still_the_recorded_step() {
+        let recorded = "kubeadm upgrade apply -y v1.22.17  # WARNING: skew guard overridden";
+        let replay = Replay::new(&view(recorded), false);
+        let now = "kubeadm upgrade apply -y v1.22.17";
+        assert!(matches!(
+            replay.consult("m1", 1, "kubeadm_upgrade_apply", now, Access::Change),
+            Replayed::Done(outcome) if outcome.stdout == "upgraded"
+        ));
+        // A different command is not the recorded step: replay ends and it executes.
+        let replay = Replay::new(&view(recorded), false);
+        let other = "kubeadm upgrade apply -y v1.23.17";
+        assert!(matches!(
+            replay.consult("m1", 1, "kubeadm_upgrade_apply", other, Access::Change),
+            Replayed::Execute
+        ));
+        assert_eq!(without_warnings(recorded), now);
+        assert_eq!(without_warnings(now), now);
+    }
 }

@@ -229,7 +229,11 @@ pub(super) fn with_warnings(command: &str, warnings: &[String]) -> String {
     if warnings.is_empty() {
         command.to_owned()
     } else {
-        format!("{command}  # WARNING: {}", warnings.join("; "))
+        format!(
+            "{command}{}{}",
+            crate::resume::WARNING_MARK,
+            warnings.join("; ")
+        )
     }
 }
 
