@@ -1,28 +1,20 @@
 //! Seed 000's "highly available" VIP with one live apiserver behind it, as two simulators
 //! standing in for two control-plane apiservers, one of which goes down.
 
-use crate::cli::Krun;
 use crate::support::sim::Sim;
 
 use super::snapshot;
 
 async fn preflight(apiservers: &[String]) -> crate::cli::Output {
-    let mut args = vec![
-        "preflight".to_owned(),
-        "--rehearse".to_owned(),
-        snapshot("prometheus-without-pdb").display().to_string(),
-        // The scenario's own block is not what this test is about.
-        "--accept".to_owned(),
-        "critical-without-pdb".to_owned(),
-        "--output".to_owned(),
-        "json".to_owned(),
-    ];
+    // The scenario's own block is not what this test is about.
+    let mut args: Vec<String> = ["--accept", "critical-without-pdb", "--output", "json"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     for url in apiservers {
         args.extend(["--apiserver".to_owned(), url.clone()]);
     }
-    tokio::task::spawn_blocking(move || Krun::new().args(args).run())
-        .await
-        .unwrap()
+    super::preflight_cli_async("prometheus-without-pdb", args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,12 +63,6 @@ fn certificate(dir: &Path, name: &str, days: i32) -> (String, String) {
     )
 }
 
-fn place(node: &crate::support::fleet::Node, path: &str, content: &str) {
-    let file = node.root_path(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, content).unwrap();
-}
-
 fn kubeconfig(cert: &str, key: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
@@ -80,25 +74,21 @@ fn kubeconfig(cert: &str, key: &str) -> String {
 }
 
 fn preflight(inventory: &Path, extra: &[&str]) -> Output {
+    let inventory = inventory.display().to_string();
     let mut args = vec![
-        "preflight".to_owned(),
-        "--rehearse".to_owned(),
-        snapshot("prometheus-without-pdb").display().to_string(),
-        "--accept".to_owned(),
-        "critical-without-pdb".to_owned(),
-        "--skip-etcd".to_owned(),
-        "--inventory".to_owned(),
-        inventory.display().to_string(),
-        "--connect-timeout".to_owned(),
-        "5".to_owned(),
+        "--accept",
+        "critical-without-pdb",
+        "--skip-etcd",
+        "--inventory",
+        &inventory,
+        "--connect-timeout",
+        "5",
     ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Krun::new().args(args).run()
+    args.extend(extra);
+    super::preflight_cli("prometheus-without-pdb", &args)
 }
 
-fn findings(out: &Output) -> Vec<serde_json::Value> {
-    out.json()["findings"].as_array().unwrap().clone()
-}
+use super::findings;
 
 #[test]
 fn an_expired_certificate_blocks_and_one_expiring_soon_warns() {
@@ -115,22 +105,20 @@ fn an_expired_certificate_blocks_and_one_expiring_soon_warns() {
     let (apiserver, _) = certificate(dir.path(), "apiserver", -1);
     let (etcd_server, _) = certificate(dir.path(), "etcd-server", 10);
     let (admin, admin_key) = certificate(dir.path(), "kubernetes-admin", 365);
-    place(cp, "/etc/kubernetes/pki/ca.crt", &ca);
-    place(cp, "/etc/kubernetes/pki/apiserver.crt", &apiserver);
-    place(cp, "/etc/kubernetes/pki/etcd/server.crt", &etcd_server);
-    place(
-        cp,
+    cp.write_file("/etc/kubernetes/pki/ca.crt", &ca);
+    cp.write_file("/etc/kubernetes/pki/apiserver.crt", &apiserver);
+    cp.write_file("/etc/kubernetes/pki/etcd/server.crt", &etcd_server);
+    cp.write_file(
         "/etc/kubernetes/admin.conf",
         &kubeconfig(&admin, &admin_key),
     );
     let (client, client_key) = certificate(dir.path(), "system:node:worker-1", 365);
     let (serving, _) = certificate(dir.path(), "worker-1", 365);
-    place(
-        worker,
+    worker.write_file(
         "/var/lib/kubelet/pki/kubelet-client-current.pem",
         &format!("{client}{client_key}"),
     );
-    place(worker, "/var/lib/kubelet/pki/kubelet.crt", &serving);
+    worker.write_file("/var/lib/kubelet/pki/kubelet.crt", &serving);
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port();
@@ -251,9 +239,8 @@ fn a_playbook_dry_run_reads_the_certificates_and_never_a_key() {
     let cp = fleet.node("cp-1");
     let (apiserver, _) = certificate(dir.path(), "apiserver", -1);
     let (admin, admin_key) = certificate(dir.path(), "kubernetes-admin", 365);
-    place(cp, "/etc/kubernetes/pki/apiserver.crt", &apiserver);
-    place(
-        cp,
+    cp.write_file("/etc/kubernetes/pki/apiserver.crt", &apiserver);
+    cp.write_file(
         "/etc/kubernetes/admin.conf",
         &kubeconfig(&admin, &admin_key),
     );
@@ -325,11 +312,8 @@ fn the_cluster_playbook_stops_before_kubeadm_on_an_expired_certificate() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (apiserver, _) = certificate(dir.path(), "kube-apiserver", -1);
-    place(
-        lab.node("m1"),
-        "/etc/kubernetes/pki/apiserver.crt",
-        &apiserver,
-    );
+    lab.node("m1")
+        .write_file("/etc/kubernetes/pki/apiserver.crt", &apiserver);
     let playbook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/cluster.rhai");
     let out = lab.krun(&playbook).args(["--set", "version=1.21.14"]).run();
     out.code(3)

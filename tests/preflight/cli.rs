@@ -4,15 +4,7 @@ use crate::cli::Krun;
 
 use super::snapshot;
 
-fn preflight(name: &str, extra: &[&str]) -> crate::cli::Output {
-    let mut args = vec![
-        "preflight".to_owned(),
-        "--rehearse".to_owned(),
-        snapshot(name).display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Krun::new().args(args).run()
-}
+use super::preflight_cli as preflight;
 
 #[test]
 fn preflight_prints_findings_with_fixes_and_refuses_on_a_block() {

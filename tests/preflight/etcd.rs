@@ -12,32 +12,21 @@ use super::snapshot;
 /// `krun preflight` against the rehearsal snapshot with `inventory`, as JSON. The snapshot's
 /// own block (Prometheus without a budget) is accepted: it is not what these tests are about.
 async fn preflight(inventory: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "preflight".to_owned(),
-        "--rehearse".to_owned(),
-        snapshot("prometheus-without-pdb").display().to_string(),
-        "--accept".to_owned(),
-        "critical-without-pdb".to_owned(),
-        "--inventory".to_owned(),
-        inventory.display().to_string(),
-        "--output".to_owned(),
-        "json".to_owned(),
-    ];
+    let mut args: Vec<String> = ["--accept", "critical-without-pdb", "--inventory"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.push(inventory.display().to_string());
+    args.extend(["--output".to_owned(), "json".to_owned()]);
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    tokio::task::spawn_blocking(move || Krun::new().args(args).run())
-        .await
-        .unwrap()
+    super::preflight_cli_async("prometheus-without-pdb", args).await
 }
 
 fn finding(out: &Output, id: &str) -> serde_json::Value {
-    let json = out.json();
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    super::findings(out)
+        .into_iter()
         .find(|f| f["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no finding {id} in {json:#}"))
+        .unwrap_or_else(|| panic!("no finding {id} in {:#}", out.json()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

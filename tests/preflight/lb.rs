@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::cli::{Krun, Output};
-use crate::support::fleet::{Fleet, Node, NodeSpec, Os};
+use crate::support::fleet::{Fleet, NodeSpec, Os};
 
 use super::snapshot;
 
@@ -33,35 +33,24 @@ virtual_server 192.168.0.100 6443 {\n    lb_algo rr\n    lb_kind DR\n    protoco
     real_server 192.168.0.122 6443 {\n        weight 1\n    }\n\
     real_server 192.168.0.123 6443 {\n        weight 1\n    }\n}\n";
 
-fn place(node: &Node, path: &str, content: &str) {
-    let file = node.root_path(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, content).unwrap();
-}
-
 fn preflight(inventory: &Path, extra: &[&str]) -> Output {
+    let inventory = inventory.display().to_string();
     let mut args = vec![
-        "preflight".to_owned(),
-        "--rehearse".to_owned(),
-        snapshot("three-control-planes").display().to_string(),
-        "--skip-etcd".to_owned(),
-        "--skip-certs".to_owned(),
-        "--inventory".to_owned(),
-        inventory.display().to_string(),
-        "--connect-timeout".to_owned(),
-        "5".to_owned(),
+        "--skip-etcd",
+        "--skip-certs",
+        "--inventory",
+        &inventory,
+        "--connect-timeout",
+        "5",
     ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Krun::new().args(args).run()
+    args.extend(extra);
+    super::preflight_cli("three-control-planes", &args)
 }
 
 fn lb_findings(out: &Output) -> Vec<serde_json::Value> {
-    out.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    super::findings(out)
+        .into_iter()
         .filter(|f| f["id"].as_str().unwrap().starts_with("lb-"))
-        .cloned()
         .collect()
 }
 
@@ -81,12 +70,11 @@ fn a_master_missing_from_the_haproxy_backend_blocks_and_a_complete_list_passes()
     let dir = tempfile::tempdir().unwrap();
     let (lb1, lb2) = (fleet.node("lb1"), fleet.node("lb2"));
     // cp-3 was commented out by hand, as in the seed.
-    place(
-        lb1,
+    lb1.write_file(
         "/etc/haproxy/haproxy.cfg",
         &haproxy("#    server cp-3 192.168.0.123:6443 check"),
     );
-    place(lb2, "/etc/keepalived/keepalived.conf", KEEPALIVED);
+    lb2.write_file("/etc/keepalived/keepalived.conf", KEEPALIVED);
     let inventory = fleet.inventory_toml() + "\n[apiserver_lb]\nnodes = [\"lb1\"]\n";
     let inventory_path = dir.path().join("inventory.toml");
     std::fs::write(&inventory_path, inventory).unwrap();
@@ -124,8 +112,7 @@ fn a_master_missing_from_the_haproxy_backend_blocks_and_a_complete_list_passes()
         .stderr_has("accepted block finding lb-backend-missing/lb1:kube-apiserver:cp-3");
 
     // Disabled is no better than missing.
-    place(
-        lb1,
+    lb1.write_file(
         "/etc/haproxy/haproxy.cfg",
         &haproxy("    server cp-3 192.168.0.123:6443 check disabled"),
     );
@@ -137,8 +124,7 @@ fn a_master_missing_from_the_haproxy_backend_blocks_and_a_complete_list_passes()
     );
 
     // The complete list: nothing from this check.
-    place(
-        lb1,
+    lb1.write_file(
         "/etc/haproxy/haproxy.cfg",
         &haproxy("    server cp-3 192.168.0.123:6443 check"),
     );
@@ -168,14 +154,12 @@ fn load_balancers_that_disagree_or_cannot_be_read_warn_and_unknown_names_are_inv
     };
     let dir = tempfile::tempdir().unwrap();
     let (lb1, lb2) = (fleet.node("lb1"), fleet.node("lb2"));
-    place(
-        lb1,
+    lb1.write_file(
         "/etc/haproxy/haproxy.cfg",
         &haproxy("    server cp-3 192.168.0.123:6443 check"),
     );
     // lb2 still sends to a retired master as well.
-    place(
-        lb2,
+    lb2.write_file(
         "/etc/haproxy/haproxy.cfg",
         &haproxy(
             "    server cp-3 192.168.0.123:6443 check\n    server cp-old 192.168.0.120:6443 check",
@@ -236,7 +220,9 @@ fn a_playbook_reads_the_load_balancer_and_offline_says_it_did_not() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    place(fleet.node("lb1"), "/etc/haproxy/haproxy.cfg", &haproxy(""));
+    fleet
+        .node("lb1")
+        .write_file("/etc/haproxy/haproxy.cfg", &haproxy(""));
     let inventory_path = dir.path().join("inventory.toml");
     std::fs::write(&inventory_path, fleet.inventory_toml()).unwrap();
     let playbook = dir.path().join("check.rhai");

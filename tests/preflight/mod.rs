@@ -46,6 +46,32 @@ pub async fn serve_text(text: &str, time_scale: f64) -> (Server, Kube, ClusterVi
     (server, kube, view)
 }
 
+/// `krun preflight --rehearse tests/data/preflight/<name>.yaml ARGS…`, as an operator runs it.
+pub fn preflight_cli(name: &str, args: &[&str]) -> crate::cli::Output {
+    let mut all = vec![
+        "preflight".to_owned(),
+        "--rehearse".to_owned(),
+        snapshot(name).display().to_string(),
+    ];
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    crate::cli::Krun::new().args(all).run()
+}
+
+/// [`preflight_cli`] off the async runtime, for tests that serve simulators or etcd meanwhile.
+pub async fn preflight_cli_async(name: &'static str, args: Vec<String>) -> crate::cli::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        preflight_cli(name, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// The findings in `krun preflight --output json`'s answer.
+pub fn findings(out: &crate::cli::Output) -> Vec<serde_json::Value> {
+    out.json()["findings"].as_array().unwrap().clone()
+}
+
 /// The ids of the findings in `krun preflight --output json`'s answer.
 pub fn finding_ids(out: &crate::cli::Output) -> Vec<String> {
     out.json()["findings"]
