@@ -167,21 +167,7 @@ fn change(
     command: String,
     timeout: Duration,
 ) -> RhaiResult<()> {
-    let outcome = ctx.step(
-        call,
-        ACTION,
-        node,
-        Access::Change,
-        command.clone(),
-        Effect::Exec {
-            node: Arc::clone(node.spec()),
-            command: command.clone(),
-            timeout: Some(timeout),
-        },
-    )?;
-    if outcome.exit_code != 0 {
-        return Err(ctx.command_failed(call.call_position(), ACTION, node, &command, &outcome));
-    }
+    ctx.run_change(call, ACTION, node, command.clone(), &command, timeout)?;
     Ok(())
 }
 

@@ -377,21 +377,14 @@ fn upgrade_apply(
     for warning in &warnings {
         tracing::warn!("[{}] {ACTION}: {warning}", node.0.name);
     }
-    let outcome = ctx.step(
+    let outcome = ctx.run_change(
         call,
         ACTION,
         node,
-        Access::Change,
         with_warnings(&command, &warnings),
-        Effect::Exec {
-            node: Arc::clone(node.spec()),
-            command: command.clone(),
-            timeout: Some(timeout),
-        },
+        &command,
+        timeout,
     )?;
-    if outcome.exit_code != 0 {
-        return Err(ctx.command_failed(position, ACTION, node, &command, &outcome));
-    }
     {
         let mut planned = ctx.host.skew.lock().expect("skew lock");
         planned.control_plane = Some(current.map_or(target, |c| c.max(target)));
@@ -468,21 +461,7 @@ fn upgrade_node(
     words.extend(extra_args(ctx, opts, ACTION, position)?);
     let timeout = timeout(ctx, opts, ACTION, position)?;
     let command = join(&words);
-    let outcome = ctx.step(
-        call,
-        ACTION,
-        node,
-        Access::Change,
-        command.clone(),
-        Effect::Exec {
-            node: Arc::clone(node.spec()),
-            command: command.clone(),
-            timeout: Some(timeout),
-        },
-    )?;
-    if outcome.exit_code != 0 {
-        return Err(ctx.command_failed(position, ACTION, node, &command, &outcome));
-    }
+    let outcome = ctx.run_change(call, ACTION, node, command.clone(), &command, timeout)?;
     // kubeadm upgrade node brings a control-plane node's apiserver to the cluster's version.
     {
         let mut planned = ctx.host.skew.lock().expect("skew lock");

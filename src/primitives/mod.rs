@@ -109,6 +109,35 @@ impl RunContext {
         self.step_rechecked(call, action, node, access, shown, effect, recheck)
     }
 
+    /// Runs `command` on `node` as a change (shown as `shown` in the plan) and fails the step,
+    /// naming the node, the command and its stderr, when it exits non-zero.
+    pub fn run_change(
+        &self,
+        call: &NativeCallContext,
+        action: &'static str,
+        node: &Node,
+        shown: String,
+        command: &str,
+        timeout: Duration,
+    ) -> RhaiResult<Outcome> {
+        let outcome = self.step(
+            call,
+            action,
+            node,
+            Access::Change,
+            shown,
+            Effect::Exec {
+                node: Arc::clone(node.spec()),
+                command: command.to_owned(),
+                timeout: Some(timeout),
+            },
+        )?;
+        if outcome.exit_code != 0 {
+            return Err(self.command_failed(call.call_position(), action, node, command, &outcome));
+        }
+        Ok(outcome)
+    }
+
     /// [`RunContext::step`], saying how a resumed run settles the step if krun died while it
     /// ran (a package install reads the installed version back, a `systemctl start` reruns).
     #[allow(clippy::too_many_arguments)]
