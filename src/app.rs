@@ -13,14 +13,16 @@ use crate::cli::{
     CheckArgs, Cli, Command, DocArgs, DocFormat, OutputFormat, ResumeArgs, RunArgs, RunsArgs,
     RunsCommand, UnlockArgs,
 };
-use crate::effects::{DryRun, Effects};
-use crate::engine::{self, ModulePath};
 use crate::inventory::Inventory;
+use crate::journal::view::JournalView;
 use crate::plan::{Recorder, RunId};
 use crate::primitives::{Host, RunContext};
-use crate::resume::JournalView;
-use crate::run::{self, RunSettings};
+use crate::runtime::engine::{self, ModulePath};
+use crate::runtime::run::{self, RunSettings};
+use crate::ssh::SshConfig;
 use crate::ui::Ui;
+use crate::wiring::{Mode, Wiring};
+use tokio_util::sync::CancellationToken;
 
 /// Runs krun with the process's arguments; returns the exit code.
 pub fn main() -> u8 {
@@ -76,7 +78,7 @@ pub fn main() -> u8 {
 
 /// `krun unlock`: clears an expired lock, or breaks a live one with `--force`.
 async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
-    use crate::lock::{LockName, Unlocked};
+    use crate::kube::lock::{LockName, Unlocked};
     let name = LockName::parse(&args.lock).map_err(Error::input)?;
     let kube = crate::kube::Kube::connect(&args.cluster.options()).await?;
     let by = format!(
@@ -84,7 +86,7 @@ async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
         crate::inventory::current_user(),
         crate::journal::hostname()
     );
-    match crate::lock::unlock(&kube, &name, args.force, &by).await? {
+    match crate::kube::lock::unlock(&kube, &name, args.force, &by).await? {
         Unlocked::NotHeld => print(&format!("the lock {name} is not held\n")),
         Unlocked::Expired(was) => {
             tracing::warn!("cleared the expired lock {name}, held by {was}");
@@ -102,7 +104,7 @@ async fn unlock(args: UnlockArgs) -> crate::Result<u8> {
 
 /// `krun preflight`: findings and, with --batch, the disruption forecast; exit 3 on a block.
 async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
-    use crate::preflight::{self, BatchSpec, ClusterView, ForecastOptions, PreflightOptions};
+    use crate::preflight::{self, BatchSpec, ForecastOptions, PreflightOptions};
     let target = args
         .target
         .as_deref()
@@ -135,22 +137,6 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         Some(path) => Inventory::load(path)?,
         None => Inventory::default(),
     });
-    let (service, _simulator) = match &args.rehearse {
-        Some(file) => {
-            let (service, server) = run::rehearsal(file).await?;
-            (service, Some(server))
-        }
-        None => (
-            crate::kube_ops::KubeService::new(args.cluster.options()),
-            None,
-        ),
-    };
-    let service = Arc::new(service);
-    let kube = service
-        .client()
-        .await
-        .map_err(|e| Error::runtime(format!("preflight cannot reach the cluster: {e}")))?;
-    let view = ClusterView::read(kube).await?;
     let options = PreflightOptions {
         target,
         critical: args.critical.clone(),
@@ -184,9 +170,40 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             )));
         }
     }
-    let mut findings = preflight::findings(kube, &view, &options).await?;
-    findings.extend(node_findings(&args, &inventory, &service, options).await?);
-    preflight::sort(&mut findings);
+    // Preflight only reads (or takes the snapshot it is asked to take): a live boundary whose
+    // record is not journaled.
+    let recorder = Arc::new(Recorder::new());
+    let run = recorder.add_run("preflight", None);
+    let wired = Wiring {
+        inventory: Arc::clone(&inventory),
+        cluster: args.cluster.options(),
+        rehearse: args.rehearse.clone(),
+        mode: Mode::Live,
+        ssh: SshConfig {
+            connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+            accept_new_host_keys: args.accept_new_host_keys,
+        },
+    }
+    .wire(recorder, CancellationToken::new(), None)
+    .await?;
+    let steps = preflight::Steps {
+        effects: Arc::clone(&wired.effects),
+        run,
+        origin: crate::plan::Origin::default(),
+    };
+    let checked = {
+        let inventory = Arc::clone(&inventory);
+        // The steps block on the runtime, as a playbook's do.
+        tokio::task::spawn_blocking(move || preflight::check(&steps, &inventory, &options))
+            .await
+            .map_err(|e| Error::runtime(format!("the preflight checks failed: {e}")))?
+    };
+    wired.close().await;
+    let (survey, mut findings) = checked.map_err(|failure| Error {
+        kind: failure.kind,
+        message: format!("preflight: {}", preflight::failure_reason(&failure)),
+    })?;
+    let view = &survey.view;
     let mut unmatched = preflight::accept(&mut findings, &args.accept);
     let forecast = batch.map(|spec| {
         let nodes: Vec<String> = if args.nodes.is_empty() {
@@ -203,7 +220,7 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             args.nodes.clone()
         };
         let mut forecast = preflight::batches::plan(
-            &view,
+            view,
             &args.critical,
             &nodes,
             spec,
@@ -263,54 +280,6 @@ async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
     } else {
         0
     })
-}
-
-/// etcd and certificates for `krun preflight`: the same steps a playbook's `preflight()`
-/// performs, through a live effects boundary of its own (nothing is journaled).
-async fn node_findings(
-    args: &crate::cli::PreflightArgs,
-    inventory: &Arc<Inventory>,
-    kube: &Arc<crate::kube_ops::KubeService>,
-    options: crate::preflight::PreflightOptions,
-) -> crate::Result<Vec<crate::preflight::Finding>> {
-    use crate::ssh::{SshConfig, SshPool};
-    let pool = SshPool::new(SshConfig {
-        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
-        accept_new_host_keys: args.accept_new_host_keys,
-    });
-    let performer = crate::effects::Live {
-        transport: Arc::new(crate::transport::SshTransport::new(
-            pool.clone(),
-            Arc::clone(inventory),
-        )),
-        etcd: Arc::new(crate::etcd_ops::EtcdService::new(
-            Arc::clone(inventory),
-            pool.clone(),
-            Some(Arc::clone(kube)),
-        )),
-        kube: Arc::clone(kube),
-    };
-    let recorder = Arc::new(Recorder::new());
-    let run = recorder.add_run("preflight", None);
-    let steps = crate::preflight::Steps {
-        effects: Arc::new(Effects::new(
-            Box::new(performer),
-            recorder,
-            tokio_util::sync::CancellationToken::new(),
-            tokio::runtime::Handle::current(),
-        )),
-        run,
-        origin: crate::plan::Origin::default(),
-    };
-    let inventory = Arc::clone(inventory);
-    // The steps block on the runtime, as a playbook's do.
-    let found = tokio::task::spawn_blocking(move || {
-        crate::preflight::node_findings(&steps, &inventory, &options)
-    })
-    .await
-    .map_err(|e| Error::runtime(format!("the etcd and certificate checks failed: {e}")))?;
-    pool.close().await;
-    Ok(found)
 }
 
 fn fail(error: &Error) -> u8 {
@@ -426,7 +395,7 @@ fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         lock: if args.no_lock {
             None
         } else {
-            Some(crate::lock::LockName::parse(&args.lock).map_err(Error::input)?)
+            Some(crate::kube::lock::LockName::parse(&args.lock).map_err(Error::input)?)
         },
     })
 }
@@ -452,7 +421,38 @@ fn execute(
 ) -> crate::Result<u8> {
     let recorder = Arc::new(Recorder::new());
     ui.follow(&recorder);
-    let report = runtime.block_on(run::execute(settings, recorder))?;
+    let mode = match (settings.dry_run, settings.offline) {
+        (false, _) => Mode::Live,
+        (true, false) => Mode::DryRun,
+        (true, true) => Mode::Offline,
+    };
+    let wiring = Wiring {
+        inventory: Arc::clone(&settings.inventory),
+        cluster: settings.kube.clone(),
+        rehearse: settings.rehearse.clone(),
+        mode,
+        ssh: SshConfig {
+            connect_timeout: settings.connect_timeout,
+            accept_new_host_keys: settings.accept_new_host_keys,
+        },
+    };
+    let replay = settings
+        .resume
+        .as_ref()
+        .map(|(_, replay)| Arc::clone(replay));
+    let report = runtime.block_on(async {
+        let wired = wiring
+            .wire(recorder, CancellationToken::new(), replay)
+            .await?;
+        let report = run::execute(
+            settings,
+            Arc::clone(&wired.effects),
+            Arc::clone(&wired.kube),
+        )
+        .await;
+        wired.close().await;
+        report
+    })?;
     let color = color();
     for diagnostic in &report.diagnostics {
         let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));
@@ -477,17 +477,7 @@ fn execute(
 
 /// A host for compiling and listing: dry-run, offline, no nodes. Nothing can be executed.
 fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<RunContext> {
-    let effects = Arc::new(Effects::new(
-        Box::new(DryRun {
-            transport: None,
-            etcd: None,
-            kube: None,
-            kube_live: false,
-        }),
-        Arc::new(Recorder::new()),
-        tokio_util::sync::CancellationToken::new(),
-        runtime.handle().clone(),
-    ));
+    let effects = crate::wiring::inert(runtime.handle().clone());
     let host = Host::new(
         effects,
         Arc::new(Inventory::default()),
@@ -505,7 +495,7 @@ fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<Ru
 fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Result<u8> {
     let context = inert_context(runtime, PathBuf::from("."));
     let engine = engine::for_run(ModulePath::default(), &context);
-    let diagnostics = crate::check::check_files(&engine, &args.libs, &args.playbooks);
+    let diagnostics = crate::runtime::check::check_files(&engine, &args.libs, &args.playbooks);
     let color = color();
     for diagnostic in &diagnostics {
         let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));
@@ -525,9 +515,9 @@ fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Result<u
 fn doc(runtime: &tokio::runtime::Runtime, args: &DocArgs) -> crate::Result<u8> {
     let context = inert_context(runtime, PathBuf::from("."));
     let engine = engine::for_run(ModulePath::default(), &context);
-    let reference = crate::doc::reference(&engine);
+    let reference = crate::runtime::doc::reference(&engine);
     match args.format {
-        DocFormat::Markdown => print(&crate::doc::markdown(&reference)),
+        DocFormat::Markdown => print(&crate::runtime::doc::markdown(&reference)),
         DocFormat::Json => print(&format!(
             "{}\n",
             serde_json::to_string_pretty(&reference).map_err(|e| Error::runtime(e.to_string()))?
@@ -671,7 +661,7 @@ fn resume(
     let mut settings = settings(run_args)?;
     settings.argv = argv_masked(&argv, &needed);
     settings.strict_skew |= args.strict_skew;
-    let replay = crate::resume::Replay::new(&view, args.retry_unknown);
+    let replay = crate::effects::replay::Replay::new(&view, args.retry_unknown);
     settings.resume = Some((args.id.clone(), Arc::new(replay)));
     tracing::info!(
         "resuming run {}: steps recorded as done are not executed again",

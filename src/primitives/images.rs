@@ -19,8 +19,8 @@ use super::{
 };
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
-use crate::node::Node;
 use crate::preflight::{Finding, Severity};
+use crate::primitives::node::Node;
 use crate::quote::quote;
 
 const ACTION: &str = "pull_images";

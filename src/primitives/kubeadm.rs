@@ -1,5 +1,5 @@
 //! `kubeadm_upgrade_apply` and `kubeadm_upgrade_node`, guarded by the version-skew policy
-//! (`crate::skew`), and the kubelet guard `pkg_install` consults.
+//! (`crate::versions::skew`), and the kubelet guard `pkg_install` consults.
 //!
 //! Guards judge against the cluster as observed plus what this command already did: a recorded
 //! `kubeadm upgrade apply` advances the planned control-plane version, so a dry-run of several
@@ -15,11 +15,11 @@ use super::{
 };
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
-use crate::kube_ops::KubeCall;
-use crate::node::Node;
+use crate::kube::Call as KubeCall;
+use crate::primitives::node::Node;
 use crate::quote::join;
-use crate::skew::{self, KubeletSkew};
 use crate::versions::KubeVersion;
+use crate::versions::skew::{self, KubeletSkew};
 
 const APPLY_DOC: &str = "Runs `kubeadm upgrade apply -y v<version>` on `node` (the first control-plane node), after\n\
 checking the cluster: `version` must be at most one minor above the current control plane, not\n\
@@ -145,7 +145,7 @@ fn read_server_version(
         "kubernetes",
         Access::Read,
         call_.describe(),
-        Effect::Kube(call_),
+        Effect::call(call_),
     )?;
     if !outcome.observed {
         return Ok(None);
@@ -182,7 +182,7 @@ fn read_cluster(ctx: &RunContext, call: &NativeCallContext) -> RhaiResult<Observ
                 "kubernetes",
                 Access::Read,
                 request.describe(),
-                Effect::Kube(request),
+                Effect::call(request),
             )
         };
         let nodes = read(KubeCall::Nodes)?;
@@ -231,7 +231,7 @@ pub(super) fn with_warnings(command: &str, warnings: &[String]) -> String {
     } else {
         format!(
             "{command}{}{}",
-            crate::resume::WARNING_MARK,
+            crate::journal::view::WARNING_MARK,
             warnings.join("; ")
         )
     }
@@ -260,7 +260,7 @@ fn upgrade_apply(
         position,
     )?;
     // "1.21.x" only comes from a plan that could not observe the available versions.
-    let placeholder = ctx.dry_run() && version.ends_with(".x");
+    let placeholder = version.ends_with(".x") && ctx.saw_unobserved();
     let target = KubeVersion::parse(version)
         .filter(|v| v.patch.is_some() || placeholder)
         .ok_or_else(|| {

@@ -8,7 +8,7 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, primitive, raise, tail};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::primitives::node::Node;
 use crate::quote::{join, quote};
 
 /// What `os_facts` reports about a node.

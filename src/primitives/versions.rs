@@ -25,7 +25,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         engine,
         move |call: NativeCallContext, from: &str, to: &str, available: Array| -> RhaiResult<Array> {
             let available: Vec<String> = available.iter().map(ToString::to_string).collect();
-            let result = if available.is_empty() && ctx.dry_run() && ctx.saw_unobserved() {
+            let result = if available.is_empty() && ctx.saw_unobserved() {
                 tracing::warn!(
                     "version_path({from:?}, {to:?}): the available versions were not observed; \
                      the plan names each minor as M.m.x"
