@@ -15,7 +15,7 @@
 mod boundary;
 pub mod etcd;
 pub mod kube;
-mod perform;
+pub mod perform;
 pub mod replay;
 mod service;
 pub mod transport;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use boundary::Effects;
-pub use perform::{DryRun, Live, PerformContext, Performed, Performer, Rehearse};
+pub use perform::{PerformContext, Performed, Performer};
 pub use service::{Call, Reply, Service, Services};
 
 use crate::error::Kind;
