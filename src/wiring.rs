@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::effects::etcd::EtcdService;
 use crate::effects::kube::KubeService;
+use crate::effects::perform::{DryRun, Live, Rehearse};
 use crate::effects::replay::Replay;
 use crate::effects::transport::{SshTransport, Transport};
-use crate::effects::perform::{DryRun, Live, Rehearse};
 use crate::effects::{Effects, Performer, Services};
 use crate::inventory::Inventory;
 use crate::kube::ClientOptions;

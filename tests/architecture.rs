@@ -200,7 +200,12 @@ fn primitives_and_preflight_never_ask_for_the_mode() {
         let text = std::fs::read_to_string(file).expect("a source file is readable");
         for (number, line) in text.lines().enumerate() {
             if line.contains("dry_run") || line.contains("kube_live") {
-                asking.push(format!("{}:{}: {}", relative.display(), number + 1, line.trim()));
+                asking.push(format!(
+                    "{}:{}: {}",
+                    relative.display(),
+                    number + 1,
+                    line.trim()
+                ));
             }
         }
     }
@@ -214,10 +219,7 @@ fn primitives_and_preflight_never_ask_for_the_mode() {
 #[test]
 fn the_reference_scanner_sees_paths_and_groups_but_not_comments() {
     let text = "use crate::kube::Call;\nlet x = crate::plan::Origin::default(); // crate::app\nuse crate::{error::Kind, quote};\n/// [`crate::wiring`]\nlet krate::x = 1;";
-    assert_eq!(
-        referenced(&code(text)),
-        ["kube", "plan", "error", "quote"]
-    );
+    assert_eq!(referenced(&code(text)), ["kube", "plan", "error", "quote"]);
     assert_eq!(layer_of("wiring"), Some(0));
     assert!(layer_of("kube") > layer_of("effects"));
 }

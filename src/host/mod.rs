@@ -2,4 +2,6 @@
 //! them, kubelet's flags and configuration, containerd's configuration.
 
 pub mod containerd;
+pub mod images;
 pub mod kubelet_config;
+pub mod packages;

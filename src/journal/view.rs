@@ -16,6 +16,15 @@ pub fn without_warnings(command: &str) -> &str {
     command.split(WARNING_MARK).next().unwrap_or(command)
 }
 
+/// The plan's form of a command with the guard's warnings attached.
+pub fn with_warnings(command: &str, warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        command.to_owned()
+    } else {
+        format!("{command}{WARNING_MARK}{}", warnings.join("; "))
+    }
+}
+
 /// One step as the journal has it.
 #[derive(Debug, Clone)]
 pub struct JournalStep {
@@ -177,4 +186,17 @@ impl JournalView {
 /// The state directory's journals, for `krun runs`.
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_attached_and_taken_off_again() {
+        assert_eq!(with_warnings("x", &[]), "x");
+        let shown = with_warnings("x", &["a".into(), "b".into()]);
+        assert_eq!(shown, "x  # WARNING: a; b");
+        assert_eq!(without_warnings(&shown), "x");
+    }
 }

@@ -22,6 +22,7 @@ pub mod etcd;
 pub mod forecast;
 pub mod html;
 pub mod lb;
+pub mod registry;
 pub mod render;
 pub mod workload;
 

@@ -370,8 +370,7 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         }
         let report = super::images::pull(ctx, call, &canary, &images, &pull_options)?;
         findings.extend(
-            report
-                .findings()
+            crate::preflight::registry::findings(&report)
                 .iter()
                 .map(|f| serde_json::to_value(f).unwrap_or_default()),
         );
@@ -392,7 +391,7 @@ fn canary_pull_options(
     call: &NativeCallContext,
     opts: &Map,
     nodes: &[String],
-) -> RhaiResult<Option<(Node, super::images::PullOptions)>> {
+) -> RhaiResult<Option<(Node, crate::host::images::PullOptions)>> {
     let position = call.call_position();
     let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
     let runtime = opts.get("runtime").filter(|v| !v.is_unit()).cloned();

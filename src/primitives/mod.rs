@@ -30,7 +30,7 @@ use crate::params::ParamValue;
 use crate::plan::{Origin, RunId};
 use crate::primitives::node::Node;
 
-pub use packages::OsFacts;
+use crate::host::packages::OsFacts;
 
 /// What every run of one command shares.
 pub struct Host {
