@@ -11,6 +11,7 @@
 // The edge: the command line, what it prints, and the one place that wires services.
 pub mod app;
 pub mod cli;
+pub mod cmd;
 pub mod output;
 pub mod ui;
 pub mod wiring;
