@@ -301,7 +301,8 @@ impl Effects {
             Err(error) => {
                 let message = match &error {
                     EffectError::Cancelled => "interrupted".to_owned(),
-                    EffectError::Transport(e) if e.cancelled => "interrupted".to_owned(),
+                    // What became of the command on the node matters to the operator.
+                    EffectError::Transport(e) if e.cancelled => format!("interrupted: {e}"),
                     other => other.to_string(),
                 };
                 self.recorder.finish(

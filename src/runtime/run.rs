@@ -484,17 +484,13 @@ fn run_one(
     }
 }
 
-/// Cancels the run on SIGINT, SIGTERM or when the overall time limit passes.
+/// Cancels the run on SIGINT, SIGTERM or when the overall time limit passes. Cancelling stops
+/// every wait and command in flight (the boundary and the transport see to it) and starts no
+/// new step. A second SIGINT or SIGTERM exits at once, without waiting for that.
 async fn watch_signals(cancel: CancellationToken, timeout: Option<Duration>) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let limit = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -502,9 +498,28 @@ async fn watch_signals(cancel: CancellationToken, timeout: Option<Duration>) {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted: no new step starts; cancelling commands in flight"),
-        () = terminate => tracing::warn!("terminated: no new step starts; cancelling commands in flight"),
-        () = limit => tracing::error!("the run exceeded --timeout; cancelling"),
+        () = next(&mut interrupt) => tracing::warn!("interrupted: no new step starts; stopping what runs (Ctrl-C again exits at once)"),
+        () = next(&mut term) => tracing::warn!("terminated: no new step starts; stopping what runs (a second SIGTERM exits at once)"),
+        () = limit => tracing::error!("the run exceeded --timeout; stopping what runs"),
     }
     cancel.cancel();
+    tokio::select! {
+        () = next(&mut interrupt) => {}
+        () = next(&mut term) => {}
+    }
+    tracing::error!(
+        "interrupted again: exiting at once; commands in flight may still run on their nodes, \
+         and `krun runs` shows where each node stopped"
+    );
+    std::process::exit(i32::from(Kind::Interrupted.exit_code()));
+}
+
+/// The next delivery of a signal; never, when it could not be watched.
+async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal.as_mut() {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
