@@ -124,10 +124,57 @@ impl JournalView {
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
+        let mut all: Vec<Self> = ids
+            .iter()
             .filter_map(|id| Self::load(state_dir, id).ok())
-            .collect()
+            .collect();
+        // Ids sort by the second they were made in; the start time orders runs of one second.
+        all.sort_by(|a, b| {
+            let started = |v: &Self| v.header["started_at"].as_str().unwrap_or("").to_owned();
+            (started(b), &b.id).cmp(&(started(a), &a.id))
+        });
+        all
+    }
+
+    /// Whether the playbook ran at all (a run refused by krun's own setup, or by a compile
+    /// error, did nothing).
+    pub fn did_anything(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|(name, run)| !name.starts_with('(') && !run.steps.is_empty())
+    }
+
+    /// Whether it finished: every run of the playbook ended ok (krun's own setup aside).
+    pub fn finished(&self) -> bool {
+        let mut playbook_runs = self.runs.iter().filter(|(name, _)| !name.starts_with('('));
+        let mut any = false;
+        let all_ok = playbook_runs.all(|(_, run)| {
+            any = true;
+            run.status == "ok"
+        });
+        any && all_ok
+    }
+
+    /// The run this one resumed, if any.
+    pub fn resumes(&self) -> Option<&str> {
+        self.header["resumes"].as_str()
+    }
+
+    /// The newest run in the chain of resumes that starts at run `id` (`id` itself when nothing
+    /// resumed it): resuming `id` again means continuing from there, since that journal holds
+    /// everything the chain did.
+    pub fn latest_resume(state_dir: &Path, id: &str) -> crate::Result<Self> {
+        let all = Self::list(state_dir);
+        let mut current = Self::load(state_dir, id)?;
+        // Newest first in `all`: the first that resumes the current one and got as far as the
+        // playbook is its latest resume (one refused before the playbook holds nothing new).
+        while let Some(next) = all
+            .iter()
+            .find(|v| v.resumes() == Some(current.id.as_str()) && v.did_anything())
+        {
+            current = next.clone();
+        }
+        Ok(current)
     }
 
     /// A one-paragraph account per run: status, the step it stopped at and why.
