@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::diagnostic::Diagnostic;
 use super::engine::{self, ModulePath};
 use super::setup::{self, Setup};
+use super::shape::Shape;
 use crate::effects::Effects;
 use crate::error::Kind;
 use crate::inventory::{Inventory, NodeSpec};
@@ -108,12 +109,13 @@ impl Playbook {
         })
     }
 
-    /// Compiles with every check `krun check` makes; the diagnostics when there is a problem.
+    /// Compiles with every check `krun check` makes, and reads its shape; the diagnostics
+    /// when there is a problem.
     fn compile(
         &self,
         settings: &RunSettings,
         host: &Arc<Host>,
-    ) -> crate::Result<Result<rhai::AST, Vec<Diagnostic>>> {
+    ) -> crate::Result<Result<(rhai::AST, Shape), Vec<Diagnostic>>> {
         let check_engine = engine::for_run(
             self.module_path.clone(),
             &Arc::new(RunContext {
@@ -130,9 +132,13 @@ impl Playbook {
         if !diagnostics.is_empty() {
             return Ok(Err(diagnostics));
         }
-        engine::compile(&check_engine, &settings.playbook, &self.text)
-            .map(Ok)
-            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &self.file).message))
+        let ast = engine::compile(&check_engine, &settings.playbook, &self.text)
+            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &self.file).message))?;
+        let resolver = engine::Resolver::new(self.module_path.clone());
+        match Shape::read(&check_engine, &resolver, &self.file, &self.text, &ast) {
+            Ok(shape) => Ok(Ok((ast, shape))),
+            Err(problem) => Ok(Err(vec![*problem])),
+        }
     }
 }
 
@@ -160,25 +166,43 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         exit_code: 0,
         diagnostics: Vec::new(),
     };
-    let host = Arc::new(
-        Host::new(
-            Arc::clone(&effects),
-            Arc::clone(&settings.inventory),
-            settings.params.clone(),
-            settings.playbook.clone(),
-            settings.command_timeout,
-        )
-        .with_strict_skew(settings.strict_skew)
-        .with_cluster(setup::has_cluster(&settings)),
+    let (inventory, playbook_path, timeout, strict_skew, cluster) = (
+        Arc::clone(&settings.inventory),
+        settings.playbook.clone(),
+        settings.command_timeout,
+        settings.strict_skew,
+        setup::has_cluster(&settings),
     );
-    let ast = match playbook.compile(&settings, &host)? {
-        Ok(ast) => Arc::new(ast),
+    let new_host = |params: BTreeMap<String, ParamValue>| {
+        Arc::new(
+            Host::new(
+                Arc::clone(&effects),
+                Arc::clone(&inventory),
+                params,
+                playbook_path.clone(),
+                timeout,
+            )
+            .with_strict_skew(strict_skew)
+            .with_cluster(cluster),
+        )
+    };
+    let (ast, shape) = match playbook.compile(&settings, &new_host(settings.params.clone()))? {
+        Ok((ast, shape)) => (Arc::new(ast), shape),
         Err(diagnostics) => {
             report.exit_code = Kind::Input.exit_code();
             report.diagnostics = diagnostics;
             return Ok(report);
         }
     };
+    shape.complete(&playbook.file, &mut settings.params)?;
+    report.params = params_json(&settings.params, &settings.secret_params);
+    if shape.uses_node && settings.nodes.is_empty() {
+        return Err(crate::Error::input(format!(
+            "{} runs once per node (it uses `node`): pass --node NAME, once per node",
+            playbook.file
+        )));
+    }
+    let host = new_host(settings.params.clone());
 
     let journal = open_journal(&settings, &playbook.text, &report.params)?;
     if let Some(journal) = &journal {

@@ -1,6 +1,7 @@
 //! The `krun` binary as a user runs it: arguments in, exit code and output out.
 
 mod check;
+mod describe;
 mod doc;
 mod dry_run;
 mod input;
