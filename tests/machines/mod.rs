@@ -30,6 +30,17 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub fn start(masters: usize, workers: usize, version: &str, kubelets: &[(&str, &str)]) -> Self {
+        Self::start_with(masters, workers, version, kubelets, true)
+    }
+
+    /// As [`TestCluster::start`]; without kubeadm's ConfigMaps unless `kubeadm_config`.
+    pub fn start_with(
+        masters: usize,
+        workers: usize,
+        version: &str,
+        kubelets: &[(&str, &str)],
+        kubeadm_config: bool,
+    ) -> Self {
         let options = GenOptions {
             nodes: masters + workers,
             pods: 10,
@@ -43,7 +54,9 @@ impl TestCluster {
             (name, "127.0.0.1".to_string())
         });
         let repository = if minor(version) <= 24 { "k8s.gcr.io" } else { "registry.k8s.io" };
-        add_kubeadm_config_maps(&mut list, version, repository, &kubelet_config(Runtime::Containerd));
+        if kubeadm_config {
+            add_kubeadm_config_maps(&mut list, version, repository, &kubelet_config(Runtime::Containerd));
+        }
         set_kubelet_versions(&mut list, kubelets);
         let yaml = serde_yaml_ng::to_string(&list).expect("the cluster serializes");
         let cluster = Cluster::load(&yaml).expect("the cluster loads");

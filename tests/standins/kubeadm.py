@@ -310,9 +310,22 @@ class Kubeadm:
             return f"kubelet-config-{major}.{minor}"
         return "kubelet-config"
 
-    def write_kubelet_config(self, api, version, prefix=""):
+    def kubelet_config_map(self, api, version):
+        """The kubelet ConfigMap for `version`. Simulator gap: while it cannot store the map
+        `upgrade apply` creates for the new minor, the newest older versioned map stands in."""
         name = self.kubelet_config_map_name(version)
-        config_map = api.config_map("kube-system", name)
+        found = api.config_map("kube-system", name)
+        if found is not None or not self.rules["kubelet_config_map_versioned"]:
+            return name, found
+        major, minor, _ = parse(version)
+        for older in range(minor - 1, minor - 4, -1):
+            found = api.config_map("kube-system", f"kubelet-config-{major}.{older}")
+            if found is not None:
+                return name, found
+        return name, None
+
+    def write_kubelet_config(self, api, version, prefix=""):
+        name, config_map = self.kubelet_config_map(api, version)
         if config_map is None:
             fatal(f"{prefix}configmaps \"{name}\" not found")
         standin.write("/var/lib/kubelet/config.yaml", config_map["data"]["kubelet"])
@@ -345,13 +358,13 @@ class Kubeadm:
         log("[addons] Applied essential addon: CoreDNS")
         log("[addons] Applied essential addon: kube-proxy")
 
-    def last_control_plane(self, api, version):
-        """Every control-plane node's kube-apiserver at `version` (kubeadm-facts §2, 1.28+)."""
+    def control_planes_behind(self, api, version):
+        """Nodes whose kube-apiserver is not at `version` yet (kubeadm-facts §2, 1.28+)."""
         pods = api.pods("kube-system", "component%3Dkube-apiserver")
-        return pods and all(
-            image_tag(c.get("image", "")) == gv(version)
+        return sorted(
+            p["spec"].get("nodeName", p["metadata"]["name"])
             for p in pods
-            for c in p["spec"]["containers"]
+            if any(image_tag(c.get("image", "")) != gv(version) for c in p["spec"]["containers"])
         )
 
     # -- commands ----------------------------------------------------------------------------
@@ -439,10 +452,7 @@ class Kubeadm:
             for l in text.splitlines()
         ) + "\n"
         api.create_config_map("kube-system", "kubeadm-config", config_map["data"])
-        current_name = self.kubelet_config_map_name(cluster)
-        source = api.config_map("kube-system", current_name) or api.config_map(
-            "kube-system", "kubelet-config"
-        )
+        current_name, source = self.kubelet_config_map(api, cluster)
         if source is None:
             fatal(f"configmaps \"{current_name}\" not found")
         new_name = self.kubelet_config_map_name(target)
@@ -450,8 +460,12 @@ class Kubeadm:
         log(f"[kubelet] Creating a ConfigMap \"{new_name}\" in namespace kube-system with the configuration for the kubelets in the cluster")
         self.write_kubelet_config(api, target)
         self.clean_flags_file()
-        if self.rules["addons_after_last_control_plane"] and not self.last_control_plane(api, target):
-            log("[upgrade/addons] skip upgrade addons because control plane instances [] have not been upgraded")
+        behind = self.control_planes_behind(api, target)
+        if self.rules["addons_after_last_control_plane"] and behind:
+            log(
+                "[upgrade/addons] skip upgrade addons because control plane instances "
+                f"[{' '.join(behind)}] have not been upgraded"
+            )
         else:
             self.upgrade_addons(api, target, repository)
         log("")
@@ -516,6 +530,11 @@ class Kubeadm:
         log("[upgrade] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'")
         _, fields = self.cluster_configuration(api, "")
         version = fields.get("kubernetesVersion") or api.version()
+        # Simulator gap: it cannot store the kubernetesVersion `upgrade apply` wrote; the API
+        # server's version, which apply moved, says the same.
+        served = api.version()
+        if parse(served) > parse(version):
+            version = served
         if self.rules.get("node_preflight", True):
             log("[preflight] Running pre-flight checks")
         if flags.on("dry-run"):
@@ -528,7 +547,7 @@ class Kubeadm:
                 version, repository, flags.get("etcd-upgrade", True), node_name_here(), api
             )
             log("[upgrade] The control plane instance for this node was successfully updated!")
-            if self.rules["addons_after_last_control_plane"] and self.last_control_plane(api, version):
+            if self.rules["addons_after_last_control_plane"] and not self.control_planes_behind(api, version):
                 self.upgrade_addons(api, version, repository)
         elif not control_plane:
             log("[upgrade] Skipping phase. Not a control plane node.")

@@ -131,11 +131,18 @@ class Api:
             "data": data,
         }
         existing = self.config_map(namespace, name)
-        if existing is None:
-            self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
-        else:
-            body["metadata"]["resourceVersion"] = existing["metadata"].get("resourceVersion")
-            self.request("PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body)
+        try:
+            if existing is None:
+                self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
+            else:
+                body["metadata"]["resourceVersion"] = existing["metadata"].get("resourceVersion")
+                self.request("PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body)
+        except Fatal as refused:
+            # Simulator gap: it serves ConfigMaps read-only. Readers fall back (see kubeadm.py).
+            if "read-only" not in str(refused):
+                raise
+            return False
+        return True
 
     def set_image(self, kind, namespace, name, container, image):
         plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
