@@ -87,16 +87,6 @@ impl TestCluster {
             .expect("curl runs");
         serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
     }
-
-    /// The image of a workload's first container (`daemonsets`, `kube-proxy`).
-    pub fn image(&self, plural: &str, name: &str) -> String {
-        let object = self.get(&format!("/apis/apps/v1/namespaces/kube-system/{plural}/{name}"));
-        object
-            .pointer("/spec/template/spec/containers/0/image")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    }
 }
 
 pub fn minor(version: &str) -> u32 {
