@@ -32,8 +32,16 @@ fn apply_refuses_kubelets_more_than_one_minor_behind_up_to_1_28() {
             && said.contains("Can be bypassed if you pass the --force flag"),
         "{said}"
     );
-    assert_eq!(cluster.version(), "v1.21.14", "the control plane moved anyway");
-    assert!(root.list("etc/kubernetes/tmp").is_empty(), "{:?}", root.list("etc/kubernetes/tmp"));
+    assert_eq!(
+        cluster.version(),
+        "v1.21.14",
+        "the control plane moved anyway"
+    );
+    assert!(
+        root.list("etc/kubernetes/tmp").is_empty(),
+        "{:?}",
+        root.list("etc/kubernetes/tmp")
+    );
 }
 
 #[test]
@@ -50,7 +58,12 @@ fn apply_with_force_goes_past_old_kubelets_and_says_so() {
         said.contains("[upgrade/version] Found 1 potential version compatibility errors but skipping since the --force flag is set:"),
         "{said}"
     );
-    assert!(said.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.22.17\". Enjoy!"), "{said}");
+    assert!(
+        said.contains(
+            "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.22.17\". Enjoy!"
+        ),
+        "{said}"
+    );
     assert_eq!(cluster.version(), "v1.22.17");
 }
 
@@ -84,9 +97,15 @@ fn apply_refuses_to_skip_a_minor_even_with_force() {
     let out = apply(&root, "1.22.17", &["v1.22.17", "--force"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("the --version argument is invalid due to these fatal errors:"), "{said}");
+    assert!(
+        said.contains("the --version argument is invalid due to these fatal errors:"),
+        "{said}"
+    );
     assert!(said.contains("Specified version to upgrade to \"v1.22.17\" is too high; kubeadm can upgrade only 1 minor version at a time"), "{said}");
-    assert!(said.contains("Please fix the misalignments highlighted above and try upgrading again"), "{said}");
+    assert!(
+        said.contains("Please fix the misalignments highlighted above and try upgrading again"),
+        "{said}"
+    );
     assert_eq!(cluster.version(), "v1.20.15");
 }
 
@@ -118,8 +137,14 @@ fn apply_without_yes_asks_and_stops_on_no_answer() {
     let root = NodeRoot::new(&cluster.server.url(), true, "1.20.15");
     let out = apply(&root, "1.21.14", &["v1.21.14"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("[upgrade/confirm] Are you sure you want to proceed with the upgrade? [y/N]: "));
-    assert!(text(&out).contains("won't proceed; the user didn't answer (Y|y) in order to continue"));
+    assert!(
+        text(&out).contains(
+            "[upgrade/confirm] Are you sure you want to proceed with the upgrade? [y/N]: "
+        )
+    );
+    assert!(
+        text(&out).contains("won't proceed; the user didn't answer (Y|y) in order to continue")
+    );
     assert_eq!(cluster.version(), "v1.20.15");
 }
 
@@ -141,10 +166,21 @@ fn apply_backs_up_the_old_manifests_under_etc_kubernetes_tmp() {
     let old = root
         .read(&format!("etc/kubernetes/tmp/{backup}/kube-apiserver.yaml"))
         .expect("the old apiserver manifest is kept");
-    assert!(old.contains("image: k8s.gcr.io/kube-apiserver:v1.20.15"), "{old}");
-    let new = root.read("etc/kubernetes/manifests/kube-apiserver.yaml").unwrap();
-    assert!(new.contains("image: k8s.gcr.io/kube-apiserver:v1.21.14"), "{new}");
-    assert!(root.read("var/lib/kubelet/config.yaml").is_some_and(|c| c.contains("KubeletConfiguration")));
+    assert!(
+        old.contains("image: k8s.gcr.io/kube-apiserver:v1.20.15"),
+        "{old}"
+    );
+    let new = root
+        .read("etc/kubernetes/manifests/kube-apiserver.yaml")
+        .unwrap();
+    assert!(
+        new.contains("image: k8s.gcr.io/kube-apiserver:v1.21.14"),
+        "{new}"
+    );
+    assert!(
+        root.read("var/lib/kubelet/config.yaml")
+            .is_some_and(|c| c.contains("KubeletConfiguration"))
+    );
 }
 
 // §2: with kubelet stopped nothing restarts the static pods: the upgrade times out, rolls back.
@@ -155,10 +191,21 @@ fn apply_fails_and_rolls_back_when_kubelet_is_not_running() {
     }
     let cluster = TestCluster::start(1, 0, "1.20.15", &[]);
     let root = NodeRoot::new(&cluster.server.url(), true, "1.20.15");
-    let out = standin("kubeadm", "1.21.14", &root, "m1", "", &["upgrade", "apply", "v1.21.14", "-y"]);
+    let out = standin(
+        "kubeadm",
+        "1.21.14",
+        &root,
+        "m1",
+        "",
+        &["upgrade", "apply", "v1.21.14", "-y"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state"), "{}", text(&out));
-    assert!(root.read("etc/kubernetes/manifests/kube-apiserver.yaml").unwrap().contains(":v1.20.15"));
+    assert!(
+        root.read("etc/kubernetes/manifests/kube-apiserver.yaml")
+            .unwrap()
+            .contains(":v1.20.15")
+    );
     assert_eq!(cluster.version(), "v1.20.15");
 }
 
@@ -173,11 +220,28 @@ fn addons_move_with_the_last_control_plane_from_1_28() {
     let kubelets = [("m1", "v1.27.16"), ("m2", "v1.27.16")];
     let cluster = TestCluster::start(2, 0, "1.26.15", &kubelets);
     let m1 = NodeRoot::new(&cluster.server.url(), true, "1.26.15");
-    let out = standin("kubeadm", "1.27.16", &m1, "m1", "kubelet", &["upgrade", "apply", "v1.27.16", "-y"]);
+    let out = standin(
+        "kubeadm",
+        "1.27.16",
+        &m1,
+        "m1",
+        "kubelet",
+        &["upgrade", "apply", "v1.27.16", "-y"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains(APPLIED), "1.27 applies the addons with the first control plane");
+    assert!(
+        text(&out).contains(APPLIED),
+        "1.27 applies the addons with the first control plane"
+    );
 
-    let out = standin("kubeadm", "1.28.15", &m1, "m1", "kubelet", &["upgrade", "apply", "v1.28.15", "-y"]);
+    let out = standin(
+        "kubeadm",
+        "1.28.15",
+        &m1,
+        "m1",
+        "kubelet",
+        &["upgrade", "apply", "v1.28.15", "-y"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains(APPLIED), "{}", text(&out));
     assert!(
@@ -186,9 +250,20 @@ fn addons_move_with_the_last_control_plane_from_1_28() {
         text(&out)
     );
     let m2 = NodeRoot::new(&cluster.server.url(), true, "1.27.16");
-    let out = standin("kubeadm", "1.28.15", &m2, "m2", "kubelet", &["upgrade", "node"]);
+    let out = standin(
+        "kubeadm",
+        "1.28.15",
+        &m2,
+        "m2",
+        "kubelet",
+        &["upgrade", "node"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains(APPLIED), "the last control plane moves the addons: {}", text(&out));
+    assert!(
+        text(&out).contains(APPLIED),
+        "the last control plane moves the addons: {}",
+        text(&out)
+    );
 }
 
 // §3: `upgrade node config --kubelet-version` until 1.17, gone in 1.18 (k/k#87975).
@@ -202,14 +277,20 @@ fn upgrade_node_config_is_gone_in_1_18() {
     let args = ["upgrade", "node", "config", "--kubelet-version", "v1.17.17"];
     let out = standin("kubeadm", "1.17.17", &w1, "w1", "kubelet", &args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("[upgrade] The configuration for this node was successfully updated!"));
+    assert!(
+        text(&out).contains("[upgrade] The configuration for this node was successfully updated!")
+    );
 
     let cluster = TestCluster::start(1, 1, "1.18.20", &[]);
     let w1 = NodeRoot::new(&cluster.server.url(), false, "1.18.20");
     let args = ["upgrade", "node", "config", "--kubelet-version", "v1.18.20"];
     let out = standin("kubeadm", "1.18.20", &w1, "w1", "kubelet", &args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("unknown command \"config\" for \"kubeadm upgrade node\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown command \"config\" for \"kubeadm upgrade node\""),
+        "{}",
+        text(&out)
+    );
 }
 
 // §3: `upgrade node --kubelet-version` deprecated 1.18, removed 1.20 (k/k#94869).
@@ -221,13 +302,22 @@ fn upgrade_node_kubelet_version_flag_is_gone_in_1_20() {
     let cluster = TestCluster::start(1, 1, "1.19.16", &[]);
     let w1 = NodeRoot::new(&cluster.server.url(), false, "1.19.16");
     let args = ["upgrade", "node", "--kubelet-version", "v1.19.16"];
-    assert_eq!(standin("kubeadm", "1.19.16", &w1, "w1", "kubelet", &args).status.code(), Some(0));
+    assert_eq!(
+        standin("kubeadm", "1.19.16", &w1, "w1", "kubelet", &args)
+            .status
+            .code(),
+        Some(0)
+    );
     let cluster = TestCluster::start(1, 1, "1.20.15", &[]);
     let w1 = NodeRoot::new(&cluster.server.url(), false, "1.20.15");
     let args = ["upgrade", "node", "--kubelet-version", "v1.20.15"];
     let out = standin("kubeadm", "1.20.15", &w1, "w1", "kubelet", &args);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("unknown flag: --kubelet-version"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown flag: --kubelet-version"),
+        "{}",
+        text(&out)
+    );
 }
 
 // §2 post-upgrade: kubelet-config-1.X until 1.23, written back to workers by `upgrade node`.
@@ -241,7 +331,10 @@ fn upgrade_node_on_a_worker_writes_the_kubelet_config_of_the_cluster_version() {
     let out = standin("kubeadm", "1.21.14", &w1, "w1", "", &["upgrade", "node"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("[upgrade] Skipping phase. Not a control plane node."));
-    assert!(w1.read("var/lib/kubelet/config.yaml").is_some_and(|c| c.contains("cgroupDriver: systemd")));
+    assert!(
+        w1.read("var/lib/kubelet/config.yaml")
+            .is_some_and(|c| c.contains("cgroupDriver: systemd"))
+    );
 }
 
 // §5: 1.26 removes --container-runtime=remote from kubeadm-flags.env on upgrade.
@@ -258,8 +351,14 @@ fn upgrade_node_strips_container_runtime_remote_from_1_26() {
         let out = standin("kubeadm", version, &w1, "w1", "", &["upgrade", "node"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let after = w1.read("var/lib/kubelet/kubeadm-flags.env").unwrap();
-        assert_eq!(after.contains("--container-runtime=remote"), kept, "{version}: {after}");
-        assert!(after.contains("--container-runtime-endpoint=unix:///run/containerd/containerd.sock"));
+        assert_eq!(
+            after.contains("--container-runtime=remote"),
+            kept,
+            "{version}: {after}"
+        );
+        assert!(
+            after.contains("--container-runtime-endpoint=unix:///run/containerd/containerd.sock")
+        );
     }
 }
 
@@ -273,5 +372,11 @@ fn apply_needs_the_kubeadm_config_map() {
     let root = NodeRoot::new(&cluster.server.url(), true, "1.20.15");
     let out = apply(&root, "1.21.14", &["v1.21.14", "-y"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("the ConfigMap \"kubeadm-config\" in the kube-system namespace was not found"), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "the ConfigMap \"kubeadm-config\" in the kube-system namespace was not found"
+        ),
+        "{}",
+        text(&out)
+    );
 }

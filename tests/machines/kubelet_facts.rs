@@ -21,7 +21,10 @@ fn node(containerd_config: &str) -> (NodeRoot, UnixListener) {
 }
 
 fn start(version: &str, root: &NodeRoot, flags: &[&str]) -> std::process::Output {
-    let mut args = vec!["--kubeconfig=/etc/kubernetes/kubelet.conf", "--config=/var/lib/kubelet/config.yaml"];
+    let mut args = vec![
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--config=/var/lib/kubelet/config.yaml",
+    ];
     args.extend(flags);
     std::process::Command::new("/usr/bin/python3")
         .arg(super::standins().join("kubelet.py"))
@@ -46,7 +49,12 @@ fn container_runtime_remote_is_an_unknown_flag_from_1_27() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = start("1.27.16", &root, &["--container-runtime=remote", ENDPOINT]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("Error: failed to parse kubelet flag: unknown flag: --container-runtime"), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("Error: failed to parse kubelet flag: unknown flag: --container-runtime"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -55,11 +63,19 @@ fn network_plugin_is_an_unknown_flag_from_1_24() {
         return;
     }
     let (root, _listener) = node(CONTAINERD);
-    let flags = ["--container-runtime=remote", ENDPOINT, "--network-plugin=cni"];
+    let flags = [
+        "--container-runtime=remote",
+        ENDPOINT,
+        "--network-plugin=cni",
+    ];
     assert_eq!(start("1.23.17", &root, &flags).status.code(), Some(0));
     let out = start("1.24.17", &root, &flags);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("unknown flag: --network-plugin"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown flag: --network-plugin"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -70,7 +86,11 @@ fn from_1_24_an_endpoint_is_required() {
     let (root, _listener) = node(CONTAINERD);
     let out = start("1.24.17", &root, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("the container runtime endpoint address was not specified or empty"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the container runtime endpoint address was not specified or empty"),
+        "{}",
+        text(&out)
+    );
     let out = start("1.24.17", &root, &[ENDPOINT]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -84,7 +104,11 @@ fn a_runtime_socket_nobody_listens_on_is_refused() {
     drop(listener);
     let out = start("1.21.14", &root, &["--container-runtime=remote", ENDPOINT]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("validate service connection"), "{}", text(&out));
+    assert!(
+        text(&out).contains("validate service connection"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -111,5 +135,9 @@ fn a_missing_config_file_is_refused() {
     std::fs::remove_file(root.path("var/lib/kubelet/config.yaml")).unwrap();
     let out = start("1.21.14", &root, &["--container-runtime=remote", ENDPOINT]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("failed to load Kubelet config file /var/lib/kubelet/config.yaml"), "{}", text(&out));
+    assert!(
+        text(&out).contains("failed to load Kubelet config file /var/lib/kubelet/config.yaml"),
+        "{}",
+        text(&out)
+    );
 }

@@ -49,13 +49,27 @@ impl TestCluster {
             zones: 1,
             version: format!("v{version}"),
         };
-        let mut list: Value = kubeadm_cluster(&options, Runtime::Containerd, false, &|master, index| {
-            let name = if master { format!("m{index}") } else { format!("w{index}") };
-            (name, "127.0.0.1".to_string())
-        });
-        let repository = if minor(version) <= 24 { "k8s.gcr.io" } else { "registry.k8s.io" };
+        let mut list: Value =
+            kubeadm_cluster(&options, Runtime::Containerd, false, &|master, index| {
+                let name = if master {
+                    format!("m{index}")
+                } else {
+                    format!("w{index}")
+                };
+                (name, "127.0.0.1".to_string())
+            });
+        let repository = if minor(version) <= 24 {
+            "k8s.gcr.io"
+        } else {
+            "registry.k8s.io"
+        };
         if kubeadm_config {
-            add_kubeadm_config_maps(&mut list, version, repository, &kubelet_config(Runtime::Containerd));
+            add_kubeadm_config_maps(
+                &mut list,
+                version,
+                repository,
+                &kubelet_config(Runtime::Containerd),
+            );
         }
         set_kubelet_versions(&mut list, kubelets);
         let yaml = serde_yaml_ng::to_string(&list).expect("the cluster serializes");
@@ -90,7 +104,11 @@ impl TestCluster {
 }
 
 pub fn minor(version: &str) -> u32 {
-    version.split('.').nth(1).and_then(|m| m.parse().ok()).expect("a version")
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .expect("a version")
 }
 
 /// A node's filesystem for a stand-in run on the test machine: kubeadm's kubeconfigs pointing
@@ -107,8 +125,16 @@ impl NodeRoot {
         root.write("etc/kubernetes/kubelet.conf", &kubeconfig);
         if control_plane {
             root.write("etc/kubernetes/admin.conf", &kubeconfig);
-            let repository = if minor(version) <= 24 { "k8s.gcr.io" } else { "registry.k8s.io" };
-            for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+            let repository = if minor(version) <= 24 {
+                "k8s.gcr.io"
+            } else {
+                "registry.k8s.io"
+            };
+            for component in [
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+            ] {
                 root.write(
                     &format!("etc/kubernetes/manifests/{component}.yaml"),
                     &format!(
@@ -149,7 +175,14 @@ impl NodeRoot {
 
 /// Runs a stand-in tool (`kubeadm`, `kubelet`) of `version` on the test machine, on `root`, as
 /// node `node`, with the units in `active` running.
-pub fn standin(tool: &str, version: &str, root: &NodeRoot, node: &str, active: &str, args: &[&str]) -> Output {
+pub fn standin(
+    tool: &str,
+    version: &str,
+    root: &NodeRoot,
+    node: &str,
+    active: &str,
+    args: &[&str],
+) -> Output {
     Command::new("/usr/bin/python3")
         .arg(standins().join(format!("{tool}.py")))
         .args(args)

@@ -16,7 +16,10 @@ fn ready_at(cluster: &TestCluster, node: &str) -> Option<(bool, String)> {
         .as_array()?
         .iter()
         .any(|c| c["type"] == "Ready" && c["status"] == "True");
-    let version = object.pointer("/status/nodeInfo/kubeletVersion")?.as_str()?.to_string();
+    let version = object
+        .pointer("/status/nodeInfo/kubeletVersion")?
+        .as_str()?
+        .to_string();
     Some((ready, version))
 }
 
@@ -31,7 +34,11 @@ fn kubelet_1_27_exits_on_container_runtime_remote_and_reports_ready_without_it()
             MachineSpec::new("w1", Os::Debian12)
                 .pkgs_repository(Layout::AptPkgs, "1.27")
                 .file("/etc/kubernetes/kubelet.conf", &kubeconfig, 0o600)
-                .file("/var/lib/kubelet/config.yaml", &kubelet_config(Runtime::Containerd), 0o644)
+                .file(
+                    "/var/lib/kubelet/config.yaml",
+                    &kubelet_config(Runtime::Containerd),
+                    0o644,
+                )
                 .file("/var/lib/kubelet/kubeadm-flags.env", flags_126, 0o644)
                 .file("/etc/containerd/config.toml", containerd, 0o644),
         )
@@ -42,12 +49,22 @@ fn kubelet_1_27_exits_on_container_runtime_remote_and_reports_ready_without_it()
     let w1 = machines.machine("w1");
     w1.sh("systemctl enable --now containerd && apt-get update -q && apt-get install -y -q kubelet=1.27.16-1.1 kubeadm=1.27.16-1.1 && systemctl daemon-reload && systemctl enable kubelet && systemctl start kubelet");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !w1.journal("kubelet").contains("unknown flag: --container-runtime") {
-        assert!(Instant::now() < deadline, "kubelet did not refuse the flag:\n{}", w1.journal("kubelet"));
+    while !w1
+        .journal("kubelet")
+        .contains("unknown flag: --container-runtime")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "kubelet did not refuse the flag:\n{}",
+            w1.journal("kubelet")
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_ne!(w1.unit_state("kubelet"), "active");
-    assert_eq!(ready_at(&cluster, "w1").map(|r| r.1).as_deref(), Some("v1.26.15"));
+    assert_eq!(
+        ready_at(&cluster, "w1").map(|r| r.1).as_deref(),
+        Some("v1.26.15")
+    );
 
     // What kubeadm 1.26+ writes: no --container-runtime.
     w1.write_file(
@@ -63,9 +80,16 @@ fn kubelet_1_27_exits_on_container_runtime_remote_and_reports_ready_without_it()
             Some((true, version)) if version == "v1.27.16" => break,
             _ => {}
         }
-        assert!(Instant::now() < deadline, "w1 never Ready at v1.27.16:\n{}", w1.journal("kubelet"));
+        assert!(
+            Instant::now() < deadline,
+            "w1 never Ready at v1.27.16:\n{}",
+            w1.journal("kubelet")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(seen_not_ready_at_new_version, "no NotReady gap after the restart");
+    assert!(
+        seen_not_ready_at_new_version,
+        "no NotReady gap after the restart"
+    );
     assert_eq!(w1.unit_state("kubelet"), "active");
 }

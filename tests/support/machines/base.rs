@@ -124,7 +124,9 @@ fn install_extras(root: &Path) {
     fs::write(&policy, "#!/bin/sh\nexit 101\n").expect("write policy-rc.d");
     set_mode(&policy, 0o755);
     let proc_dir = root.join("proc");
-    run(Command::new("mount").args(["-t", "proc", "proc"]).arg(&proc_dir));
+    run(Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(&proc_dir));
     let installed = Command::new("chroot")
         .arg(root)
         .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
@@ -152,20 +154,21 @@ fn install_extras(root: &Path) {
         }
     }
     for unit in MASKED_UNITS {
-        let _ = std::os::unix::fs::symlink(
-            "/dev/null",
-            root.join("etc/systemd/system").join(unit),
-        );
+        let _ = std::os::unix::fs::symlink("/dev/null", root.join("etc/systemd/system").join(unit));
     }
     // Each machine gets host keys of its own (see boot.rs); none are shared through the base.
-    for entry in fs::read_dir(root.join("etc/ssh")).expect("read /etc/ssh").flatten() {
+    for entry in fs::read_dir(root.join("etc/ssh"))
+        .expect("read /etc/ssh")
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("ssh_host_") {
             fs::remove_file(entry.path()).expect("remove a base host key");
         }
     }
     // containerd runs only on nodes that are meant to have it (their spec enables it).
-    let _ = fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/containerd.service"));
+    let _ =
+        fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/containerd.service"));
 }
 
 /// Holds an exclusive `flock` on `path` until dropped.

@@ -207,7 +207,13 @@ pub(crate) fn enter(init_pid: u32, script: &str) -> std::process::Output {
     Command::new("nsenter")
         .arg(format!("--target={init_pid}"))
         .args(["--mount", "--uts", "--ipc", "--pid", "--"])
-        .args(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"])
+        .args([
+            "env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+        ])
         .args(["sh", "-c", script])
         .stdin(Stdio::null())
         .output()
@@ -240,7 +246,10 @@ fn container_init(nspawn: u32) -> Option<u32> {
         let Some((comm, rest)) = stat.split_once(") ").map(|(a, b)| (a, b)) else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(nspawn) && comm.ends_with("(systemd") {
             return Some(pid);
         }
@@ -256,7 +265,9 @@ fn ensure_nspawn_runtime_dir() {
         let dir = Path::new("/run/systemd/nspawn");
         fs::create_dir_all(dir).expect("create /run/systemd/nspawn");
         if !is_tmpfs(dir) {
-            run(Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(dir));
+            run(Command::new("mount")
+                .args(["-t", "tmpfs", "tmpfs"])
+                .arg(dir));
         }
     });
 }

@@ -7,8 +7,17 @@ use serde_json::{Value, json};
 
 /// Adds kubeadm's ConfigMaps for a cluster at `version` (`1.21.14`) whose kubelets use
 /// `kubelet_config` to the List `list`.
-pub fn add_kubeadm_config_maps(list: &mut Value, version: &str, image_repository: &str, kubelet_config: &str) {
-    let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).expect("a version");
+pub fn add_kubeadm_config_maps(
+    list: &mut Value,
+    version: &str,
+    image_repository: &str,
+    kubelet_config: &str,
+) {
+    let minor: u32 = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .expect("a version");
     let kubelet_name = if minor <= 23 {
         format!("kubelet-config-1.{minor}")
     } else {
@@ -23,8 +32,14 @@ pub fn add_kubeadm_config_maps(list: &mut Value, version: &str, image_repository
          scheduler: {{}}\n"
     );
     let items = list["items"].as_array_mut().expect("a List");
-    items.push(config_map("kubeadm-config", json!({ "ClusterConfiguration": cluster_configuration })));
-    items.push(config_map(&kubelet_name, json!({ "kubelet": kubelet_config })));
+    items.push(config_map(
+        "kubeadm-config",
+        json!({ "ClusterConfiguration": cluster_configuration }),
+    ));
+    items.push(config_map(
+        &kubelet_name,
+        json!({ "kubelet": kubelet_config }),
+    ));
 }
 
 fn config_map(name: &str, data: Value) -> Value {
@@ -42,7 +57,10 @@ pub fn set_kubelet_versions(list: &mut Value, versions: &[(&str, &str)]) {
         if item["kind"] != "Node" {
             continue;
         }
-        let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = item["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if let Some((_, version)) = versions.iter().find(|(n, _)| *n == name) {
             item["status"]["nodeInfo"]["kubeletVersion"] = json!(version);
         }

@@ -75,7 +75,8 @@ impl MachineSpec {
 
     /// A file written into the machine before it boots.
     pub fn file(mut self, path: &str, content: &str, mode: u32) -> Self {
-        self.files.push((path.to_string(), content.to_string(), mode));
+        self.files
+            .push((path.to_string(), content.to_string(), mode));
         self
     }
 
@@ -274,7 +275,13 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn boot(dir: &Path, base: &Path, repos: &Path, kubectl: Option<&Path>, spec: &MachineSpec) -> Machine {
+    fn boot(
+        dir: &Path,
+        base: &Path,
+        repos: &Path,
+        kubectl: Option<&Path>,
+        spec: &MachineSpec,
+    ) -> Machine {
         let machine_dir = tempfile::Builder::new()
             .prefix(&format!("{}-", spec.name))
             .tempdir_in(dir)
@@ -286,6 +293,13 @@ impl Machine {
         layers.write("/etc/os-release", spec.os.os_release(), 0o644);
         let host_keys = boot::host_keys(&layers, &spec.host_keys, &spec.name);
         boot::write_sshd(&layers, port, &spec.sshd_options);
+        // dnf reads the release from the distribution's release package, which a Debian root
+        // has not; the variable file says it instead.
+        match spec.os {
+            Os::Rocky9 => layers.write("/etc/dnf/vars/releasever", "9\n", 0o644),
+            Os::CentOs7 => layers.write("/etc/dnf/vars/releasever", "7\n", 0o644),
+            _ => {}
+        }
         for (layout, minor) in &spec.repositories {
             let (path, content) = sources(*layout, minor.as_deref());
             layers.write(&path, &content, 0o644);
@@ -370,7 +384,8 @@ impl Machine {
 
     /// The unit's journal since boot.
     pub fn journal(&self, unit: &str) -> String {
-        String::from_utf8_lossy(&self.exec(&format!("journalctl -q -o cat -u {unit}")).stdout).into_owned()
+        String::from_utf8_lossy(&self.exec(&format!("journalctl -q -o cat -u {unit}")).stdout)
+            .into_owned()
     }
 
     /// The installed version of a package, from the machine's real package database.
@@ -379,23 +394,24 @@ impl Machine {
             crate::support::shims::PackageFamily::Apt => {
                 format!("dpkg-query -W -f='${{Version}}' {package}")
             }
-            crate::support::shims::PackageFamily::Dnf | crate::support::shims::PackageFamily::Yum => {
+            crate::support::shims::PackageFamily::Dnf
+            | crate::support::shims::PackageFamily::Yum => {
                 format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {package}")
             }
-            crate::support::shims::PackageFamily::Pacman => {
-                format!("pacman -Q {package} | cut -d' ' -f2")
-            }
+            crate::support::shims::PackageFamily::Pacman => format!("pacman -Q {package}"),
         };
         let output = self.exec(&query);
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        let text = String::from_utf8_lossy(&output.stdout);
+        let version = text.split_whitespace().last().unwrap_or_default();
+        (output.status.success() && !version.is_empty()).then(|| version.to_string())
     }
 
     /// Packages apt holds (`apt-mark showhold`).
     pub fn held(&self) -> Vec<String> {
-        self.sh("apt-mark showhold").lines().map(str::to_string).collect()
+        self.sh("apt-mark showhold")
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Powers the machine off hard and unmounts its layers; idempotent.
@@ -419,7 +435,11 @@ impl Machine {
                 if path.is_dir() {
                     pending.push(path);
                 } else {
-                    let key = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+                    let key = path
+                        .strip_prefix(&root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
                     files.insert(key, fs::read_to_string(&path).unwrap_or_default());
                 }
             }

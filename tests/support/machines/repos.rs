@@ -28,8 +28,7 @@ pub const MOUNT: &str = "/srv/krun-repos";
 
 /// Kubernetes versions in the legacy repositories (apt `-00`, rpm `-0`).
 pub const LEGACY: &[&str] = &[
-    "1.17.17", "1.18.20", "1.19.16", "1.20.15", "1.21.0", "1.21.14", "1.22.0", "1.22.17",
-    "1.23.17",
+    "1.17.17", "1.18.20", "1.19.16", "1.20.15", "1.21.0", "1.21.14", "1.22.0", "1.22.17", "1.23.17",
 ];
 
 /// Kubernetes versions on pkgs.k8s.io, each in its minor's repository.
@@ -101,7 +100,9 @@ fn standins_dir() -> PathBuf {
 
 fn content_key() -> String {
     let mut hash = Sha256::new();
-    hash.update(format!("{RECIPE}\n{LEGACY:?}{PKGS:?}{ARCH_KUBERNETES:?}{ARCH_CRIO:?}\n"));
+    hash.update(format!(
+        "{RECIPE}\n{LEGACY:?}{PKGS:?}{ARCH_KUBERNETES:?}{ARCH_CRIO:?}\n"
+    ));
     let mut files = Vec::new();
     let mut pending = vec![standins_dir()];
     while let Some(dir) = pending.pop() {
@@ -115,7 +116,12 @@ fn content_key() -> String {
     }
     files.sort();
     for file in files {
-        hash.update(file.strip_prefix(standins_dir()).unwrap().to_string_lossy().as_bytes());
+        hash.update(
+            file.strip_prefix(standins_dir())
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
         hash.update(fs::read(&file).expect("read a stand-in file"));
     }
     hex::encode(&hash.finalize()[..6])
@@ -135,7 +141,10 @@ fn build_once(user: &str) -> PathBuf {
     fs::create_dir_all(&building).expect("create the repository directory");
     // makepkg refuses root; the unprivileged test user builds, so it must reach the tree.
     set_mode(&building, 0o755);
-    eprintln!("building the test package repositories in {}", root.display());
+    eprintln!(
+        "building the test package repositories in {}",
+        root.display()
+    );
     build_apt_legacy(&building);
     build_rpm_legacy(&building);
     for version in PKGS {
@@ -190,16 +199,32 @@ fn launcher(lib: &str, module: &str) -> Vec<u8> {
 fn tool_files(tool: &str, module: &str, lib: &str, version: &str) -> Vec<File> {
     vec![
         file(&format!("/usr/bin/{tool}"), launcher(lib, module), 0o755),
-        file(&format!("/usr/lib/{lib}/standin.py"), standin("standin.py"), 0o644),
-        file(&format!("/usr/lib/{lib}/{module}.py"), standin(&format!("{module}.py")), 0o644),
-        file(&format!("/usr/lib/{lib}/version.toml"), version_toml(version), 0o644),
+        file(
+            &format!("/usr/lib/{lib}/standin.py"),
+            standin("standin.py"),
+            0o644,
+        ),
+        file(
+            &format!("/usr/lib/{lib}/{module}.py"),
+            standin(&format!("{module}.py")),
+            0o644,
+        ),
+        file(
+            &format!("/usr/lib/{lib}/version.toml"),
+            version_toml(version),
+            0o644,
+        ),
     ]
 }
 
 fn kubectl_files(lib: &str, version: &str) -> Vec<File> {
     vec![
         file("/usr/bin/kubectl", standin("kubectl.sh"), 0o755),
-        file(&format!("/usr/lib/{lib}/version"), format!("{version}\n"), 0o644),
+        file(
+            &format!("/usr/lib/{lib}/version"),
+            format!("{version}\n"),
+            0o644,
+        ),
     ]
 }
 
@@ -207,15 +232,26 @@ fn kubectl_files(lib: &str, version: &str) -> Vec<File> {
 /// the drop-in in /etc/systemd/system (legacy deb) or the unit directory (rpm, pkgs.k8s.io).
 fn kubernetes_packages(version: &str, layout: Layout) -> Vec<(&'static str, Vec<File>)> {
     let (unit_dir, drop_in) = match layout {
-        Layout::AptLegacy => ("/lib/systemd/system", ("/etc/systemd/system", "10-kubeadm-deb.conf")),
-        Layout::AptPkgs => ("/usr/lib/systemd/system", ("/usr/lib/systemd/system", "10-kubeadm-deb.conf")),
-        Layout::RpmLegacy | Layout::RpmPkgs => {
-            ("/usr/lib/systemd/system", ("/usr/lib/systemd/system", "10-kubeadm-rpm.conf"))
-        }
+        Layout::AptLegacy => (
+            "/lib/systemd/system",
+            ("/etc/systemd/system", "10-kubeadm-deb.conf"),
+        ),
+        Layout::AptPkgs => (
+            "/usr/lib/systemd/system",
+            ("/usr/lib/systemd/system", "10-kubeadm-deb.conf"),
+        ),
+        Layout::RpmLegacy | Layout::RpmPkgs => (
+            "/usr/lib/systemd/system",
+            ("/usr/lib/systemd/system", "10-kubeadm-rpm.conf"),
+        ),
         Layout::Arch => unreachable!("Arch ships one kubernetes package"),
     };
     let mut kubelet = tool_files("kubelet", "kubelet", "kubelet", version);
-    kubelet.push(file(&format!("{unit_dir}/kubelet.service"), unit("kubelet.service"), 0o644));
+    kubelet.push(file(
+        &format!("{unit_dir}/kubelet.service"),
+        unit("kubelet.service"),
+        0o644,
+    ));
     let mut kubeadm = tool_files("kubeadm", "kubeadm", "kubeadm", version);
     kubeadm.push(file(
         &format!("{}/kubelet.service.d/10-kubeadm.conf", drop_in.0),
@@ -234,7 +270,11 @@ fn kubernetes_packages(version: &str, layout: Layout) -> Vec<(&'static str, Vec<
 fn build_deb(out_dir: &Path, name: &str, version: &str, files: &[File], depends: &str) -> PathBuf {
     let tree = tempfile::tempdir().expect("a package tree");
     for f in files {
-        write_file(&tree.path().join(f.path.trim_start_matches('/')), &f.content, f.mode);
+        write_file(
+            &tree.path().join(f.path.trim_start_matches('/')),
+            &f.content,
+            f.mode,
+        );
     }
     let mut control = format!(
         "Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: krun tests <tests@krun.invalid>\nSection: misc\nPriority: optional\nDescription: {name} stand-in for krun's tests\n"
@@ -247,7 +287,11 @@ fn build_deb(out_dir: &Path, name: &str, version: &str, files: &[File], depends:
         .filter(|f| f.path.starts_with("/etc/"))
         .map(|f| f.path.as_str())
         .collect();
-    write_file(&tree.path().join("DEBIAN/control"), control.as_bytes(), 0o644);
+    write_file(
+        &tree.path().join("DEBIAN/control"),
+        control.as_bytes(),
+        0o644,
+    );
     if !conffiles.is_empty() {
         write_file(
             &tree.path().join("DEBIAN/conffiles"),
@@ -283,7 +327,10 @@ fn release_file(dir: &Path, suite: Option<(&str, &str)>) {
     let mut indexes = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        for entry in fs::read_dir(&current).expect("read the repository").flatten() {
+        for entry in fs::read_dir(&current)
+            .expect("read the repository")
+            .flatten()
+        {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
@@ -317,8 +364,18 @@ fn build_apt_legacy(repos: &Path) {
     for version in LEGACY {
         let package_version = Layout::AptLegacy.package_version(version);
         for (name, files) in kubernetes_packages(version, Layout::AptLegacy) {
-            let depends = if name == "kubeadm" { "kubelet (>= 1.13.0), kubectl (>= 1.13.0)" } else { "" };
-            build_deb(&base.join("pool/main"), name, &package_version, &files, depends);
+            let depends = if name == "kubeadm" {
+                "kubelet (>= 1.13.0), kubectl (>= 1.13.0)"
+            } else {
+                ""
+            };
+            build_deb(
+                &base.join("pool/main"),
+                name,
+                &package_version,
+                &files,
+                depends,
+            );
         }
     }
     let suite = base.join("dists/kubernetes-xenial");
@@ -332,7 +389,11 @@ fn build_pkgs(repos: &Path, version: &str) {
     let deb_dir = dir.join("deb");
     let deb_version = Layout::AptPkgs.package_version(version);
     for (name, files) in kubernetes_packages(version, Layout::AptPkgs) {
-        let depends = if name == "kubeadm" { "kubelet (>= 1.19.0), kubectl (>= 1.19.0)" } else { "" };
+        let depends = if name == "kubeadm" {
+            "kubelet (>= 1.19.0), kubectl (>= 1.19.0)"
+        } else {
+            ""
+        };
         build_deb(&deb_dir, name, &deb_version, &files, depends);
     }
     scan_packages(&deb_dir, ".", &deb_dir.join("Packages"));
@@ -350,7 +411,11 @@ fn build_rpm(out_dir: &Path, name: &str, version: &str, release: &str, files: &[
     let top = tempfile::tempdir().expect("an rpmbuild tree");
     let tree = top.path().join("tree");
     for f in files {
-        write_file(&tree.join(f.path.trim_start_matches('/')), &f.content, f.mode);
+        write_file(
+            &tree.join(f.path.trim_start_matches('/')),
+            &f.content,
+            f.mode,
+        );
     }
     let listed: String = files
         .iter()
@@ -362,7 +427,11 @@ fn build_rpm(out_dir: &Path, name: &str, version: &str, release: &str, files: &[
             }
         })
         .collect();
-    let requires = if name == "kubeadm" { "Requires: kubelet >= 1.13.0, kubectl >= 1.13.0\n" } else { "" };
+    let requires = if name == "kubeadm" {
+        "Requires: kubelet >= 1.13.0, kubectl >= 1.13.0\n"
+    } else {
+        ""
+    };
     // No automatic dependencies (nothing in a test node's rpm database provides python3), no
     // byte-compiling or stripping of the stand-ins' scripts.
     let spec = format!(
@@ -413,19 +482,31 @@ fn arch_kubernetes_files(version: &str) -> Vec<File> {
         );
     }
     files.extend(kubectl_files("kubernetes", version));
-    files.push(file("/usr/lib/systemd/system/kubelet.service", unit("kubelet.service"), 0o644));
+    files.push(file(
+        "/usr/lib/systemd/system/kubelet.service",
+        unit("kubelet.service"),
+        0o644,
+    ));
     files.push(file(
         "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
         unit("10-kubeadm-arch.conf"),
         0o644,
     ));
-    files.push(file("/etc/kubernetes/kubelet.env", unit("kubelet.env"), 0o644));
+    files.push(file(
+        "/etc/kubernetes/kubelet.env",
+        unit("kubelet.env"),
+        0o644,
+    ));
     files
 }
 
 fn arch_crio_files(version: &str) -> Vec<File> {
     let mut files = tool_files("crio", "crio", "cri-o", version);
-    files.push(file("/usr/lib/systemd/system/crio.service", unit("crio.service"), 0o644));
+    files.push(file(
+        "/usr/lib/systemd/system/crio.service",
+        unit("crio.service"),
+        0o644,
+    ));
     files.push(file(
         "/etc/crio/crio.conf",
         "[crio.runtime]\ncgroup_manager = \"systemd\"\n",
@@ -435,7 +516,14 @@ fn arch_crio_files(version: &str) -> Vec<File> {
 }
 
 /// `makepkg` as `user` (it refuses root) on a PKGBUILD that installs `files`.
-fn build_pacman(out_dir: &Path, user: &str, name: &str, version: &str, files: &[File], extension: &str) -> PathBuf {
+fn build_pacman(
+    out_dir: &Path,
+    user: &str,
+    name: &str,
+    version: &str,
+    files: &[File],
+    extension: &str,
+) -> PathBuf {
     let work = tempfile::Builder::new()
         .prefix("makepkg-")
         .tempdir()
@@ -443,7 +531,11 @@ fn build_pacman(out_dir: &Path, user: &str, name: &str, version: &str, files: &[
     set_mode(work.path(), 0o755);
     let tree = work.path().join("tree");
     for f in files {
-        write_file(&tree.join(f.path.trim_start_matches('/')), &f.content, f.mode);
+        write_file(
+            &tree.join(f.path.trim_start_matches('/')),
+            &f.content,
+            f.mode,
+        );
     }
     let backup: Vec<String> = files
         .iter()
@@ -468,7 +560,13 @@ fn build_pacman(out_dir: &Path, user: &str, name: &str, version: &str, files: &[
         .arg(format!("BUILDDIR={}/build", work.path().display()))
         .arg(format!("PKGDEST={}", work.path().display()))
         .arg("SRCDEST=/tmp")
-        .args(["makepkg", "--nodeps", "--noconfirm", "--skipinteg", "--force"])
+        .args([
+            "makepkg",
+            "--nodeps",
+            "--noconfirm",
+            "--skipinteg",
+            "--force",
+        ])
         .current_dir(work.path()));
     let built = work
         .path()
@@ -483,13 +581,29 @@ fn build_arch(repos: &Path, user: &str) {
     let dir = repos.join("arch");
     let mut built = Vec::new();
     for version in ARCH_KUBERNETES {
-        built.push(build_pacman(&dir, user, "kubernetes", version, &arch_kubernetes_files(version), ".pkg.tar.zst"));
+        built.push(build_pacman(
+            &dir,
+            user,
+            "kubernetes",
+            version,
+            &arch_kubernetes_files(version),
+            ".pkg.tar.zst",
+        ));
     }
     for version in ARCH_CRIO {
-        built.push(build_pacman(&dir, user, "cri-o", version, &arch_crio_files(version), ".pkg.tar.zst"));
+        built.push(build_pacman(
+            &dir,
+            user,
+            "cri-o",
+            version,
+            &arch_crio_files(version),
+            ".pkg.tar.zst",
+        ));
     }
     let mut add = Command::new("repo-add");
-    add.arg("--quiet").arg(dir.join("kubernetes.db.tar.gz")).args(&built);
+    add.arg("--quiet")
+        .arg(dir.join("kubernetes.db.tar.gz"))
+        .args(&built);
     run(&mut add);
     let single = Path::new(ARCH_FILE);
     build_pacman(
