@@ -6,6 +6,7 @@ mod kubeadm_facts;
 mod kubelet_facts;
 mod packages;
 mod services;
+mod sop;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

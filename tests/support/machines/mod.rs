@@ -23,6 +23,7 @@
 pub mod base;
 pub mod boot;
 pub mod cluster;
+pub mod lab;
 pub mod repos;
 
 use std::collections::BTreeMap;
