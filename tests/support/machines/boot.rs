@@ -243,9 +243,11 @@ fn container_init(nspawn: u32) -> Option<u32> {
         let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((comm, rest)) = stat.split_once(") ").map(|(a, b)| (a, b)) else {
+        // The command name may contain ") "; the fields after it start at the last ')'.
+        let Some(close) = stat.rfind(')') else {
             continue;
         };
+        let (comm, rest) = (&stat[..close], &stat[close + 1..]);
         let ppid = rest
             .split_whitespace()
             .nth(1)
