@@ -35,6 +35,7 @@ pub struct MachineLabSpec {
     pub workers: usize,
     pub pods: usize,
     pub time_scale: f64,
+    pub runtime: Runtime,
 }
 
 impl MachineLabSpec {
@@ -48,7 +49,15 @@ impl MachineLabSpec {
             workers: 1,
             pods: 20,
             time_scale: 100.0,
+            runtime: Runtime::Containerd,
         }
+    }
+
+    /// The nodes' runtime: containerd (default) or CRI-O (Arch's `cri-o` package).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        assert!(runtime != Runtime::Docker, "machines have no Docker");
+        self.runtime = runtime;
+        self
     }
 
     pub fn masters(mut self, count: usize) -> Self {
@@ -103,7 +112,7 @@ impl MachineLab {
             zones: 3,
             version: format!("v{}", spec.version),
         };
-        let mut list = kubeadm_cluster(&options, Runtime::Containerd, false, &|master, index| {
+        let mut list = kubeadm_cluster(&options, spec.runtime, false, &|master, index| {
             let name = if master {
                 format!("m{index}")
             } else {
@@ -342,29 +351,43 @@ fn node_files(
     repository: &str,
 ) -> Vec<(String, String, u32)> {
     let version = &spec.version;
-    let mut flags = kubeadm_flags(Runtime::Containerd).to_string();
+    let mut flags = kubeadm_flags(spec.runtime).to_string();
     if minor_number(version) >= 26 {
         // kubeadm 1.26 no longer writes --container-runtime=remote (kubeadm-facts §5).
         flags = flags.replace("--container-runtime=remote ", "");
     }
     let mut files = vec![
-        ("/var/lib/kubelet/config.yaml".to_string(), kubelet_config(Runtime::Containerd), 0o644),
-        ("/var/lib/kubelet/kubeadm-flags.env".to_string(), flags, 0o644),
+        (
+            "/var/lib/kubelet/config.yaml".to_string(),
+            kubelet_config(Runtime::Containerd),
+            0o644,
+        ),
+        (
+            "/var/lib/kubelet/kubeadm-flags.env".to_string(),
+            flags,
+            0o644,
+        ),
         (
             "/etc/kubernetes/kubelet.conf".to_string(),
             kubeconfig(url, &format!("system:node:{name}")),
             0o600,
         ),
-        ("/etc/kubernetes/pki/ca.crt".to_string(), cluster_ca().to_string(), 0o644),
         (
+            "/etc/kubernetes/pki/ca.crt".to_string(),
+            cluster_ca().to_string(),
+            0o644,
+        ),
+    ];
+    if spec.runtime == Runtime::Containerd {
+        files.push((
             "/etc/containerd/config.toml".to_string(),
             "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"k8s.gcr.io/pause:3.2\"\n\n\
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\n\
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n"
                 .to_string(),
             0o644,
-        ),
-    ];
+        ));
+    }
     if !master {
         return files;
     }
@@ -420,7 +443,15 @@ fn provision(machine: &Machine, spec: &MachineLabSpec) {
             super::repos::MOUNT
         ),
     };
+    let runtime = match spec.runtime {
+        Runtime::CriO => format!(
+            "pacman -U --noconfirm {}/arch/cri-o-{}-1-aarch64.pkg.tar.zst && systemctl daemon-reload && systemctl enable --now crio",
+            super::repos::MOUNT,
+            super::repos::ARCH_CRIO[0]
+        ),
+        _ => "systemctl enable --now containerd".to_string(),
+    };
     machine.sh(&format!(
-        "systemctl enable --now containerd && {install} && systemctl daemon-reload && systemctl enable --now kubelet"
+        "{install} && {runtime} && systemctl daemon-reload && systemctl enable --now kubelet"
     ));
 }
