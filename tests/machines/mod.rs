@@ -5,6 +5,7 @@
 mod kubeadm_facts;
 mod kubelet_facts;
 mod packages;
+mod registry;
 mod services;
 mod sop;
 

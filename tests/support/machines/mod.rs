@@ -24,6 +24,7 @@ pub mod base;
 pub mod boot;
 pub mod cluster;
 pub mod lab;
+pub mod registry;
 pub mod repos;
 
 use std::collections::BTreeMap;
