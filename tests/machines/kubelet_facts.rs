@@ -141,3 +141,36 @@ fn a_missing_config_file_is_refused() {
         text(&out)
     );
 }
+
+/// dockershim (until 1.23): kubelet talks to dockerd and refuses a cgroup driver other than
+/// Docker's, as kubelet 1.20 says it.
+#[test]
+fn dockershim_needs_docker_and_its_cgroup_driver() {
+    if !require(&["/usr/bin/python3"], false) {
+        return;
+    }
+    let root = NodeRoot::new("http://127.0.0.1:1", false, "1.20.15");
+    root.write("var/lib/kubelet/config.yaml", CONFIG);
+    let out = start("1.20.15", &root, &["--network-plugin=cni"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("Cannot connect to the Docker daemon at unix:///var/run/docker.sock"),
+        "{}",
+        text(&out)
+    );
+    std::fs::create_dir_all(root.path("var/run")).unwrap();
+    let _docker = UnixListener::bind(root.path("var/run/docker.sock")).expect("bind");
+    let out = start("1.20.15", &root, &["--network-plugin=cni"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("kubelet cgroup driver: \\\"systemd\\\" is different from docker cgroup driver: \\\"cgroupfs\\\""),
+        "{}",
+        text(&out)
+    );
+    root.write(
+        "etc/docker/daemon.json",
+        "{\"exec-opts\": [\"native.cgroupdriver=systemd\"]}\n",
+    );
+    let out = start("1.20.15", &root, &["--network-plugin=cni"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -7,6 +7,7 @@ use crate::support::fleet::Os;
 use crate::support::lab::Runtime;
 use crate::support::machines::Layout;
 use crate::support::machines::lab::{MachineLab, MachineLabSpec};
+use crate::support::machines::registry::{DigestRefusingProxy, Registry};
 
 fn playbook(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -172,4 +173,73 @@ fn pacman_single_package_newer_than_the_control_plane_is_refused() {
         lab.machine("w1").installed_version("kubernetes").as_deref(),
         Some("1.11.1-1")
     );
+}
+
+/// Docker -> containerd with runtime-switch.rhai (the report's worker path).
+#[test]
+#[ignore = "containerd_install checks the CRI socket with crictl only; a node without cri-tools needs the ctr fallback (src fix, phase 2)"]
+fn docker_to_containerd_with_runtime_switch() {
+    let spec =
+        MachineLabSpec::new(Os::Debian12, Layout::AptLegacy, "1.20.15").runtime(Runtime::Docker);
+    let Some(lab) = MachineLab::start(spec) else {
+        return;
+    };
+    run(&lab, "runtime-switch.rhai", &["--node", "w1"]).code(0);
+    let w1 = lab.machine("w1");
+    assert_eq!(w1.unit_state("docker"), "inactive");
+    assert_eq!(w1.unit_state("kubelet"), "active");
+    let flags = w1.read_file("/var/lib/kubelet/kubeadm-flags.env").unwrap();
+    assert!(!flags.contains("--network-plugin"), "{flags}");
+    let (ready, unschedulable, _) = lab.cluster_node("w1");
+    assert!(ready && !unschedulable);
+}
+
+/// The field report's incident: w2's images sit behind a registry that answers 404 to
+/// manifests by digest (Docker pulled from it; containerd cannot). With w1 already on
+/// containerd as canary, runtime-switch.rhai refuses before w2 is drained, Docker still runs.
+#[test]
+fn a_canary_refuses_the_digest_refusing_registry_before_the_drain() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let direct = registry.push("team/web", "1");
+    let behind = registry.push("team/api", "1");
+    let proxy = DigestRefusingProxy::start(&registry);
+    let behind = behind.replace(&registry.host(), &proxy.host());
+    let spec = MachineLabSpec::new(Os::Debian12, Layout::AptLegacy, "1.20.15")
+        .workers(2)
+        .runtime(Runtime::Docker)
+        .pod_images("w1", &direct)
+        .pod_images("w2", &behind);
+    let Some(lab) = MachineLab::start(spec) else {
+        return;
+    };
+    let w2 = lab.machine("w2");
+    assert!(
+        w2.sh("docker version --format '{{.Server.Version}}'")
+            .starts_with("20.10.24")
+    );
+    // w1 switched by hand as the report did it, so it can be the canary.
+    let w1 = lab.machine("w1");
+    w1.write_file(
+        "/etc/containerd/config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n",
+    );
+    w1.write_file(
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n",
+    );
+    w1.sh("systemctl stop kubelet docker.socket docker && sed -i 's/cgroupDriver: cgroupfs/cgroupDriver: systemd/' /var/lib/kubelet/config.yaml && systemctl restart containerd && systemctl start kubelet");
+    lab.wait_ready("w1", "containerd://");
+
+    let out = run(
+        &lab,
+        "runtime-switch.rhai",
+        &["--node", "w2", "--set", "canary=w1"],
+    );
+    out.code(3).stderr_has(&behind);
+    let (ready, unschedulable, _) = lab.cluster_node("w2");
+    assert!(ready && !unschedulable, "w2 was drained before the refusal");
+    assert_eq!(w2.unit_state("docker"), "active");
+    assert_eq!(lab.pdb_violations(), Vec::<String>::new());
 }

@@ -81,16 +81,36 @@ def crio_cgroup_driver():
     return manager
 
 
+def docker_cgroup_driver():
+    """dockerd's cgroup driver: `native.cgroupdriver` in daemon.json's exec-opts, else cgroupfs."""
+    import json
+
+    try:
+        config = json.loads(standin.read("/etc/docker/daemon.json") or "{}")
+    except ValueError:
+        return "cgroupfs"
+    for option in config.get("exec-opts", []):
+        if option.startswith("native.cgroupdriver="):
+            return option.split("=", 1)[1]
+    return "cgroupfs"
+
+
 def runtime_of(endpoint):
     if "containerd" in endpoint:
         return "containerd"
     if "crio" in endpoint:
         return "crio"
+    if "docker" in endpoint:
+        return "docker"
     return "unknown"
 
 
 def runtime_version(runtime):
-    command = {"containerd": ["containerd", "--version"], "crio": ["crio", "--version"]}.get(runtime)
+    command = {
+        "containerd": ["containerd", "--version"],
+        "crio": ["crio", "--version"],
+        "docker": ["docker", "version", "--format", "{{.Server.Version}}"],
+    }.get(runtime)
     if not command:
         return None
     try:
@@ -98,7 +118,7 @@ def runtime_version(runtime):
     except FileNotFoundError:
         return None
     for word in out.split():
-        core = word.split("~")[0].split("-")[0].lstrip("v")
+        core = word.split("~")[0].split("-")[0].split("+")[0].lstrip("v")
         if core[:1].isdigit() and core.count(".") >= 1:
             name = "cri-o" if runtime == "crio" else runtime
             return f"{name}://{core}"
@@ -158,16 +178,20 @@ class Kubelet:
         runtime_flag = flags.get("container-runtime", "docker" if self.rules["dockershim"] else "remote")
         endpoint = flags.get("container-runtime-endpoint") or config_field(config, "containerRuntimeEndpoint") or ""
         if runtime_flag != "remote" and self.rules["dockershim"]:
-            endpoint = endpoint or self.rules["default_endpoint"]
-            raise Fatal(
-                "failed to run Kubelet: this stand-in has no dockershim: nodes in these tests "
-                f"run containerd or CRI-O (--container-runtime={runtime_flag})"
-            )
+            # dockershim inside kubelet talks to dockerd's socket; the flag's endpoint is
+            # dockershim's own (default unix:///var/run/dockershim.sock).
+            endpoint = "unix:///var/run/docker.sock"
         if not endpoint:
             raise Fatal(
                 "E0101 00:00:00.000000 run.go:74] \"command failed\" err=\"failed to validate "
                 "kubelet flags: the container runtime endpoint address was not specified or "
                 "empty, use --container-runtime-endpoint to set\""
+            )
+        if not socket_listens(endpoint) and runtime_of(endpoint) == "docker":
+            raise Fatal(
+                "failed to run Kubelet: failed to create kubelet: failed to get docker version: "
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the "
+                "docker daemon running?"
             )
         if not socket_listens(endpoint):
             path = endpoint[len("unix://"):] if endpoint.startswith("unix://") else endpoint
@@ -180,7 +204,11 @@ class Kubelet:
             )
         runtime = runtime_of(endpoint)
         kubelet_driver = flags.get("cgroup-driver") or config_field(config, "cgroupDriver") or "cgroupfs"
-        runtime_driver = {"containerd": containerd_cgroup_driver, "crio": crio_cgroup_driver}.get(
+        runtime_driver = {
+            "containerd": containerd_cgroup_driver,
+            "crio": crio_cgroup_driver,
+            "docker": docker_cgroup_driver,
+        }.get(
             runtime, lambda: kubelet_driver
         )()
         if kubelet_driver != runtime_driver:

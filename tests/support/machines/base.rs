@@ -29,14 +29,16 @@ const BOOT_PACKAGES: &[&str] = &[
 ];
 
 /// What nodes need on top: the real package managers of the distributions nodes play (dpkg/apt
-/// come with the base), containerd, Python for the kubeadm/kubelet/CRI-O stand-ins, curl,
-/// sudo for the non-root login.
+/// come with the base), containerd and Docker (Debian's docker.io is 20.10.24, the Docker of the
+/// field report's nodes), Python for the kubeadm/kubelet/CRI-O stand-ins, curl, sudo for the
+/// non-root login.
 const EXTRA_PACKAGES: &[&str] = &[
     "python3",
     "python3-yaml",
     "curl",
     "ca-certificates",
     "containerd",
+    "docker.io",
     "dnf",
     "rpm",
     "pacman-package-manager",
@@ -166,9 +168,14 @@ fn install_extras(root: &Path) {
             fs::remove_file(entry.path()).expect("remove a base host key");
         }
     }
-    // containerd runs only on nodes that are meant to have it (their spec enables it).
-    let _ =
-        fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/containerd.service"));
+    // Runtimes run only on nodes that are meant to have them (the lab enables them).
+    for wants in [
+        "multi-user.target.wants/containerd.service",
+        "multi-user.target.wants/docker.service",
+        "sockets.target.wants/docker.socket",
+    ] {
+        let _ = fs::remove_file(root.join("etc/systemd/system").join(wants));
+    }
 }
 
 /// Holds an exclusive `flock` on `path` until dropped.

@@ -23,7 +23,7 @@ pub(crate) struct Layers {
 impl Layers {
     /// Mounts `lower` read-only under a fresh upper layer in `dir/root`.
     pub fn mount(dir: &Path, lower: &Path) -> Layers {
-        for sub in ["upper", "work", "root", "containerd"] {
+        for sub in ["upper", "work", "root", "containerd", "docker"] {
             fs::create_dir_all(dir.join(sub)).expect("create the machine's directories");
         }
         let options = format!(
@@ -142,10 +142,14 @@ pub(crate) fn boot(layers: &Layers, name: &str, port: u16, binds: &[(PathBuf, &s
         .arg("--register=no")
         .arg("--keep-unit")
         .arg("--console=passive")
-        // containerd's snapshots must live on a filesystem overlayfs can stack on.
+        // containerd's and Docker's layers must live on a filesystem overlayfs can stack on.
         .arg(format!(
             "--bind={}:/var/lib/containerd",
             layers.dir.join("containerd").display()
+        ))
+        .arg(format!(
+            "--bind={}:/var/lib/docker",
+            layers.dir.join("docker").display()
         ));
     for (host, inside) in binds {
         command.arg(format!("--bind-ro={}:{inside}", host.display()));

@@ -36,6 +36,7 @@ pub struct MachineLabSpec {
     pub pods: usize,
     pub time_scale: f64,
     pub runtime: Runtime,
+    images: Vec<(String, String)>,
 }
 
 impl MachineLabSpec {
@@ -50,12 +51,19 @@ impl MachineLabSpec {
             pods: 20,
             time_scale: 100.0,
             runtime: Runtime::Containerd,
+            images: Vec::new(),
         }
     }
 
-    /// The nodes' runtime: containerd (default) or CRI-O (Arch's `cri-o` package).
+    /// Every container of every pod on `node` runs `image` (e.g. one in a test registry).
+    pub fn pod_images(mut self, node: &str, image: &str) -> Self {
+        self.images.push((node.to_string(), image.to_string()));
+        self
+    }
+
+    /// The nodes' runtime: containerd (default), Docker 20.10 through kubelet's dockershim
+    /// (Debian's docker.io), or CRI-O (Arch's `cri-o` package).
     pub fn runtime(mut self, runtime: Runtime) -> Self {
-        assert!(runtime != Runtime::Docker, "machines have no Docker");
         self.runtime = runtime;
         self
     }
@@ -129,8 +137,9 @@ impl MachineLab {
             &mut list,
             &spec.version,
             repository,
-            &kubelet_config(Runtime::Containerd),
+            &kubelet_config(spec.runtime),
         );
+        set_pod_images(&mut list, &spec.images);
         let yaml = serde_yaml_ng::to_string(&list).expect("the cluster serializes");
         let cluster = Cluster::load(&yaml).expect("the lab's cluster loads");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -307,6 +316,31 @@ impl MachineLab {
         }
     }
 
+    /// Waits until `node` reports Ready with a runtime version starting with `runtime`.
+    pub fn wait_ready(&self, node: &str, runtime: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let object = self
+                .handle()
+                .object("v1", "Node", "", node)
+                .expect("the node");
+            let reported = object
+                .pointer("/status/nodeInfo/containerRuntimeVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if self.cluster_node(node).0 && reported.starts_with(runtime) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{node} not Ready on {runtime} ({reported}):\n{}",
+                self.machine(node).journal("kubelet")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Every moment a PodDisruptionBudget had fewer healthy pods than it desires.
     pub fn pdb_violations(&self) -> Vec<String> {
         let mut found = self
@@ -330,6 +364,32 @@ impl Drop for MachineLab {
         drop(self.server.take());
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+        }
+    }
+}
+
+fn set_pod_images(list: &mut Value, images: &[(String, String)]) {
+    for item in list["items"].as_array_mut().expect("a List") {
+        if item["kind"] != "Pod" {
+            continue;
+        }
+        let node = item["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some((_, image)) = images.iter().find(|(n, _)| *n == node) else {
+            continue;
+        };
+        for pointer in [
+            "/spec/containers",
+            "/spec/initContainers",
+            "/status/containerStatuses",
+        ] {
+            if let Some(containers) = item.pointer_mut(pointer).and_then(Value::as_array_mut) {
+                for container in containers {
+                    container["image"] = Value::String(image.clone());
+                }
+            }
         }
     }
 }
@@ -359,7 +419,7 @@ fn node_files(
     let mut files = vec![
         (
             "/var/lib/kubelet/config.yaml".to_string(),
-            kubelet_config(Runtime::Containerd),
+            kubelet_config(spec.runtime),
             0o644,
         ),
         (
@@ -378,6 +438,21 @@ fn node_files(
             0o644,
         ),
     ];
+    if spec.runtime == Runtime::Docker {
+        // Machines share the test machine's network: dockerd must not touch its iptables,
+        // forwarding or bridges.
+        files.push((
+            "/etc/docker/daemon.json".to_string(),
+            "{\n  \"iptables\": false,\n  \"ip-forward\": false,\n  \"ip-masq\": false,\n  \"bridge\": \"none\"\n}\n".to_string(),
+            0o644,
+        ));
+        // What the containerd package beside Docker ships.
+        files.push((
+            "/etc/containerd/config.toml".to_string(),
+            "disabled_plugins = [\"cri\"]\n".to_string(),
+            0o644,
+        ));
+    }
     if spec.runtime == Runtime::Containerd {
         files.push((
             "/etc/containerd/config.toml".to_string(),
@@ -449,7 +524,8 @@ fn provision(machine: &Machine, spec: &MachineLabSpec) {
             super::repos::MOUNT,
             super::repos::ARCH_CRIO[0]
         ),
-        _ => "systemctl enable --now containerd".to_string(),
+        Runtime::Docker => "systemctl enable --now containerd docker".to_string(),
+        Runtime::Containerd => "systemctl enable --now containerd".to_string(),
     };
     machine.sh(&format!(
         "{install} && {runtime} && systemctl daemon-reload && systemctl enable --now kubelet"
