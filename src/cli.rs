@@ -282,7 +282,7 @@ pub struct RunArgs {
         long,
         value_name = "NAMESPACE/NAME",
         env = "KRUN_LOCK",
-        default_value = crate::lock::DEFAULT_LOCK
+        default_value = crate::kube::lock::DEFAULT_LOCK
     )]
     pub lock: String,
 
@@ -349,7 +349,7 @@ pub struct UnlockArgs {
         long,
         value_name = "NAMESPACE/NAME",
         env = "KRUN_LOCK",
-        default_value = crate::lock::DEFAULT_LOCK
+        default_value = crate::kube::lock::DEFAULT_LOCK
     )]
     pub lock: String,
 

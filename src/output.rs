@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::effects::Access;
 use crate::plan::{RunRecord, RunStatus, StepRecord};
-use crate::run::Report;
+use crate::runtime::run::Report;
 
 /// The text form of a report (a dry-run's plan, or a real run's steps and summary).
 pub fn text(report: &Report) -> String {

@@ -6,8 +6,20 @@ use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
-use crate::effects::Access;
 use crate::journal::Journal;
+
+/// Whether a step only observes, or changes something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Observes state; runs in dry-run too.
+    Read,
+    /// Changes state; only recorded in dry-run.
+    Change,
+    /// Waits for a state that earlier changes bring about; only recorded in dry-run, where those
+    /// changes did not happen.
+    Wait,
+}
 
 /// Index of one run (one node, or the single cluster-level run) in the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

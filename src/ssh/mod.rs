@@ -12,6 +12,7 @@
 mod auth;
 mod error;
 mod exec;
+mod handler;
 mod known_hosts;
 mod pool;
 

@@ -6,6 +6,8 @@
 //! an intent and no done is the one whose outcome is unknown. The recorder writes the journal at
 //! the effects boundary, after redaction, so no primitive can forget it or leak a secret into it.
 
+pub mod view;
+
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

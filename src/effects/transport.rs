@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::effects::Outcome;
+use super::Outcome;
 use crate::inventory::{Inventory, NodeSpec};
 use crate::ssh::{Endpoint, ExecRequest, OutputStream, SshPool};
 
@@ -124,6 +124,7 @@ impl Transport for SshTransport {
                 stderr.push_str(&format!("\n(killed by signal {signal})"));
             }
             Ok(Outcome {
+                detail: None,
                 data: serde_json::Value::Null,
                 exit_code,
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -15,17 +15,16 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::diagnostic::Diagnostic;
-use crate::effects::{DryRun, Effects, Live, Performer};
-use crate::engine::{self, ModulePath};
+use crate::effects::Effects;
+use crate::effects::kube::KubeService;
 use crate::error::Kind;
 use crate::inventory::{Inventory, NodeSpec};
-use crate::node::Node;
 use crate::params::ParamValue;
-use crate::plan::{Recorder, RunFailure, RunId, RunRecord, RunStatus};
+use crate::plan::{RunFailure, RunId, RunRecord, RunStatus};
+use crate::primitives::node::Node;
 use crate::primitives::{Host, RunContext};
-use crate::ssh::{SshConfig, SshPool};
-use crate::transport::{SshTransport, Transport};
+use crate::runtime::diagnostic::Diagnostic;
+use crate::runtime::engine::{self, ModulePath};
 
 /// A validated request to run a playbook.
 pub struct RunSettings {
@@ -58,9 +57,9 @@ pub struct RunSettings {
     /// The command line as given (secrets masked), for the journal.
     pub argv: Vec<String>,
     /// Resuming: the journal being resumed and its replay.
-    pub resume: Option<(String, Arc<crate::resume::Replay>)>,
+    pub resume: Option<(String, Arc<crate::effects::replay::Replay>)>,
     /// The cluster lock a run that changes things holds; `None` with `--no-lock`.
-    pub lock: Option<crate::lock::LockName>,
+    pub lock: Option<crate::kube::lock::LockName>,
 }
 
 /// What a run produced: the JSON document of `--output json`.
@@ -82,9 +81,15 @@ pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Runs the playbook as the settings say. Compile errors come back as `Err` (exit 2) before
-/// anything is contacted.
-pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::Result<Report> {
+/// Runs the playbook as the settings say, through `effects` (wired by the caller for the
+/// settings' mode) and `kube` (the cluster the effects reach, for the run's own reads). Compile
+/// errors come back as `Err` (exit 2) before anything is contacted.
+pub async fn execute(
+    settings: RunSettings,
+    effects: Arc<Effects>,
+    kube: Arc<KubeService>,
+) -> crate::Result<Report> {
+    let recorder = Arc::clone(effects.recorder());
     let file = settings.playbook.display().to_string();
     let text = std::fs::read_to_string(&settings.playbook)
         .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
@@ -96,21 +101,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
     }
     let shown_params = params_json(&settings.params, &settings.secret_params);
 
-    let cancel = CancellationToken::new();
-    let pool = SshPool::new(SshConfig {
-        connect_timeout: settings.connect_timeout,
-        accept_new_host_keys: settings.accept_new_host_keys,
-    });
-    let (kube, _simulator) = match &settings.rehearse {
-        Some(file) => {
-            let (service, server) = rehearsal(file).await?;
-            (Arc::new(service), Some(server))
-        }
-        None => (
-            Arc::new(crate::kube_ops::KubeService::new(settings.kube.clone())),
-            None,
-        ),
-    };
+    let cancel = effects.cancel_token().clone();
     let mut settings = settings;
     settings.nodes = discover(&settings, &kube).await?;
     let (forecast, groups) = forecast_plan(&mut settings, &kube).await?;
@@ -131,45 +122,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
             diagnostics: Vec::new(),
         });
     }
-    let etcd = Arc::new(crate::etcd_ops::EtcdService::new(
-        Arc::clone(&settings.inventory),
-        pool.clone(),
-        Some(Arc::clone(&kube)),
-    ));
-    let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(
-        pool.clone(),
-        Arc::clone(&settings.inventory),
-    ));
     let cluster = Arc::clone(&kube);
-    let performer: Box<dyn Performer> = match (settings.dry_run, settings.offline) {
-        (false, _) => Box::new(Live {
-            transport,
-            etcd,
-            kube,
-        }),
-        (true, false) => Box::new(DryRun {
-            etcd: Some(etcd),
-            kube_live: settings.rehearse.is_some(),
-            kube: Some(kube),
-            transport: Some(transport),
-        }),
-        (true, true) => Box::new(DryRun {
-            transport: None,
-            etcd: None,
-            kube: settings.rehearse.is_some().then_some(kube),
-            kube_live: true,
-        }),
-    };
-    let mut effects = Effects::new(
-        performer,
-        Arc::clone(&recorder),
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-    );
-    if let Some((_, replay)) = &settings.resume {
-        effects = effects.with_replay(Arc::clone(replay));
-    }
-    let effects = Arc::new(effects);
     let host = Arc::new(
         Host::new(
             effects,
@@ -191,7 +144,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
             node: None,
         }),
     );
-    let diagnostics = crate::check::check_files(
+    let diagnostics = crate::runtime::check::check_files(
         &check_engine,
         &settings.libs,
         std::slice::from_ref(&settings.playbook),
@@ -282,8 +235,9 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
         }
     }
     signals.abort();
-    pool.close().await;
-    let lock_lost = lock.as_ref().is_some_and(crate::lock::ClusterLock::lost);
+    let lock_lost = lock
+        .as_ref()
+        .is_some_and(crate::kube::lock::ClusterLock::lost);
     if let Some(lock) = lock {
         lock.release().await;
     }
@@ -331,7 +285,7 @@ pub async fn execute(settings: RunSettings, recorder: Arc<Recorder>) -> crate::R
 /// starts (the nodes reordered batch by batch, the batch size set to the largest batch).
 async fn forecast_plan(
     settings: &mut RunSettings,
-    kube: &crate::kube_ops::KubeService,
+    kube: &KubeService,
 ) -> crate::Result<(Option<crate::preflight::Forecast>, Option<Vec<usize>>)> {
     use crate::preflight::{BatchSpec, ClusterView, ForecastOptions, batches};
     let auto = settings.batch_spec == BatchSpec::Auto;
@@ -409,10 +363,10 @@ fn params_json(
 /// whether another upgrade is running.
 async fn take_lock(
     settings: &RunSettings,
-    kube: &crate::kube_ops::KubeService,
+    kube: &KubeService,
     journal: Option<&crate::journal::Journal>,
     cancel: CancellationToken,
-) -> crate::Result<Option<crate::lock::ClusterLock>> {
+) -> crate::Result<Option<crate::kube::lock::ClusterLock>> {
     let note = |fields: serde_json::Value| {
         if let Some(journal) = journal {
             journal.record(crate::journal::entry("lock", "cluster", fields), true);
@@ -432,16 +386,18 @@ async fn take_lock(
     let client = kube
         .client()
         .await
-        .map_err(|e| crate::lock::LockError::Unavailable {
+        .map_err(|e| crate::kube::lock::LockError::Unavailable {
             lock: name.clone(),
             message: e.to_string(),
         })?;
-    let refused = |e: crate::lock::LockError| {
+    let refused = |e: crate::kube::lock::LockError| {
         note(serde_json::json!({ "lock": name.to_string(), "refused": e.to_string() }));
         crate::Error::from(e)
     };
-    crate::lock::check_kured(client).await.map_err(refused)?;
-    let me = crate::lock::Holder {
+    crate::kube::lock::check_kured(client)
+        .await
+        .map_err(refused)?;
+    let me = crate::kube::lock::Holder {
         user: crate::inventory::current_user(),
         host: crate::journal::hostname(),
         run_id: journal.map_or_else(
@@ -451,51 +407,16 @@ async fn take_lock(
         playbook: settings.playbook.display().to_string(),
         resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
     };
-    let lock = crate::lock::acquire(client, name, &me, cancel)
+    let lock = crate::kube::lock::acquire(client, name, &me, cancel)
         .await
         .map_err(refused)?;
     note(serde_json::json!({ "lock": name.to_string(), "holder": me.identity() }));
     Ok(Some(lock))
 }
 
-/// Starts the in-process simulator a rehearsal runs against.
-pub async fn rehearsal(
-    file: &std::path::Path,
-) -> crate::Result<(crate::kube_ops::KubeService, crate::sim::Server)> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        crate::Error::input(format!(
-            "cannot read cluster snapshot {}: {e}",
-            file.display()
-        ))
-    })?;
-    let cluster = crate::sim::Cluster::load(&text)
-        .map_err(|e| crate::Error::input(format!("cluster snapshot {}: {e}", file.display())))?;
-    let options_scale = 100.0;
-    let options = crate::sim::SimOptions {
-        time_scale: options_scale,
-        ..crate::sim::SimOptions::default()
-    };
-    let server = crate::sim::Server::start(cluster, options)
-        .await
-        .map_err(|e| crate::Error::runtime(format!("cannot start the rehearsal simulator: {e}")))?;
-    let kube = crate::kube::Kube::from_url(&server.url())
-        .map_err(|e| crate::Error::runtime(format!("cannot reach the rehearsal simulator: {e}")))?;
-    tracing::info!(
-        "rehearsing against a simulated copy of {} (cluster time runs 100x faster: timeouts too, a 10m drain timeout lasts 6 s)",
-        file.display()
-    );
-    Ok((
-        crate::kube_ops::KubeService::with_client(kube).on_cluster_time(options_scale),
-        server,
-    ))
-}
-
 /// Nodes named with --node that the inventory does not list are looked up in the cluster and
 /// reached at their InternalIP; a name neither knows is invalid input.
-async fn discover(
-    settings: &RunSettings,
-    kube: &crate::kube_ops::KubeService,
-) -> crate::Result<Vec<NodeSpec>> {
+async fn discover(settings: &RunSettings, kube: &KubeService) -> crate::Result<Vec<NodeSpec>> {
     let mut nodes = Vec::new();
     for spec in &settings.nodes {
         if !spec.host.is_empty() {
