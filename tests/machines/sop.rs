@@ -22,10 +22,17 @@ fn run(lab: &MachineLab, name: &str, args: &[&str]) -> crate::cli::Output {
         .run()
 }
 
+/// Text as krun printed it, with the report's line wrapping (`\n  │ `) undone.
+fn unwrapped(text: &str) -> String {
+    text.lines()
+        .map(|l| l.trim_start().trim_start_matches(['│', '×']).trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The apt legacy repository, one control plane and one worker, 1.20 -> 1.21: the control
 /// plane with cluster.rhai, the worker with worker.rhai; the packages stay held.
 #[test]
-#[ignore = "krun's pkg_install drops apt holds (--allow-change-held-packages); fixed with the stdlib in phase 2"]
 fn apt_legacy_one_minor_keeps_the_holds() {
     let Some(lab) = MachineLab::start(MachineLabSpec::new(
         Os::Debian12,
@@ -58,10 +65,9 @@ fn apt_legacy_one_minor_keeps_the_holds() {
 }
 
 /// Two minors with the workers behind: kubeadm up to 1.28 refuses `upgrade apply` while any
-/// kubelet is more than one minor behind the target, so the workers must move between hops
-/// (or the run says, before the first drain, that it passes --force).
+/// kubelet is more than one minor behind the target. The 1.22 hop is refused before anything
+/// changes (kubeadm not even installed), naming w1; with w1 at 1.21 it goes through.
 #[test]
-#[ignore = "cluster.rhai plans the 1.22 apply with 1.20 kubelets; fixed with the stdlib in phase 2"]
 fn apt_legacy_two_minors_moves_the_workers_between_hops() {
     let Some(lab) = MachineLab::start(MachineLabSpec::new(
         Os::Debian12,
@@ -72,7 +78,28 @@ fn apt_legacy_two_minors_moves_the_workers_between_hops() {
     };
     run(&lab, "cluster.rhai", &["--set", "version=1.21"]).code(0);
     let out = run(&lab, "cluster.rhai", &["--set", "version=1.22"]);
-    out.code(0);
+    out.code(3);
+    let said = unwrapped(&out.stderr);
+    assert!(
+        said.contains("while kubelets are more than 1 minor(s) behind it: w1 at 1.20.15")
+            && said.contains("upgrade those nodes to 1.21 first"),
+        "{said}"
+    );
+    assert_eq!(lab.server_version(), "v1.21.14");
+    let m1 = lab.machine("m1");
+    assert_eq!(
+        m1.installed_version("kubeadm").as_deref(),
+        Some("1.21.14-00")
+    );
+    assert!(!lab.cluster_node("m1").1, "m1 left cordoned");
+
+    run(
+        &lab,
+        "worker.rhai",
+        &["--node", "w1", "--set", "version=1.21"],
+    )
+    .code(0);
+    run(&lab, "cluster.rhai", &["--set", "version=1.22"]).code(0);
     assert_eq!(lab.server_version(), "v1.22.17");
     run(
         &lab,
@@ -80,13 +107,50 @@ fn apt_legacy_two_minors_moves_the_workers_between_hops() {
         &["--node", "w1", "--set", "version=1.22"],
     )
     .code(0);
-    assert_eq!(lab.cluster_node("w1").2, "v1.22.17");
+    for name in ["m1", "w1"] {
+        let (ready, unschedulable, version) = lab.cluster_node(name);
+        assert!(
+            ready && !unschedulable && version == "v1.22.17",
+            "{name}: {version}"
+        );
+        assert_eq!(
+            lab.machine(name).held(),
+            ["kubeadm", "kubectl", "kubelet"],
+            "{name}"
+        );
+    }
+}
+
+/// With `force=true` the hop runs `kubeadm upgrade apply --force` past the 1.20 kubelet, and
+/// the run says so.
+#[test]
+fn apt_legacy_force_passes_kubeadm_force_and_logs_it() {
+    let Some(lab) = MachineLab::start(MachineLabSpec::new(
+        Os::Debian12,
+        Layout::AptLegacy,
+        "1.20.15",
+    )) else {
+        return;
+    };
+    run(&lab, "cluster.rhai", &["--set", "version=1.21"]).code(0);
+    let out = run(
+        &lab,
+        "cluster.rhai",
+        &["--set", "version=1.22", "--set", "force=true"],
+    );
+    out.code(0)
+        .stderr_has("skipping since the --force flag is set");
+    let said = unwrapped(&out.stderr);
+    assert!(
+        said.contains("w1 at 1.20.15; passing --force as asked (force: true)"),
+        "{said}"
+    );
+    assert_eq!(lab.server_version(), "v1.22.17");
 }
 
 /// dnf against pkgs.k8s.io, 1.28 -> 1.29: the repository excludes the packages (so installs
 /// need --disableexcludes=kubernetes) and holds one minor (so the run switches it).
 #[test]
-#[ignore = "pkg_install on dnf lacks --disableexcludes and nothing switches the pkgs.k8s.io repository; fixed in phase 2"]
 fn dnf_pkgs_k8s_io_switches_the_repository_per_minor() {
     let Some(lab) = MachineLab::start(MachineLabSpec::new(Os::Rocky9, Layout::RpmPkgs, "1.28.15"))
     else {
