@@ -339,13 +339,26 @@ mod tests {
 
     #[test]
     fn pkgs_k8s_io_repositories_switch_per_minor() {
-        let apt = PackageManager::Apt.repository_minor_command("1.29").unwrap();
-        assert!(apt.contains("grep -lE '/v1\\.[0-9]+/deb/' /etc/apt/sources.list.d/*"), "{apt}");
+        let apt = PackageManager::Apt
+            .repository_minor_command("1.29")
+            .unwrap();
+        assert!(
+            apt.contains("grep -lE '/v1\\.[0-9]+/deb/' /etc/apt/sources.list.d/*"),
+            "{apt}"
+        );
         assert!(apt.contains("s#/v1\\.[0-9]+/deb/#/v1.29/deb/#g"), "{apt}");
         assert!(apt.ends_with("then apt-get update -q; fi"), "{apt}");
-        let dnf = PackageManager::Dnf.repository_minor_command("1.29").unwrap();
-        assert!(dnf.contains("/etc/yum.repos.d/*") && dnf.contains("#/v1.29/rpm/#g"), "{dnf}");
-        assert_eq!(PackageManager::Pacman.repository_minor_command("1.29"), None);
+        let dnf = PackageManager::Dnf
+            .repository_minor_command("1.29")
+            .unwrap();
+        assert!(
+            dnf.contains("/etc/yum.repos.d/*") && dnf.contains("#/v1.29/rpm/#g"),
+            "{dnf}"
+        );
+        assert_eq!(
+            PackageManager::Pacman.repository_minor_command("1.29"),
+            None
+        );
     }
 
     #[test]

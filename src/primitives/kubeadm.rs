@@ -30,9 +30,10 @@ that would fall outside the supported version skew after the hop (older than 3 m
 (bool), `certificate_renewal` (bool), `extra_args` (array of words), `timeout` (\"30m\"),\n\
 `allow_skew: true` (override the skew guards; logged as a warning in the plan and journal).\n\
 kubeadm itself refuses while kubelets are more than one minor behind the target (three from\n\
-1.29): that is refused here before kubeadm runs, naming the nodes to upgrade first; `force: true`\n\
-passes kubeadm's `--force` instead, logged as a warning. `check_only: true` runs the guards\n\
-only (before anything changes) and returns `#{ from, version, warnings }`.\n\
+1.29): that is refused here before kubeadm runs, naming the nodes to upgrade first;\n\
+`force: true` passes kubeadm's `--force` then (and only then), logged as a warning.\n\
+`check_only: true` runs the guards only (before anything changes) and returns\n\
+`#{ from, version, warnings }`.\n\
 In a dry-run the apply is recorded and later guards of the command judge against `version`;\n\
 offline there is no cluster to check, which the plan says (`--rehearse` gives it one).\n\
 Returns `#{ from, version, warnings, code, stdout, stderr, ok, observed }`.";
@@ -276,6 +277,8 @@ fn upgrade_apply(
 
     let observed = read_cluster(ctx, call)?;
     let planned = ctx.host.skew.lock().expect("skew lock").clone();
+    // Set when kubeadm's kubelet rule is bypassed: only then is --force passed.
+    let mut forced = false;
     let current = planned.control_plane(observed.apiserver);
     let mut warnings = Vec::new();
     match current {
@@ -339,6 +342,7 @@ fn upgrade_apply(
                     list.join(", ")
                 );
                 if force {
+                    forced = true;
                     warnings.push(format!("{what}; passing --force as asked (force: true)"));
                 } else {
                     return Err(refuse(
@@ -410,7 +414,7 @@ fn upgrade_apply(
     if let Some(renew) = certificate_renewal {
         words.push(format!("--certificate-renewal={renew}"));
     }
-    if force {
+    if forced {
         words.push("--force".to_owned());
     }
     words.extend(extra);

@@ -136,10 +136,19 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
 }
 
 /// `pkg_repo_minor`: the package manager's repository switch, when it has one.
-fn repo_minor(ctx: &RunContext, call: &NativeCallContext, node: &Node, minor: &str) -> RhaiResult<()> {
+fn repo_minor(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    minor: &str,
+) -> RhaiResult<()> {
     let position = call.call_position();
     let numbers: Vec<&str> = minor.trim_start_matches('v').split('.').collect();
-    if numbers.len() != 2 || numbers.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+    if numbers.len() != 2
+        || numbers
+            .iter()
+            .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+    {
         let failure = ctx.failure(
             "pkg_repo_minor",
             Kind::Input,
@@ -149,8 +158,16 @@ fn repo_minor(ctx: &RunContext, call: &NativeCallContext, node: &Node, minor: &s
     }
     let minor = numbers.join(".");
     let Some(manager) = manager(ctx, call, node)? else {
-        let shown = format!("point the pkgs.k8s.io repository at v{minor} (package manager not observed)");
-        ctx.step(call, "pkg_repo_minor", node, Access::Change, shown.clone(), exec(node, shown))?;
+        let shown =
+            format!("point the pkgs.k8s.io repository at v{minor} (package manager not observed)");
+        ctx.step(
+            call,
+            "pkg_repo_minor",
+            node,
+            Access::Change,
+            shown.clone(),
+            exec(node, shown),
+        )?;
         return Ok(());
     };
     let Some(command) = manager.repository_minor_command(&minor) else {

@@ -306,11 +306,17 @@ mod tests {
             [("w1".to_owned(), v("1.20.15"))]
         );
         assert!(kubelets_kubeadm_refuses(&kubelets, v("1.21.14")).is_empty());
-        let kubelets: BTreeMap<String, KubeVersion> =
-            [("w1".to_owned(), v("1.26.15")), ("w2".to_owned(), v("1.25.16"))].into();
+        let kubelets: BTreeMap<String, KubeVersion> = [
+            ("w1".to_owned(), v("1.26.15")),
+            ("w2".to_owned(), v("1.25.16")),
+        ]
+        .into();
         assert_eq!(
             kubelets_kubeadm_refuses(&kubelets, v("1.28.15")),
-            [("w2".to_owned(), v("1.25.16")), ("w1".to_owned(), v("1.26.15"))]
+            [
+                ("w2".to_owned(), v("1.25.16")),
+                ("w1".to_owned(), v("1.26.15"))
+            ]
         );
         assert_eq!(
             kubelets_kubeadm_refuses(&kubelets, v("1.29.14")),
