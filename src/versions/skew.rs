@@ -248,13 +248,17 @@ impl Planned {
 /// The kubelet version a package install names: package `kubelet` at `version`, or a package
 /// file `kubelet-1.12.1-1-aarch64.pkg.tar.zst` / `kubelet_1.21.14-00_amd64.deb`.
 pub fn kubelet_package_version(name: &str, version: &str) -> Option<KubeVersion> {
-    if name == "kubelet" {
+    // Arch Linux's single `kubernetes` package (and the team-built one of the ARM report,
+    // `kubernetes-1.12.1-1-aarch64.pkg.tar.xz`) carries kubelet too; AUR's is `kubelet-bin`.
+    if matches!(name, "kubelet" | "kubelet-bin" | "kubernetes") {
         return KubeVersion::parse(version).filter(|v| v.patch.is_some());
     }
     let file = name.rsplit('/').next()?;
-    let rest = file
-        .strip_prefix("kubelet-")
-        .or_else(|| file.strip_prefix("kubelet_"))?;
+    let rest = ["kubelet-bin-", "kubelet-", "kubelet_", "kubernetes-"]
+        .iter()
+        .find_map(|prefix| file.strip_prefix(prefix))
+        // kubernetes-cni-1.2.0 is the CNI plugins, not Kubernetes.
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))?;
     let version: String = rest
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
@@ -497,6 +501,22 @@ mod tests {
         );
         assert_eq!(
             kubelet_package_version("/tmp/kubectl-1.21.14.deb", ""),
+            None
+        );
+        assert_eq!(
+            kubelet_package_version("/root/pkgs/kubernetes-1.12.1-1-aarch64.pkg.tar.xz", ""),
+            v("1.12.1")
+        );
+        assert_eq!(
+            kubelet_package_version("kubernetes", "1.12.1-1"),
+            v("1.12.1")
+        );
+        assert_eq!(
+            kubelet_package_version("kubelet-bin-1.21.14-1-x86_64.pkg.tar.zst", ""),
+            v("1.21.14")
+        );
+        assert_eq!(
+            kubelet_package_version("/tmp/kubernetes-cni-1.2.0-0.x86_64.rpm", ""),
             None
         );
     }

@@ -212,7 +212,6 @@ fn pacman_crio_1_11_to_1_12_with_the_teams_package_files() {
 /// `kubernetes-1.12.1-1-aarch64.pkg.tar.xz` while the control plane is at 1.11 is refused
 /// before the drain.
 #[test]
-#[ignore = "the skew guard does not recognise the single kubernetes package; fixed in phase 2"]
 fn pacman_single_package_newer_than_the_control_plane_is_refused() {
     let Some(lab) = MachineLab::start(
         MachineLabSpec::new(Os::ArchArm, Layout::Arch, "1.11.1").runtime(Runtime::CriO),
@@ -306,4 +305,36 @@ fn a_canary_refuses_the_digest_refusing_registry_before_the_drain() {
     assert!(ready && !unschedulable, "w2 was drained before the refusal");
     assert_eq!(w2.unit_state("docker"), "active");
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+}
+
+/// The same path two years later, 1.18 -> 1.19: `kubeadm upgrade node config` is gone (1.18),
+/// so crio-arch.rhai writes the kubelet configuration with `upgrade node phase kubelet-config`.
+#[test]
+fn pacman_crio_1_18_to_1_19_uses_the_kubeadm_command_of_the_version() {
+    let Some(lab) = MachineLab::start(
+        MachineLabSpec::new(Os::ArchArm, Layout::Arch, "1.18.20").runtime(Runtime::CriO),
+    ) else {
+        return;
+    };
+    let mount = crate::support::machines::repos::MOUNT;
+    let package = format!("{mount}/arch/kubernetes-1.19.16-1-aarch64.pkg.tar.zst");
+    lab.machine("m1").sh(&format!(
+        "pacman -U --noconfirm {package} && kubeadm upgrade apply v1.19.16 -y"
+    ));
+    let w1 = lab.machine("w1");
+    w1.sh(&format!(
+        "mkdir -p /root/pkgs && cp {package} {mount}/arch/cri-o-1.11.7-1-aarch64.pkg.tar.zst /root/pkgs/"
+    ));
+    let out = run(
+        &lab,
+        "crio-arch.rhai",
+        &["--node", "w1", "--set", "version=1.19.16"],
+    );
+    out.code(0)
+        .stdout_has("kubeadm upgrade node phase kubelet-config");
+    let (ready, unschedulable, version) = lab.cluster_node("w1");
+    assert!(
+        ready && !unschedulable && version == "v1.19.16",
+        "{version}"
+    );
 }

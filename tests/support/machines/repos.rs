@@ -36,7 +36,7 @@ pub const PKGS: &[&str] = &["1.27.16", "1.28.15", "1.29.14", "1.30.14"];
 
 /// Arch Linux ARM: the `kubernetes` package (kubelet, kubeadm and kubectl in one) in the
 /// repository, and CRI-O.
-pub const ARCH_KUBERNETES: &[&str] = &["1.11.1", "1.12.1"];
+pub const ARCH_KUBERNETES: &[&str] = &["1.11.1", "1.12.1", "1.18.20", "1.19.16"];
 pub const ARCH_CRIO: &[&str] = &["1.11.2", "1.11.7"];
 
 /// The team-built package the Arch report installs with `pacman -U`.
