@@ -240,7 +240,6 @@ fn pacman_single_package_newer_than_the_control_plane_is_refused() {
 
 /// Docker -> containerd with runtime-switch.rhai (the report's worker path).
 #[test]
-#[ignore = "containerd_install checks the CRI socket with crictl only; a node without cri-tools needs the ctr fallback (src fix, phase 2)"]
 fn docker_to_containerd_with_runtime_switch() {
     let spec =
         MachineLabSpec::new(Os::Debian12, Layout::AptLegacy, "1.20.15").runtime(Runtime::Docker);
@@ -337,4 +336,36 @@ fn pacman_crio_1_18_to_1_19_uses_the_kubeadm_command_of_the_version() {
         ready && !unschedulable && version == "v1.19.16",
         "{version}"
     );
+}
+
+/// kubelet 1.27 exits on `--container-runtime`, and kubeadm cleans only kubeadm-flags.env: a
+/// restart at 1.27 removes the flag from /etc/default/kubelet first, so kubelet comes back.
+#[test]
+fn restarting_kubelet_drops_the_flags_its_version_no_longer_has() {
+    let Some(lab) = MachineLab::start(MachineLabSpec::new(
+        Os::Debian12,
+        Layout::AptPkgs,
+        "1.27.16",
+    )) else {
+        return;
+    };
+    let w1 = lab.machine("w1");
+    w1.write_file(
+        "/etc/default/kubelet",
+        "KUBELET_EXTRA_ARGS=\"--container-runtime=remote --node-labels=team=web\"\n",
+    );
+    let playbook = lab.dir().join("restart.rhai");
+    std::fs::write(
+        &playbook,
+        "import \"node\" as node_ops;\nnode_ops::restart_kubelet(node, \"1.27.16\");\n",
+    )
+    .unwrap();
+    lab.krun(&playbook)
+        .args(["--node", "w1", "--set", "ready_timeout=30s"])
+        .run()
+        .code(0);
+    let extra = w1.read_file("/etc/default/kubelet").unwrap();
+    assert!(!extra.contains("--container-runtime"), "{extra}");
+    assert!(extra.contains("--node-labels=team=web"), "{extra}");
+    assert_eq!(w1.unit_state("kubelet"), "active");
 }
