@@ -143,8 +143,8 @@ pub fn parse_runtime_version(output: &str) -> String {
         .or_else(|| {
             output
                 .lines()
-                .filter_map(|l| l.trim().strip_prefix("Version:"))
-                .last()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("Version:"))
         })
         .map(|v| v.trim().to_owned())
         .unwrap_or_default()
