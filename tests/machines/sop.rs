@@ -369,3 +369,56 @@ fn restarting_kubelet_drops_the_flags_its_version_no_longer_has() {
     assert!(extra.contains("--node-labels=team=web"), "{extra}");
     assert_eq!(w1.unit_state("kubelet"), "active");
 }
+
+/// The field report's path, shortened: 3 control planes and 3 workers on Docker, apt's legacy
+/// repository, 1.18 -> 1.21 one minor at a time, the workers switched to containerd on the
+/// first hop and moved with every hop; at the end every node Ready at 1.21 and schedulable, the
+/// packages held, Docker gone from the workers, no budget ever short.
+#[test]
+fn apt_legacy_1_18_to_1_21_three_and_three_with_docker_to_containerd() {
+    let spec = MachineLabSpec::new(Os::Debian12, Layout::AptLegacy, "1.18.20")
+        .masters(3)
+        .workers(3)
+        .runtime(Runtime::Docker);
+    let Some(lab) = MachineLab::start(spec) else {
+        return;
+    };
+    let workers = ["--node", "w1", "--node", "w2", "--node", "w3"];
+    for (hop, full) in [
+        ("1.19", "1.19.16"),
+        ("1.20", "1.20.15"),
+        ("1.21", "1.21.14"),
+    ] {
+        let version = format!("version={hop}");
+        run(&lab, "cluster.rhai", &["--set", &version]).code(0);
+        assert_eq!(lab.server_version(), format!("v{full}"));
+        run(
+            &lab,
+            "master.rhai",
+            &["--node", "m2", "--node", "m3", "--set", &version],
+        )
+        .code(0);
+        let mut args = workers.to_vec();
+        args.extend(["--set", &version]);
+        if hop == "1.19" {
+            args.extend(["--set", "runtime=containerd"]);
+        }
+        run(&lab, "worker.rhai", &args).code(0);
+    }
+    for name in ["m1", "m2", "m3", "w1", "w2", "w3"] {
+        let (ready, unschedulable, version) = lab.cluster_node(name);
+        assert!(
+            ready && !unschedulable && version == "v1.21.14",
+            "{name}: {version}"
+        );
+        assert_eq!(
+            lab.machine(name).held(),
+            ["kubeadm", "kubectl", "kubelet"],
+            "{name}"
+        );
+    }
+    for name in ["w1", "w2", "w3"] {
+        assert_eq!(lab.machine(name).unit_state("docker"), "inactive", "{name}");
+    }
+    assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+}
