@@ -404,6 +404,8 @@ fn crio_and_kubelet_on_arch_linux_arm_from_team_built_packages() {
     std::fs::create_dir_all(&packages).unwrap();
     for file in [
         "cri-o-1.21.7-1-aarch64.pkg.tar.xz",
+        // Split packages: kubeadm of the version writes the kubelet configuration.
+        "kubeadm-1.21.14-1-aarch64.pkg.tar.xz",
         "kubelet-1.21.14-1-aarch64.pkg.tar.xz",
     ] {
         std::fs::write(packages.join(file), "a team-built package").unwrap();
@@ -425,10 +427,9 @@ fn crio_and_kubelet_on_arch_linux_arm_from_team_built_packages() {
     assert_eq!(node.kubelet_version, "v1.21.14");
     assert_eq!(node.runtime_version, "cri-o://1.21.7");
     assert!(node.ready && !node.unschedulable, "{node:?}");
-    assert_eq!(
-        lab.node("w1").kubeadm_calls(),
-        ["kubeadm upgrade node config --kubelet-version v1.21.14"]
-    );
+    // `upgrade node config` is gone from kubeadm 1.18: 1.21 writes the kubelet configuration
+    // with `kubeadm upgrade node phase kubelet-config` (the stand-in records `upgrade node`).
+    assert_eq!(lab.node("w1").kubeadm_calls(), ["kubeadm upgrade node"]);
 }
 
 #[test]
