@@ -117,7 +117,20 @@ fn build_once() -> PathBuf {
     install_extras(&building);
     fs::write(building.join(".complete"), recipe_key()).expect("mark the root complete");
     fs::rename(&building, &root).expect("move the root into place");
+    remove_other_keys(&cache, &format!("{SUITE}-"), &root);
     root
+}
+
+/// Removes the cached builds named `prefix<key>` other than `keep` (made from other inputs; a
+/// root is about 650 MB).
+pub(crate) fn remove_other_keys(cache: &Path, prefix: &str, keep: &Path) {
+    for entry in fs::read_dir(cache).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(prefix) && entry.path() != keep && !name.ends_with(".building") {
+            unmount_under(&entry.path());
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn install_extras(root: &Path) {

@@ -153,6 +153,7 @@ fn build_once(user: &str) -> PathBuf {
     build_arch(&building, user);
     fs::write(building.join(".complete"), &key).expect("mark the repositories complete");
     fs::rename(&building, &root).expect("move the repositories into place");
+    super::base::remove_other_keys(&cache, "repos-", &root);
     root
 }
 
