@@ -148,7 +148,7 @@ fn apt_legacy_force_passes_kubeadm_force_and_logs_it() {
     assert_eq!(lab.server_version(), "v1.22.17");
 }
 
-/// dnf against pkgs.k8s.io, 1.28 -> 1.29: the repository excludes the packages (so installs
+/// dnf against pkgs.k8s.io, 1.28 -> 1.30: the repository excludes the packages (so installs
 /// need --disableexcludes=kubernetes) and holds one minor (so the run switches it).
 #[test]
 fn dnf_pkgs_k8s_io_switches_the_repository_per_minor() {
@@ -156,15 +156,29 @@ fn dnf_pkgs_k8s_io_switches_the_repository_per_minor() {
     else {
         return;
     };
+    // 1.30 with the worker still at 1.28: kubeadm 1.30 allows kubelets three minors behind.
     run(&lab, "cluster.rhai", &["--set", "version=1.29"]).code(0);
     assert_eq!(lab.server_version(), "v1.29.14");
+    run(&lab, "cluster.rhai", &["--set", "version=1.30"]).code(0);
+    assert_eq!(lab.server_version(), "v1.30.14");
     run(
         &lab,
         "worker.rhai",
-        &["--node", "w1", "--set", "version=1.29"],
+        &["--node", "w1", "--set", "version=1.30"],
     )
     .code(0);
-    assert_eq!(lab.cluster_node("w1").2, "v1.29.14");
+    for name in ["m1", "w1"] {
+        let (ready, unschedulable, version) = lab.cluster_node(name);
+        assert!(
+            ready && !unschedulable && version == "v1.30.14",
+            "{name}: {version}"
+        );
+        let source = lab
+            .machine(name)
+            .read_file("/etc/yum.repos.d/kubernetes.repo")
+            .unwrap();
+        assert!(source.contains("/v1.30/rpm/"), "{name}: {source}");
+    }
 }
 
 /// Arch Linux ARM with CRI-O, 1.11 -> 1.12 (the report's path): the control plane upgraded by
