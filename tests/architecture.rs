@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "params",
             "plan",
             "quote",
+            "secrets",
             "suggest",
             // `crate::Error` and `crate::Result` are re-exports of `error`.
             "Error",

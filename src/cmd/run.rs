@@ -129,7 +129,7 @@ pub fn execute(
     output: OutputFormat,
     ui: &Ui,
 ) -> crate::Result<u8> {
-    let recorder = Arc::new(Recorder::new());
+    let recorder = Arc::new(Recorder::with_secrets(Arc::clone(ui.secrets())));
     ui.follow(&recorder);
     let mode = match (settings.dry_run, settings.offline) {
         (false, _) => Mode::Live,

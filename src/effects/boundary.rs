@@ -238,8 +238,8 @@ impl Effects {
         };
         let result = self.performer.perform(step.access, &effect, &context).await;
         if let (true, Ok(performed)) = (secret_output, &result) {
+            // Line by line: a join command's output also holds lines that are not secret.
             let stdout = &performed.outcome.stdout;
-            self.recorder.add_secret(stdout.trim());
             for line in stdout.lines().map(str::trim).filter(|l| l.len() >= 8) {
                 self.recorder.add_secret(line);
             }
@@ -249,10 +249,11 @@ impl Effects {
             Ok(performed) => {
                 let outcome = performed.outcome;
                 let diff = match (&effect, performed.previous_content) {
+                    // Both sides are redacted before the diff splits a secret into lines.
                     (Effect::WriteFile { content, .. }, Some(previous)) => {
                         Some(crate::plan::file_diff(
-                            previous.as_deref(),
-                            &String::from_utf8_lossy(content),
+                            previous.map(|p| self.recorder.redact(&p)).as_deref(),
+                            &self.recorder.redact(&String::from_utf8_lossy(content)),
                         ))
                     }
                     _ => None,
@@ -286,6 +287,10 @@ impl Effects {
                     EffectError::Transport(e) if e.cancelled => "interrupted".to_owned(),
                     other => other.to_string(),
                 };
+                let data = match &error {
+                    EffectError::WithData { data, .. } => self.recorder.redact_json(data),
+                    _ => serde_json::Value::Null,
+                };
                 self.recorder.finish(
                     run,
                     seq,
@@ -296,6 +301,7 @@ impl Effects {
                         executed: false,
                         diff: None,
                         error: Some(self.recorder.redact(&message)),
+                        data,
                         resolved,
                         ..StepResult::default()
                     },

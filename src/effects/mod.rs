@@ -221,6 +221,14 @@ pub enum EffectError {
     Input(String),
     #[error("{0}")]
     Other(String),
+    /// A failure that still says what it left behind (a drain that failed with its node
+    /// cordoned): `data` is recorded with the failed step.
+    #[error("{message}")]
+    WithData {
+        kind: Kind,
+        message: String,
+        data: serde_json::Value,
+    },
 }
 
 impl EffectError {
@@ -230,6 +238,7 @@ impl EffectError {
             EffectError::Refused(_) => Kind::Refused,
             EffectError::Input(_) => Kind::Input,
             EffectError::Cancelled => Kind::Interrupted,
+            EffectError::WithData { kind, .. } => *kind,
             _ => Kind::Runtime,
         }
     }

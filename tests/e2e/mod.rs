@@ -6,6 +6,7 @@ mod lab;
 mod registry;
 mod resume;
 mod runs;
+mod secrets;
 mod signals;
 mod sop;
 
