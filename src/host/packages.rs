@@ -2,7 +2,7 @@
 //! `/etc/os-release`), the commands that install a package, print the installed version and
 //! list what the repositories offer, and how to read their answers.
 
-use crate::quote::{join, quote};
+use crate::quote::{join, operands};
 
 /// What `os_facts` reports about a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl PackageManager {
                     (false, false) => format!("{name}={version}"),
                 };
                 format!(
-                    "DEBIAN_FRONTEND=noninteractive {}",
+                    "DEBIAN_FRONTEND=noninteractive {} {}",
                     join([
                         "apt-get",
                         "install",
@@ -116,8 +116,8 @@ impl PackageManager {
                         "--allow-change-held-packages",
                         "-o",
                         "Dpkg::Options::=--force-confold",
-                        &target,
-                    ])
+                    ]),
+                    operands([&target])
                 )
             }
             Self::Dnf | Self::Yum => {
@@ -127,21 +127,24 @@ impl PackageManager {
                 } else {
                     format!("{name}-{version}")
                 };
-                join([tool, "install", "-y", &target])
+                format!("{} {}", join([tool, "install", "-y"]), operands([&target]))
             }
-            Self::Pacman if local => join(["pacman", "-U", "--noconfirm", name]),
-            Self::Pacman => join(["pacman", "-S", "--noconfirm", "--needed", name]),
+            Self::Pacman if local => format!("pacman -U --noconfirm {}", operands([name])),
+            Self::Pacman => format!("pacman -S --noconfirm --needed {}", operands([name])),
         }
     }
 
     /// The command printing the installed version of `name` (exit non-zero when absent).
     pub fn version_command(self, name: &str) -> String {
         match self {
-            Self::Apt => format!("dpkg-query -W -f='${{Version}}' {}", quote(name)),
+            Self::Apt => format!("dpkg-query -W -f='${{Version}}' {}", operands([name])),
             Self::Dnf | Self::Yum => {
-                format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {}", quote(name))
+                format!(
+                    "rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {}",
+                    operands([name])
+                )
             }
-            Self::Pacman => join(["pacman", "-Q", name]),
+            Self::Pacman => format!("pacman -Q {}", operands([name])),
         }
     }
 
@@ -161,15 +164,15 @@ impl PackageManager {
     /// The command listing versions of `name` the repositories offer.
     pub fn available_command(self, name: &str) -> String {
         match self {
-            Self::Apt => join(["apt-cache", "madison", name]),
+            Self::Apt => format!("apt-cache madison {}", operands([name])),
             Self::Dnf | Self::Yum => {
                 let tool = if self == Self::Dnf { "dnf" } else { "yum" };
                 format!(
-                    "{} 2>/dev/null",
-                    join([tool, "list", "--showduplicates", "-q", name])
+                    "{tool} list --showduplicates -q {} 2>/dev/null",
+                    operands([name])
                 )
             }
-            Self::Pacman => join(["pacman", "-Si", name]),
+            Self::Pacman => format!("pacman -Si {}", operands([name])),
         }
     }
 

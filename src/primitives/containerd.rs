@@ -277,7 +277,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 call,
                 node,
                 format!(
-                    "mkdir -p {prefix_q} && tar -C {prefix_q} -xzf {remote_q} && rm -f {remote_q}",
+                    "mkdir -p -- {prefix_q} && tar -C {prefix_q} -xzf {remote_q} && rm -f -- {remote_q}",
                     prefix_q = quote(&prefix),
                     remote_q = quote(&remote)
                 ),
