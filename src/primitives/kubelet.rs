@@ -246,6 +246,8 @@ fn set_flags(
                 ),
             ));
         };
+        config::check_flag(name, &edit)
+            .map_err(|e| input_error(ctx, position, ACTION, format!("{ACTION}: {e}")))?;
         edits.push((name.trim_start_matches('-').to_owned(), edit));
     }
     // Rhai maps have no insertion order: new flags are appended in name order.
