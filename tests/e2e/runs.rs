@@ -255,6 +255,42 @@ pkg_install(node, "kubelet", param("v"));
     );
 }
 
+/// A value that starts with `-` is an operand, never an option, on every package manager:
+/// `systemctl is-active --version` would print systemd's version and `apt-get install …
+/// --version` apt's, both exiting 0 as if the unit were active and the package installed.
+#[test]
+fn option_like_values_stay_operands() {
+    let Some(fleet) = Fleet::shared() else { return };
+    let setup = Setup::new(
+        fleet,
+        r#"let r = systemctl(node, "is-active", param("v"));
+if r.code == 0 { fail(`systemctl took the unit for an option: ${r.stdout}`); }
+pkg_install(node, param("v"), "");
+"#,
+    );
+    let out = setup
+        .krun(&[
+            "--node", "n1", "--node", "n2", "--node", "n3", "--batch", "3", "--set", "v=--version",
+            "--output", "json",
+        ])
+        .run();
+    out.code(1)
+        .stderr_has("E: Unable to locate package --version")
+        .stderr_has("No match for argument: --version")
+        .stderr_has("error: target not found: --version");
+    let json = out.json();
+    for node in json["nodes"].as_array().unwrap() {
+        let steps = node["steps"].as_array().unwrap();
+        assert_eq!(steps[0]["command"], "systemctl is-active -- --version", "{node:#}");
+        let install = steps.iter().find(|s| s["action"] == "pkg_install").unwrap();
+        assert!(
+            install["command"].as_str().unwrap().contains(" -- --version"),
+            "{install}"
+        );
+        assert_eq!(node["failure"]["message"].as_str().map(|m| m.contains("exited with code")), Some(true), "{node:#}");
+    }
+}
+
 #[test]
 fn sudo_for_a_non_root_user() {
     let Some(fleet) = Fleet::shared() else { return };
