@@ -422,6 +422,29 @@ pub fn file_diff(current: Option<&str>, new: &str) -> String {
         .to_string()
 }
 
+/// What a plan shows instead of the diff of a file made from a local file the playbook did not
+/// mark showable: whether it changes, and the sizes and digests, never the text.
+pub fn hidden_diff(current: Option<&str>, new: &[u8]) -> String {
+    use sha2::Digest;
+    let describe = |bytes: &[u8]| {
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        format!("{} bytes, sha256 {}", bytes.len(), &digest[..16])
+    };
+    let new_text = describe(new);
+    match current {
+        Some(current) if current.as_bytes() == new => {
+            format!("(content not shown: a local file) unchanged: {new_text}\n")
+        }
+        Some(current) => format!(
+            "(content not shown: a local file; `show: true` shows it) changes: {} -> {new_text}\n",
+            describe(current.as_bytes())
+        ),
+        None => format!(
+            "(content not shown: a local file; `show: true` shows it) new file: {new_text}\n"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +478,15 @@ mod tests {
         let recorder = Recorder::new();
         recorder.add_secret("s3cr3t");
         assert_eq!(recorder.redact("token=s3cr3t;"), "token=***;");
+    }
+
+    #[test]
+    fn a_hidden_diff_tells_sizes_not_text() {
+        let shown = hidden_diff(Some("old key\n"), b"new key\n");
+        assert!(shown.contains("changes: 8 bytes, sha256 "), "{shown}");
+        assert!(!shown.contains("key"), "{shown}");
+        assert!(hidden_diff(Some("a"), b"a").contains("unchanged"));
+        assert!(hidden_diff(None, b"a").contains("new file: 1 bytes"));
     }
 
     #[test]

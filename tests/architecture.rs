@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "inventory",
             "journal",
+            "local",
             "params",
             "plan",
             "quote",

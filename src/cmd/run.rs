@@ -83,6 +83,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         secret_params,
         inventory: Arc::new(inventory),
         libs: args.libs,
+        allow_local: args.allow_local,
         state_dir: args.state_dir,
         kube: args.cluster.options(),
         batch: batch_spec.size(args.nodes.len()),

@@ -226,6 +226,7 @@ impl Effects {
         let recorder = Arc::clone(&self.recorder);
         let secret_output = step.secret_output;
         let quiet_output = step.quiet_output;
+        let hide_content = step.hide_content;
         let context = PerformContext {
             cancel: self.cancel.child_token(),
             on_output: Box::new(move |line: &str| {
@@ -249,6 +250,9 @@ impl Effects {
             Ok(performed) => {
                 let outcome = performed.outcome;
                 let diff = match (&effect, performed.previous_content) {
+                    (Effect::WriteFile { content, .. }, Some(previous)) if hide_content => {
+                        Some(crate::plan::hidden_diff(previous.as_deref(), content))
+                    }
                     // Both sides are redacted before the diff splits a secret into lines.
                     (Effect::WriteFile { content, .. }, Some(previous)) => {
                         Some(crate::plan::file_diff(

@@ -85,6 +85,9 @@ pub struct Step {
     /// The output is large and of no interest line by line (certificates read for their
     /// expiry): it is not streamed to the log, but recorded as usual.
     pub quiet_output: bool,
+    /// A file written from a local file the playbook did not mark showable (`upload`,
+    /// `render`): the plan shows its size and digest, not its text.
+    pub hide_content: bool,
 }
 
 impl Step {
@@ -104,6 +107,7 @@ impl Step {
             recheck: Recheck::Ask,
             secret_output: false,
             quiet_output: false,
+            hide_content: false,
         }
     }
 }

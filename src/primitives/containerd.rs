@@ -179,19 +179,23 @@ fn write_file(
     content: Vec<u8>,
     mode: u32,
     what: &str,
+    local_file: bool,
 ) -> RhaiResult<()> {
-    let outcome = ctx.step(
+    let effect = Effect::WriteFile {
+        node: Arc::clone(node.spec()),
+        path: path.to_owned(),
+        content,
+        mode,
+    };
+    let mut step = ctx.new_step(call, ACTION, node, Access::Change);
+    step.recheck = crate::effects::Recheck::infer(&effect);
+    // A release tarball is a local file (and binary): its content is never shown.
+    step.hide_content = local_file;
+    let outcome = ctx.perform_step(
         call,
-        ACTION,
-        node,
-        Access::Change,
+        step,
         format!("write {path} ({what}, mode {mode:04o})"),
-        Effect::WriteFile {
-            node: Arc::clone(node.spec()),
-            path: path.to_owned(),
-            content,
-            mode,
-        },
+        effect,
     )?;
     if outcome.observed && outcome.exit_code != 0 {
         return Err(fail_step(
@@ -248,7 +252,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
             };
             let prefix = string_option(ctx, opts, "prefix", position)?
                 .unwrap_or_else(|| "/usr/local".into());
-            let local = ctx.local_path(call, &tarball);
+            let local = ctx.local_path(call, ACTION, &tarball)?;
             let content = std::fs::read(&local).map_err(|e| {
                 input(
                     ctx,
@@ -271,6 +275,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 content,
                 0o600,
                 &format!("upload of {}", local.display()),
+                true,
             )?;
             change(
                 ctx,
@@ -293,6 +298,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 unit.into_bytes(),
                 0o644,
                 "systemd unit",
+                false,
             )?;
             path = format!("{}/bin/containerd", prefix.trim_end_matches('/'));
         }
@@ -318,6 +324,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
         rendered.clone().into_bytes(),
         0o600,
         "config.toml to validate",
+        false,
     )?;
     let validate = format!(
         "{} -c {CHECK_PATH} config dump >/dev/null; rc=$?; rm -f -- {CHECK_PATH}; exit $rc",
@@ -359,6 +366,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
         rendered.into_bytes(),
         mode,
         "validated config.toml",
+        false,
     )?;
     for command in [
         "systemctl daemon-reload",

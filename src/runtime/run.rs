@@ -36,6 +36,8 @@ pub struct RunSettings {
     pub secret_params: Vec<String>,
     pub inventory: Arc<Inventory>,
     pub libs: Vec<PathBuf>,
+    /// `--allow-local`: paths outside the playbook's and the --lib directories it may read.
+    pub allow_local: Vec<PathBuf>,
     pub state_dir: PathBuf,
     /// How to reach the cluster (`--kubeconfig`, `--context`).
     pub kube: crate::kube::ClientOptions,
@@ -93,7 +95,8 @@ pub async fn execute(
     let file = settings.playbook.display().to_string();
     let text = std::fs::read_to_string(&settings.playbook)
         .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
-    let module_path = ModulePath::new(&settings.libs, &settings.playbook);
+    let module_path =
+        ModulePath::new(&settings.libs, &settings.playbook).allowing(&settings.allow_local);
     for name in &settings.secret_params {
         if let Some(ParamValue::Str(value)) = settings.params.get(name) {
             recorder.add_secret(value);
@@ -131,6 +134,7 @@ pub async fn execute(
             settings.playbook.clone(),
             settings.command_timeout,
         )
+        .with_local_files(module_path.local_files())
         .with_strict_skew(settings.strict_skew)
         .with_cluster(has_cluster(&settings)),
     );
@@ -147,6 +151,7 @@ pub async fn execute(
     let diagnostics = crate::runtime::check::check_files(
         &check_engine,
         &settings.libs,
+        &settings.allow_local,
         std::slice::from_ref(&settings.playbook),
     );
     if !diagnostics.is_empty() {

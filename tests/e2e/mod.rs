@@ -3,6 +3,7 @@
 
 mod host_keys;
 mod lab;
+mod local_files;
 mod registry;
 mod resume;
 mod runs;

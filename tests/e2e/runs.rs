@@ -11,7 +11,7 @@ let facts = os_facts(node);
 let version = param("version");
 let pkg = if facts.id == "debian" { version + "-00" } else if facts.id == "rocky" { version } else { version };
 pkg_install(node, "kubelet", pkg);
-render(node, "dropin.j2", #{ version: version, node: node.name }, root + "/files/kubelet.conf", 0o640);
+render(node, "dropin.j2", #{ version: version, node: node.name }, root + "/files/kubelet.conf", 0o640, #{ show: true });
 systemctl(node, "daemon-reload", "");
 systemctl(node, "restart", "kubelet");
 wait_active(node, "kubelet", "30s");
@@ -270,8 +270,18 @@ pkg_install(node, param("v"), "");
     );
     let out = setup
         .krun(&[
-            "--node", "n1", "--node", "n2", "--node", "n3", "--batch", "3", "--set", "v=--version",
-            "--output", "json",
+            "--node",
+            "n1",
+            "--node",
+            "n2",
+            "--node",
+            "n3",
+            "--batch",
+            "3",
+            "--set",
+            "v=--version",
+            "--output",
+            "json",
         ])
         .run();
     out.code(1)
@@ -281,13 +291,25 @@ pkg_install(node, param("v"), "");
     let json = out.json();
     for node in json["nodes"].as_array().unwrap() {
         let steps = node["steps"].as_array().unwrap();
-        assert_eq!(steps[0]["command"], "systemctl is-active -- --version", "{node:#}");
+        assert_eq!(
+            steps[0]["command"], "systemctl is-active -- --version",
+            "{node:#}"
+        );
         let install = steps.iter().find(|s| s["action"] == "pkg_install").unwrap();
         assert!(
-            install["command"].as_str().unwrap().contains(" -- --version"),
+            install["command"]
+                .as_str()
+                .unwrap()
+                .contains(" -- --version"),
             "{install}"
         );
-        assert_eq!(node["failure"]["message"].as_str().map(|m| m.contains("exited with code")), Some(true), "{node:#}");
+        assert_eq!(
+            node["failure"]["message"]
+                .as_str()
+                .map(|m| m.contains("exited with code")),
+            Some(true),
+            "{node:#}"
+        );
     }
 }
 

@@ -12,7 +12,10 @@ use crate::support::require;
 
 /// The first line a tool prints for `flag`: what must not appear when the value is an operand.
 fn banner(tool: &str, flag: &str) -> String {
-    let out = Command::new(tool).arg(flag).output().expect("the tool runs");
+    let out = Command::new(tool)
+        .arg(flag)
+        .output()
+        .expect("the tool runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -50,11 +53,18 @@ fn runs_as_operand(tool: &str, flag: &str, command: &str) {
 
 #[test]
 fn package_managers_take_option_like_names_as_packages() {
-    if !require(&["apt-get", "apt-cache", "dpkg-query", "dnf", "rpm", "pacman"], true) {
+    if !require(
+        &["apt-get", "apt-cache", "dpkg-query", "dnf", "rpm", "pacman"],
+        true,
+    ) {
         return;
     }
     let v = "--version";
-    for manager in [PackageManager::Apt, PackageManager::Dnf, PackageManager::Pacman] {
+    for manager in [
+        PackageManager::Apt,
+        PackageManager::Dnf,
+        PackageManager::Pacman,
+    ] {
         let tool = match manager {
             PackageManager::Apt => "apt-get",
             PackageManager::Dnf | PackageManager::Yum => "dnf",
