@@ -118,6 +118,10 @@ fn check_source(
     if !visited.insert(file.to_owned()) {
         return;
     }
+    if let Some(oversized) = Diagnostic::oversized(file, text) {
+        out.push(oversized);
+        return;
+    }
     let compiled = if is_playbook {
         crate::runtime::engine::compile(engine, Path::new(file), text)
     } else {
