@@ -239,8 +239,12 @@ impl Effects {
         };
         let result = self.performer.perform(step.access, &effect, &context).await;
         if let (true, Ok(performed)) = (secret_output, &result) {
-            // Line by line: a join command's output also holds lines that are not secret.
-            let stdout = &performed.outcome.stdout;
+            // A single line whole; otherwise line by line, as a join command's output also
+            // holds short lines that are not secret.
+            let stdout = performed.outcome.stdout.trim();
+            if !stdout.contains('\n') {
+                self.recorder.add_secret(stdout);
+            }
             for line in stdout.lines().map(str::trim).filter(|l| l.len() >= 8) {
                 self.recorder.add_secret(line);
             }

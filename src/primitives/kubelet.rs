@@ -152,8 +152,8 @@ number or bool; `()` removes it. Existing flags keep their place and style (`--a
 `--a b`), new ones are appended in name order; comments and other lines stay as they are.\n\
 Writes the file (atomically, same mode) only when something changes; the plan shows the\n\
 diff. Fails when no flags file exists. A value with whitespace, quotes or backslashes is\n\
-refused (kubelet reads the file split at whitespace: it would become another flag). Returns `#{ file, changed, before, after }`\n\
-(`before`/`after`: flag maps).\n\
+refused (kubelet reads the file split at whitespace: it would become another flag).\n\
+Returns `#{ file, changed, before, after }` (`before`/`after`: flag maps).\n\
 `set_kubelet_flags(node, #{ \"container-runtime-endpoint\": \"unix:///run/containerd/containerd.sock\", \"network-plugin\": () })`";
 
 /// The flags files to look at: `opts.file`, or every known one in order.
