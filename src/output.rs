@@ -29,11 +29,14 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(out, "Parameters: {}", params.join(" "));
     }
     let mut any_unobserved = false;
-    for run in &report.nodes {
+    for run in report.setup.iter().chain(&report.nodes) {
         out.push('\n');
         match &run.host {
             Some(host) => {
                 let _ = writeln!(out, "{} ({host})", run.name);
+            }
+            None if report.setup.as_ref().is_some_and(|s| std::ptr::eq(s, run)) => {
+                let _ = writeln!(out, "{} krun's own steps, before the playbook", run.name);
             }
             None => {
                 let _ = writeln!(out, "{}", run.name);

@@ -155,12 +155,7 @@ pub fn execute(
         let wired = wiring
             .wire(recorder, CancellationToken::new(), replay)
             .await?;
-        let report = run::execute(
-            settings,
-            Arc::clone(&wired.effects),
-            Arc::clone(&wired.kube),
-        )
-        .await;
+        let report = run::execute(settings, Arc::clone(&wired.effects)).await;
         wired.close().await;
         report
     })?;

@@ -13,9 +13,17 @@ pub fn runs(args: &RunsArgs) -> crate::Result<u8> {
                 let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
                 print(&format!("  command: {}\n", argv.join(" ")));
             }
-            let stopped = view.runs.values().any(|r| r.status != "ok");
-            if stopped && view.header["dry_run"] != true {
-                print(&format!("  resume with: krun resume {id}\n"));
+            let latest = JournalView::latest_resume(&args.state_dir, id)?;
+            if latest.id != *id {
+                let state = if latest.finished() {
+                    "which finished"
+                } else {
+                    "which stopped too"
+                };
+                print(&format!("  resumed by run {}, {state}\n", latest.id));
+            }
+            if !latest.finished() && view.header["dry_run"] != true {
+                print(&format!("  resume with: krun resume {}\n", latest.id));
             }
         }
         None => {

@@ -50,6 +50,9 @@ pub struct JournalView {
     pub id: String,
     pub header: Value,
     pub runs: BTreeMap<String, JournalRun>,
+    /// The line number of a torn last record (krun was killed, or the disk filled, while
+    /// writing it); the records before it are intact.
+    pub torn: Option<usize>,
 }
 
 impl JournalView {
@@ -66,11 +69,13 @@ impl JournalView {
 
     pub fn parse(id: &str, text: &str) -> Result<Self, String> {
         let mut header = Value::Null;
+        let mut torn = None;
         let mut runs: BTreeMap<String, JournalRun> = BTreeMap::new();
         for (index, line) in text.lines().enumerate() {
             // A crash can leave a torn last line; everything before it is intact.
             let Ok(record) = serde_json::from_str::<Value>(line) else {
                 if index + 1 == text.lines().count() {
+                    torn = Some(index + 1);
                     break;
                 }
                 return Err(format!("line {} is not JSON", index + 1));
@@ -113,21 +118,69 @@ impl JournalView {
             id: id.to_owned(),
             header,
             runs,
+            torn,
         })
     }
 
     /// Every run under the state directory, newest first.
     pub fn list(state_dir: &Path) -> Vec<Self> {
-        let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
+        let ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
+        let mut all: Vec<Self> = ids
+            .iter()
             .filter_map(|id| Self::load(state_dir, id).ok())
-            .collect()
+            .collect();
+        // Ids sort by the second they were made in; the start time orders runs of one second.
+        all.sort_by(|a, b| {
+            let started = |v: &Self| v.header["started_at"].as_str().unwrap_or("").to_owned();
+            (started(b), &b.id).cmp(&(started(a), &a.id))
+        });
+        all
+    }
+
+    /// Whether the playbook ran at all (a run refused by krun's own setup, or by a compile
+    /// error, did nothing).
+    pub fn did_anything(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|(name, run)| !name.starts_with('(') && !run.steps.is_empty())
+    }
+
+    /// Whether it finished: every run of the playbook ended ok (krun's own setup aside).
+    pub fn finished(&self) -> bool {
+        let mut playbook_runs = self.runs.iter().filter(|(name, _)| !name.starts_with('('));
+        let mut any = false;
+        let all_ok = playbook_runs.all(|(_, run)| {
+            any = true;
+            run.status == "ok"
+        });
+        any && all_ok
+    }
+
+    /// The run this one resumed, if any.
+    pub fn resumes(&self) -> Option<&str> {
+        self.header["resumes"].as_str()
+    }
+
+    /// The newest run in the chain of resumes that starts at run `id` (`id` itself when nothing
+    /// resumed it): resuming `id` again means continuing from there, since that journal holds
+    /// everything the chain did.
+    pub fn latest_resume(state_dir: &Path, id: &str) -> crate::Result<Self> {
+        let all = Self::list(state_dir);
+        let mut current = Self::load(state_dir, id)?;
+        // Newest first in `all`: the first that resumes the current one and got as far as the
+        // playbook is its latest resume (one refused before the playbook holds nothing new).
+        while let Some(next) = all
+            .iter()
+            .find(|v| v.resumes() == Some(current.id.as_str()) && v.did_anything())
+        {
+            current = next.clone();
+        }
+        Ok(current)
     }
 
     /// A one-paragraph account per run: status, the step it stopped at and why.
@@ -142,6 +195,12 @@ impl JournalView {
                 ""
             }
         );
+        if let Some(line) = self.torn {
+            out.push_str(&format!(
+                "  the journal's last record (line {line}) is torn: krun was killed, or the disk \
+                 filled, while writing it; the step it belonged to counts as not recorded\n"
+            ));
+        }
         for (name, run) in &self.runs {
             let last = run.steps.last();
             let state = match (run.status.as_str(), last) {
@@ -191,6 +250,22 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_reported_and_one_in_the_middle_is_an_error() {
+        let header = r#"{"type":"header","playbook":"p.rhai"}"#;
+        let intent = r#"{"type":"intent","run":"n1","seq":1,"action":"sh","command":"x"}"#;
+        let torn = format!("{header}\n{intent}\n{{\"type\":\"do");
+        let view = JournalView::parse("r", &torn).unwrap();
+        assert_eq!(view.torn, Some(3));
+        assert!(view.describe().contains("line 3) is torn"), "{}", view.describe());
+        assert!(view.runs["n1"].steps[0].done.is_none());
+        let middle = format!("{header}\n{{\"type\":\"do\n{intent}\n");
+        assert_eq!(
+            JournalView::parse("r", &middle).unwrap_err(),
+            "line 2 is not JSON"
+        );
+    }
 
     #[test]
     fn warnings_are_attached_and_taken_off_again() {
