@@ -148,7 +148,10 @@ mod tests {
         let error = local.resolve(&playbooks, "link").unwrap_err();
         assert!(error.contains("is a symbolic link to"), "{error}");
 
-        let allowed = LocalFiles::new(&[playbooks.clone()], &[dir.path().join("secret")]);
+        let allowed = LocalFiles::new(
+            std::slice::from_ref(&playbooks),
+            &[dir.path().join("secret")],
+        );
         assert!(allowed.resolve(&playbooks, "link").is_ok());
         let secret = dir.path().join("secret").display().to_string();
         assert!(allowed.resolve(&playbooks, &secret).is_ok());

@@ -258,7 +258,11 @@ mod tests {
         let torn = format!("{header}\n{intent}\n{{\"type\":\"do");
         let view = JournalView::parse("r", &torn).unwrap();
         assert_eq!(view.torn, Some(3));
-        assert!(view.describe().contains("line 3) is torn"), "{}", view.describe());
+        assert!(
+            view.describe().contains("line 3) is torn"),
+            "{}",
+            view.describe()
+        );
         assert!(view.runs["n1"].steps[0].done.is_none());
         let middle = format!("{header}\n{{\"type\":\"do\n{intent}\n");
         assert_eq!(

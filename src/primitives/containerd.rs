@@ -171,6 +171,7 @@ fn change(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_file(
     ctx: &RunContext,
     call: &NativeCallContext,

@@ -18,7 +18,11 @@ impl Tmpfs {
             .arg(dir)
             .status()
             .expect("mount runs");
-        assert!(status.success(), "cannot mount a tmpfs at {}", dir.display());
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {}",
+            dir.display()
+        );
         Tmpfs(dir.to_path_buf())
     }
 }
@@ -89,9 +93,7 @@ fn a_disk_that_fills_mid_run_stops_the_run_before_the_next_step() {
     assert_eq!(ran, (0..ran.len()).collect::<Vec<_>>());
     for i in &ran {
         assert!(
-            intents
-                .iter()
-                .any(|c| c.contains(&format!("step-{i};"))),
+            intents.iter().any(|c| c.contains(&format!("step-{i};"))),
             "step {i} ran without its intent in the journal"
         );
     }
