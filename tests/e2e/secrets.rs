@@ -1,7 +1,8 @@
 //! Secrets never leave krun in plain text: a multi-line secret (a PEM key given with
 //! `--set-secret`) and one with short lines (`secret("q7x\nz9")`) through every output path —
-//! log, print, debug at -vv, streamed command output, a file diff in a dry-run, the JSON
-//! report, the summary and the journal — in a dry-run and in a real run.
+//! log, print, debug at -vv, maps and arrays printed, streamed command output, a failed
+//! command's stderr, a file diff in a dry-run, the JSON report, the summary and the journal —
+//! in a dry-run and in a real run.
 
 use super::Setup;
 use crate::support::Fleet;
@@ -23,6 +24,13 @@ debug(short);
 let out = probe(node, ["printf", "%s\n", key, short]);
 write_file(node, "/etc/kubernetes/pki/krun-test.key", "# key\n" + key + short + "\n", 0o600);
 sh(node, ["printf", "%s\n", key, short]);
+print([key, short]);
+log(`${#{ k: key }}`);
+try {
+    sh(node, ["sh", "-c", "printf '%s\n' \"$1\" >&2; exit 3", "sh", key]);
+} catch (e) {
+    log(`caught ${e}`);
+}
 fail("stopped with " + key);
 "##;
 
@@ -100,7 +108,7 @@ fn a_multi_line_secret_is_redacted_in_every_output() {
     assert_no_secret(&everything(&text, &state));
 
     let live = setup.krun(&common).run();
-    live.code(1).stderr_has("[n1] ***");
+    live.code(1).stderr_has("[n1] ***").stderr_has("caught");
     assert_eq!(
         node.read_file("/etc/kubernetes/pki/krun-test.key")
             .as_deref(),
