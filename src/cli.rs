@@ -221,6 +221,12 @@ pub struct RunArgs {
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
 
+    /// A file or directory outside the playbook's directory and the --lib directories that
+    /// `render`, `upload` and `import` may read (repeatable). Without it they refuse absolute
+    /// paths and `..` that leads out.
+    #[arg(long = "allow-local", value_name = "PATH")]
+    pub allow_local: Vec<PathBuf>,
+
     /// How many nodes run at once: a number (3), a share of the nodes (10%), or `auto` (batches
     /// chosen from the cluster so that no workload goes below its PodDisruptionBudget; needs
     /// the cluster, run in batches one after another). With --rehearse, the disruption
@@ -369,6 +375,11 @@ pub struct CheckArgs {
     /// Library directories for `import` (repeatable).
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
+
+    /// A file or directory outside the playbooks' directories and the --lib directories that
+    /// `import` may read (repeatable).
+    #[arg(long = "allow-local", value_name = "PATH")]
+    pub allow_local: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -37,13 +37,16 @@ pub mod sim;
 pub mod ssh;
 pub mod versions;
 
-// Base: the inventory, the plan and its journal, parameters, quoting, errors.
+// Base: the inventory, the plan and its journal, parameters, the local files a playbook may
+// read, quoting, secrets, errors.
 pub mod error;
 pub mod inventory;
 pub mod journal;
+pub mod local;
 pub mod params;
 pub mod plan;
 pub mod quote;
+pub mod secrets;
 pub mod suggest;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! What the operator sees while a run goes: log lines on stderr and, on a terminal, a live
 //! status line per node showing its current step. Without a terminal (or with `--output json`)
-//! only plain log lines go to stderr, so stdout carries nothing but the result.
+//! only plain log lines go to stderr, so stdout carries nothing but the result. Every log line
+//! is redacted with the command's secrets on its way out, whatever printed it.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -15,12 +16,14 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter}
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::plan::{Event as PlanEvent, Recorder, RunStatus};
+use crate::secrets::Secrets;
 
 /// The live display; `None` inside when stderr is not a terminal.
 #[derive(Clone, Default)]
 pub struct Ui {
     multi: Option<MultiProgress>,
     bars: Arc<Mutex<HashMap<usize, ProgressBar>>>,
+    secrets: Arc<Secrets>,
 }
 
 impl Ui {
@@ -31,7 +34,14 @@ impl Ui {
         Self {
             multi,
             bars: Arc::default(),
+            secrets: Arc::default(),
         }
+    }
+
+    /// The secrets every log line is redacted with: the recorder of the command's runs is
+    /// built with them ([`Recorder::with_secrets`]).
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Follows the recorder's events with one status line per running node.
@@ -126,6 +136,7 @@ where
 /// Writes log lines above the live display, or to stderr.
 pub struct LineWriter {
     multi: Option<MultiProgress>,
+    secrets: Arc<Secrets>,
     buffer: Vec<u8>,
 }
 
@@ -139,7 +150,9 @@ impl Write for LineWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&self.buffer)
+        let text = self
+            .secrets
+            .redact(&String::from_utf8_lossy(&self.buffer))
             .trim_end_matches('\n')
             .to_owned();
         self.buffer.clear();
@@ -162,6 +175,7 @@ impl<'a> MakeWriter<'a> for Ui {
     fn make_writer(&'a self) -> Self::Writer {
         LineWriter {
             multi: self.multi.clone(),
+            secrets: Arc::clone(&self.secrets),
             buffer: Vec::new(),
         }
     }

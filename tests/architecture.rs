@@ -25,9 +25,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "inventory",
             "journal",
+            "local",
             "params",
             "plan",
             "quote",
+            "secrets",
             "suggest",
             // `crate::Error` and `crate::Result` are re-exports of `error`.
             "Error",

@@ -35,7 +35,8 @@ fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<Ru
 pub fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Result<u8> {
     let context = inert_context(runtime, PathBuf::from("."));
     let engine = engine::for_run(ModulePath::default(), &context);
-    let diagnostics = crate::runtime::check::check_files(&engine, &args.libs, &args.playbooks);
+    let diagnostics =
+        crate::runtime::check::check_files(&engine, &args.libs, &args.allow_local, &args.playbooks);
     let color = color();
     for diagnostic in &diagnostics {
         let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));

@@ -83,6 +83,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         secret_params,
         inventory: Arc::new(inventory),
         libs: args.libs,
+        allow_local: args.allow_local,
         state_dir: args.state_dir,
         kube: args.cluster.options(),
         batch: batch_spec.size(args.nodes.len()),
@@ -129,7 +130,7 @@ pub fn execute(
     output: OutputFormat,
     ui: &Ui,
 ) -> crate::Result<u8> {
-    let recorder = Arc::new(Recorder::new());
+    let recorder = Arc::new(Recorder::with_secrets(Arc::clone(ui.secrets())));
     ui.follow(&recorder);
     let mode = match (settings.dry_run, settings.offline) {
         (false, _) => Mode::Live,

@@ -40,6 +40,8 @@ pub struct RunSettings {
     pub secret_params: Vec<String>,
     pub inventory: Arc<Inventory>,
     pub libs: Vec<PathBuf>,
+    /// `--allow-local`: paths outside the playbook's and the --lib directories it may read.
+    pub allow_local: Vec<PathBuf>,
     pub state_dir: PathBuf,
     /// How to reach the cluster (`--kubeconfig`, `--context`).
     pub kube: crate::kube::ClientOptions,
@@ -105,7 +107,8 @@ impl Playbook {
         Ok(Self {
             file,
             text,
-            module_path: ModulePath::new(&settings.libs, &settings.playbook),
+            module_path: ModulePath::new(&settings.libs, &settings.playbook)
+                .allowing(&settings.allow_local),
         })
     }
 
@@ -127,6 +130,7 @@ impl Playbook {
         let diagnostics = super::check::check_files(
             &check_engine,
             &settings.libs,
+            &settings.allow_local,
             std::slice::from_ref(&settings.playbook),
         );
         if !diagnostics.is_empty() {
@@ -182,6 +186,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
                 playbook_path.clone(),
                 timeout,
             )
+            .with_local_files(playbook.module_path.local_files())
             .with_strict_skew(strict_skew)
             .with_cluster(cluster),
         )
