@@ -1,5 +1,6 @@
 //! The `krun` binary as a user runs it: arguments in, exit code and output out.
 
+mod build;
 mod check;
 mod doc;
 mod dry_run;

@@ -27,6 +27,7 @@
 
 pub mod agent;
 pub mod etcd;
+pub mod etcd_kv;
 pub mod fleet;
 pub mod lab;
 mod process;
