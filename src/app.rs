@@ -57,6 +57,8 @@ pub fn main() -> u8 {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(preflight(*args))
         }
+        Some(Command::Completions(args)) => crate::completions::completions(&args),
+        Some(Command::Man(args)) => crate::completions::man(&args),
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(crate::sim::run(command)).map(|()| 0)

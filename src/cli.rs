@@ -52,6 +52,10 @@ pub enum Command {
     /// Check the cluster before an upgrade: findings with fixes, and the disruption forecast of
     /// a batch plan. Exit 3 when anything blocks.
     Preflight(Box<PreflightArgs>),
+    /// Print the completion script for a shell.
+    Completions(crate::completions::CompletionsArgs),
+    /// Print krun's manual page (roff), or write one page per subcommand into a directory.
+    Man(crate::completions::ManArgs),
 }
 
 #[derive(Debug, Args)]

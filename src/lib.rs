@@ -8,6 +8,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod completions;
 pub mod containerd;
 pub mod diagnostic;
 pub mod doc;

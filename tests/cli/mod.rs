@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod completions;
 mod doc;
 mod dry_run;
 mod input;
