@@ -53,9 +53,9 @@ pub enum Command {
     /// a batch plan. Exit 3 when anything blocks.
     Preflight(Box<PreflightArgs>),
     /// Print the completion script for a shell.
-    Completions(crate::completions::CompletionsArgs),
+    Completions(crate::cmd::completions::CompletionsArgs),
     /// Print krun's manual page (roff), or write one page per subcommand into a directory.
-    Man(crate::completions::ManArgs),
+    Man(crate::cmd::completions::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -286,7 +286,7 @@ pub struct RunArgs {
         long,
         value_name = "NAMESPACE/NAME",
         env = "KRUN_LOCK",
-        default_value = crate::lock::DEFAULT_LOCK
+        default_value = crate::kube::lock::DEFAULT_LOCK
     )]
     pub lock: String,
 
@@ -353,7 +353,7 @@ pub struct UnlockArgs {
         long,
         value_name = "NAMESPACE/NAME",
         env = "KRUN_LOCK",
-        default_value = crate::lock::DEFAULT_LOCK
+        default_value = crate::kube::lock::DEFAULT_LOCK
     )]
     pub lock: String,
 

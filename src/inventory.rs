@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
@@ -34,13 +34,63 @@ pub struct Inventory {
     pub source: Option<PathBuf>,
     pub nodes: BTreeMap<String, NodeSpec>,
     /// How to reach etcd (`[etcd]`), for the etcd primitives.
-    pub etcd: Option<crate::etcd::EtcdSection>,
+    pub etcd: Option<EtcdSection>,
     /// The load balancer(s) in front of the apiservers (`[apiserver_lb]`), whose backend lists
     /// preflight reads.
-    pub apiserver_lb: Option<crate::preflight::lb::LbSection>,
+    pub apiserver_lb: Option<LbSection>,
     /// `[ssh]`, applied to nodes discovered from the cluster too.
     defaults: RawSsh,
 }
+
+/// The inventory's `[apiserver_lb]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbSection {
+    /// Inventory nodes running haproxy and/or keepalived in front of the apiservers.
+    pub nodes: Vec<String>,
+    /// The configuration file to read (default: haproxy's and keepalived's standard paths).
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+/// The `[etcd]` section of the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSection {
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Reach etcd through this node's ssh connection instead of directly.
+    pub via: Option<String>,
+}
+
+impl EtcdSection {
+    /// Whether any endpoint needs TLS, and so the CA (and client certificate) files.
+    pub fn uses_tls(&self) -> bool {
+        self.endpoints.iter().any(|e| e.starts_with("https://"))
+    }
+
+    pub fn ca_path(&self) -> &Path {
+        self.ca.as_deref().unwrap_or(Path::new(KUBEADM_CA))
+    }
+
+    pub fn cert_path(&self) -> &Path {
+        self.cert.as_deref().unwrap_or(Path::new(KUBEADM_CERT))
+    }
+
+    pub fn key_path(&self) -> &Path {
+        self.key.as_deref().unwrap_or(Path::new(KUBEADM_KEY))
+    }
+}
+
+/// kubeadm's etcd CA, the documented default for `ca`.
+pub const KUBEADM_CA: &str = "/etc/kubernetes/pki/etcd/ca.crt";
+/// kubeadm's etcd health-check client certificate, the documented default for `cert`.
+pub const KUBEADM_CERT: &str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt";
+/// kubeadm's etcd health-check client key, the documented default for `key`.
+pub const KUBEADM_KEY: &str = "/etc/kubernetes/pki/etcd/healthcheck-client.key";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,9 +100,9 @@ struct RawInventory {
     #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
     #[serde(default)]
-    etcd: Option<crate::etcd::EtcdSection>,
+    etcd: Option<EtcdSection>,
     #[serde(default)]
-    apiserver_lb: Option<crate::preflight::lb::LbSection>,
+    apiserver_lb: Option<LbSection>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -213,10 +263,7 @@ impl Inventory {
 }
 
 /// `[apiserver_lb]`: at least one node, every one an inventory node, an absolute config path.
-fn check_lb(
-    lb: &crate::preflight::lb::LbSection,
-    nodes: &BTreeMap<String, NodeSpec>,
-) -> Result<(), String> {
+fn check_lb(lb: &LbSection, nodes: &BTreeMap<String, NodeSpec>) -> Result<(), String> {
     if lb.nodes.is_empty() {
         return Err(
             "`nodes` is empty: name the inventory nodes running haproxy or keepalived in front \
@@ -323,6 +370,25 @@ pub fn current_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn section_defaults_to_kubeadm_paths() {
+        let section: EtcdSection = toml::from_str(
+            r#"endpoints = ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+               via = "m1""#,
+        )
+        .unwrap();
+        assert!(section.uses_tls());
+        assert_eq!(section.ca_path(), Path::new(KUBEADM_CA));
+        assert_eq!(section.cert_path(), Path::new(KUBEADM_CERT));
+        assert_eq!(section.key_path(), Path::new(KUBEADM_KEY));
+        assert_eq!(section.via.as_deref(), Some("m1"));
+        let err = toml::from_str::<EtcdSection>("endpoint = []").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `endpoint`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn defaults_apply_and_nodes_override() {

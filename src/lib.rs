@@ -1,43 +1,49 @@
 //! krun runs Rhai upgrade playbooks against self-managed Kubernetes nodes.
 //!
-//! Data flows one way: the command line (`cli`, validated in `app`) starts a `run`; each run
-//! evaluates the playbook in a sandboxed Rhai `engine` whose `primitives` turn calls into
-//! effects; every effect crosses the one `effects` boundary (live or dry-run) into the
-//! `transport` (ssh) and is recorded in the `plan`.
+//! The crate reads top-down, one layer per group below; each layer imports only from the layers
+//! under it (a test, `tests/architecture.rs`, holds the code to that). Data flows one way: the
+//! command line is validated at the edge, which wires the services and the performer once and
+//! starts a run; each run evaluates the playbook in a sandboxed Rhai engine whose primitives
+//! turn calls into effects; every effect crosses the one effects boundary (live, dry-run or
+//! rehearsal) into the nodes over ssh or a cluster service, and is recorded in the plan and the
+//! journal on the way.
 
+// The edge: the command line, what it prints, and the one place that wires services.
 pub mod app;
-pub mod check;
 pub mod cli;
-pub mod completions;
-pub mod containerd;
-pub mod diagnostic;
-pub mod doc;
+pub mod cmd;
+pub mod output;
+pub mod ui;
+pub mod wiring;
+
+// The runtime: the Rhai engine, `krun check` and `krun doc`, diagnostics, running a playbook.
+pub mod runtime;
+
+// The primitives: thin Rhai registrations, one file per namespace.
+pub mod primitives;
+
+// Judgement: preflight's findings and the disruption forecast, over what was read.
+pub mod preflight;
+
+// The effects boundary: effects, performers, the services they call, the ssh transport.
 pub mod effects;
-pub mod engine;
-pub mod error;
+
+// Clients and domain: the Kubernetes API, etcd, ssh, the cluster simulator, what krun knows
+// of nodes (packages, kubelet and containerd configuration) and of Kubernetes versions.
 pub mod etcd;
-pub mod etcd_ops;
+pub mod host;
+pub mod kube;
+pub mod sim;
+pub mod ssh;
+pub mod versions;
+
+// Base: the inventory, the plan and its journal, parameters, quoting, errors.
+pub mod error;
 pub mod inventory;
 pub mod journal;
-pub mod kube;
-pub mod kube_ops;
-pub mod kubelet_config;
-pub mod lock;
-pub mod node;
-pub mod output;
 pub mod params;
 pub mod plan;
-pub mod preflight;
-pub mod primitives;
 pub mod quote;
-pub mod resume;
-pub mod run;
-pub mod sim;
-pub mod skew;
-pub mod ssh;
 pub mod suggest;
-pub mod transport;
-pub mod ui;
-pub mod versions;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::effects::Access;
 use crate::plan::{RunRecord, RunStatus, StepRecord};
-use crate::run::Report;
+use crate::runtime::run::Report;
 
 /// The text form of a report (a dry-run's plan, or a real run's steps and summary).
 pub fn text(report: &Report) -> String {
@@ -29,11 +29,14 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(out, "Parameters: {}", params.join(" "));
     }
     let mut any_unobserved = false;
-    for run in &report.nodes {
+    for run in report.setup.iter().chain(&report.nodes) {
         out.push('\n');
         match &run.host {
             Some(host) => {
                 let _ = writeln!(out, "{} ({host})", run.name);
+            }
+            None if report.setup.as_ref().is_some_and(|s| std::ptr::eq(s, run)) => {
+                let _ = writeln!(out, "{} krun's own steps, before the playbook", run.name);
             }
             None => {
                 let _ = writeln!(out, "{}", run.name);

@@ -1,5 +1,6 @@
 //! krun's integration tests: one binary, shared fixtures.
 
+mod architecture;
 mod cli;
 mod e2e;
 mod etcd;

@@ -1,57 +1,15 @@
-//! How krun reaches etcd: the inventory's `[etcd]` section, and the resolved connection config.
+//! How krun reaches etcd: the resolved connection config.
 //!
-//! The section names certificate files by path, and those paths usually exist only on the
-//! control-plane nodes (kubeadm writes them under `/etc/kubernetes/pki/etcd`). So the section
-//! stays paths, and [`Config`] takes the file contents as bytes: the caller reads them wherever
-//! they live (locally, or over ssh from the node named by `via`) and this module never touches
-//! the operator's disk for them.
+//! The inventory's `[etcd]` section ([`crate::inventory::EtcdSection`]) names certificate files
+//! by path, and those paths usually exist only on the control-plane nodes (kubeadm writes them
+//! under `/etc/kubernetes/pki/etcd`). So the section stays paths, and [`Config`] takes the file
+//! contents as bytes: the caller reads them wherever they live (locally, or over ssh from the
+//! node named by `via`) and this module never touches the operator's disk for them.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::error::EtcdError;
-
-/// kubeadm's etcd CA, the documented default for `ca`.
-pub const KUBEADM_CA: &str = "/etc/kubernetes/pki/etcd/ca.crt";
-/// kubeadm's etcd health-check client certificate, the documented default for `cert`.
-pub const KUBEADM_CERT: &str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt";
-/// kubeadm's etcd health-check client key, the documented default for `key`.
-pub const KUBEADM_KEY: &str = "/etc/kubernetes/pki/etcd/healthcheck-client.key";
-
-/// The `[etcd]` section of the inventory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdSection {
-    #[serde(default)]
-    pub endpoints: Vec<String>,
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    /// Reach etcd through this node's ssh connection instead of directly.
-    pub via: Option<String>,
-}
-
-impl EtcdSection {
-    /// Whether any endpoint needs TLS, and so the CA (and client certificate) files.
-    pub fn uses_tls(&self) -> bool {
-        self.endpoints.iter().any(|e| e.starts_with("https://"))
-    }
-
-    pub fn ca_path(&self) -> &Path {
-        self.ca.as_deref().unwrap_or(Path::new(KUBEADM_CA))
-    }
-
-    pub fn cert_path(&self) -> &Path {
-        self.cert.as_deref().unwrap_or(Path::new(KUBEADM_CERT))
-    }
-
-    pub fn key_path(&self) -> &Path {
-        self.key.as_deref().unwrap_or(Path::new(KUBEADM_KEY))
-    }
-}
 
 /// PEM contents of the CA and the client certificate and key.
 #[derive(Clone, PartialEq, Eq)]
@@ -142,25 +100,6 @@ pub(crate) fn validate_endpoint(endpoint: &str, have_tls: bool) -> Result<(), Et
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn section_defaults_to_kubeadm_paths() {
-        let section: EtcdSection = toml::from_str(
-            r#"endpoints = ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
-               via = "m1""#,
-        )
-        .unwrap();
-        assert!(section.uses_tls());
-        assert_eq!(section.ca_path(), Path::new(KUBEADM_CA));
-        assert_eq!(section.cert_path(), Path::new(KUBEADM_CERT));
-        assert_eq!(section.key_path(), Path::new(KUBEADM_KEY));
-        assert_eq!(section.via.as_deref(), Some("m1"));
-        let err = toml::from_str::<EtcdSection>("endpoint = []").unwrap_err();
-        assert!(
-            err.to_string().contains("unknown field `endpoint`"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn endpoints_are_checked_before_connecting() {

@@ -34,6 +34,7 @@
 //! `remove_member` / `add_member` do both. A refused change is [`EtcdError::Refused`], which
 //! becomes exit code 3.
 
+pub mod call;
 mod client;
 mod config;
 mod connect;
@@ -44,8 +45,10 @@ mod member;
 mod rpc;
 mod snapshot;
 
+pub use crate::inventory::{EtcdSection, KUBEADM_CA, KUBEADM_CERT, KUBEADM_KEY};
+pub use call::Call;
 pub use client::{Client, LeaderChange, MembershipChange, Promotion, initial_cluster};
-pub use config::{Config, EtcdSection, KUBEADM_CA, KUBEADM_CERT, KUBEADM_KEY, TlsFiles};
+pub use config::{Config, TlsFiles};
 pub use connect::{DialFuture, Dialer, Stream, TcpDialer};
 pub use endpoint::{EndpointHealth, EndpointStatus, ServerStatus};
 pub use error::EtcdError;

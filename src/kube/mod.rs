@@ -10,21 +10,26 @@
 //! eviction when its pod is gone, one watch on PodDisruptionBudgets tells a blocked eviction
 //! when trying again can succeed, and both survive an API server restart.
 
+pub mod call;
 pub mod client;
 pub mod drain;
 pub mod drain_plan;
 pub mod error;
 pub mod eviction;
+pub mod lock;
 pub mod node;
 pub mod pdb;
 pub mod pod;
 pub mod selector;
+pub mod survey;
+pub mod view;
 pub mod watch;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 
+pub use call::Call;
 pub use client::ClientOptions;
 pub use drain::{DrainEvent, DrainOptions, DrainPreview, DrainReport, EvictionBypass};
 /// See [`client::nothing_configured`], for this process's environment.
@@ -38,6 +43,8 @@ pub use eviction::{EvictOptions, EvictionAnswer, EvictionApi, EvictionReport, Re
 pub use node::{NodeInfo, ServerVersion};
 pub use pdb::PdbStatus;
 pub use pod::PodRef;
+pub use survey::Survey;
+pub use view::ClusterView;
 
 /// A connection to one cluster. Cheap to clone; clones share the connection pool and what
 /// discovery found out.

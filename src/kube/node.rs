@@ -329,3 +329,36 @@ mod tests {
         );
     }
 }
+
+/// A control-plane node as the cluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ControlPlane {
+    pub name: String,
+    /// Its InternalIP, when it has one.
+    pub address: Option<String>,
+}
+
+/// The cluster's control-plane nodes (label `node-role.kubernetes.io/control-plane` or
+/// `…/master`), by name.
+pub fn control_planes(nodes: &[Node]) -> Vec<ControlPlane> {
+    let mut found: Vec<ControlPlane> = nodes
+        .iter()
+        .filter(|n| {
+            n.metadata.labels.as_ref().is_some_and(|l| {
+                l.contains_key("node-role.kubernetes.io/control-plane")
+                    || l.contains_key("node-role.kubernetes.io/master")
+            })
+        })
+        .map(|n| ControlPlane {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            address: n
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                .map(|a| a.address.clone()),
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}

@@ -6,15 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::Deserialize;
 
-use super::version::Version;
-use super::{ClusterView, Finding, PreflightOptions, Severity};
-use crate::kube::Kube;
+use super::{ClusterView, Finding, PreflightOptions, Severity, Version};
+use crate::kube::survey::{ApiQuestion, Survey, last_applied_version};
 
 const TABLE: &str = include_str!("../../data/removed-apis.toml");
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Removal {
@@ -110,82 +107,63 @@ fn finding(
     )
 }
 
+/// What the survey should read: every API version a release up to `target` removes (all of
+/// them without a target: the judgement picks the next release once it knows the current one).
+pub fn questions(target: Option<Version>) -> Vec<ApiQuestion> {
+    let (_, removed) = table();
+    removed
+        .into_iter()
+        .filter(|r| {
+            target.is_none_or(|target| {
+                Version::parse(&r.release)
+                    .is_some_and(|release| release.minor_line() <= target.minor_line())
+            })
+        })
+        .map(|r| ApiQuestion {
+            api_version: r.api_version,
+            kinds: r.kinds,
+            replacement: r.replacement,
+        })
+        .collect()
+}
+
 /// Objects in the cluster that use a removed version.
-pub async fn served(
-    kube: &Kube,
-    view: &ClusterView,
-    options: &PreflightOptions,
-) -> crate::Result<Vec<Finding>> {
+pub fn served(survey: &Survey, options: &PreflightOptions) -> Vec<Finding> {
+    let view = &survey.view;
     let Some((target, severity)) = judged(view, options) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let removals = relevant(view.current_version(), target);
     let mut found = Vec::new();
-    let client = kube.client().clone();
     let mut seen = std::collections::BTreeSet::new();
-    for removal in &removals {
-        let resources = if removal.api_version.contains('/') {
-            client.list_api_group_resources(&removal.api_version).await
-        } else {
-            client.list_core_api_resources(&removal.api_version).await
+    for stored in &survey.stored {
+        let Some(removal) = removal_of(&removals, &stored.api_version, &stored.kind) else {
+            continue;
         };
-        let Ok(resources) = resources else {
-            continue; // not served (404): nothing can be stored in it
-        };
-        for kind in &removal.kinds {
-            let Some(resource) = resources
-                .resources
-                .iter()
-                .find(|r| &r.kind == kind && !r.name.contains('/'))
-            else {
-                continue;
-            };
-            let (group, version) = removal
-                .api_version
-                .split_once('/')
-                .unwrap_or(("", &removal.api_version));
-            let api_resource = ApiResource {
-                group: group.to_owned(),
-                version: version.to_owned(),
-                api_version: removal.api_version.clone(),
-                kind: kind.clone(),
-                plural: resource.name.clone(),
-            };
-            // Served also in its replacement: the object may have been written either way; only
-            // its last-applied configuration tells.
-            let replaced = !removal.replacement.is_empty()
-                && served_kind(&client, &removal.replacement, kind).await;
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource);
-            let objects = match api.list(&ListParams::default()).await {
-                Ok(list) => list.items,
-                Err(e) => {
-                    tracing::warn!(
-                        "preflight: cannot list {} {kind} to check for a removed API: {e}",
-                        removal.api_version
-                    );
-                    continue;
-                }
-            };
-            for object in objects {
-                let namespace = object.metadata.namespace.clone().unwrap_or_default();
-                let name = object.metadata.name.clone().unwrap_or_default();
-                let applied = object
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(LAST_APPLIED))
-                    .and_then(|text| last_applied_version(text));
-                let uses = !replaced || applied.as_deref() == Some(removal.api_version.as_str());
-                if uses && seen.insert((kind.clone(), namespace.clone(), name.clone())) {
-                    let place = if replaced {
-                        "was last applied as"
-                    } else {
-                        "is stored as"
-                    };
-                    found.push(finding(
-                        removal, severity, target, kind, &namespace, &name, place,
-                    ));
-                }
+        for object in &stored.objects {
+            let uses = !stored.replaced
+                || object.last_applied.as_deref() == Some(removal.api_version.as_str());
+            if uses
+                && seen.insert((
+                    stored.kind.clone(),
+                    object.namespace.clone(),
+                    object.name.clone(),
+                ))
+            {
+                let place = if stored.replaced {
+                    "was last applied as"
+                } else {
+                    "is stored as"
+                };
+                found.push(finding(
+                    removal,
+                    severity,
+                    target,
+                    &stored.kind,
+                    &object.namespace,
+                    &object.name,
+                    place,
+                ));
             }
         }
     }
@@ -206,12 +184,7 @@ pub async fn served(
                 .map(|o| ("PodDisruptionBudget", &o.metadata)),
         );
     for (kind, meta) in applied {
-        let Some(version) = meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(LAST_APPLIED))
-            .and_then(|t| last_applied_version(t))
-        else {
+        let Some(version) = last_applied_version(meta) else {
             continue;
         };
         let Some(removal) = removal_of(&removals, &version, kind) else {
@@ -231,21 +204,7 @@ pub async fn served(
             ));
         }
     }
-    Ok(found)
-}
-
-async fn served_kind(client: &kube::Client, api_version: &str, kind: &str) -> bool {
-    let resources = if api_version.contains('/') {
-        client.list_api_group_resources(api_version).await
-    } else {
-        client.list_core_api_resources(api_version).await
-    };
-    resources.is_ok_and(|r| r.resources.iter().any(|r| r.kind == kind))
-}
-
-fn last_applied_version(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value.get("apiVersion")?.as_str().map(str::to_owned)
+    found
 }
 
 /// Manifest files (YAML or JSON, several documents each; directories are walked) that use a

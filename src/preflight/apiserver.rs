@@ -7,53 +7,15 @@
 //! fewer live backends than there are control-plane nodes, and the next control-plane upgrade
 //! may take away the last one.
 //!
-//! The endpoints come from `--apiserver URL` or, on kubeadm clusters, from the
-//! `kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint` annotation of the
-//! kube-apiserver static pods. The probe sends no credentials (`/readyz` is readable
-//! anonymously by default) and so does not verify the endpoint's certificate: it learns only
-//! whether the endpoint answers "ok".
+//! The probes are read by [`crate::kube::Survey`]; this module judges them.
 
-use std::time::Duration;
+use super::{Finding, Severity};
+use crate::kube::Survey;
 
-use super::{ClusterView, Finding, PreflightOptions, Severity};
-use crate::kube::Kube;
-
-const ENDPOINT_ANNOTATION: &str = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint";
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The apiserver endpoints to probe: given, or found on the static pods.
-pub fn endpoints(view: &ClusterView, options: &PreflightOptions) -> Vec<String> {
-    if !options.apiservers.is_empty() {
-        return options.apiservers.clone();
-    }
-    let mut found: Vec<String> = view
-        .pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some("kube-system"))
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("component"))
-                .is_some_and(|c| c == "kube-apiserver")
-        })
-        .filter_map(|p| {
-            p.metadata
-                .annotations
-                .as_ref()?
-                .get(ENDPOINT_ANNOTATION)
-                .cloned()
-        })
-        .map(|endpoint| format!("https://{endpoint}"))
-        .collect();
-    found.sort();
-    found.dedup();
-    found
-}
-
-/// Probes every endpoint and the address krun itself uses; a silent one is a block.
-pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
-    let endpoints = endpoints(view, options);
+/// Judges the probes of every endpoint and of the address krun itself uses; a silent one is a
+/// block.
+pub fn check(survey: &Survey) -> Vec<Finding> {
+    let view = &survey.view;
     let control_planes = view
         .nodes
         .iter()
@@ -65,7 +27,7 @@ pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) 
         })
         .count();
     let mut findings = Vec::new();
-    if endpoints.is_empty() {
+    if survey.readyz.is_empty() {
         findings.push(Finding::new(
             "apiserver-endpoints",
             "unknown",
@@ -76,12 +38,17 @@ pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) 
         ));
         return findings;
     }
-    let mut down = Vec::new();
-    for endpoint in &endpoints {
-        if let Err(why) = probe(endpoint).await {
-            down.push((endpoint.clone(), why));
-        }
-    }
+    let endpoints: Vec<&String> = survey.readyz.iter().map(|(e, _)| e).collect();
+    let down: Vec<(String, String)> = survey
+        .readyz
+        .iter()
+        .filter_map(|(endpoint, answer)| {
+            answer
+                .as_ref()
+                .err()
+                .map(|why| (endpoint.clone(), why.clone()))
+        })
+        .collect();
     let live = endpoints.len() - down.len();
     for (endpoint, why) in &down {
         findings.push(Finding::new(
@@ -110,7 +77,7 @@ pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) 
         ));
     }
     // The address this run (and, normally, every kubelet) goes through: the VIP or LB.
-    if let Err(why) = readyz(kube.client()).await {
+    if let Some(why) = &survey.in_use {
         findings.push(Finding::new(
             "apiserver-down",
             "load-balancer",
@@ -121,30 +88,4 @@ pub async fn check(kube: &Kube, view: &ClusterView, options: &PreflightOptions) 
         ));
     }
     findings
-}
-
-async fn probe(endpoint: &str) -> Result<(), String> {
-    let uri: http::Uri = endpoint.parse().map_err(|e| format!("not a URL: {e}"))?;
-    let mut config = kube::Config::new(uri);
-    config.accept_invalid_certs = true;
-    config.default_retry = false;
-    config.connect_timeout = Some(PROBE_TIMEOUT);
-    config.read_timeout = Some(PROBE_TIMEOUT);
-    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
-    readyz(&client).await
-}
-
-async fn readyz(client: &kube::Client) -> Result<(), String> {
-    let request = http::Request::get("/readyz")
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(PROBE_TIMEOUT * 2, client.request_text(request))
-        .await
-        .map_err(|_| "no answer within 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-    if answer.trim() == "ok" {
-        Ok(())
-    } else {
-        Err(format!("answered {:?}", answer.trim()))
-    }
 }

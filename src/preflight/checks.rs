@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::version::Version;
+use super::Version;
 use super::workload::Index;
 use super::{ClusterView, Finding, PreflightOptions, Severity};
 use crate::kube::NodeInfo;
@@ -82,7 +82,7 @@ pub fn nodes(view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
                 continue;
             };
             let behind = version.minors_behind(target);
-            let allowed = crate::skew::max_kubelet_lag(target);
+            let allowed = crate::versions::skew::max_kubelet_lag(target);
             if behind > allowed {
                 found.push(Finding::new(
                     &format!("{component}-skew"),

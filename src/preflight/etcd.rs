@@ -21,8 +21,8 @@ use serde_json::Value;
 use super::{Finding, Severity, Steps};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
+use crate::etcd::Call as EtcdCall;
 use crate::etcd::guard::quorum;
-use crate::etcd_ops::EtcdCall;
 
 /// The default for how old the newest snapshot may be.
 pub const DEFAULT_SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -95,7 +95,7 @@ pub fn check(steps: &Steps, configured: bool, options: &EtcdCheck) -> Vec<Findin
         "etcd",
         Access::Read,
         view.describe(),
-        Effect::Etcd(view),
+        Effect::call(view),
         false,
     );
     // Whether etcd answered: only then is a missing snapshot worth a warning of its own.
@@ -224,7 +224,7 @@ fn take_snapshot(steps: &Steps, path: &Path) -> Finding {
         "etcd",
         Access::Change,
         call.describe(),
-        Effect::Etcd(call),
+        Effect::call(call),
         false,
     ) {
         Ok(outcome) if !outcome.observed => Finding::new(

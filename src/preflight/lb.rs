@@ -20,13 +20,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Node;
-use serde::{Deserialize, Serialize};
-
 use super::{Finding, Severity, Steps};
 use crate::effects::{Access, Effect};
 use crate::inventory::Inventory;
-use crate::kube_ops::KubeCall;
+use crate::kube::Call as KubeCall;
+use crate::kube::node::ControlPlane;
 
 /// The port kube-apiserver listens on (kubeadm's default).
 pub const APISERVER_PORT: u16 = 6443;
@@ -43,50 +41,6 @@ pub struct LbCheck {
     pub nodes: Vec<String>,
     /// Configuration files to read instead of [`DEFAULT_CONFIGS`].
     pub configs: Vec<String>,
-}
-
-/// The inventory's `[apiserver_lb]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LbSection {
-    /// Inventory nodes running haproxy and/or keepalived in front of the apiservers.
-    pub nodes: Vec<String>,
-    /// The configuration file to read (default: haproxy's and keepalived's standard paths).
-    #[serde(default)]
-    pub config: Option<String>,
-}
-
-/// A control-plane node as the cluster lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControlPlane {
-    pub name: String,
-    /// Its InternalIP, when it has one.
-    pub address: Option<String>,
-}
-
-/// The cluster's control-plane nodes (label `node-role.kubernetes.io/control-plane` or
-/// `…/master`), by name.
-pub fn control_planes(nodes: &[Node]) -> Vec<ControlPlane> {
-    let mut found: Vec<ControlPlane> = nodes
-        .iter()
-        .filter(|n| {
-            n.metadata.labels.as_ref().is_some_and(|l| {
-                l.contains_key("node-role.kubernetes.io/control-plane")
-                    || l.contains_key("node-role.kubernetes.io/master")
-            })
-        })
-        .map(|n| ControlPlane {
-            name: n.metadata.name.clone().unwrap_or_default(),
-            address: n
-                .status
-                .as_ref()
-                .and_then(|s| s.addresses.as_ref())
-                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
-                .map(|a| a.address.clone()),
-        })
-        .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    found
 }
 
 /// One `server` (haproxy) or `real_server` (keepalived) line.
@@ -687,7 +641,7 @@ pub fn check(steps: &Steps, inventory: &Inventory, options: &LbCheck) -> Vec<Fin
         "cluster",
         Access::Read,
         KubeCall::ControlPlanes.describe(),
-        Effect::Kube(KubeCall::ControlPlanes),
+        Effect::call(KubeCall::ControlPlanes),
         false,
     ) {
         Ok(outcome) if !outcome.observed => {

@@ -22,31 +22,28 @@ pub mod etcd;
 pub mod forecast;
 pub mod html;
 pub mod lb;
+pub mod registry;
 pub mod render;
-pub mod version;
 pub mod workload;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
 use crate::inventory::Inventory;
-use crate::kube::{Kube, KubeError, KubeResult};
+pub use crate::kube::ClusterView;
+use crate::kube::survey::{Survey, SurveyRequest};
 use crate::plan::{Origin, RunId};
 
+pub use crate::versions::KubeVersion as Version;
 pub use batches::BatchSpec;
 pub use certs::CertCheck;
 pub use etcd::EtcdCheck;
 pub use forecast::{Forecast, ForecastOptions};
 pub use lb::LbCheck;
-pub use version::Version;
 
 /// How bad a finding is: a block stops krun before anything runs (exit 3) unless accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -163,62 +160,6 @@ pub fn accept(findings: &mut [Finding], accepted: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Everything the checks and the forecast read, fetched once.
-#[derive(Debug, Clone, Default)]
-pub struct ClusterView {
-    /// The API server's `gitVersion` (`v1.28.9`).
-    pub server_version: String,
-    pub nodes: Vec<Node>,
-    pub pods: Vec<Pod>,
-    pub pdbs: Vec<PodDisruptionBudget>,
-    pub deployments: Vec<Deployment>,
-    pub replicasets: Vec<ReplicaSet>,
-    pub statefulsets: Vec<StatefulSet>,
-    pub daemonsets: Vec<DaemonSet>,
-}
-
-impl ClusterView {
-    /// Reads the cluster with list calls only (pages of 500, as kubectl).
-    pub async fn read(kube: &Kube) -> KubeResult<Self> {
-        let client = kube.client().clone();
-        let server_version = kube.server_version().await?.git_version;
-        Ok(ClusterView {
-            server_version,
-            nodes: list(Api::all(client.clone()), "nodes").await?,
-            pods: list(Api::all(client.clone()), "pods").await?,
-            pdbs: list(Api::all(client.clone()), "poddisruptionbudgets").await?,
-            deployments: list(Api::all(client.clone()), "deployments").await?,
-            replicasets: list(Api::all(client.clone()), "replicasets").await?,
-            statefulsets: list(Api::all(client.clone()), "statefulsets").await?,
-            daemonsets: list(Api::all(client), "daemonsets").await?,
-        })
-    }
-
-    /// The version the cluster runs now, from the API server.
-    pub fn current_version(&self) -> Option<Version> {
-        Version::parse(&self.server_version)
-    }
-}
-
-async fn list<K>(api: Api<K>, what: &str) -> KubeResult<Vec<K>>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut params = ListParams::default().limit(500);
-    let mut items = Vec::new();
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|e| KubeError::api(format!("LIST {what}"), e))?;
-        items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(items),
-        }
-    }
-}
-
 /// The preflight answer: the findings, and the forecast when a batch plan was given.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -238,18 +179,58 @@ impl Report {
     }
 }
 
-/// Runs every check against the cluster `kube` reaches.
-pub async fn findings(
-    kube: &Kube,
-    view: &ClusterView,
-    options: &PreflightOptions,
-) -> crate::Result<Vec<Finding>> {
-    let mut found = checks::all(view, options);
-    found.extend(apiserver::check(kube, view, options).await);
-    found.extend(apis::served(kube, view, options).await?);
-    found.extend(apis::manifests(view, options)?);
+/// Judges what the survey read: every check of the Kubernetes side.
+pub fn findings(survey: &Survey, options: &PreflightOptions) -> crate::Result<Vec<Finding>> {
+    let mut found = checks::all(&survey.view, options);
+    found.extend(apiserver::check(survey));
+    found.extend(apis::served(survey, options));
+    found.extend(apis::manifests(&survey.view, options)?);
     sort(&mut found);
     Ok(found)
+}
+
+/// What preflight reads of the cluster for `options`.
+pub fn survey_request(options: &PreflightOptions) -> SurveyRequest {
+    SurveyRequest {
+        target: options.target.map(|t| t.to_string()),
+        apiservers: options.apiservers.clone(),
+        apis: apis::questions(options.target),
+    }
+}
+
+/// Every check: the cluster survey, etcd, the certificates and the load balancers, each read
+/// as a step through the effects boundary, then judged. Returns the survey too (the forecast
+/// plays batches on its view). Blocking: call it from a blocking thread.
+pub fn check(
+    steps: &Steps,
+    inventory: &Inventory,
+    options: &PreflightOptions,
+) -> Result<(Arc<Survey>, Vec<Finding>), StepFailure> {
+    let call = crate::kube::Call::Survey(Box::new(survey_request(options)));
+    let outcome = steps.perform(
+        "preflight",
+        "kubernetes",
+        Access::Read,
+        call.describe(),
+        Effect::call(call),
+        false,
+    )?;
+    // Offline, nothing was read: the checks of the Kubernetes side have nothing to judge.
+    let survey = outcome.detail::<Survey>().unwrap_or_default();
+    let mut found = if outcome.observed {
+        findings(&survey, options).map_err(|e| StepFailure {
+            kind: e.kind,
+            node: None,
+            action: "preflight".to_owned(),
+            command: None,
+            message: e.message,
+        })?
+    } else {
+        Vec::new()
+    };
+    found.extend(node_findings(steps, inventory, options));
+    sort(&mut found);
+    Ok((survey, found))
 }
 
 /// Where the checks that read etcd and the nodes perform their reads: steps of one run

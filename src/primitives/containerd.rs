@@ -12,10 +12,10 @@ use sha2::Digest;
 use super::{
     RhaiResult, RunContext, check_options, duration_value, option, primitive, raise, tail,
 };
-use crate::containerd::{Auth, CONFIG_PATH, Config, UNIT_PATH};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::host::containerd::{Auth, CONFIG_PATH, Config, UNIT_PATH};
+use crate::primitives::node::Node;
 use crate::quote::quote;
 
 const ACTION: &str = "containerd_install";
@@ -283,7 +283,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 ),
                 ctx.host.command_timeout,
             )?;
-            let unit = crate::containerd::tarball_unit(&prefix)
+            let unit = crate::host::containerd::tarball_unit(&prefix)
                 .map_err(|e| input(ctx, position, format!("{ACTION}: {e}")))?;
             write_file(
                 ctx,

@@ -6,7 +6,7 @@ use rhai::{Array, Dynamic, Engine, NativeCallContext};
 
 use super::{RhaiResult, RunContext, primitive, raise};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::primitives::node::Node;
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);

@@ -9,8 +9,8 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, duration_value, option, primitive, raise};
 use crate::effects::{Access, Effect, StepFailure};
 use crate::error::Kind;
+use crate::etcd::Call as EtcdCall;
 use crate::etcd::GuardMode;
-use crate::etcd_ops::EtcdCall;
 
 const TARGET: &str = "etcd";
 
@@ -42,7 +42,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     TARGET,
                     Access::Read,
                     call.describe(),
-                    Effect::Etcd(call.clone()),
+                    Effect::call(call.clone()),
                 )?;
                 to_dynamic(&outcome.data)
             },
@@ -57,7 +57,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     )
     .register_into_engine(engine, move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
         let effect = EtcdCall::Snapshot { path: path.into() };
-        let outcome = ctx.step_on(&call, "etcd_snapshot", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        let outcome = ctx.step_on(&call, "etcd_snapshot", TARGET, Access::Change, effect.describe(), Effect::call(effect))?;
         to_dynamic(&outcome.data)
     });
 
@@ -104,7 +104,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         let learner = option::<bool>(&opts, "learner", &ctx, "etcd_add_member", position)?.unwrap_or(true);
         let mode = guard_mode(&ctx, &opts, "etcd_add_member", position)?;
         let effect = EtcdCall::Add { name: name.to_owned(), peer_urls, learner, mode };
-        let outcome = ctx.step_on(&call, "etcd_add_member", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        let outcome = ctx.step_on(&call, "etcd_add_member", TARGET, Access::Change, effect.describe(), Effect::call(effect))?;
         to_dynamic(&outcome.data)
     });
 
@@ -117,7 +117,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(engine, move |call: NativeCallContext, member: &str, timeout: Dynamic| -> RhaiResult<Dynamic> {
         let timeout = timeout_arg(&ctx, &timeout, "etcd_promote", &call)?;
         let effect = EtcdCall::Promote { member: member.to_owned(), timeout };
-        let outcome = ctx.step_on(&call, "etcd_promote", TARGET, Access::Change, effect.describe(), Effect::Etcd(effect))?;
+        let outcome = ctx.step_on(&call, "etcd_promote", TARGET, Access::Change, effect.describe(), Effect::call(effect))?;
         to_dynamic(&outcome.data)
     });
 
@@ -130,7 +130,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(engine, move |call: NativeCallContext, timeout: Dynamic| -> RhaiResult<Dynamic> {
         let timeout = timeout_arg(&ctx, &timeout, "etcd_wait_healthy", &call)?;
         let effect = EtcdCall::WaitHealthy { timeout };
-        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::Etcd(effect))?;
+        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::call(effect))?;
         to_dynamic(&outcome.data)
     });
 
@@ -146,7 +146,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         let timeout = timeout_arg(&ctx, &timeout, "etcd_wait_healthy", &call)?;
         let allow_fail = option::<bool>(&opts, "allow_fail", &ctx, "etcd_wait_healthy", call.call_position())?.unwrap_or(false);
         let effect = EtcdCall::WaitHealthy { timeout };
-        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::Etcd(effect));
+        let outcome = ctx.step_on(&call, "etcd_wait_healthy", TARGET, Access::Wait, effect.describe(), Effect::call(effect));
         let mut result = Map::new();
         match outcome {
             Ok(outcome) => {
@@ -184,7 +184,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 TARGET,
                 Access::Change,
                 effect.describe(),
-                Effect::Etcd(effect),
+                Effect::call(effect),
             )?;
             to_dynamic(&outcome.data)
         },
@@ -208,7 +208,7 @@ fn remove(
         TARGET,
         Access::Change,
         effect.describe(),
-        Effect::Etcd(effect),
+        Effect::call(effect),
     )?;
     to_dynamic(&outcome.data)
 }

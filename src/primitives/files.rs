@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, primitive, raise};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::primitives::node::Node;
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);

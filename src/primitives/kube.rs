@@ -10,9 +10,9 @@ use rhai::{Dynamic, Engine, Map, NativeCallContext, Position};
 use super::{RhaiResult, RunContext, check_options, duration_value, option, primitive, raise};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
+use crate::kube::Call as KubeCall;
 use crate::kube::{DrainFilters, DrainOptions, EvictionBypass};
-use crate::kube_ops::KubeCall;
-use crate::node::Node;
+use crate::primitives::node::Node;
 
 const TARGET: &str = "kubernetes";
 
@@ -339,28 +339,17 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         }
     }
     let canary = canary_pull_options(ctx, call, opts, &options.nodes)?;
-    let effect = KubeCall::Preflight {
-        options: Box::new(options.clone()),
-    };
-    let outcome = ctx.step_on(
-        call,
-        "preflight",
-        TARGET,
-        Access::Read,
-        effect.describe(),
-        Effect::Kube(effect),
-    )?;
-    let mut findings = outcome.data.as_array().cloned().unwrap_or_default();
     let steps = crate::preflight::Steps {
         effects: Arc::clone(&ctx.host.effects),
         run: ctx.run,
         origin: super::origin(call),
     };
-    let more = crate::preflight::node_findings(&steps, &ctx.host.inventory, &options);
-    findings.extend(
-        more.iter()
-            .map(|f| serde_json::to_value(f).unwrap_or_default()),
-    );
+    let (_, found) = crate::preflight::check(&steps, &ctx.host.inventory, &options)
+        .map_err(|failure| raise(position, failure))?;
+    let mut findings: Vec<serde_json::Value> = found
+        .iter()
+        .map(|f| serde_json::to_value(f).unwrap_or_default())
+        .collect();
     if let Some((canary, pull_options)) = canary {
         let mut images = Vec::new();
         for node in &options.nodes {
@@ -381,8 +370,7 @@ fn preflight(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResu
         }
         let report = super::images::pull(ctx, call, &canary, &images, &pull_options)?;
         findings.extend(
-            report
-                .findings()
+            crate::preflight::registry::findings(&report)
                 .iter()
                 .map(|f| serde_json::to_value(f).unwrap_or_default()),
         );
@@ -403,7 +391,7 @@ fn canary_pull_options(
     call: &NativeCallContext,
     opts: &Map,
     nodes: &[String],
-) -> RhaiResult<Option<(Node, super::images::PullOptions)>> {
+) -> RhaiResult<Option<(Node, crate::host::images::PullOptions)>> {
     let position = call.call_position();
     let input = |message: String| raise(position, ctx.failure("preflight", Kind::Input, message));
     let runtime = opts.get("runtime").filter(|v| !v.is_unit()).cloned();
@@ -447,7 +435,7 @@ fn kube_step(
         TARGET,
         access,
         effect.describe(),
-        Effect::Kube(effect),
+        Effect::call(effect),
     )?;
     rhai::serde::to_dynamic(&outcome.data)
 }

@@ -1,5 +1,5 @@
 //! `kubeadm_upgrade_apply` and `kubeadm_upgrade_node`, guarded by the version-skew policy
-//! (`crate::skew`), and the kubelet guard `pkg_install` consults.
+//! (`crate::versions::skew`), and the kubelet guard `pkg_install` consults.
 //!
 //! Guards judge against the cluster as observed plus what this command already did: a recorded
 //! `kubeadm upgrade apply` advances the planned control-plane version, so a dry-run of several
@@ -15,11 +15,11 @@ use super::{
 };
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
-use crate::kube_ops::KubeCall;
-use crate::node::Node;
+use crate::kube::Call as KubeCall;
+use crate::primitives::node::Node;
 use crate::quote::join;
-use crate::skew::{self, KubeletSkew};
 use crate::versions::KubeVersion;
+use crate::versions::skew::{self, KubeletSkew};
 
 const APPLY_DOC: &str = "Runs `kubeadm upgrade apply -y v<version>` on `node` (the first control-plane node), after\n\
 checking the cluster: `version` must be at most one minor above the current control plane, not\n\
@@ -145,7 +145,7 @@ fn read_server_version(
         "kubernetes",
         Access::Read,
         call_.describe(),
-        Effect::Kube(call_),
+        Effect::call(call_),
     )?;
     if !outcome.observed {
         return Ok(None);
@@ -182,7 +182,7 @@ fn read_cluster(ctx: &RunContext, call: &NativeCallContext) -> RhaiResult<Observ
                 "kubernetes",
                 Access::Read,
                 request.describe(),
-                Effect::Kube(request),
+                Effect::call(request),
             )
         };
         let nodes = read(KubeCall::Nodes)?;
@@ -224,19 +224,6 @@ fn refuse(
     raise(position, ctx.failure(action, Kind::Refused, message))
 }
 
-/// The plan's form of a command with the guard's warnings attached.
-pub(super) fn with_warnings(command: &str, warnings: &[String]) -> String {
-    if warnings.is_empty() {
-        command.to_owned()
-    } else {
-        format!(
-            "{command}{}{}",
-            crate::resume::WARNING_MARK,
-            warnings.join("; ")
-        )
-    }
-}
-
 fn upgrade_apply(
     ctx: &RunContext,
     call: &NativeCallContext,
@@ -260,7 +247,7 @@ fn upgrade_apply(
         position,
     )?;
     // "1.21.x" only comes from a plan that could not observe the available versions.
-    let placeholder = ctx.dry_run() && version.ends_with(".x");
+    let placeholder = version.ends_with(".x") && ctx.saw_unobserved();
     let target = KubeVersion::parse(version)
         .filter(|v| v.patch.is_some() || placeholder)
         .ok_or_else(|| {
@@ -330,7 +317,7 @@ fn upgrade_apply(
             let kubelets = planned.kubelets(observed.kubelets);
             let outside = skew::kubelets_outside_skew(&kubelets, target);
             if !outside.is_empty() {
-                let list = group_by_problem(&outside);
+                let list = skew::group_by_problem(&outside);
                 let what = format!(
                     "after kubeadm upgrade apply {target}, kubelets outside the supported skew: {}",
                     list.join("; ")
@@ -381,7 +368,7 @@ fn upgrade_apply(
         call,
         ACTION,
         node,
-        with_warnings(&command, &warnings),
+        crate::journal::view::with_warnings(&command, &warnings),
         &command,
         timeout,
     )?;
@@ -475,23 +462,6 @@ fn upgrade_node(
     Ok(outcome_map(&outcome))
 }
 
-/// The kubelet version a package install names: package `kubelet` at `version`, or a package
-/// file `kubelet-1.12.1-1-aarch64.pkg.tar.zst` / `kubelet_1.21.14-00_amd64.deb`.
-fn kubelet_package_version(name: &str, version: &str) -> Option<KubeVersion> {
-    if name == "kubelet" {
-        return KubeVersion::parse(version).filter(|v| v.patch.is_some());
-    }
-    let file = name.rsplit('/').next()?;
-    let rest = file
-        .strip_prefix("kubelet-")
-        .or_else(|| file.strip_prefix("kubelet_"))?;
-    let version: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    KubeVersion::parse(version.trim_end_matches('.')).filter(|v| v.patch.is_some())
-}
-
 /// The guard `pkg_install` consults: installing kubelet newer than the (planned) control plane
 /// is refused (exit 3) unless `allow_skew`; too old a kubelet warns, or is refused with
 /// `--strict-skew`. Records the kubelet version for later guards of the command. Returns the
@@ -504,7 +474,7 @@ pub(super) fn kubelet_guard(
     version: &str,
     allow_skew: bool,
 ) -> RhaiResult<Vec<String>> {
-    let Some(kubelet) = kubelet_package_version(name, version) else {
+    let Some(kubelet) = skew::kubelet_package_version(name, version) else {
         return Ok(Vec::new());
     };
     let position = call.call_position();
@@ -603,32 +573,6 @@ pub(super) fn kubelet_guard(
     Ok(warning.into_iter().collect())
 }
 
-/// "kubelet 1.20.15 would be 3 minors behind … (3 nodes: cp-1, n1, n2)": one entry per
-/// problem, so a large cluster gives a short line.
-fn group_by_problem(outside: &[(String, KubeletSkew)]) -> Vec<String> {
-    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (node, skew) in outside {
-        groups.entry(skew.to_string()).or_default().push(node);
-    }
-    groups
-        .into_iter()
-        .map(|(problem, nodes)| {
-            let shown: Vec<&str> = nodes.iter().take(5).copied().collect();
-            let more = nodes.len().saturating_sub(shown.len());
-            let mut names = shown.join(", ");
-            if more > 0 {
-                names.push_str(&format!(" and {more} more"));
-            }
-            let count = if nodes.len() == 1 {
-                "node".to_owned()
-            } else {
-                format!("{} nodes", nodes.len())
-            };
-            format!("{problem} ({count}: {names})")
-        })
-        .collect()
-}
-
 /// The step failure a Rhai error carries, if it is one.
 fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailure> {
     match error {
@@ -636,68 +580,5 @@ fn step_failure(error: &rhai::EvalAltResult) -> Option<crate::effects::StepFailu
             value.clone().try_cast::<crate::effects::StepFailure>()
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skew_problems_are_grouped_for_large_clusters() {
-        let v = |t: &str| KubeVersion::parse(t).unwrap();
-        let old = KubeletSkew::TooOld {
-            kubelet: v("1.20.15"),
-            apiserver: v("1.23.17"),
-            allowed: 2,
-        };
-        let mut outside: Vec<(String, KubeletSkew)> =
-            (1..=7).map(|i| (format!("n{i}"), old.clone())).collect();
-        outside.push((
-            "cp-1".into(),
-            KubeletSkew::Newer {
-                kubelet: v("1.24.0"),
-                apiserver: v("1.23.17"),
-            },
-        ));
-        assert_eq!(
-            group_by_problem(&outside),
-            [
-                "kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (7 nodes: n1, n2, n3, n4, n5 and 2 more)",
-                "kubelet 1.24.0 would be newer than kube-apiserver 1.23; a kubelet must not be newer than the apiserver (node: cp-1)"
-            ]
-        );
-    }
-
-    #[test]
-    fn kubelet_versions_from_package_names_and_files() {
-        let v = |t: &str| KubeVersion::parse(t);
-        assert_eq!(
-            kubelet_package_version("kubelet", "1.21.14-00"),
-            v("1.21.14")
-        );
-        assert_eq!(kubelet_package_version("kubelet", ""), None);
-        assert_eq!(kubelet_package_version("kubeadm", "1.21.14-00"), None);
-        assert_eq!(
-            kubelet_package_version("/tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst", ""),
-            v("1.12.1")
-        );
-        assert_eq!(
-            kubelet_package_version("./kubelet_1.21.14-00_amd64.deb", ""),
-            v("1.21.14")
-        );
-        assert_eq!(
-            kubelet_package_version("kubelet-1.21.14-0.x86_64.rpm", ""),
-            v("1.21.14")
-        );
-        assert_eq!(
-            kubelet_package_version("/tmp/kubectl-1.21.14.deb", ""),
-            None
-        );
-        assert_eq!(with_warnings("x", &[]), "x");
-        assert_eq!(
-            with_warnings("x", &["a".into(), "b".into()]),
-            "x  # WARNING: a; b"
-        );
     }
 }

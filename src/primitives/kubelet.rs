@@ -1,5 +1,5 @@
 //! `kubelet_flags` / `set_kubelet_flags` and `kubelet_config` / `set_kubelet_config`: kubelet's
-//! flags file and KubeletConfiguration, edited structurally (see `crate::kubelet_config`).
+//! flags file and KubeletConfiguration, edited structurally (see `crate::host::kubelet_config`).
 
 use std::sync::Arc;
 
@@ -8,8 +8,10 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, Position};
 use super::{RhaiResult, RunContext, option, primitive, raise, tail};
 use crate::effects::{Access, Effect};
 use crate::error::Kind;
-use crate::kubelet_config::{self as config, Arg, CONFIG_FILE, EnvFile, FLAG_FILES, FlagEdit};
-use crate::node::Node;
+use crate::host::kubelet_config::{
+    self as config, Arg, CONFIG_FILE, EnvFile, FLAG_FILES, FlagEdit,
+};
+use crate::primitives::node::Node;
 use crate::quote::quote;
 
 const MARK: &str = "--krun-file--";

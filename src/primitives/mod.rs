@@ -10,6 +10,7 @@ mod images;
 mod kube;
 mod kubeadm;
 mod kubelet;
+pub mod node;
 mod packages;
 mod shell;
 mod systemd;
@@ -25,11 +26,11 @@ use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallCont
 use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
 use crate::error::Kind;
 use crate::inventory::Inventory;
-use crate::node::Node;
 use crate::params::ParamValue;
 use crate::plan::{Origin, RunId};
+use crate::primitives::node::Node;
 
-pub use packages::OsFacts;
+use crate::host::packages::OsFacts;
 
 /// What every run of one command shares.
 pub struct Host {
@@ -48,7 +49,7 @@ pub struct Host {
     pub cluster: bool,
     facts: Mutex<HashMap<String, OsFacts>>,
     /// Versions as this command leaves them (a dry-run records changes without making them).
-    skew: Mutex<crate::skew::Planned>,
+    skew: Mutex<crate::versions::skew::Planned>,
 }
 
 impl Host {
@@ -68,7 +69,7 @@ impl Host {
             strict_skew: false,
             cluster: true,
             facts: Mutex::new(HashMap::new()),
-            skew: Mutex::new(crate::skew::Planned::default()),
+            skew: Mutex::new(crate::versions::skew::Planned::default()),
         }
     }
 
@@ -265,10 +266,6 @@ impl RunContext {
         base.parent().unwrap_or(Path::new(".")).join(path)
     }
 
-    pub fn dry_run(&self) -> bool {
-        self.host.effects.is_dry_run()
-    }
-
     /// Whether this run has depended on state it could not observe (offline, unreachable).
     pub fn saw_unobserved(&self) -> bool {
         self.host
@@ -297,7 +294,7 @@ pub fn raise(position: Position, failure: StepFailure) -> Box<EvalAltResult> {
 
 /// Registers every primitive for one run.
 pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
-    crate::node::register(engine);
+    crate::primitives::node::register(engine);
     core::register(engine, context);
     etcd::register(engine, context);
     shell::register(engine, context);

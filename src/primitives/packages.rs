@@ -1,4 +1,5 @@
-//! Operating-system facts and packages: apt, dnf/yum and pacman, chosen from `/etc/os-release`.
+//! `os_facts`, `pkg_version`, `pkg_versions`, `pkg_install`: the node's package manager (apt,
+//! dnf/yum or pacman, from `/etc/os-release`) driven as [`crate::host::packages`] says.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,228 +9,9 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, primitive, raise, tail};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
-use crate::node::Node;
-use crate::quote::{join, quote};
-
-/// What `os_facts` reports about a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OsFacts {
-    pub id: String,
-    pub id_like: String,
-    pub version: String,
-    pub pretty_name: String,
-    pub arch: String,
-    pub kernel: String,
-    pub observed: bool,
-}
-
-/// The package managers krun drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackageManager {
-    Apt,
-    Dnf,
-    Yum,
-    Pacman,
-}
-
-const FACTS_COMMAND: &str = "cat /etc/os-release; echo '--krun--'; uname -m; uname -r";
-
-impl OsFacts {
-    /// Parses the output of [`FACTS_COMMAND`].
-    pub fn parse(output: &str) -> Self {
-        let (release, uname) = output.split_once("--krun--").unwrap_or((output, ""));
-        let mut facts = Self {
-            observed: true,
-            ..Self::default()
-        };
-        for line in release.lines() {
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"').trim_matches('\'').to_owned();
-            match key.trim() {
-                "ID" => facts.id = value,
-                "ID_LIKE" => facts.id_like = value,
-                "VERSION_ID" => facts.version = value,
-                "PRETTY_NAME" => facts.pretty_name = value,
-                _ => {}
-            }
-        }
-        let mut uname = uname.lines().map(str::trim).filter(|l| !l.is_empty());
-        facts.arch = uname.next().unwrap_or_default().to_owned();
-        facts.kernel = uname.next().unwrap_or_default().to_owned();
-        facts
-    }
-
-    /// The package manager of this distribution, if krun knows it.
-    pub fn package_manager(&self) -> Option<PackageManager> {
-        let ids = std::iter::once(self.id.as_str()).chain(self.id_like.split_whitespace());
-        for id in ids {
-            match id {
-                "debian" | "ubuntu" | "raspbian" => return Some(PackageManager::Apt),
-                "arch" | "archarm" | "manjaro" | "manjaro-arm" | "endeavouros" => {
-                    return Some(PackageManager::Pacman);
-                }
-                "centos" | "rhel" | "fedora" | "rocky" | "almalinux" | "ol" | "amzn" => {
-                    let major: u32 = self
-                        .version
-                        .split('.')
-                        .next()
-                        .and_then(|m| m.parse().ok())
-                        .unwrap_or(8);
-                    let old = matches!(self.id.as_str(), "centos" | "rhel" | "ol") && major < 8
-                        || self.id == "amzn" && major <= 2;
-                    return Some(if old {
-                        PackageManager::Yum
-                    } else {
-                        PackageManager::Dnf
-                    });
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-
-    fn to_map(&self) -> Map {
-        let mut map = Map::new();
-        for (key, value) in [
-            ("id", &self.id),
-            ("id_like", &self.id_like),
-            ("version", &self.version),
-            ("pretty_name", &self.pretty_name),
-            ("arch", &self.arch),
-            ("kernel", &self.kernel),
-        ] {
-            map.insert(key.into(), value.clone().into());
-        }
-        map.insert("observed".into(), Dynamic::from_bool(self.observed));
-        map
-    }
-}
-
-/// A package name that is really a local package file (`pacman -U`, `apt-get install ./x.deb`).
-fn is_local_file(name: &str) -> bool {
-    name.starts_with('/')
-        || name.starts_with("./")
-        || [".deb", ".rpm", ".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-}
-
-impl PackageManager {
-    /// The command that installs `name` at `version` (empty: the newest available).
-    pub fn install_command(self, name: &str, version: &str) -> String {
-        let local = is_local_file(name);
-        match self {
-            Self::Apt => {
-                let target = match (local, version.is_empty()) {
-                    (true, _) if name.starts_with('/') || name.starts_with("./") => name.to_owned(),
-                    (true, _) => format!("./{name}"),
-                    (false, true) => name.to_owned(),
-                    (false, false) => format!("{name}={version}"),
-                };
-                format!(
-                    "DEBIAN_FRONTEND=noninteractive {}",
-                    join([
-                        "apt-get",
-                        "install",
-                        "-y",
-                        "--allow-downgrades",
-                        "--allow-change-held-packages",
-                        "-o",
-                        "Dpkg::Options::=--force-confold",
-                        &target,
-                    ])
-                )
-            }
-            Self::Dnf | Self::Yum => {
-                let tool = if self == Self::Dnf { "dnf" } else { "yum" };
-                let target = if local || version.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{name}-{version}")
-                };
-                join([tool, "install", "-y", &target])
-            }
-            Self::Pacman if local => join(["pacman", "-U", "--noconfirm", name]),
-            Self::Pacman => join(["pacman", "-S", "--noconfirm", "--needed", name]),
-        }
-    }
-
-    /// The command printing the installed version of `name` (exit non-zero when absent).
-    pub fn version_command(self, name: &str) -> String {
-        match self {
-            Self::Apt => format!("dpkg-query -W -f='${{Version}}' {}", quote(name)),
-            Self::Dnf | Self::Yum => {
-                format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {}", quote(name))
-            }
-            Self::Pacman => join(["pacman", "-Q", name]),
-        }
-    }
-
-    /// Extracts the version from [`Self::version_command`]'s output.
-    pub fn parse_version(self, output: &str) -> String {
-        let output = output.trim();
-        match self {
-            Self::Pacman => output
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned(),
-            _ => output.to_owned(),
-        }
-    }
-
-    /// The command listing versions of `name` the repositories offer.
-    pub fn available_command(self, name: &str) -> String {
-        match self {
-            Self::Apt => join(["apt-cache", "madison", name]),
-            Self::Dnf | Self::Yum => {
-                let tool = if self == Self::Dnf { "dnf" } else { "yum" };
-                format!(
-                    "{} 2>/dev/null",
-                    join([tool, "list", "--showduplicates", "-q", name])
-                )
-            }
-            Self::Pacman => join(["pacman", "-Si", name]),
-        }
-    }
-
-    /// Versions from [`Self::available_command`]'s output, as the tool printed them.
-    pub fn parse_available(self, name: &str, output: &str) -> Vec<String> {
-        let mut versions: Vec<String> = match self {
-            // "kubeadm | 1.21.14-00 | https://… Packages"
-            Self::Apt => output
-                .lines()
-                .filter_map(|l| l.split('|').nth(1))
-                .map(|v| v.trim().to_owned())
-                .collect(),
-            // "kubeadm.x86_64    1.21.14-0    kubernetes"
-            Self::Dnf | Self::Yum => output
-                .lines()
-                .filter(|l| {
-                    l.split_whitespace()
-                        .next()
-                        .is_some_and(|p| p == name || p.starts_with(&format!("{name}.")))
-                })
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .map(|v| v.split_once(':').map_or(v, |(_, rest)| rest).to_owned())
-                .collect(),
-            // "Version         : 1.21.14-1"
-            Self::Pacman => output
-                .lines()
-                .filter_map(|l| {
-                    l.split_once(':')
-                        .filter(|(k, _)| k.trim() == "Version")
-                        .map(|(_, v)| v.trim().to_owned())
-                })
-                .collect(),
-        };
-        versions.dedup();
-        versions
-    }
-}
+use crate::host::packages::{FACTS_COMMAND, OsFacts, PackageManager, is_local_file};
+use crate::primitives::node::Node;
+use crate::quote::quote;
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
@@ -242,7 +24,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(
         engine,
         move |call: NativeCallContext, node: Node| -> RhaiResult<Map> {
-            Ok(facts(&ctx, &call, &node)?.to_map())
+            Ok(facts_map(&facts(&ctx, &call, &node)?))
         },
     );
 
@@ -361,7 +143,7 @@ pub(super) fn install(
             "pkg_install",
             node,
             Access::Change,
-            super::kubeadm::with_warnings(&shown, &warnings),
+            crate::journal::view::with_warnings(&shown, &warnings),
             exec(node, shown),
         )?;
         return Ok(());
@@ -372,7 +154,7 @@ pub(super) fn install(
         "pkg_install",
         node,
         Access::Change,
-        super::kubeadm::with_warnings(&command, &warnings),
+        crate::journal::view::with_warnings(&command, &warnings),
         exec(node, command.clone()),
         install_recheck(manager, node, name, version),
     )?;
@@ -501,98 +283,19 @@ fn manager(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distributions_map_to_managers() {
-        let facts = |id: &str, like: &str, version: &str| OsFacts {
-            id: id.into(),
-            id_like: like.into(),
-            version: version.into(),
-            observed: true,
-            ..OsFacts::default()
-        };
-        assert_eq!(
-            facts("debian", "", "12").package_manager(),
-            Some(PackageManager::Apt)
-        );
-        assert_eq!(
-            facts("ubuntu", "debian", "22.04").package_manager(),
-            Some(PackageManager::Apt)
-        );
-        assert_eq!(
-            facts("archarm", "arch", "").package_manager(),
-            Some(PackageManager::Pacman)
-        );
-        assert_eq!(
-            facts("rocky", "rhel centos fedora", "9.3").package_manager(),
-            Some(PackageManager::Dnf)
-        );
-        assert_eq!(
-            facts("centos", "rhel fedora", "7").package_manager(),
-            Some(PackageManager::Yum)
-        );
-        assert_eq!(facts("gentoo", "", "").package_manager(), None);
+/// `os_facts`' answer.
+fn facts_map(facts: &OsFacts) -> Map {
+    let mut map = Map::new();
+    for (key, value) in [
+        ("id", &facts.id),
+        ("id_like", &facts.id_like),
+        ("version", &facts.version),
+        ("pretty_name", &facts.pretty_name),
+        ("arch", &facts.arch),
+        ("kernel", &facts.kernel),
+    ] {
+        map.insert(key.into(), value.clone().into());
     }
-
-    #[test]
-    fn facts_parse_os_release_and_uname() {
-        let facts = OsFacts::parse(
-            "ID=\"rocky\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"Rocky Linux 9.3\"\n--krun--\naarch64\n6.1.0-13-arm64\n",
-        );
-        assert_eq!(
-            (
-                facts.id.as_str(),
-                facts.version.as_str(),
-                facts.arch.as_str()
-            ),
-            ("rocky", "9.3", "aarch64")
-        );
-        assert_eq!(facts.kernel, "6.1.0-13-arm64");
-    }
-
-    #[test]
-    fn commands_quote_injected_values() {
-        let cmd = PackageManager::Apt.install_command("kubeadm", "1.21; rm -rf /");
-        assert!(cmd.ends_with("'kubeadm=1.21; rm -rf /'"), "{cmd}");
-        assert_eq!(
-            PackageManager::Pacman.install_command("/tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst", ""),
-            "pacman -U --noconfirm /tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst"
-        );
-        assert_eq!(
-            PackageManager::Dnf.install_command("kubelet", "1.21.14"),
-            "dnf install -y kubelet-1.21.14"
-        );
-        assert_eq!(
-            PackageManager::Apt.version_command("kubelet"),
-            "dpkg-query -W -f='${Version}' kubelet"
-        );
-    }
-
-    #[test]
-    fn available_versions_parse() {
-        let madison = " kubeadm | 1.21.14-00 | https://apt.kubernetes.io kubernetes-xenial/main amd64 Packages\n kubeadm | 1.21.13-00 | https://apt.kubernetes.io kubernetes-xenial/main amd64 Packages\n";
-        assert_eq!(
-            PackageManager::Apt.parse_available("kubeadm", madison),
-            ["1.21.14-00", "1.21.13-00"]
-        );
-        let dnf = "Available Packages\nkubeadm.x86_64   1.21.14-0   kubernetes\nkubeadm.x86_64   1.22.17-0   kubernetes\n";
-        assert_eq!(
-            PackageManager::Dnf.parse_available("kubeadm", dnf),
-            ["1.21.14-0", "1.22.17-0"]
-        );
-        assert_eq!(
-            PackageManager::Pacman.parse_available(
-                "kubelet",
-                "Name            : kubelet\nVersion         : 1.12.1-1\n"
-            ),
-            ["1.12.1-1"]
-        );
-        assert_eq!(
-            PackageManager::Pacman.parse_version("kubelet 1.12.1-1\n"),
-            "1.12.1-1"
-        );
-    }
+    map.insert("observed".into(), Dynamic::from_bool(facts.observed));
+    map
 }

@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, duration_value, option, outcome_map, primitive, raise, tail};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::primitives::node::Node;
 
 const SH_DOC: &str = "Runs `cmd` on `node` and returns `#{ code, stdout, stderr, ok }`.\n\
 `cmd` is a string (a shell command, used as written) or an array of words (each one quoted).\n\

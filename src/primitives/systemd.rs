@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, Map, NativeCallContext};
 use super::{RhaiResult, RunContext, duration_value, outcome_map, primitive, raise};
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
-use crate::node::Node;
+use crate::primitives::node::Node;
 use crate::quote::quote;
 
 /// Verbs that only look; they run in a dry-run and a non-zero exit is an answer, not a failure.

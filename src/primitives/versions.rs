@@ -1,4 +1,7 @@
-//! `version_path`: the versions an upgrade passes through, one minor at a time.
+//! Kubernetes versions for playbooks: `version_path` (the versions an upgrade passes through,
+//! one minor at a time), and parsing and comparing versions the way the guards do
+//! (`version_parts`, `version_compare`, `version_minor_distance`, which the stdlib's `versions`
+//! module wraps).
 
 use std::sync::Arc;
 
@@ -6,6 +9,7 @@ use rhai::{Array, Dynamic, Engine, NativeCallContext};
 
 use super::{RhaiResult, RunContext, primitive, raise};
 use crate::error::Kind;
+use crate::versions::KubeVersion;
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
@@ -25,7 +29,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         engine,
         move |call: NativeCallContext, from: &str, to: &str, available: Array| -> RhaiResult<Array> {
             let available: Vec<String> = available.iter().map(ToString::to_string).collect();
-            let result = if available.is_empty() && ctx.dry_run() && ctx.saw_unobserved() {
+            let result = if available.is_empty() && ctx.saw_unobserved() {
                 tracing::warn!(
                     "version_path({from:?}, {to:?}): the available versions were not observed; \
                      the plan names each minor as M.m.x"
@@ -45,4 +49,83 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 })
         },
     );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "version_parts",
+        &["version: &str", "Array"],
+        "`[major, minor, patch]` of a Kubernetes version as tools print it: \"v1.21.14\", \"1.21\"\n\
+         (patch 0), a package version \"1.21.14-00\", \"1:1.21.14-1.1\" (epoch and revision\n\
+         ignored). Anything else is an input error naming it.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, version: &str| -> RhaiResult<Array> {
+            let v = parse(&ctx, &call, "version_parts", version)?;
+            Ok([v.major, v.minor, v.patch.unwrap_or(0)]
+                .into_iter()
+                .map(|n| Dynamic::from_int(i64::try_from(n).unwrap_or(i64::MAX)))
+                .collect())
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "version_compare",
+        &["a: &str", "b: &str", "i64"],
+        "-1, 0 or 1 as version `a` is lower than, equal to or higher than `b` (\"1.21\" is \"1.21.0\").",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, a: &str, b: &str| -> RhaiResult<i64> {
+            let a = parse(&ctx, &call, "version_compare", a)?;
+            let b = parse(&ctx, &call, "version_compare", b)?;
+            let key = |v: KubeVersion| (v.major, v.minor, v.patch.unwrap_or(0));
+            Ok(match key(a).cmp(&key(b)) {
+                std::cmp::Ordering::Less => -1,
+                std::cmp::Ordering::Equal => 0,
+                std::cmp::Ordering::Greater => 1,
+            })
+        },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "version_minor_distance",
+        &["from: &str", "to: &str", "i64"],
+        "How many minor releases `to` is above `from` (negative when below). Versions of\n\
+         different major releases are an input error.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, from: &str, to: &str| -> RhaiResult<i64> {
+            let a = parse(&ctx, &call, "version_minor_distance", from)?;
+            let b = parse(&ctx, &call, "version_minor_distance", to)?;
+            if a.major != b.major {
+                let message = format!(
+                    "version_minor_distance: cannot compare minors across major versions: {from} -> {to}"
+                );
+                return Err(raise(
+                    call.call_position(),
+                    ctx.failure("version_minor_distance", Kind::Input, message),
+                ));
+            }
+            Ok(b.minors_ahead_of(a))
+        },
+    );
+}
+
+fn parse(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    action: &str,
+    text: &str,
+) -> RhaiResult<KubeVersion> {
+    KubeVersion::parse(text.trim()).ok_or_else(|| {
+        let message = format!("{action}: `{text}` is not a Kubernetes version like 1.21.14");
+        raise(
+            call.call_position(),
+            ctx.failure(action, Kind::Input, message),
+        )
+    })
 }

@@ -11,8 +11,8 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
+use super::handler::ClientHandler;
 use super::known_hosts::fingerprint;
-use super::pool::ClientHandler;
 use super::{Endpoint, SshError};
 
 type Agent = AgentClient<tokio::net::UnixStream>;

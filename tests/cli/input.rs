@@ -1,6 +1,6 @@
 //! Invalid input ends with exit code 2 and a message that says what and where.
 
-use super::{Krun, playbook};
+use super::Krun;
 
 #[test]
 fn help_teaches_and_exits_zero() {
@@ -63,31 +63,20 @@ fn node_without_inventory_is_invalid_input() {
 
 #[test]
 fn malformed_inventory_names_file_and_line() {
-    let (dir, path) = playbook("log(\"hi\");");
-    let inventory = dir.path().join("inv.toml");
-    std::fs::write(
-        &inventory,
-        "[nodes.n1]\nhost = \"h\"\nport = \"twenty-two\"\n",
-    )
-    .unwrap();
     Krun::new()
-        .args([
-            path.to_str().unwrap(),
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "--dry-run",
-            "--offline",
-        ])
+        .playbook("log(\"hi\");")
+        .inventory("[nodes.n1]\nhost = \"h\"\nport = \"twenty-two\"\n")
+        .args(["--dry-run", "--offline"])
         .run()
         .code(2)
-        .stderr_has("inv.toml:3:8");
+        .stderr_has("inventory.toml:3:8");
 }
 
 #[test]
 fn malformed_set_is_invalid_input() {
-    let (_dir, path) = playbook("log(\"hi\");");
     Krun::new()
-        .args([path.to_str().unwrap(), "--set", "version"])
+        .playbook("log(\"hi\");")
+        .args(["--set", "version"])
         .run()
         .code(2)
         .stderr_has("expected KEY=VALUE");
@@ -95,15 +84,9 @@ fn malformed_set_is_invalid_input() {
 
 #[test]
 fn missing_parameter_fails_at_its_line_with_exit_2() {
-    let (_dir, path) = playbook("log(\"start\");\nlet v = param(\"version\");\n");
     Krun::new()
-        .args([
-            path.to_str().unwrap(),
-            "--dry-run",
-            "--offline",
-            "--set",
-            "verison=1.21",
-        ])
+        .playbook("log(\"start\");\nlet v = param(\"version\");\n")
+        .args(["--dry-run", "--offline", "--set", "verison=1.21"])
         .run()
         .code(2)
         .stderr_has("parameter `version` is not set: pass --set version=VALUE")
@@ -113,8 +96,9 @@ fn missing_parameter_fails_at_its_line_with_exit_2() {
 
 #[test]
 fn parameters_keep_versions_as_strings() {
-    let (_dir, path) = playbook(
-        r#"
+    Krun::new()
+        .playbook(
+            r#"
 let v = param("v");
 let n = param("n");
 let b = param("b");
@@ -123,10 +107,8 @@ if type_of(n) != "i64" { fail(`n is ${type_of(n)}`); }
 if type_of(b) != "bool" { fail(`b is ${type_of(b)}`); }
 if param("missing", "dflt") != "dflt" { fail("default not used"); }
 "#,
-    );
-    Krun::new()
+        )
         .args([
-            path.to_str().unwrap(),
             "--dry-run",
             "--offline",
             "--set",
@@ -142,9 +124,9 @@ if param("missing", "dflt") != "dflt" { fail("default not used"); }
 
 #[test]
 fn an_endless_loop_stops_with_a_clear_error() {
-    let (_dir, path) = playbook("let i = 0;\nloop { i += 1; }\n");
     Krun::new()
-        .args([path.to_str().unwrap(), "--dry-run", "--offline"])
+        .playbook("let i = 0;\nloop { i += 1; }\n")
+        .args(["--dry-run", "--offline"])
         .run()
         .code(1)
         .stderr_has("operations without finishing")
@@ -153,24 +135,18 @@ fn an_endless_loop_stops_with_a_clear_error() {
 
 #[test]
 fn eval_is_not_available() {
-    let (_dir, path) = playbook("eval(\"1\");\n");
     Krun::new()
-        .args([path.to_str().unwrap(), "--dry-run", "--offline"])
+        .playbook("eval(\"1\");\n")
+        .args(["--dry-run", "--offline"])
         .run()
         .code(2);
 }
 
 #[test]
 fn fail_stops_the_run_with_exit_1_and_the_line() {
-    let (_dir, path) = playbook("log(\"a\");\nfail(\"kubelet is not at 1.21\");\n");
     let out = Krun::new()
-        .args([
-            path.to_str().unwrap(),
-            "--dry-run",
-            "--offline",
-            "--output",
-            "json",
-        ])
+        .playbook("log(\"a\");\nfail(\"kubelet is not at 1.21\");\n")
+        .args(["--dry-run", "--offline", "--output", "json"])
         .run();
     out.code(1).stderr_has("kubelet is not at 1.21");
     let json = out.json();

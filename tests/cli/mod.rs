@@ -22,9 +22,15 @@ pub fn state_dir() -> &'static Path {
         .path()
 }
 
-/// A krun invocation, built fluently: `Krun::new().args([..]).run().code(2)`.
+/// A krun invocation, built fluently: `Krun::new().args([..]).run().code(2)`, or with a
+/// playbook and an inventory of its own:
+/// `Krun::new().playbook("log(1);").inventory(TOML).args(["--dry-run"]).run()`.
 pub struct Krun {
     command: Command,
+    /// Holds the playbook and inventory files the invocation was given as text.
+    files: Option<tempfile::TempDir>,
+    playbook: Option<PathBuf>,
+    args: Vec<std::ffi::OsString>,
 }
 
 impl Krun {
@@ -36,7 +42,12 @@ impl Krun {
             .env_remove("KRUN_INVENTORY")
             .env("NO_COLOR", "1")
             .env("KRUN_STATE_DIR", state_dir());
-        Self { command }
+        Self {
+            command,
+            files: None,
+            playbook: None,
+            args: Vec::new(),
+        }
     }
 
     pub fn args<I, S>(mut self, args: I) -> Self
@@ -44,8 +55,31 @@ impl Krun {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        self.command.args(args);
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
+    }
+
+    /// The directory that holds the files given as text.
+    pub fn dir(&mut self) -> &Path {
+        self.files
+            .get_or_insert_with(|| tempfile::tempdir().expect("tempdir"))
+            .path()
+    }
+
+    /// Runs `text` as the playbook (`play.rhai`, the first argument).
+    pub fn playbook(mut self, text: &str) -> Self {
+        let path = self.dir().join("play.rhai");
+        std::fs::write(&path, text).expect("write the playbook");
+        self.playbook = Some(path);
+        self
+    }
+
+    /// Passes `toml` as the inventory (`--inventory inventory.toml`).
+    pub fn inventory(mut self, toml: &str) -> Self {
+        let path = self.dir().join("inventory.toml");
+        std::fs::write(&path, toml).expect("write the inventory");
+        self.args(["--inventory".as_ref(), path.as_os_str()])
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
@@ -59,7 +93,12 @@ impl Krun {
     }
 
     pub fn run(mut self) -> Output {
+        if let Some(playbook) = &self.playbook {
+            self.command.arg(playbook);
+        }
+        self.command.args(&self.args);
         let output = self.command.output().expect("krun binary runs");
+        drop(self.files);
         Output {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

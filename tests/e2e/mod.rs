@@ -2,6 +2,7 @@
 //! the ssh transport together.
 
 mod host_keys;
+mod interrupts;
 mod lab;
 mod registry;
 mod resume;

@@ -46,6 +46,16 @@ pub async fn serve_text(text: &str, time_scale: f64) -> (Server, Kube, ClusterVi
     (server, kube, view)
 }
 
+/// The Kubernetes side of preflight, read and judged as `krun preflight` does.
+pub async fn judge(
+    kube: &Kube,
+    options: &krun::preflight::PreflightOptions,
+) -> krun::Result<Vec<krun::preflight::Finding>> {
+    let request = krun::preflight::survey_request(options);
+    let survey = krun::kube::Survey::read(kube, &request).await?;
+    krun::preflight::findings(&survey, options)
+}
+
 /// `krun preflight --rehearse tests/data/preflight/<name>.yaml ARGS…`, as an operator runs it.
 pub fn preflight_cli(name: &str, args: &[&str]) -> crate::cli::Output {
     let mut all = vec![

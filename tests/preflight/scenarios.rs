@@ -6,7 +6,7 @@ use krun::preflight::{
     self, BatchSpec, ForecastOptions, PreflightOptions, Severity, Version, batches,
 };
 
-use super::{names, serve};
+use super::{judge, names, serve};
 
 fn ids(findings: &[preflight::Finding], severity: Severity) -> Vec<String> {
     findings
@@ -32,9 +32,7 @@ fn zero_ready(forecast: &Forecast) -> Vec<(usize, String)> {
 #[tokio::test]
 async fn two_ingress_nodes_in_one_batch_block_and_auto_keeps_them_apart() {
     let (_server, kube, view) = serve("two-ingress-nodes", 100.0).await;
-    let found = preflight::findings(&kube, &view, &PreflightOptions::default())
-        .await
-        .unwrap();
+    let found = judge(&kube, &PreflightOptions::default()).await.unwrap();
     assert_eq!(
         ids(&found, Severity::Block),
         ["critical-without-pdb/ingress-nginx/ingress-nginx-controller"]
@@ -92,9 +90,7 @@ async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them()
 #[tokio::test]
 async fn prometheus_without_a_pdb_is_a_block_finding_and_auto_never_takes_it_to_zero() {
     let (_server, kube, view) = serve("prometheus-without-pdb", 100.0).await;
-    let found = preflight::findings(&kube, &view, &PreflightOptions::default())
-        .await
-        .unwrap();
+    let found = judge(&kube, &PreflightOptions::default()).await.unwrap();
     let prometheus = found
         .iter()
         .find(|f| f.id == "critical-without-pdb/monitoring/prometheus-k8s")
@@ -123,14 +119,12 @@ async fn prometheus_without_a_pdb_is_a_block_finding_and_auto_never_takes_it_to_
 
 #[tokio::test]
 async fn objects_in_removed_api_versions_block_the_target_that_removes_them() {
-    let (_server, kube, view) = serve("removed-api", 100.0).await;
+    let (_server, kube, _view) = serve("removed-api", 100.0).await;
     let options = |target: &str| PreflightOptions {
         target: Version::parse(target),
         ..PreflightOptions::default()
     };
-    let found = preflight::findings(&kube, &view, &options("1.22.4"))
-        .await
-        .unwrap();
+    let found = judge(&kube, &options("1.22.4")).await.unwrap();
     let blocks = ids(&found, Severity::Block);
     assert_eq!(blocks, ["removed-api/extensions/v1beta1/Ingress/shop/web"]);
     let ingress = &found[0];
@@ -142,16 +136,12 @@ async fn objects_in_removed_api_versions_block_the_target_that_removes_them() {
     );
 
     // 1.25 also removes policy/v1beta1 PodSecurityPolicy; 1.21 removes nothing used here.
-    let found = preflight::findings(&kube, &view, &options("1.25.0"))
-        .await
-        .unwrap();
+    let found = judge(&kube, &options("1.25.0")).await.unwrap();
     assert!(
         ids(&found, Severity::Block)
             .contains(&"removed-api/policy/v1beta1/PodSecurityPolicy//restricted".to_owned())
     );
-    let found = preflight::findings(&kube, &view, &options("1.21.14"))
-        .await
-        .unwrap();
+    let found = judge(&kube, &options("1.21.14")).await.unwrap();
     assert!(
         !found.iter().any(|f| f.check() == "removed-api"),
         "{found:#?}"
@@ -166,9 +156,8 @@ async fn objects_in_removed_api_versions_block_the_target_that_removes_them() {
          apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: nightly\n  namespace: shop\n",
     )
     .unwrap();
-    let found = preflight::findings(
+    let found = judge(
         &kube,
-        &view,
         &PreflightOptions {
             manifests: vec![dir.path().to_path_buf()],
             ..options("1.25.0")
@@ -188,10 +177,8 @@ async fn objects_in_removed_api_versions_block_the_target_that_removes_them() {
 
 #[tokio::test]
 async fn accepting_a_finding_by_id_or_check_unblocks_it() {
-    let (_server, kube, view) = serve("two-ingress-nodes", 100.0).await;
-    let mut found = preflight::findings(&kube, &view, &PreflightOptions::default())
-        .await
-        .unwrap();
+    let (_server, kube, _view) = serve("two-ingress-nodes", 100.0).await;
+    let mut found = judge(&kube, &PreflightOptions::default()).await.unwrap();
     assert!(found.iter().any(preflight::Finding::blocks));
     let unmatched = preflight::accept(
         &mut found,

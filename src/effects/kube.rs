@@ -1,156 +1,50 @@
-//! Kubernetes calls as effects: what the boundary executes live, and what a dry-run does instead.
+//! The Kubernetes service behind the boundary: performs [`crate::kube::Call`]s, or previews
+//! them for a dry-run.
 //!
 //! Reads run in a dry-run too. A drain in a dry-run is the drain's preview: the same plan
 //! (evict / skip with the reason / refuse with the option that would allow it) from the live
 //! pods, and a server-side dry-run eviction (`dryRun=All`) per pod saying whether the API server
 //! would admit it now. Cordon, uncordon and evictions are recorded, never sent.
 
+use std::any::Any;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::effects::EffectError;
-use crate::error::Kind;
-use crate::kube::{ClientOptions, DrainOptions, EvictOptions, Kube, KubeError, RetryPolicy};
+use super::{Call, Detail, EffectError, Recheck, Reply, Service};
+use crate::kube::{
+    Call as KubeCall, ClientOptions, ClusterView, EvictOptions, Kube, KubeError, RetryPolicy,
+    Survey,
+};
 
-/// One call on the Kubernetes API.
-#[derive(Debug, Clone)]
-pub enum KubeCall {
-    ServerVersion,
-    /// Every node's info (`kubectl get nodes`).
-    Nodes,
-    /// The kube-apiserver static pods' versions by node.
-    ApiserverVersions,
-    /// The control-plane nodes (role label) and their InternalIP.
-    ControlPlanes,
-    NodeInfo {
-        node: String,
-    },
-    PodsOn {
-        node: String,
-    },
-    Pdbs,
-    Cordon {
-        node: String,
-    },
-    Uncordon {
-        node: String,
-    },
-    Drain {
-        node: String,
-        options: Box<DrainOptions>,
-    },
-    Evict {
-        namespace: String,
-        pod: String,
-        grace_period: Option<i64>,
-        timeout: Option<Duration>,
-    },
-    WaitReady {
-        node: String,
-        timeout: Duration,
-        version: Option<String>,
-    },
-    /// The preflight checks: findings with severity and fix (read-only).
-    Preflight {
-        options: Box<crate::preflight::PreflightOptions>,
-    },
-}
+/// The name Kubernetes calls give as their service, and steps as their target.
+pub const SERVICE: &str = "kubernetes";
 
-impl KubeCall {
-    /// Whether doing the call again reaches the same state: what a resumed run needs to know
-    /// about a call that was interrupted. A second cordon or uncordon changes nothing, a drain
-    /// plans again from the pods still there, an eviction of a pod that is gone answers "gone",
-    /// and reads and waits change nothing at all.
-    pub fn converges(&self) -> bool {
-        match self {
-            KubeCall::ServerVersion
-            | KubeCall::Nodes
-            | KubeCall::ApiserverVersions
-            | KubeCall::ControlPlanes
-            | KubeCall::NodeInfo { .. }
-            | KubeCall::PodsOn { .. }
-            | KubeCall::Pdbs
-            | KubeCall::Cordon { .. }
-            | KubeCall::Uncordon { .. }
-            | KubeCall::Drain { .. }
-            | KubeCall::Evict { .. }
-            | KubeCall::WaitReady { .. }
-            | KubeCall::Preflight { .. } => true,
+impl Call for KubeCall {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn describe(&self) -> String {
+        KubeCall::describe(self)
+    }
+
+    fn recheck(&self) -> Recheck {
+        if self.converges() {
+            Recheck::Rerun
+        } else {
+            Recheck::Ask
         }
     }
 
-    /// How the plan shows the call (close to the kubectl command a person would type).
-    pub fn describe(&self) -> String {
-        match self {
-            Self::ServerVersion => "kubectl version (server)".into(),
-            Self::Nodes => "kubectl get nodes".into(),
-            Self::ApiserverVersions => {
-                "kubectl get pods -n kube-system -l component=kube-apiserver".into()
-            }
-            Self::ControlPlanes => {
-                "kubectl get nodes -l node-role.kubernetes.io/control-plane (and master)".into()
-            }
-            Self::NodeInfo { node } => format!("kubectl get node {node}"),
-            Self::PodsOn { node } => {
-                format!("kubectl get pods -A --field-selector spec.nodeName={node}")
-            }
-            Self::Pdbs => "kubectl get pdb -A".into(),
-            Self::Cordon { node } => format!("kubectl cordon {node}"),
-            Self::Uncordon { node } => format!("kubectl uncordon {node}"),
-            Self::Drain { node, options } => {
-                let f = &options.filters;
-                let mut flags = Vec::new();
-                if f.ignore_daemonsets {
-                    flags.push("--ignore-daemonsets".to_owned());
-                }
-                if f.delete_emptydir_data {
-                    flags.push("--delete-emptydir-data".to_owned());
-                }
-                if f.force {
-                    flags.push("--force".to_owned());
-                }
-                if let Some(grace) = options.grace_period {
-                    flags.push(format!("--grace-period={grace}"));
-                }
-                if let Some(timeout) = options.timeout {
-                    flags.push(format!("--timeout={}", humantime::format_duration(timeout)));
-                }
-                let selector = f.pod_selector.to_string();
-                if !selector.is_empty() {
-                    flags.push(format!("--pod-selector={selector}"));
-                }
-                if options.disable_eviction.is_some() {
-                    flags.push("--disable-eviction (BYPASSES PodDisruptionBudgets)".to_owned());
-                }
-                format!("kubectl drain {node} {}", flags.join(" "))
-                    .trim_end()
-                    .to_owned()
-            }
-            Self::Evict { namespace, pod, .. } => {
-                format!("evict pod {namespace}/{pod} (policy Eviction)")
-            }
-            Self::WaitReady {
-                node,
-                timeout,
-                version,
-            } => format!(
-                "wait until node {node} is Ready{} (watch, at most {})",
-                version
-                    .as_deref()
-                    .map(|v| format!(" with kubelet {v}"))
-                    .unwrap_or_default(),
-                humantime::format_duration(*timeout)
-            ),
-            Self::Preflight { options } => format!(
-                "preflight checks{} (reads nodes, pods, workloads, budgets, served APIs)",
-                options
-                    .target
-                    .map(|t| format!(" for target {t}"))
-                    .unwrap_or_default()
-            ),
-        }
+    fn replayable(&self) -> bool {
+        !self.reads_the_present()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -161,6 +55,8 @@ pub struct KubeService {
     client: OnceCell<Kube>,
     /// See [`KubeService::on_cluster_time`].
     time_scale: f64,
+    /// The cluster is the rehearsal's simulator (see [`KubeService::rehearsal`]).
+    simulator: bool,
 }
 
 impl KubeService {
@@ -169,15 +65,19 @@ impl KubeService {
             options,
             client: OnceCell::new(),
             time_scale: 1.0,
+            simulator: false,
         }
     }
 
-    /// A service bound to an already connected client (the rehearsal's in-process simulator).
-    pub fn with_client(kube: Kube) -> Self {
+    /// A service bound to the rehearsal's in-process simulator. The node commands a rehearsal
+    /// records instead of running would have upgraded kubelets, so a wait for a node's new
+    /// kubelet version first tells the simulator that the node runs it.
+    pub fn rehearsal(kube: Kube) -> Self {
         Self {
             options: ClientOptions::default(),
             client: OnceCell::new_with(Some(kube)),
             time_scale: 1.0,
+            simulator: true,
         }
     }
 
@@ -205,7 +105,7 @@ impl KubeService {
     /// Rehearsal only: the simulator's node `node` now runs kubelet `version`, as the node
     /// commands the rehearsal recorded (instead of running) would have made it. Without this, a
     /// rehearsed wait for the new kubelet version could never end.
-    pub async fn rehearse_kubelet(&self, node: &str, version: &str) -> Result<(), EffectError> {
+    async fn rehearse_kubelet(&self, node: &str, version: &str) -> Result<(), EffectError> {
         let kube = self.client().await?;
         let version = if version.starts_with('v') {
             version.to_owned()
@@ -229,8 +129,19 @@ impl KubeService {
     }
 
     /// Executes a call against the cluster.
-    pub async fn live(&self, call: &KubeCall) -> Result<Value, EffectError> {
+    async fn live(&self, call: &KubeCall) -> Result<Reply, EffectError> {
         let kube = self.client().await?;
+        if let (
+            true,
+            KubeCall::WaitReady {
+                node,
+                version: Some(version),
+                ..
+            },
+        ) = (self.simulator, call)
+        {
+            self.rehearse_kubelet(node, version).await?;
+        }
         let value = match call {
             KubeCall::ServerVersion => to_json(&kube.server_version().await.map_err(kube_error)?),
             KubeCall::Nodes => to_json(&kube.node_infos().await.map_err(kube_error)?),
@@ -249,7 +160,7 @@ impl KubeService {
                         .list(&kube::api::ListParams::default())
                         .await
                         .map_err(|e| kube_error(KubeError::api("LIST nodes", e)))?;
-                to_json(&crate::preflight::lb::control_planes(&nodes.items))
+                to_json(&crate::kube::node::control_planes(&nodes.items))
             }
             KubeCall::NodeInfo { node } => {
                 to_json(&kube.node_info(node).await.map_err(kube_error)?)
@@ -318,25 +229,44 @@ impl KubeService {
                     .await
                     .map_err(kube_error)?,
             ),
-            KubeCall::Preflight { options } => {
-                let view = crate::preflight::ClusterView::read(kube)
+            KubeCall::ClusterView => {
+                let view = ClusterView::read(kube).await.map_err(kube_error)?;
+                return Ok(Reply {
+                    data: view.summary(),
+                    detail: Some(Detail::new(view)),
+                });
+            }
+            KubeCall::Survey(request) => {
+                let survey = Survey::read(kube, request).await.map_err(kube_error)?;
+                return Ok(Reply {
+                    data: survey.summary(),
+                    detail: Some(Detail::new(survey)),
+                });
+            }
+            KubeCall::Lock {
+                name,
+                holder,
+                on_lost,
+            } => {
+                let refused = |e: crate::kube::lock::LockError| EffectError::Refused(e.to_string());
+                crate::kube::lock::check_kured(kube)
                     .await
-                    .map_err(kube_error)?;
-                let findings = crate::preflight::findings(kube, &view, options)
+                    .map_err(refused)?;
+                let lock = crate::kube::lock::acquire(kube, name, holder, on_lost.clone())
                     .await
-                    .map_err(|e| match e.kind {
-                        Kind::Input => EffectError::Input(e.message),
-                        _ => EffectError::Other(e.message),
-                    })?;
-                to_json(&findings)
+                    .map_err(refused)?;
+                return Ok(Reply {
+                    data: json!({ "lock": name.to_string(), "holder": holder.identity() }),
+                    detail: Some(Detail::new(std::sync::Mutex::new(Some(lock)))),
+                });
             }
         };
-        Ok(value)
+        Ok(Reply::data(value))
     }
 
     /// What a dry-run does: reads, the drain preview, server-side dry-run evictions; `None`
     /// for calls that are only recorded.
-    pub async fn dry_run(&self, call: &KubeCall) -> Result<Option<Value>, EffectError> {
+    async fn preview(&self, call: &KubeCall) -> Result<Option<Reply>, EffectError> {
         match call {
             KubeCall::ServerVersion
             | KubeCall::Nodes
@@ -345,14 +275,15 @@ impl KubeService {
             | KubeCall::NodeInfo { .. }
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
-            | KubeCall::Preflight { .. } => self.live(call).await.map(Some),
+            | KubeCall::ClusterView
+            | KubeCall::Survey(_) => self.live(call).await.map(Some),
             KubeCall::Drain { node, options } => {
                 let kube = self.client().await?;
                 let preview = kube
                     .preview_drain(node, options)
                     .await
                     .map_err(kube_error)?;
-                Ok(Some(to_json(&preview)))
+                Ok(Some(Reply::data(to_json(&preview))))
             }
             KubeCall::Evict {
                 namespace,
@@ -376,13 +307,39 @@ impl KubeService {
                     )
                     .await
                     .map_err(kube_error)?;
-                Ok(Some(json!({ "server_dry_run": to_json(&answer) })))
+                Ok(Some(Reply::data(
+                    json!({ "server_dry_run": to_json(&answer) }),
+                )))
             }
-            KubeCall::Cordon { .. } | KubeCall::Uncordon { .. } | KubeCall::WaitReady { .. } => {
-                Ok(None)
-            }
+            KubeCall::Cordon { .. }
+            | KubeCall::Uncordon { .. }
+            | KubeCall::WaitReady { .. }
+            | KubeCall::Lock { .. } => Ok(None),
         }
     }
+}
+
+impl Service for KubeService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn perform<'a>(&'a self, call: &'a dyn Call) -> BoxFuture<'a, Result<Reply, EffectError>> {
+        Box::pin(async move { self.live(kube_call(call)?).await })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        call: &'a dyn Call,
+    ) -> BoxFuture<'a, Result<Option<Reply>, EffectError>> {
+        Box::pin(async move { self.preview(kube_call(call)?).await })
+    }
+}
+
+fn kube_call(call: &dyn Call) -> Result<&KubeCall, EffectError> {
+    call.as_any().downcast_ref::<KubeCall>().ok_or_else(|| {
+        EffectError::Other(format!("`{}` is not a Kubernetes call", call.describe()))
+    })
 }
 
 /// A drain's progress, as the operator reads it in the log (the JSON report has the details).
@@ -460,11 +417,5 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 }
 
 fn kube_error(error: KubeError) -> EffectError {
-    let message = error.to_string();
-    match error.kind() {
-        Kind::Refused => EffectError::Refused(message),
-        Kind::Input => EffectError::Input(message),
-        Kind::Interrupted => EffectError::Cancelled,
-        _ => EffectError::Other(message),
-    }
+    EffectError::from_kind(error.kind(), error.to_string())
 }

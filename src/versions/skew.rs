@@ -218,6 +218,49 @@ impl Planned {
     }
 }
 
+/// The kubelet version a package install names: package `kubelet` at `version`, or a package
+/// file `kubelet-1.12.1-1-aarch64.pkg.tar.zst` / `kubelet_1.21.14-00_amd64.deb`.
+pub fn kubelet_package_version(name: &str, version: &str) -> Option<KubeVersion> {
+    if name == "kubelet" {
+        return KubeVersion::parse(version).filter(|v| v.patch.is_some());
+    }
+    let file = name.rsplit('/').next()?;
+    let rest = file
+        .strip_prefix("kubelet-")
+        .or_else(|| file.strip_prefix("kubelet_"))?;
+    let version: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    KubeVersion::parse(version.trim_end_matches('.')).filter(|v| v.patch.is_some())
+}
+
+/// "kubelet 1.20.15 would be 3 minors behind … (3 nodes: cp-1, n1, n2)": one entry per
+/// problem, so a large cluster gives a short line.
+pub fn group_by_problem(outside: &[(String, KubeletSkew)]) -> Vec<String> {
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (node, skew) in outside {
+        groups.entry(skew.to_string()).or_default().push(node);
+    }
+    groups
+        .into_iter()
+        .map(|(problem, nodes)| {
+            let shown: Vec<&str> = nodes.iter().take(5).copied().collect();
+            let more = nodes.len().saturating_sub(shown.len());
+            let mut names = shown.join(", ");
+            if more > 0 {
+                names.push_str(&format!(" and {more} more"));
+            }
+            let count = if nodes.len() == 1 {
+                "node".to_owned()
+            } else {
+                format!("{} nodes", nodes.len())
+            };
+            format!("{problem} ({count}: {names})")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +386,59 @@ mod tests {
                 .map(|(n, _)| n)
                 .collect::<Vec<_>>(),
             ["n2"]
+        );
+    }
+
+    #[test]
+    fn skew_problems_are_grouped_for_large_clusters() {
+        let v = |t: &str| KubeVersion::parse(t).unwrap();
+        let old = KubeletSkew::TooOld {
+            kubelet: v("1.20.15"),
+            apiserver: v("1.23.17"),
+            allowed: 2,
+        };
+        let mut outside: Vec<(String, KubeletSkew)> =
+            (1..=7).map(|i| (format!("n{i}"), old.clone())).collect();
+        outside.push((
+            "cp-1".into(),
+            KubeletSkew::Newer {
+                kubelet: v("1.24.0"),
+                apiserver: v("1.23.17"),
+            },
+        ));
+        assert_eq!(
+            group_by_problem(&outside),
+            [
+                "kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (7 nodes: n1, n2, n3, n4, n5 and 2 more)",
+                "kubelet 1.24.0 would be newer than kube-apiserver 1.23; a kubelet must not be newer than the apiserver (node: cp-1)"
+            ]
+        );
+    }
+
+    #[test]
+    fn kubelet_versions_from_package_names_and_files() {
+        let v = |t: &str| KubeVersion::parse(t);
+        assert_eq!(
+            kubelet_package_version("kubelet", "1.21.14-00"),
+            v("1.21.14")
+        );
+        assert_eq!(kubelet_package_version("kubelet", ""), None);
+        assert_eq!(kubelet_package_version("kubeadm", "1.21.14-00"), None);
+        assert_eq!(
+            kubelet_package_version("/tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst", ""),
+            v("1.12.1")
+        );
+        assert_eq!(
+            kubelet_package_version("./kubelet_1.21.14-00_amd64.deb", ""),
+            v("1.21.14")
+        );
+        assert_eq!(
+            kubelet_package_version("kubelet-1.21.14-0.x86_64.rpm", ""),
+            v("1.21.14")
+        );
+        assert_eq!(
+            kubelet_package_version("/tmp/kubectl-1.21.14.deb", ""),
+            None
         );
     }
 }

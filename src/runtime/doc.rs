@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::STDLIB;
+use crate::runtime::engine::STDLIB;
 
 /// One documented function.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-const TEMPLATE: &str = include_str!("../templates/containerd-config.toml.j2");
+const TEMPLATE: &str = include_str!("../../templates/containerd-config.toml.j2");
 
-const UNIT_TEMPLATE: &str = include_str!("../templates/containerd.service.j2");
+const UNIT_TEMPLATE: &str = include_str!("../../templates/containerd.service.j2");
 
 pub const CONFIG_PATH: &str = "/etc/containerd/config.toml";
 pub const UNIT_PATH: &str = "/etc/systemd/system/containerd.service";

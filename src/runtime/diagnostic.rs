@@ -7,8 +7,8 @@ use rhai::{EvalAltResult, ParseError, Position};
 use serde::Serialize;
 
 use crate::effects::StepFailure;
-use crate::engine::{MAX_OPERATIONS, source_text};
 use crate::error::Kind;
+use crate::runtime::engine::{MAX_OPERATIONS, source_text};
 
 /// An error located in a playbook or module.
 #[derive(Debug, Clone, Serialize)]

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use rhai::{AST, ASTNode, Engine, Expr, Position, Stmt};
 
-use crate::diagnostic::Diagnostic;
-use crate::engine::{ModulePath, Resolver};
 use crate::error::Kind;
+use crate::runtime::diagnostic::Diagnostic;
+use crate::runtime::engine::{ModulePath, Resolver};
 
 /// Keywords that parse as function calls but are implemented by the engine itself.
 const KEYWORDS: &[&str] = &[
@@ -118,7 +118,7 @@ fn check_source(
         return;
     }
     let compiled = if is_playbook {
-        crate::engine::compile(engine, Path::new(file), text)
+        crate::runtime::engine::compile(engine, Path::new(file), text)
     } else {
         engine.compile(text)
     };

@@ -1,20 +1,11 @@
-//! Reading journals back: `krun runs`, `krun runs show ID`, and the replay that `krun resume`
-//! installs at the effects boundary.
-//!
-//! Resuming re-evaluates the playbook from the top. Every step the journal records as done —
-//! and that its run went on past — is not executed again: its recorded result is handed back to
-//! the script, so the playbook takes the same path to the point where it stopped. The step a run
-//! stopped at is executed again; if its outcome is unknown (an intent without a result, or a
-//! change that was interrupted) it needs `--retry-unknown`, unless it only reads.
+//! Reading journals back: `krun runs`, `krun runs show ID`, and what `krun resume` replays.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::Value;
 
 use crate::Error;
-use crate::effects::{Access, Outcome};
 
 /// What separates a step's command from the guard warnings the plan shows after it.
 pub const WARNING_MARK: &str = "  # WARNING: ";
@@ -23,6 +14,15 @@ pub const WARNING_MARK: &str = "  # WARNING: ";
 /// time (a skew warning is gone once the control plane has moved), not on what the step does.
 pub fn without_warnings(command: &str) -> &str {
     command.split(WARNING_MARK).next().unwrap_or(command)
+}
+
+/// The plan's form of a command with the guard's warnings attached.
+pub fn with_warnings(command: &str, warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        command.to_owned()
+    } else {
+        format!("{command}{WARNING_MARK}{}", warnings.join("; "))
+    }
 }
 
 /// One step as the journal has it.
@@ -118,16 +118,63 @@ impl JournalView {
 
     /// Every run under the state directory, newest first.
     pub fn list(state_dir: &Path) -> Vec<Self> {
-        let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
+        let ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
+        let mut all: Vec<Self> = ids
+            .iter()
             .filter_map(|id| Self::load(state_dir, id).ok())
-            .collect()
+            .collect();
+        // Ids sort by the second they were made in; the start time orders runs of one second.
+        all.sort_by(|a, b| {
+            let started = |v: &Self| v.header["started_at"].as_str().unwrap_or("").to_owned();
+            (started(b), &b.id).cmp(&(started(a), &a.id))
+        });
+        all
+    }
+
+    /// Whether the playbook ran at all (a run refused by krun's own setup, or by a compile
+    /// error, did nothing).
+    pub fn did_anything(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|(name, run)| !name.starts_with('(') && !run.steps.is_empty())
+    }
+
+    /// Whether it finished: every run of the playbook ended ok (krun's own setup aside).
+    pub fn finished(&self) -> bool {
+        let mut playbook_runs = self.runs.iter().filter(|(name, _)| !name.starts_with('('));
+        let mut any = false;
+        let all_ok = playbook_runs.all(|(_, run)| {
+            any = true;
+            run.status == "ok"
+        });
+        any && all_ok
+    }
+
+    /// The run this one resumed, if any.
+    pub fn resumes(&self) -> Option<&str> {
+        self.header["resumes"].as_str()
+    }
+
+    /// The newest run in the chain of resumes that starts at run `id` (`id` itself when nothing
+    /// resumed it): resuming `id` again means continuing from there, since that journal holds
+    /// everything the chain did.
+    pub fn latest_resume(state_dir: &Path, id: &str) -> crate::Result<Self> {
+        let all = Self::list(state_dir);
+        let mut current = Self::load(state_dir, id)?;
+        // Newest first in `all`: the first that resumes the current one and got as far as the
+        // playbook is its latest resume (one refused before the playbook holds nothing new).
+        while let Some(next) = all
+            .iter()
+            .find(|v| v.resumes() == Some(current.id.as_str()) && v.did_anything())
+        {
+            current = next.clone();
+        }
+        Ok(current)
     }
 
     /// A one-paragraph account per run: status, the step it stopped at and why.
@@ -183,101 +230,6 @@ impl JournalView {
     }
 }
 
-/// What the boundary should do with a step on resume.
-#[derive(Debug)]
-pub enum Replayed {
-    /// Done before: return this result instead of executing.
-    Done(Outcome),
-    /// Its outcome is unknown and it changes things: the step's [`crate::effects::Recheck`]
-    /// settles it, or `--retry-unknown`.
-    Unknown { seq: usize, command: String },
-    /// Not recorded (or the run stopped here with a known result): execute it.
-    Execute,
-}
-
-/// Recorded results by run and step, consumed as the resumed playbook reaches them.
-pub struct Replay {
-    runs: Mutex<HashMap<String, Vec<JournalStep>>>,
-    finished_ok: Vec<String>,
-    retry_unknown: bool,
-}
-
-impl Replay {
-    pub fn new(view: &JournalView, retry_unknown: bool) -> Self {
-        let finished_ok = view
-            .runs
-            .iter()
-            .filter(|(_, r)| r.status == "ok")
-            .map(|(n, _)| n.clone())
-            .collect();
-        let runs = view
-            .runs
-            .iter()
-            .map(|(name, run)| (name.clone(), run.steps.clone()))
-            .collect();
-        Self {
-            runs: Mutex::new(runs),
-            finished_ok,
-            retry_unknown,
-        }
-    }
-
-    /// Whether `--retry-unknown` was given.
-    pub fn retry_unknown(&self) -> bool {
-        self.retry_unknown
-    }
-
-    /// Decides for step `seq` of run `run`, which the playbook now asks for with `action` and
-    /// `command`. A step that differs from the record ends replay for that run.
-    pub fn consult(
-        &self,
-        run: &str,
-        seq: usize,
-        action: &str,
-        command: &str,
-        access: Access,
-    ) -> Replayed {
-        let mut runs = self.runs.lock().expect("replay lock");
-        let Some(steps) = runs.get_mut(run) else {
-            return Replayed::Execute;
-        };
-        let Some(index) = steps.iter().position(|s| s.seq == seq) else {
-            return Replayed::Execute;
-        };
-        let recorded = &steps[index];
-        if recorded.action != action
-            || without_warnings(&recorded.command) != without_warnings(command)
-        {
-            tracing::warn!(
-                "[{run}] step {seq} differs from the journal ({} `{}`); executing from here on",
-                recorded.action,
-                recorded.command
-            );
-            steps.clear();
-            return Replayed::Execute;
-        }
-        let went_on = index + 1 < steps.len() || self.finished_ok.iter().any(|n| n == run);
-        let done = recorded.done.clone();
-        match (done, went_on) {
-            (Some(done), true) if done["error"].is_null() => Replayed::Done(Outcome {
-                exit_code: done["exit_code"].as_i64().unwrap_or(0) as i32,
-                stdout: done["stdout"].as_str().unwrap_or_default().to_owned(),
-                stderr: done["stderr"].as_str().unwrap_or_default().to_owned(),
-                observed: done["observed"].as_bool().unwrap_or(true),
-                data: done["data"].clone(),
-            }),
-            // The step completed with a known (failed) result: running it again is the retry.
-            (Some(done), _) if done["error"].is_null() => Replayed::Execute,
-            // No result, or interrupted mid-way: a change may or may not have happened.
-            _ if access == Access::Read => Replayed::Execute,
-            _ => Replayed::Unknown {
-                seq,
-                command: command.to_owned(),
-            },
-        }
-    }
-}
-
 /// The state directory's journals, for `krun runs`.
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
@@ -287,44 +239,11 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn view(command: &str) -> JournalView {
-        let step = JournalStep {
-            seq: 1,
-            action: "kubeadm_upgrade_apply".into(),
-            command: command.into(),
-            access: "change".into(),
-            line: Some(12),
-            done: Some(serde_json::json!({"exit_code": 0, "stdout": "upgraded", "data": null})),
-        };
-        let run = JournalRun {
-            status: "failed".into(),
-            steps: vec![step.clone(), JournalStep { seq: 2, ..step }],
-            failure: None,
-        };
-        JournalView {
-            id: "r".into(),
-            header: Value::Null,
-            runs: BTreeMap::from([("m1".to_string(), run)]),
-        }
-    }
-
     #[test]
-    fn a_step_whose_guard_warning_changed_is_still_the_recorded_step() {
-        let recorded = "kubeadm upgrade apply -y v1.22.17  # WARNING: skew guard overridden";
-        let replay = Replay::new(&view(recorded), false);
-        let now = "kubeadm upgrade apply -y v1.22.17";
-        assert!(matches!(
-            replay.consult("m1", 1, "kubeadm_upgrade_apply", now, Access::Change),
-            Replayed::Done(outcome) if outcome.stdout == "upgraded"
-        ));
-        // A different command is not the recorded step: replay ends and it executes.
-        let replay = Replay::new(&view(recorded), false);
-        let other = "kubeadm upgrade apply -y v1.23.17";
-        assert!(matches!(
-            replay.consult("m1", 1, "kubeadm_upgrade_apply", other, Access::Change),
-            Replayed::Execute
-        ));
-        assert_eq!(without_warnings(recorded), now);
-        assert_eq!(without_warnings(now), now);
+    fn warnings_are_attached_and_taken_off_again() {
+        assert_eq!(with_warnings("x", &[]), "x");
+        let shown = with_warnings("x", &["a".into(), "b".into()]);
+        assert_eq!(shown, "x  # WARNING: a; b");
+        assert_eq!(without_warnings(&shown), "x");
     }
 }

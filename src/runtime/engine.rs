@@ -28,29 +28,29 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
     (
         "versions",
         "stdlib/versions.rhai",
-        include_str!("../stdlib/versions.rhai"),
+        include_str!("../../stdlib/versions.rhai"),
     ),
     (
         "node",
         "stdlib/node.rhai",
-        include_str!("../stdlib/node.rhai"),
+        include_str!("../../stdlib/node.rhai"),
     ),
     (
         "kubeadm",
         "stdlib/kubeadm.rhai",
-        include_str!("../stdlib/kubeadm.rhai"),
+        include_str!("../../stdlib/kubeadm.rhai"),
     ),
     (
         "runtime",
         "stdlib/runtime.rhai",
-        include_str!("../stdlib/runtime.rhai"),
+        include_str!("../../stdlib/runtime.rhai"),
     ),
     (
         "crio",
         "stdlib/crio.rhai",
-        include_str!("../stdlib/crio.rhai"),
+        include_str!("../../stdlib/crio.rhai"),
     ),
-    ("os", "stdlib/os.rhai", include_str!("../stdlib/os.rhai")),
+    ("os", "stdlib/os.rhai", include_str!("../../stdlib/os.rhai")),
 ];
 
 /// Where `import` looks for modules, in order.
@@ -209,7 +209,7 @@ pub fn for_run(path: ModulePath, context: &Arc<RunContext>) -> Engine {
 }
 
 /// The scope a playbook starts with: `node`, the run's node (unit for cluster-level runs).
-pub fn initial_scope(node: Option<crate::node::Node>) -> Scope<'static> {
+pub fn initial_scope(node: Option<crate::primitives::node::Node>) -> Scope<'static> {
     let mut scope = Scope::new();
     match node {
         Some(node) => scope.push_constant("node", node),

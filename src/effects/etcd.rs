@@ -1,4 +1,5 @@
-//! etcd calls as effects: what the boundary executes live, and what a dry-run simulates.
+//! The etcd service behind the boundary: performs [`crate::etcd::Call`]s, or previews them for
+//! a dry-run.
 //!
 //! A dry-run cannot change the membership, yet the plan must show the membership after each
 //! step and the guard must judge step 2 on the cluster as step 1 would leave it (a replacement
@@ -6,64 +7,41 @@
 //! be refused as "name already used"). So the dry-run reads the real cluster once, then applies
 //! each recorded change to its own copy of the view, with the same pure guard the live path uses.
 
-use std::path::PathBuf;
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::effects::EffectError;
-use crate::etcd::{
-    self, ClusterView, EtcdSection, GuardMode, Health, Member, MemberId, MemberState,
-};
-use crate::inventory::Inventory;
+use super::kube::KubeService;
+use super::{Call, Effect, EffectError, Outcome, Recheck, Reply, Service};
+use crate::etcd::{self, Call as EtcdCall, ClusterView, Health, Member, MemberId, MemberState};
+use crate::inventory::{EtcdSection, Inventory};
 use crate::ssh::{Endpoint, SshPool};
 
-/// One call on the etcd cluster.
-#[derive(Debug, Clone)]
-pub enum EtcdCall {
-    Members,
-    Status,
-    Health,
-    /// The membership with each member's health, as the quorum guard sees it.
-    View,
-    Snapshot {
-        path: PathBuf,
-    },
-    Remove {
-        member: String,
-        mode: GuardMode,
-    },
-    Add {
-        name: String,
-        peer_urls: Vec<String>,
-        learner: bool,
-        mode: GuardMode,
-    },
-    Promote {
-        member: String,
-        timeout: Duration,
-    },
-    WaitHealthy {
-        timeout: Duration,
-    },
-    MoveLeader {
-        member: String,
-    },
-}
+/// The name etcd calls give as their service, and steps as their target.
+pub const SERVICE: &str = "etcd";
 
-impl EtcdCall {
+impl Call for EtcdCall {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn describe(&self) -> String {
+        EtcdCall::describe(self)
+    }
+
     /// How a resumed run settles this call if krun died while it ran: membership changes are
     /// read back from the member list (a removal that happened must not be retried: the name
     /// might by then belong to a re-added member), everything else runs again.
-    pub fn recheck(&self) -> crate::effects::Recheck {
-        use crate::effects::{Effect, Recheck};
+    fn recheck(&self) -> Recheck {
         fn members(done: impl Fn(&[Value]) -> bool + Send + Sync + 'static) -> Recheck {
             Recheck::ReadBack {
-                probe: Box::new(Effect::Etcd(EtcdCall::Members)),
+                probe: Box::new(Effect::call(EtcdCall::Members)),
                 shown: "etcd member list".to_owned(),
-                done: std::sync::Arc::new(move |outcome: &crate::effects::Outcome| {
+                done: std::sync::Arc::new(move |outcome: &Outcome| {
                     outcome.data.as_array().is_some_and(|members| done(members))
                 }),
             }
@@ -104,45 +82,8 @@ impl EtcdCall {
         }
     }
 
-    /// How the plan shows the call.
-    pub fn describe(&self) -> String {
-        let guard = |mode: &GuardMode| {
-            if *mode == GuardMode::Override {
-                " (GUARD OVERRIDE)"
-            } else {
-                ""
-            }
-        };
-        match self {
-            Self::Members => "etcd member list".into(),
-            Self::Status => "etcd endpoint status".into(),
-            Self::Health => "etcd endpoint health".into(),
-            Self::View => "etcd member list and each member's health".into(),
-            Self::Snapshot { path } => format!("etcd snapshot save {}", path.display()),
-            Self::Remove { member, mode } => format!("etcd member remove {member}{}", guard(mode)),
-            Self::Add {
-                name,
-                peer_urls,
-                learner,
-                mode,
-            } => format!(
-                "etcd member add {name} --peer-urls={}{}{}",
-                peer_urls.join(","),
-                if *learner { " --learner" } else { "" },
-                guard(mode)
-            ),
-            Self::Promote { member, timeout } => {
-                format!(
-                    "etcd member promote {member} (retry until in sync, at most {})",
-                    humantime::format_duration(*timeout)
-                )
-            }
-            Self::WaitHealthy { timeout } => format!(
-                "wait until every etcd member is healthy (at most {})",
-                humantime::format_duration(*timeout)
-            ),
-            Self::MoveLeader { member } => format!("etcd move-leader {member}"),
-        }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -150,7 +91,7 @@ impl EtcdCall {
 pub struct EtcdService {
     section: Option<EtcdSection>,
     /// Without an `[etcd]` section, endpoints are read from the cluster's etcd static pods.
-    kube: Option<Arc<crate::kube_ops::KubeService>>,
+    kube: Option<Arc<KubeService>>,
     inventory: Arc<Inventory>,
     pool: SshPool,
     client: OnceCell<Arc<etcd::Client>>,
@@ -159,11 +100,7 @@ pub struct EtcdService {
 }
 
 impl EtcdService {
-    pub fn new(
-        inventory: Arc<Inventory>,
-        pool: SshPool,
-        kube: Option<Arc<crate::kube_ops::KubeService>>,
-    ) -> Self {
+    pub fn new(inventory: Arc<Inventory>, pool: SshPool, kube: Option<Arc<KubeService>>) -> Self {
         Self {
             section: inventory.etcd.clone(),
             kube,
@@ -286,7 +223,7 @@ impl EtcdService {
             .inventory
             .node(name)
             .map_err(|e| EffectError::Input(format!("[etcd] via: {}", e.message)))?;
-        Ok(crate::transport::endpoint(&self.inventory, spec))
+        Ok(super::transport::endpoint(&self.inventory, spec))
     }
 
     /// A certificate file, from this machine or (with `via`) from that node.
@@ -331,7 +268,7 @@ impl EtcdService {
     }
 
     /// Executes a call against the cluster.
-    pub async fn live(&self, call: &EtcdCall) -> Result<Value, EffectError> {
+    async fn live(&self, call: &EtcdCall) -> Result<Value, EffectError> {
         let client = self.client().await?;
         let value = match call {
             EtcdCall::Members => to_json(&client.members().await.map_err(etcd_error)?),
@@ -378,7 +315,7 @@ impl EtcdService {
 
     /// A read executes; a change is judged by the guard against the simulated view and applied
     /// to it, so the plan shows the membership after each step.
-    pub async fn dry_run(&self, call: &EtcdCall) -> Result<Option<Value>, EffectError> {
+    async fn preview(&self, call: &EtcdCall) -> Result<Option<Value>, EffectError> {
         match call {
             EtcdCall::Members | EtcdCall::Status | EtcdCall::Health | EtcdCall::View => {
                 let value = self.live(call).await?;
@@ -485,6 +422,29 @@ impl EtcdService {
             .map_err(etcd_error)?;
         Ok(view)
     }
+}
+
+impl Service for EtcdService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn perform<'a>(&'a self, call: &'a dyn Call) -> BoxFuture<'a, Result<Reply, EffectError>> {
+        Box::pin(async move { self.live(etcd_call(call)?).await.map(Reply::data) })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        call: &'a dyn Call,
+    ) -> BoxFuture<'a, Result<Option<Reply>, EffectError>> {
+        Box::pin(async move { Ok(self.preview(etcd_call(call)?).await?.map(Reply::data)) })
+    }
+}
+
+fn etcd_call(call: &dyn Call) -> Result<&EtcdCall, EffectError> {
+    call.as_any()
+        .downcast_ref::<EtcdCall>()
+        .ok_or_else(|| EffectError::Other(format!("`{}` is not an etcd call", call.describe())))
 }
 
 fn find(view: &ClusterView, name_or_id: &str) -> Result<Member, EffectError> {

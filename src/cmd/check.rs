@@ -1,0 +1,67 @@
+//! `krun check` and `krun doc`: compiling and listing, with a boundary that can execute
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+use crate::app::{color, print};
+use crate::cli::{CheckArgs, DocArgs, DocFormat};
+use crate::inventory::Inventory;
+use crate::plan::RunId;
+use crate::primitives::{Host, RunContext};
+use crate::runtime::engine::{self, ModulePath};
+
+/// A host for compiling and listing: dry-run, offline, no nodes. Nothing can be executed.
+fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<RunContext> {
+    let effects = crate::wiring::inert(runtime.handle().clone());
+    let host = Host::new(
+        effects,
+        Arc::new(Inventory::default()),
+        BTreeMap::new(),
+        playbook,
+        Duration::from_secs(60),
+    );
+    Arc::new(RunContext {
+        host: Arc::new(host),
+        run: RunId(usize::MAX),
+        node: None,
+    })
+}
+
+pub fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Result<u8> {
+    let context = inert_context(runtime, PathBuf::from("."));
+    let engine = engine::for_run(ModulePath::default(), &context);
+    let diagnostics = crate::runtime::check::check_files(&engine, &args.libs, &args.playbooks);
+    let color = color();
+    for diagnostic in &diagnostics {
+        let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));
+    }
+    if diagnostics.is_empty() {
+        print(&format!(
+            "ok: {} playbook(s) checked\n",
+            args.playbooks.len()
+        ));
+        Ok(0)
+    } else {
+        let _ = writeln!(std::io::stderr(), "{} problem(s) found", diagnostics.len());
+        Ok(crate::error::Kind::Input.exit_code())
+    }
+}
+
+pub fn doc(runtime: &tokio::runtime::Runtime, args: &DocArgs) -> crate::Result<u8> {
+    let context = inert_context(runtime, PathBuf::from("."));
+    let engine = engine::for_run(ModulePath::default(), &context);
+    let reference = crate::runtime::doc::reference(&engine);
+    match args.format {
+        DocFormat::Markdown => print(&crate::runtime::doc::markdown(&reference)),
+        DocFormat::Json => print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&reference).map_err(|e| Error::runtime(e.to_string()))?
+        )),
+    }
+    Ok(0)
+}

@@ -1,0 +1,9 @@
+//! The subcommands, one file each; [`crate::app`] dispatches to them.
+
+pub mod check;
+pub mod completions;
+pub mod preflight;
+pub mod resume;
+pub mod run;
+pub mod runs;
+pub mod unlock;
