@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod completions;
+pub mod init;
+pub mod lib;
 pub mod preflight;
 pub mod resume;
 pub mod run;

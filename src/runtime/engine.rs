@@ -57,6 +57,8 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct ModulePath {
     pub dirs: Vec<PathBuf>,
+    /// The repository's locked libraries: `import "teamlib/drain"` resolves through them.
+    pub libraries: Option<Arc<crate::library::Libraries>>,
 }
 
 impl ModulePath {
@@ -73,7 +75,15 @@ impl ModulePath {
                 .unwrap_or(Path::new("."))
                 .to_path_buf(),
         );
-        Self { dirs }
+        Self {
+            dirs,
+            libraries: None,
+        }
+    }
+
+    pub fn with_libraries(mut self, libraries: Option<Arc<crate::library::Libraries>>) -> Self {
+        self.libraries = libraries;
+        self
     }
 }
 
@@ -106,6 +116,10 @@ impl Resolver {
         if let Some((_, name, text)) = STDLIB.iter().find(|(path, _, _)| *path == import) {
             return Some(((*name).to_owned(), (*text).to_owned()));
         }
+        if let Some(file) = self.path.libraries.as_ref().and_then(|l| l.locate(import)) {
+            let text = std::fs::read_to_string(&file).ok()?;
+            return Some((file.display().to_string(), text));
+        }
         let file = if import.ends_with(".rhai") {
             import.to_owned()
         } else {
@@ -122,7 +136,18 @@ impl Resolver {
             })
     }
 
-    fn searched(&self) -> String {
+    /// The library an import's first segment names, as it reads in messages.
+    pub fn library_of(&self, import: &str) -> Option<String> {
+        self.path
+            .libraries
+            .as_ref()
+            .and_then(|l| l.describe(import))
+    }
+
+    fn searched(&self, import: &str) -> String {
+        if let Some(library) = self.library_of(import) {
+            return library;
+        }
         let mut places = vec!["the stdlib".to_owned()];
         places.extend(self.path.dirs.iter().map(|d| d.display().to_string()));
         places.join(", ")
@@ -142,7 +167,7 @@ impl ModuleResolver for Resolver {
         }
         let Some((file, text)) = self.locate(path) else {
             return Err(EvalAltResult::ErrorModuleNotFound(
-                format!("{path} (searched {})", self.searched()),
+                format!("{path} (searched {})", self.searched(path)),
                 position,
             )
             .into());

@@ -51,6 +51,10 @@ fn bash_completes_subcommands_and_flags() {
     assert_eq!(bash_complete(script.path(), &["krun", "ch"]), ["check"]);
     let runs = bash_complete(script.path(), &["krun", "runs", ""]);
     assert!(runs.iter().any(|w| w == "show"), "{runs:?}");
+    let lib = bash_complete(script.path(), &["krun", "lib", ""]);
+    for sub in ["add", "update", "tree", "verify", "vendor"] {
+        assert!(lib.iter().any(|w| w == sub), "{sub} missing from {lib:?}");
+    }
     assert!(
         bash_complete(script.path(), &["krun", "playbook.rhai", "--dry"])
             .iter()
@@ -72,13 +76,16 @@ fn fish_completes_subcommands() {
     fish.args([
         "--no-config",
         "-c",
-        &format!("source {}; complete -C 'krun co'", script.path().display()),
+        &format!(
+            "source {}; complete -C 'krun co'; complete -C 'krun lib ve'",
+            script.path().display()
+        ),
     ]);
     let offered: Vec<String> = shell_output(fish)
         .lines()
         .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(offered, ["completions"]);
+    assert_eq!(offered, ["completions", "vendor", "verify"]);
 }
 
 #[test]
@@ -111,7 +118,15 @@ fn man_page_renders_and_names_every_subcommand() {
         &out.stdout[..80.min(out.stdout.len())]
     );
     out.stdout_has(".TH krun 1");
-    for sub in ["check", "doc", "completions", "man", "preflight"] {
+    for sub in [
+        "check",
+        "doc",
+        "lib",
+        "init",
+        "completions",
+        "man",
+        "preflight",
+    ] {
         out.stdout_has(&format!("krun\\-{sub}"));
     }
     if !crate::support::require(&["man"], false) {
@@ -135,7 +150,13 @@ fn man_page_renders_and_names_every_subcommand() {
         .args(["man", "--dir", dir.path().to_str().unwrap()])
         .run()
         .code(0);
-    for page in ["krun.1", "krun-check.1", "krun-runs-show.1", "krun-sim.1"] {
+    for page in [
+        "krun.1",
+        "krun-check.1",
+        "krun-runs-show.1",
+        "krun-lib-add.1",
+        "krun-init.1",
+    ] {
         assert!(dir.path().join(page).is_file(), "{page} not written");
     }
 }

@@ -29,6 +29,7 @@ pub mod agent;
 pub mod etcd;
 pub mod etcd_kv;
 pub mod fleet;
+pub mod git;
 pub mod lab;
 mod process;
 pub mod shims;
