@@ -50,6 +50,9 @@ pub struct JournalView {
     pub id: String,
     pub header: Value,
     pub runs: BTreeMap<String, JournalRun>,
+    /// The line number of a torn last record (krun was killed, or the disk filled, while
+    /// writing it); the records before it are intact.
+    pub torn: Option<usize>,
 }
 
 impl JournalView {
@@ -66,11 +69,13 @@ impl JournalView {
 
     pub fn parse(id: &str, text: &str) -> Result<Self, String> {
         let mut header = Value::Null;
+        let mut torn = None;
         let mut runs: BTreeMap<String, JournalRun> = BTreeMap::new();
         for (index, line) in text.lines().enumerate() {
             // A crash can leave a torn last line; everything before it is intact.
             let Ok(record) = serde_json::from_str::<Value>(line) else {
                 if index + 1 == text.lines().count() {
+                    torn = Some(index + 1);
                     break;
                 }
                 return Err(format!("line {} is not JSON", index + 1));
@@ -113,6 +118,7 @@ impl JournalView {
             id: id.to_owned(),
             header,
             runs,
+            torn,
         })
     }
 
@@ -189,6 +195,12 @@ impl JournalView {
                 ""
             }
         );
+        if let Some(line) = self.torn {
+            out.push_str(&format!(
+                "  the journal's last record (line {line}) is torn: krun was killed, or the disk \
+                 filled, while writing it; the step it belonged to counts as not recorded\n"
+            ));
+        }
         for (name, run) in &self.runs {
             let last = run.steps.last();
             let state = match (run.status.as_str(), last) {
@@ -238,6 +250,26 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_reported_and_one_in_the_middle_is_an_error() {
+        let header = r#"{"type":"header","playbook":"p.rhai"}"#;
+        let intent = r#"{"type":"intent","run":"n1","seq":1,"action":"sh","command":"x"}"#;
+        let torn = format!("{header}\n{intent}\n{{\"type\":\"do");
+        let view = JournalView::parse("r", &torn).unwrap();
+        assert_eq!(view.torn, Some(3));
+        assert!(
+            view.describe().contains("line 3) is torn"),
+            "{}",
+            view.describe()
+        );
+        assert!(view.runs["n1"].steps[0].done.is_none());
+        let middle = format!("{header}\n{{\"type\":\"do\n{intent}\n");
+        assert_eq!(
+            JournalView::parse("r", &middle).unwrap_err(),
+            "line 2 is not JSON"
+        );
+    }
 
     #[test]
     fn warnings_are_attached_and_taken_off_again() {

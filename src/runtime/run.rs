@@ -205,6 +205,9 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         .nth(setup.run().0)
         .filter(|r| !r.steps.is_empty() || r.failure.is_some());
     let (batches, lock) = prepared?;
+    if let Some(lock) = &lock {
+        effects.require(Arc::new(lock.guard()));
+    }
     report.forecast = batches.forecast;
     if let Some(forecast) = report.forecast.as_ref().filter(|f| f.blocked()) {
         tracing::error!(

@@ -3,6 +3,7 @@
 
 mod host_keys;
 mod interrupts;
+mod journal;
 mod lab;
 mod registry;
 mod resume;
