@@ -29,10 +29,12 @@ pub mod preflight;
 pub mod effects;
 
 // Clients and domain: the Kubernetes API, etcd, ssh, the cluster simulator, what krun knows
-// of nodes (packages, kubelet and containerd configuration) and of Kubernetes versions.
+// of nodes (packages, kubelet and containerd configuration) and of Kubernetes versions, and
+// the playbook libraries a repository locks (git, versions, vendoring).
 pub mod etcd;
 pub mod host;
 pub mod kube;
+pub mod library;
 pub mod sim;
 pub mod ssh;
 pub mod versions;

@@ -17,7 +17,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("boundary", &["effects"]),
     (
         "clients and domain",
-        &["etcd", "host", "kube", "model", "sim", "ssh", "versions"],
+        &[
+            "etcd", "host", "kube", "library", "model", "sim", "ssh", "versions",
+        ],
     ),
     (
         "base",

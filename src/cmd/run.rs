@@ -55,6 +55,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         return Err(Error::input("--offline only makes sense with --dry-run"));
     }
     let (params, secret_params) = crate::params::parse_with_secrets(&args.set, &args.set_secret)?;
+    let libraries = super::lib::libraries_for(&playbook, args.locked, args.offline && dry_run)?;
     let inventory = match &args.inventory {
         Some(path) => Inventory::load(path)?,
         None => Inventory::default(),
@@ -108,6 +109,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         } else {
             Some(crate::kube::lock::LockName::parse(&args.lock).map_err(Error::input)?)
         },
+        libraries,
     })
 }
 

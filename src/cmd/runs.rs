@@ -13,6 +13,14 @@ pub fn runs(args: &RunsArgs) -> crate::Result<u8> {
                 let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
                 print(&format!("  command: {}\n", argv.join(" ")));
             }
+            for library in view.header["libraries"].as_array().into_iter().flatten() {
+                print(&format!(
+                    "  library {} {} {}\n",
+                    library["name"].as_str().unwrap_or_default(),
+                    library["version"].as_str().unwrap_or_default(),
+                    library["hash"].as_str().unwrap_or_default()
+                ));
+            }
             let latest = JournalView::latest_resume(&args.state_dir, id)?;
             if latest.id != *id {
                 let state = if latest.finished() {

@@ -66,12 +66,17 @@ pub fn check_files(
     engine: &Engine,
     libs: &[std::path::PathBuf],
     allow_local: &[std::path::PathBuf],
+    libraries: Option<&std::sync::Arc<crate::library::Libraries>>,
     files: &[std::path::PathBuf],
 ) -> Vec<Diagnostic> {
     let known = Known::from_engine(engine);
     let mut diagnostics = Vec::new();
     for file in files {
-        let resolver = Resolver::new(ModulePath::new(libs, file).allowing(allow_local));
+        let resolver = Resolver::new(
+            ModulePath::new(libs, file)
+                .allowing(allow_local)
+                .with_libraries(libraries.cloned()),
+        );
         let mut visited = HashSet::new();
         let name = file.display().to_string();
         match std::fs::read_to_string(file) {
@@ -188,9 +193,12 @@ fn check_source(
                 continue;
             }
             let mut d = located(file, position, format!("module not found: `{import}`"));
-            d.help = Some(format!(
-                "krun looks in the stdlib, then each --lib DIR, KRUN_PATH and the playbook's directory for {import}.rhai"
-            ));
+            d.help = Some(match resolver.library_of(&import) {
+                Some(library) => format!("krun looked in {library}"),
+                None => format!(
+                    "krun looks in the stdlib, then each --lib DIR, KRUN_PATH and the playbook's directory for {import}.rhai"
+                ),
+            });
             out.push(d);
             continue;
         };

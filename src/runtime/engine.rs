@@ -60,6 +60,8 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
 pub struct ModulePath {
     pub dirs: Vec<PathBuf>,
     pub allow: Vec<PathBuf>,
+    /// The repository's locked libraries: `import "teamlib/drain"` resolves through them.
+    pub libraries: Option<Arc<crate::library::Libraries>>,
 }
 
 impl ModulePath {
@@ -79,6 +81,7 @@ impl ModulePath {
         Self {
             dirs,
             allow: Vec::new(),
+            libraries: None,
         }
     }
 
@@ -91,6 +94,11 @@ impl ModulePath {
     /// The local files a playbook on this path may read (see [`LocalFiles`]).
     pub fn local_files(&self) -> LocalFiles {
         LocalFiles::new(&self.dirs, &self.allow)
+    }
+
+    pub fn with_libraries(mut self, libraries: Option<Arc<crate::library::Libraries>>) -> Self {
+        self.libraries = libraries;
+        self
     }
 }
 
@@ -149,6 +157,10 @@ impl Resolver {
         if let Some((_, name, text)) = STDLIB.iter().find(|(path, _, _)| *path == import) {
             return Some(((*name).to_owned(), (*text).to_owned()));
         }
+        if let Some(file) = self.path.libraries.as_ref().and_then(|l| l.locate(import)) {
+            let text = std::fs::read_to_string(&file).ok()?;
+            return Some((file.display().to_string(), text));
+        }
         let file = Self::file_name(import);
         self.path
             .dirs
@@ -162,7 +174,18 @@ impl Resolver {
             })
     }
 
-    fn searched(&self) -> String {
+    /// The library an import's first segment names, as it reads in messages.
+    pub fn library_of(&self, import: &str) -> Option<String> {
+        self.path
+            .libraries
+            .as_ref()
+            .and_then(|l| l.describe(import))
+    }
+
+    fn searched(&self, import: &str) -> String {
+        if let Some(library) = self.library_of(import) {
+            return library;
+        }
         let mut places = vec!["the stdlib".to_owned()];
         places.extend(self.path.dirs.iter().map(|d| d.display().to_string()));
         places.join(", ")
@@ -187,7 +210,7 @@ impl ModuleResolver for Resolver {
                 );
             }
             return Err(EvalAltResult::ErrorModuleNotFound(
-                format!("{path} (searched {})", self.searched()),
+                format!("{path} (searched {})", self.searched(path)),
                 position,
             )
             .into());
