@@ -188,6 +188,11 @@ pub struct PreflightArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Forecast drains that evict a workload without a budget all at once (`drain`'s
+    /// `keep_replica: false`); by default a drain keeps a ready replica of it.
+    #[arg(long)]
+    pub no_keep_replica: bool,
+
     /// Accept a block finding (its id or check name; `forecast` for the forecast). Logged.
     #[arg(long = "accept", value_name = "ID")]
     pub accept: Vec<String>,

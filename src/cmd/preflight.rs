@@ -139,6 +139,7 @@ pub async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
                 startup_seconds: args.startup_delay,
                 upgrade_seconds: args.upgrade_time,
                 force: args.force,
+                keep_replica: !args.no_keep_replica,
             },
         );
         if args.accept.iter().any(|a| a == "forecast") {

@@ -172,6 +172,12 @@ pub fn execute(
             print(&format!("{json}\n"));
         }
         OutputFormat::Text => {
+            if !report.findings.is_empty() {
+                print(&format!(
+                    "preflight of this run's nodes and target:\n{}",
+                    crate::preflight::render::findings(&report.findings)
+                ));
+            }
             if let Some(forecast) = &report.forecast {
                 print(&crate::preflight::render::forecast(forecast));
             }

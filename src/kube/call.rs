@@ -137,6 +137,8 @@ impl Call {
                 }
                 if options.disable_eviction.is_some() {
                     flags.push("--disable-eviction (BYPASSES PodDisruptionBudgets)".to_owned());
+                } else if !options.keep_replica {
+                    flags.push("(workloads without a budget: no kept replica)".to_owned());
                 }
                 format!("kubectl drain {node} {}", flags.join(" "))
                     .trim_end()

@@ -47,6 +47,10 @@ pub struct DrainOptions {
     pub report_every: Duration,
     /// The longest pause between two eviction attempts of one pod.
     pub max_backoff: Duration,
+    /// Keep a ready replica of every controller-managed workload without a budget: evict its
+    /// pods one at a time, each once the one before has a Ready replacement (see
+    /// [`super::kept`]).
+    pub keep_replica: bool,
 }
 
 impl DrainOptions {
@@ -71,6 +75,7 @@ impl Default for DrainOptions {
             parallelism: 32,
             report_every: Duration::from_secs(10),
             max_backoff: Duration::from_secs(5),
+            keep_replica: true,
         }
     }
 }
@@ -389,14 +394,54 @@ impl Kube {
             ..RetryPolicy::default()
         };
         let forward = |progress: Progress| observer(DrainEvent::Eviction { progress });
+        // A pod of a workload without a budget waits for its turn and leaves only once the
+        // workload is back to as many ready replicas as before (see `kept`).
+        // Only when the budgets are known: without permission to read them, a pod may have one.
+        let budgets_known = watches.budgets.is_ready();
+        let kept = |p: &Pod| {
+            (options.keep_replica
+                && budgets_known
+                && options.disable_eviction.is_none()
+                && pdb::covering(&budgets, p).is_empty())
+            .then(|| super::kept::Owner::of(p))
+            .flatten()
+        };
         let results = futures::future::join_all(to_evict.iter().map(|p| {
-            self.evict_until_gone(
-                p,
-                &policy,
-                options.disable_eviction.as_ref(),
-                &watches,
-                &forward,
-            )
+            let owner = kept(p);
+            let (policy, forward, watches) = (&policy, &forward, &watches);
+            async move {
+                let Some(owner) = owner else {
+                    return self
+                        .evict_until_gone(
+                            p,
+                            policy,
+                            options.disable_eviction.as_ref(),
+                            watches,
+                            forward,
+                        )
+                        .await;
+                };
+                let _turn = self.kept.turn(&owner).await;
+                let (ready, _) = self.readiness(&owner).await?;
+                let report = self
+                    .evict_until_gone(
+                        p,
+                        policy,
+                        options.disable_eviction.as_ref(),
+                        watches,
+                        forward,
+                    )
+                    .await?;
+                if ready > 0 {
+                    tracing::info!(
+                        target: "krun::kube",
+                        "{}: waiting for a ready replacement of {owner} (it has no PodDisruptionBudget: one pod at a time)",
+                        PodRef::of(p)
+                    );
+                }
+                self.await_replacement(&owner, ready, policy.deadline).await?;
+                Ok(report)
+            }
         }))
         .await;
 

@@ -79,6 +79,15 @@ pub enum KubeError {
     #[error("watching {what} failed: {message}")]
     Watch { what: String, message: String },
 
+    /// A kept replica's replacement did not become Ready before the drain's deadline.
+    #[error(
+        "{owner} has no PodDisruptionBudget, so the drain keeps a replica of it ready and evicts \
+         its pods one at a time: no replacement became Ready elsewhere in time (waiting for \
+         {ready} ready). Make room for its pods on other nodes, give it a budget, or drain with \
+         keep_replica: false"
+    )]
+    KeptReplica { owner: String, ready: i32 },
+
     #[error("interrupted while {doing}")]
     Cancelled { doing: String },
 }
@@ -99,6 +108,7 @@ impl KubeError {
         match self {
             KubeError::MultiplePdbs { .. } | KubeError::EvictionUnsupported { .. } => Kind::Refused,
             KubeError::EvictionTimedOut(e) if !e.blocked_by.is_empty() => Kind::Refused,
+            KubeError::KeptReplica { .. } => Kind::Refused,
             KubeError::DrainFailed(e) => e.kind(),
             KubeError::Config { .. } | KubeError::Selector { .. } => Kind::Input,
             KubeError::Cancelled { .. } => Kind::Interrupted,

@@ -16,6 +16,7 @@ pub mod drain;
 pub mod drain_plan;
 pub mod error;
 pub mod eviction;
+pub mod kept;
 pub mod lock;
 pub mod node;
 pub mod pdb;
@@ -54,6 +55,8 @@ pub struct Kube {
     /// Where the configuration came from, for messages (`/root/.kube/config (lab)`).
     source: String,
     eviction_api: std::sync::Arc<tokio::sync::OnceCell<EvictionApi>>,
+    /// Every drain made through this connection shares the kept replicas' turns.
+    kept: std::sync::Arc<kept::KeptReplicas>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -94,6 +97,7 @@ impl Kube {
             client,
             source,
             eviction_api: std::sync::Arc::default(),
+            kept: std::sync::Arc::default(),
         })
     }
 

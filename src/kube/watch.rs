@@ -121,6 +121,11 @@ where
         &self.what
     }
 
+    /// Whether the first complete list arrived (the set is known, not just empty).
+    pub fn is_ready(&self) -> bool {
+        self.health.borrow().ready
+    }
+
     /// Waits for the first complete list.
     pub async fn ready(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
         self.wait_until(deadline, |_| true).await

@@ -162,6 +162,8 @@ pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) 
         let key = format!("{}/{}", id.namespace, id.name);
         let object = id.to_string();
         let budgets = index.budgets_of_workload(w);
+        // A workload with no pod on the nodes being upgraded is not touched by their drains.
+        let touched = workload.pods.iter().any(|&pod| upgraded(pod));
         if workload.critical && budgets.is_empty() {
             let what = if workload.ingress {
                 "an ingress controller"
@@ -172,13 +174,22 @@ pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) 
             found.push(Finding::new(
                 "critical-without-pdb",
                 &key,
-                Severity::Block,
+                if touched {
+                    Severity::Block
+                } else {
+                    Severity::Warn
+                },
                 &object,
                 format!(
                     "{object} is {what} with {} replica{} and no PodDisruptionBudget: a batch that \
-                     upgrades its nodes together takes it down",
+                     upgrades its nodes together takes it down{}",
                     workload.replicas,
-                    if workload.replicas == 1 { "" } else { "s" }
+                    if workload.replicas == 1 { "" } else { "s" },
+                    if touched {
+                        ""
+                    } else {
+                        " (none of its pods is on the nodes being upgraded)"
+                    }
                 ),
                 if daemonset {
                     "a DaemonSet is not evicted but stops with its node: keep its nodes in \
@@ -198,7 +209,7 @@ pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) 
             found.push(Finding::new(
                 "single-replica",
                 &key,
-                if workload.critical {
+                if workload.critical && touched {
                     Severity::Block
                 } else {
                     Severity::Warn

@@ -37,6 +37,9 @@ pub struct ForecastOptions {
     pub upgrade_seconds: f64,
     /// Evict pods without a controller (`drain --force`); otherwise they refuse the drain.
     pub force: bool,
+    /// The drains keep a ready replica of every workload with a controller and no budget
+    /// (`drain`'s `keep_replica`, on by default): modelled as a budget of one unavailable pod.
+    pub keep_replica: bool,
 }
 
 impl Default for ForecastOptions {
@@ -45,6 +48,7 @@ impl Default for ForecastOptions {
             startup_seconds: 10.0,
             upgrade_seconds: 60.0,
             force: false,
+            keep_replica: true,
         }
     }
 }
@@ -616,7 +620,45 @@ impl Model {
             .enumerate()
             .map(|(b, pdb)| budget_of(view, &index, b, pdb))
             .collect();
+        if model.options.keep_replica {
+            model.keep_replicas();
+        }
         model
+    }
+
+    /// The drains' kept replica, as a budget of one unavailable pod over every workload that
+    /// has a controller the model runs and no budget of its own: its pods leave one at a time,
+    /// each once the one before has a Ready replacement.
+    fn keep_replicas(&mut self) {
+        for w in 0..self.workloads.len() {
+            if self.workload_budget[w].is_some() {
+                continue;
+            }
+            let pods: Vec<usize> = (0..self.pods.len())
+                .filter(|&p| {
+                    self.pods[p].workload == Some(w)
+                        && matches!(self.pods[p].kind, PodKind::Replicated | PodKind::Stateful)
+                })
+                .collect();
+            if pods.is_empty() {
+                continue;
+            }
+            let workload = &self.workloads[w];
+            let budget = self.budgets.len();
+            self.budgets.push(MBudget {
+                name: format!("kept replica of {}", workload.label),
+                desired: (workload.ready - 1).max(0),
+                healthy: workload.ready,
+                expected: workload.replicas,
+                always_allow_unhealthy: false,
+            });
+            self.workload_budget[w] = Some(budget);
+            for p in pods {
+                let mut budgets = self.pods[p].budgets.to_vec();
+                budgets.push(budget);
+                self.pods[p].budgets = Arc::from(budgets);
+            }
+        }
     }
 
     fn timer(&mut self, after: f64, event: Event) {

@@ -23,7 +23,10 @@ const DRAIN_DOC: &str = "Cordons `node` and evicts its pods through the Eviction
 (by watch) until they are gone. `opts` mirror kubectl: `ignore_daemonsets`, `delete_emptydir_data`,\n\
 `force` (pods without a controller), `grace_period` (seconds), `timeout` (\"10m\"), `pod_selector`,\n\
 `skip_wait_for_delete_timeout`, `uncordon_on_failure` (default false), `disable_eviction`\n\
-(plain DELETE that bypasses PodDisruptionBudgets: give a reason string; logged loudly).\n\
+(plain DELETE that bypasses PodDisruptionBudgets: give a reason string; logged loudly),\n\
+`keep_replica` (default true: a workload with a controller and no PodDisruptionBudget keeps a\n\
+ready replica — its pods leave one at a time, across every drain of the run, each once the\n\
+one before has a Ready replacement elsewhere; `false` evicts them all at once).\n\
 If any pod is refused, nothing is evicted and the error lists every refused pod and the option\n\
 that would allow it. Returns the report: evicted pods, skipped pods and why, and for every wait\n\
 the budget that held it. In a dry-run: the same plan from the live pods, with a server-side\n\
@@ -509,6 +512,7 @@ fn drain(
         "disable_eviction",
         "skip_wait_for_delete_timeout",
         "uncordon_on_failure",
+        "keep_replica",
     ];
     check_options(ctx, opts, KNOWN, "drain", position)?;
     let flag =
@@ -559,6 +563,7 @@ fn drain(
         timeout: duration_option(ctx, opts, "timeout", "drain", position)?,
         disable_eviction,
         uncordon_on_failure: flag("uncordon_on_failure")?,
+        keep_replica: option::<bool>(opts, "keep_replica", ctx, "drain", position)?.unwrap_or(true),
         ..DrainOptions::default()
     };
     kube_step(

@@ -33,6 +33,71 @@ use crate::primitives::node::Node;
 
 pub use core::DECLARE_PARAMETERS;
 
+/// The primitives that run commands on a node over ssh. A run that can reach one of them
+/// reaches its nodes before it changes anything (`krun` checks each `--node` answers).
+pub const NODE_COMMANDS: &[&str] = &[
+    "containerd_install",
+    "kubeadm_upgrade_apply",
+    "kubeadm_upgrade_node",
+    "kubelet_config",
+    "kubelet_flags",
+    "os_facts",
+    "pkg_install",
+    "pkg_repo_minor",
+    "pkg_version",
+    "pkg_versions",
+    "probe",
+    "pull_images",
+    "render",
+    "service_active",
+    "set_kubelet_config",
+    "set_kubelet_flags",
+    "sh",
+    "systemctl",
+    "upload",
+    "wait_active",
+    "write_file",
+];
+
+/// The primitives that do not (the Kubernetes API, etcd, the playbook's own values). Every
+/// primitive is in exactly one of the two lists; a test holds new ones to that.
+pub const NOT_NODE_COMMANDS: &[&str] = &[
+    "cordon",
+    "drain",
+    "etcd_add_member",
+    "etcd_health",
+    "etcd_members",
+    "etcd_move_leader",
+    "etcd_promote",
+    "etcd_remove_member",
+    "etcd_snapshot",
+    "etcd_status",
+    "etcd_wait_healthy",
+    "evict",
+    "fail",
+    "find_node",
+    "log",
+    "node_info",
+    "nodes",
+    "param",
+    "parameters",
+    "pdbs",
+    "pods_on",
+    "preflight",
+    "quote",
+    "refuse",
+    "secret",
+    "server_version",
+    "uncordon",
+    "unplanned",
+    "version_compare",
+    "version_minor_distance",
+    "version_parts",
+    "version_path",
+    "wait_ready",
+    "warn",
+];
+
 use crate::host::packages::OsFacts;
 
 /// What every run of one command shares.

@@ -88,7 +88,11 @@ pub struct Report {
     /// when there were none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup: Option<RunRecord>,
-    /// The disruption forecast of the batch plan (rehearsals and `--batch auto`).
+    /// The preflight findings a run that drains was judged on (those concerning its nodes and
+    /// target).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::preflight::Finding>,
+    /// The disruption forecast of the batch plan (runs that drain, rehearsals, `--batch auto`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<crate::preflight::Forecast>,
     pub exit_code: u8,
@@ -174,6 +178,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         libraries: provenance(&settings),
         nodes: Vec::new(),
         setup: None,
+        findings: Vec::new(),
         forecast: None,
         exit_code: 0,
         diagnostics: Vec::new(),
@@ -225,7 +230,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
 
     // krun's own steps, before the playbook's.
     let setup = Setup::new(Arc::clone(&effects));
-    let prepared = prepare(&setup, &mut settings, journal.as_deref(), &cancel).await;
+    let prepared = prepare(&setup, &mut settings, &shape, journal.as_deref(), &cancel).await;
     let setup_error = prepared.as_ref().err();
     setup.finish(setup_error);
     report.setup = recorder
@@ -237,12 +242,11 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
     if let Some(lock) = &lock {
         effects.require(Arc::new(lock.guard()));
     }
+    let refusal = batches.refusal();
     report.forecast = batches.forecast;
-    if let Some(forecast) = report.forecast.as_ref().filter(|f| f.blocked()) {
-        tracing::error!(
-            "the disruption forecast blocks this plan ({}); nothing was run",
-            forecast.verdict
-        );
+    report.findings = batches.findings;
+    if let Some(refusal) = refusal {
+        tracing::error!("{refusal}");
         report.exit_code = Kind::Refused.exit_code();
         return Ok(report);
     }
@@ -303,16 +307,22 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
     Ok(report)
 }
 
-/// The setup steps: discovery, the batch plan, and (for a run that changes things) the lock.
+/// The setup steps: discovery, the judgement of a run that drains (or the batch plan of a
+/// rehearsal or `--batch auto`), and, for a run that changes things, the lock.
 async fn prepare(
     setup: &Setup,
     settings: &mut RunSettings,
+    shape: &Shape,
     journal: Option<&Journal>,
     cancel: &CancellationToken,
 ) -> crate::Result<(setup::BatchPlan, Option<crate::kube::lock::ClusterLock>)> {
     settings.nodes = setup.discover(settings).await?;
-    let batches = setup.plan_batches(settings).await?;
-    if batches.forecast.as_ref().is_some_and(|f| f.blocked()) || settings.dry_run {
+    let batches = if shape.drains && !settings.nodes.is_empty() {
+        setup.judge(settings, shape).await?
+    } else {
+        setup.plan_batches(settings).await?
+    };
+    if batches.refusal().is_some() || settings.dry_run {
         return Ok((batches, None));
     }
     let lock = setup

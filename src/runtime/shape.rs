@@ -67,6 +67,8 @@ pub struct Shape {
     pub uses_node: bool,
     /// A `drain` or `evict` is reachable from its top level.
     pub drains: bool,
+    /// A primitive that runs commands on a node is reachable from its top level.
+    pub runs_commands: bool,
 }
 
 impl Shape {
@@ -83,6 +85,7 @@ impl Shape {
             parameters: declared(file, ast)?,
             uses_node: uses_node(ast),
             drains: reaches(engine, resolver, ast, DRAINING),
+            runs_commands: reaches(engine, resolver, ast, crate::primitives::NODE_COMMANDS),
         })
     }
 

@@ -14,10 +14,23 @@ fn playbook(name: &str) -> PathBuf {
 }
 
 fn run(lab: &Lab, name: &str, args: &[&str]) -> crate::cli::Output {
-    lab.krun(playbook(name))
+    let mut krun = lab
+        .krun(playbook(name))
         .args(args)
-        .args(["--set", "ready_timeout=60s"])
-        .run()
+        .args(["--set", "ready_timeout=60s"]);
+    if lab.workers().len() < 2 {
+        // One worker: no other node can take its pods, so its drain evicts them all at once,
+        // and the workloads' going down is accepted, as that cluster's operator must.
+        krun = krun.args(["--set", "keep_replica=false"]).args([
+            "--accept",
+            "forecast",
+            "--accept",
+            "critical-without-pdb",
+            "--accept",
+            "single-replica",
+        ]);
+    }
+    krun.run()
 }
 
 /// Every node at `version`, Ready and schedulable, as real kubectl shows them.

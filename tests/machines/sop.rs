@@ -16,10 +16,23 @@ fn playbook(name: &str) -> PathBuf {
 }
 
 fn run(lab: &MachineLab, name: &str, args: &[&str]) -> crate::cli::Output {
-    lab.krun(playbook(name))
+    let mut krun = lab
+        .krun(playbook(name))
         .args(args)
-        .args(["--set", "ready_timeout=60s"])
-        .run()
+        .args(["--set", "ready_timeout=60s"]);
+    if lab.worker_count() < 2 {
+        // One worker: no other node can take its pods, so its drain evicts them all at once,
+        // and the workloads' going down is accepted, as that cluster's operator must.
+        krun = krun.args(["--set", "keep_replica=false"]).args([
+            "--accept",
+            "forecast",
+            "--accept",
+            "critical-without-pdb",
+            "--accept",
+            "single-replica",
+        ]);
+    }
+    krun.run()
 }
 
 /// Text as krun printed it, with the report's line wrapping (`\n  │ `) undone.

@@ -32,8 +32,17 @@ fn the_forecast_table_shows_each_batch_and_json_carries_it() {
     let out = preflight(
         "service-in-one-batch",
         &[
-            "--node", "worker-1", "--node", "worker-2", "--node", "worker-3", "--node", "worker-4",
-            "--batch", "2",
+            "--node",
+            "worker-1",
+            "--node",
+            "worker-2",
+            "--node",
+            "worker-3",
+            "--node",
+            "worker-4",
+            "--batch",
+            "2",
+            "--no-keep-replica",
         ],
     );
     out.code(3)
@@ -65,7 +74,13 @@ fn the_html_report_is_one_self_contained_page() {
     let page = dir.path().join("plan.html");
     preflight(
         "service-in-one-batch",
-        &["--batch", "2", "--report", page.to_str().unwrap()],
+        &[
+            "--batch",
+            "2",
+            "--no-keep-replica",
+            "--report",
+            page.to_str().unwrap(),
+        ],
     )
     .code(3);
     let html = std::fs::read_to_string(&page).unwrap();
@@ -97,7 +112,7 @@ fn bad_batch_plans_and_targets_are_input_errors() {
 
 const PLAYBOOK: &str = r#"
 cordon(node);
-drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, timeout: "5m" });
+drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, timeout: "5m", keep_replica: param("keep_replica", true) });
 uncordon(node);
 "#;
 
@@ -123,15 +138,26 @@ fn rehearse(batch: &str, extra: &[&str]) -> crate::cli::Output {
 
 #[test]
 fn a_rehearsed_run_prints_the_forecast_first_and_refuses_a_blocking_plan() {
-    let out = rehearse("2", &[]);
+    // Drains that evict shop/checkout (no budget) all at once: two of its nodes in one batch
+    // take it to zero.
+    let all_at_once = ["--set", "keep_replica=false"];
+    let out = rehearse("2", &all_at_once);
     out.code(3)
         .stdout_has("disruption forecast (--batch 2)")
-        .stderr_has("the disruption forecast blocks this plan");
+        .stderr_has("refused before anything changed")
+        .stderr_has("the disruption forecast of --batch 2: block");
     assert!(!out.stdout.contains("worker-1: ok"), "{}", out.stdout);
 
-    let out = rehearse("2", &["--accept", "forecast", "--output", "json"]);
+    let mut accepted = all_at_once.to_vec();
+    accepted.extend(["--accept", "forecast", "--output", "json"]);
+    let out = rehearse("2", &accepted);
     out.code(0).stderr_has("--accept forecast");
     assert_eq!(out.json()["forecast"]["accepted"], true);
+
+    // Drains that keep a ready replica (the default): the same plan is safe.
+    let out = rehearse("2", &["--output", "json"]);
+    out.code(0);
+    assert_eq!(out.json()["forecast"]["verdict"], "ok");
 }
 
 #[test]

@@ -160,6 +160,27 @@ async fn workloads_on(kube: &Kube, nodes: &[String]) -> BTreeMap<String, String>
 async fn the_forecast_equals_a_real_drain_of_the_same_plan() {
     let (_server, kube, view) = serve("forecast-parity", 50.0).await;
     let nodes = names(&["w-1", "w-2", "w-3", "w-4"]);
+    // Drains that evict a workload without a budget all at once (`keep_replica: false`).
+    let forecast = batches::plan(
+        &view,
+        &[],
+        &nodes,
+        BatchSpec::Fixed(2),
+        &ForecastOptions {
+            upgrade_seconds: 0.0,
+            keep_replica: false,
+            ..ForecastOptions::default()
+        },
+    );
+    assert_eq!(forecast.batches.len(), 2);
+    assert!(forecast.blocked(), "shop/cache goes to zero in batch 1");
+    drain_as_planned(&kube, &forecast, false, false, forecast.batches.len()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_kept_replica_forecast_and_drain_keep_a_workload_without_a_budget_up() {
+    let (_server, kube, view) = serve("forecast-parity", 50.0).await;
+    let nodes = names(&["w-1", "w-2", "w-3", "w-4"]);
     let forecast = batches::plan(
         &view,
         &[],
@@ -170,9 +191,19 @@ async fn the_forecast_equals_a_real_drain_of_the_same_plan() {
             ..ForecastOptions::default()
         },
     );
-    assert_eq!(forecast.batches.len(), 2);
-    assert!(forecast.blocked(), "shop/cache goes to zero in batch 1");
-    drain_as_planned(&kube, &forecast, false, forecast.batches.len()).await;
+    let cache: Vec<i32> = forecast
+        .batches
+        .iter()
+        .flat_map(|b| &b.workloads)
+        .filter(|w| w.workload.ends_with("shop/cache"))
+        .map(|w| w.min_ready)
+        .collect();
+    assert!(
+        !cache.is_empty() && cache.iter().all(|&ready| ready >= 1),
+        "the kept replica keeps shop/cache up: {cache:?}"
+    );
+    assert!(!forecast.blocked(), "{}", forecast.verdict);
+    drain_as_planned(&kube, &forecast, false, true, forecast.batches.len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,13 +238,14 @@ async fn the_forecast_of_a_generated_cluster_equals_its_real_drain() {
         &ForecastOptions {
             upgrade_seconds: 0.0,
             force: true,
+            keep_replica: false,
             ..ForecastOptions::default()
         },
     );
     // Only the first batch starts from the snapshot itself: later ones depend on where the
     // replacements of earlier batches landed, which depends on the order the evictions of
     // concurrent drains reach the scheduler — different from one real run to the next.
-    drain_as_planned(&kube, &forecast, true, 1).await;
+    drain_as_planned(&kube, &forecast, true, false, 1).await;
 }
 
 /// Drains the forecast's first `batches` batches for real, one after another, and compares.
@@ -221,6 +253,7 @@ async fn drain_as_planned(
     kube: &Kube,
     forecast: &krun::preflight::Forecast,
     force: bool,
+    keep_replica: bool,
     batches: usize,
 ) {
     let readiness = Arc::new(Mutex::new(Readiness::default()));
@@ -233,6 +266,7 @@ async fn drain_as_planned(
             ..DrainFilters::default()
         },
         max_backoff: Duration::from_millis(100),
+        keep_replica,
         ..DrainOptions::default()
     };
     for batch in forecast.batches.iter().take(batches) {

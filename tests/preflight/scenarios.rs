@@ -70,7 +70,11 @@ async fn two_ingress_nodes_in_one_batch_block_and_auto_keeps_them_apart() {
 async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them() {
     let (_server, _kube, view) = serve("service-in-one-batch", 100.0).await;
     let nodes = names(&["worker-1", "worker-2", "worker-3", "worker-4"]);
-    let options = ForecastOptions::default();
+    // Drains that evict a workload without a budget all at once.
+    let options = ForecastOptions {
+        keep_replica: false,
+        ..ForecastOptions::default()
+    };
     let fixed = batches::plan(&view, &[], &nodes, BatchSpec::Fixed(2), &options);
     assert!(fixed.blocked());
     assert_eq!(
@@ -85,6 +89,22 @@ async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them()
     assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
     assert!(zero_ready(&auto).is_empty());
     assert_eq!(auto.violations, 0);
+
+    // Drains that keep a ready replica (the default): the same fixed plan keeps shop/checkout
+    // up, its pods leaving one at a time.
+    let kept = batches::plan(
+        &view,
+        &[],
+        &nodes,
+        BatchSpec::Fixed(2),
+        &ForecastOptions::default(),
+    );
+    assert!(
+        zero_ready(&kept).is_empty(),
+        "{}",
+        preflight::render::forecast(&kept)
+    );
+    assert!(!kept.blocked(), "{}", kept.verdict);
 }
 
 #[tokio::test]
@@ -99,11 +119,26 @@ async fn prometheus_without_a_pdb_is_a_block_finding_and_auto_never_takes_it_to_
     assert!(prometheus.fix.contains("PodDisruptionBudget"));
 
     let nodes = names(&["worker-1", "worker-2", "worker-3", "worker-4"]);
-    let options = ForecastOptions::default();
+    let options = ForecastOptions {
+        keep_replica: false,
+        ..ForecastOptions::default()
+    };
     let fixed = batches::plan(&view, &[], &nodes, BatchSpec::Percent(50), &options);
     assert_eq!(
         zero_ready(&fixed)[0],
         (1, "StatefulSet monitoring/prometheus-k8s".to_owned())
+    );
+    let kept = batches::plan(
+        &view,
+        &[],
+        &nodes,
+        BatchSpec::Percent(50),
+        &ForecastOptions::default(),
+    );
+    assert!(
+        zero_ready(&kept).is_empty(),
+        "{}",
+        preflight::render::forecast(&kept)
     );
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
     assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));

@@ -231,6 +231,11 @@ impl MachineLab {
         self.server.as_ref().expect("the simulator runs")
     }
 
+    /// How many workers the lab has.
+    pub fn worker_count(&self) -> usize {
+        self.spec.workers
+    }
+
     pub fn handle(&self) -> SimHandle {
         self.server().handle()
     }
