@@ -106,6 +106,29 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         },
     );
 
+    const UNPLANNED_DOC: &str = "Notes in the plan a part of the playbook that could not be planned because it depends\n\
+         on state that was not observed: a loop over files listed on a node that an offline\n\
+         dry-run did not read, over etcd members it did not list. `what` says what would happen\n\
+         there. The plan shows it in place; the summary counts it.";
+    let ctx = Arc::clone(context);
+    primitive("unplanned", &["node: Node", "what: &str"], UNPLANNED_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Node, what: &str| {
+            not_planned(&ctx, &call, &node.0.name, what);
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive("unplanned", &["what: &str"], UNPLANNED_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, what: &str| {
+            let target = ctx
+                .node
+                .as_ref()
+                .map_or_else(|| "cluster".to_owned(), |n| n.0.name.clone());
+            not_planned(&ctx, &call, &target, what);
+        },
+    );
+
     let ctx = Arc::clone(context);
     primitive(
         "find_node",
@@ -156,6 +179,12 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .with_volatility(false)
     .with_purity(true)
     .register_into_engine(engine, crate::quote::quote);
+}
+
+fn not_planned(ctx: &RunContext, call: &NativeCallContext, node: &str, what: &str) {
+    let recorder = ctx.host.effects.recorder();
+    recorder.unplanned(ctx.run, node, what, super::origin(call));
+    tracing::warn!(target: "krun::playbook", "{}not planned: {}", prefix(ctx), recorder.redact(what));
 }
 
 fn prefix(context: &RunContext) -> String {
