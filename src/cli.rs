@@ -21,7 +21,8 @@ Exit codes: 0 success, 1 a step failed, 2 invalid input, 3 refused by a safety g
     version,
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -186,8 +187,8 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -248,14 +249,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict_skew: bool,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
     /// Trust and record host keys of hosts not yet in known_hosts (like OpenSSH's accept-new).
     /// A changed host key is always refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+
+    /// Do not ask before a run that cordons, drains, formats a disk, removes etcd members or
+    /// restores a snapshot. On a terminal krun shows the plan of such a run and asks first;
+    /// without a terminal it never asks.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 
     /// Seconds to wait for an ssh connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -322,7 +329,7 @@ pub struct Verbosity {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Less log output (errors and the summary only).
+    /// Less output: errors, and of a plan or a run only its summary.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -331,6 +338,7 @@ pub struct Verbosity {
 pub enum OutputFormat {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]
@@ -399,6 +407,10 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub strict_skew: bool,
 
+    /// Do not ask before going on (as `--yes` on a run).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
     /// Secret parameters of the original run (never stored): give each again.
     #[arg(long = "set-secret", value_name = "KEY=VALUE")]
     pub set_secret: Vec<String>,
@@ -412,8 +424,8 @@ pub struct ResumeArgs {
     )]
     pub state_dir: PathBuf,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -421,6 +433,10 @@ pub struct ResumeArgs {
 pub struct RunsArgs {
     #[command(subcommand)]
     pub command: Option<RunsCommand>,
+
+    /// Output format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub output: OutputFormat,
 
     /// Where run journals are kept.
     #[arg(

@@ -37,10 +37,11 @@ pub mod sim;
 pub mod ssh;
 pub mod versions;
 
-// Base: the inventory, the plan and its journal, parameters, quoting, errors.
+// Base: the inventory, the plan and its journal, parameters, quoting, colours, errors.
 pub mod error;
 pub mod inventory;
 pub mod journal;
+pub mod paint;
 pub mod params;
 pub mod plan;
 pub mod quote;

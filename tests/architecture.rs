@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "inventory",
             "journal",
+            "paint",
             "params",
             "plan",
             "quote",

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::app::{duration, print};
-use crate::cli::OutputFormat;
 use crate::inventory::Inventory;
+use crate::paint::Paint;
 use crate::plan::Recorder;
 use crate::ssh::SshConfig;
 use crate::wiring::{Mode, Wiring};
@@ -178,17 +178,71 @@ pub async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
             Error::runtime(format!("cannot write the report {}: {e}", path.display()))
         })?;
     }
-    match args.output {
-        OutputFormat::Json => {
-            let json =
-                serde_json::to_string_pretty(&report).map_err(|e| Error::runtime(e.to_string()))?;
-            print(&format!("{json}\n"));
-        }
-        OutputFormat::Text => print(&preflight::render::report(&report)),
+    let document = Judged {
+        verdict: verdict(&report),
+        report: &report,
+    };
+    match crate::output::document(args.output, crate::output::PREFLIGHT_SCHEMA, &document)? {
+        Some(text) => print(&text),
+        None => print(&preflight::render::report(&report, Paint::stdout())),
     }
     Ok(if report.blocked() {
         crate::error::Kind::Refused.exit_code()
     } else {
         0
     })
+}
+
+/// The preflight document: the verdict first, then the report.
+#[derive(serde::Serialize)]
+struct Judged<'a> {
+    verdict: Verdict,
+    #[serde(flatten)]
+    report: &'a crate::preflight::Report,
+}
+
+/// Whether the upgrade may go on, as a program reads it.
+#[derive(serde::Serialize)]
+struct Verdict {
+    /// `ok` or `refused`.
+    outcome: &'static str,
+    exit_code: u8,
+    /// What refuses: finding ids, and `forecast` when the forecast blocks.
+    blocking: Vec<String>,
+    /// Blocks accepted with `--accept`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    accepted: Vec<String>,
+}
+
+fn verdict(report: &crate::preflight::Report) -> Verdict {
+    let mut blocking: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.blocks())
+        .map(|f| f.id.clone())
+        .collect();
+    let mut accepted: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.accepted)
+        .map(|f| f.id.clone())
+        .collect();
+    if let Some(forecast) = &report.forecast {
+        if forecast.blocked() {
+            blocking.push("forecast".to_owned());
+        } else if forecast.accepted && !forecast.verdict.blocking.is_empty() {
+            accepted.push("forecast".to_owned());
+        }
+    }
+    let refused = report.blocked();
+    Verdict {
+        outcome: if refused { "refused" } else { "ok" },
+        exit_code: if refused {
+            crate::error::Kind::Refused.exit_code()
+        } else {
+            0
+        },
+        blocking,
+        accepted,
+    }
 }

@@ -104,7 +104,7 @@ fn timeline(out: &mut String, forecast: &Forecast) {
             .map_or_else(|| "never finishes".to_owned(), minutes),
         forecast.violations,
         if forecast.violations == 1 { "" } else { "s" },
-        escape(&forecast.verdict)
+        escape(&forecast.verdict.short())
     );
     // A batch that never finishes is drawn as long as the longest batch that does, hatched.
     let longest = forecast

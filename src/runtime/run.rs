@@ -27,6 +27,7 @@ use crate::runtime::diagnostic::Diagnostic;
 use crate::runtime::engine::{self, ModulePath};
 
 /// A validated request to run a playbook.
+#[derive(Clone)]
 pub struct RunSettings {
     pub playbook: PathBuf,
     /// Empty: one cluster-level run with no current node.
@@ -60,6 +61,8 @@ pub struct RunSettings {
     pub resume: Option<(String, Arc<crate::effects::replay::Replay>)>,
     /// The cluster lock a run that changes things holds; `None` with `--no-lock`.
     pub lock: Option<crate::kube::lock::LockName>,
+    /// Whether the run keeps a journal; not for the plan shown before a confirmation.
+    pub journal: bool,
 }
 
 /// What a run produced: the JSON document of `--output json`.
@@ -168,7 +171,11 @@ pub async fn execute(
     );
     drop(check_engine);
 
-    let journal = open_journal(&settings, &text, &shown_params);
+    let journal = if settings.journal {
+        open_journal(&settings, &text, &shown_params)
+    } else {
+        None
+    };
     if let Some(journal) = &journal {
         recorder.set_journal(Arc::clone(journal));
     }

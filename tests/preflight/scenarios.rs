@@ -51,7 +51,11 @@ async fn two_ingress_nodes_in_one_batch_block_and_auto_keeps_them_apart() {
     assert_eq!(fixed.batches[0].nodes, ["ingress-1", "ingress-2"]);
 
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     assert_eq!(auto.violations, 0);
     for batch in &auto.batches {
         let ingress = batch
@@ -82,7 +86,11 @@ async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them()
     assert!(first.blocks[0].contains("shop/checkout goes to 0 ready"));
 
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     assert!(zero_ready(&auto).is_empty());
     assert_eq!(auto.violations, 0);
 }
@@ -106,7 +114,11 @@ async fn prometheus_without_a_pdb_is_a_block_finding_and_auto_never_takes_it_to_
         (1, "StatefulSet monitoring/prometheus-k8s".to_owned())
     );
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     for batch in &auto.batches {
         assert!(
             !(batch.nodes.contains(&"worker-1".to_owned())
