@@ -146,12 +146,15 @@ pub fn text(report: &Report, options: &TextOptions) -> String {
             let _ = writeln!(out, "Parameters: {}", params.join(" "));
         }
         let mut any_unobserved = false;
-        for run in &report.nodes {
+        for run in report.setup.iter().chain(&report.nodes) {
             out.push('\n');
             let name = paint.paint(Tone::Strong, &run.name);
             match &run.host {
                 Some(host) => {
                     let _ = writeln!(out, "{name} ({host})");
+                }
+                None if report.setup.as_ref().is_some_and(|s| std::ptr::eq(s, run)) => {
+                    let _ = writeln!(out, "{name} krun's own steps, before the playbook");
                 }
                 None => {
                     let _ = writeln!(out, "{name}");

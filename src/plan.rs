@@ -242,7 +242,8 @@ impl Recorder {
     fn journal_entry(&self, kind: &str, run: RunId, fields: serde_json::Value, sync: bool) {
         if let Some(journal) = self.journal() {
             let name = self.runs.lock().expect("runs lock")[run.0].name.clone();
-            journal.record(crate::journal::entry(kind, &name, fields), sync);
+            // A failure marks the journal broken; the next step's intent is refused.
+            let _ = journal.record(crate::journal::entry(kind, &name, fields), sync);
         }
     }
 
@@ -326,8 +327,10 @@ impl Recorder {
         self.set_status(run, status);
     }
 
-    /// Records the start of a step; returns its sequence number within the run (from 1).
-    pub fn begin(&self, run: RunId, mut step: StepRecord) -> usize {
+    /// Records the start of a step; returns its sequence number within the run (from 1). The
+    /// journal's intent record is written and synced first: when it cannot be, the step is
+    /// recorded as refused and `Err` says why, so the boundary does not perform it.
+    pub fn begin(&self, run: RunId, mut step: StepRecord) -> Result<usize, (usize, String)> {
         let (name, seq) = {
             let mut runs = self.runs.lock().expect("runs lock");
             let record = &mut runs[run.0];
@@ -341,7 +344,9 @@ impl Recorder {
             let step = self.runs.lock().expect("runs lock")[run.0].steps[seq - 1].clone();
             let fields = serde_json::to_value(&step).unwrap_or_default();
             // Written and synced before the effect starts: a crash leaves this as the unknown step.
-            journal.record(crate::journal::entry("intent", &name, fields), true);
+            journal
+                .record(crate::journal::entry("intent", &name, fields), true)
+                .map_err(|why| (seq, why))?;
         }
         let (action, command) = {
             let runs = self.runs.lock().expect("runs lock");
@@ -355,7 +360,7 @@ impl Recorder {
             action,
             command,
         });
-        seq
+        Ok(seq)
     }
 
     /// Records what came of step `seq`. Once a run has seen unobserved state, every later step
@@ -453,10 +458,12 @@ mod tests {
         let run = recorder.add_run("n1", None);
         let origin = Origin::default();
         for (observed, _) in [(true, 1), (false, 2), (true, 3)] {
-            let seq = recorder.begin(
-                run,
-                StepRecord::new("sh", "n1", Access::Read, "x".into(), origin.clone()),
-            );
+            let seq = recorder
+                .begin(
+                    run,
+                    StepRecord::new("sh", "n1", Access::Read, "x".into(), origin.clone()),
+                )
+                .unwrap();
             recorder.finish(
                 run,
                 seq,

@@ -44,8 +44,6 @@ pub struct Wiring {
 /// A command's boundary and the connections behind it.
 pub struct Wired {
     pub effects: Arc<Effects>,
-    /// The cluster, for the run's own reads (discovery, the forecast, the lock).
-    pub kube: Arc<KubeService>,
     pool: SshPool,
     /// Kept alive for as long as the command runs.
     _simulator: Option<crate::sim::Server>,
@@ -118,7 +116,6 @@ impl Wiring {
         }
         Ok(Wired {
             effects: Arc::new(effects),
-            kube,
             pool,
             _simulator: simulator,
         })

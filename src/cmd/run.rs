@@ -211,12 +211,7 @@ fn perform(
         let wired = wiring
             .wire(recorder, CancellationToken::new(), replay)
             .await?;
-        let report = run::execute(
-            settings,
-            Arc::clone(&wired.effects),
-            Arc::clone(&wired.kube),
-        )
-        .await;
+        let report = run::execute(settings, Arc::clone(&wired.effects)).await;
         wired.close().await;
         report
     })

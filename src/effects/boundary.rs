@@ -135,7 +135,7 @@ impl Effects {
         }
         let shown = self.recorder.redact(&shown);
         let mut resolved: Option<String> = None;
-        let seq = self.recorder.begin(
+        let seq = match self.recorder.begin(
             run,
             StepRecord::new(
                 step.action,
@@ -144,7 +144,25 @@ impl Effects {
                 shown.clone(),
                 step.origin.clone(),
             ),
-        );
+        ) {
+            Ok(seq) => seq,
+            Err((seq, why)) => {
+                let message = format!(
+                    "step {seq} ({}) on {} was not run: {why}. krun records every step before                      it runs it, so no further step runs; the steps before this one ran and are                      recorded. Free space in the state directory (or pass --state-dir), then                      resume the run",
+                    step.action, step.target
+                );
+                self.recorder.finish(
+                    run,
+                    seq,
+                    StepResult {
+                        error: Some(message.clone()),
+                        observed: true,
+                        ..StepResult::default()
+                    },
+                );
+                return Err(fail(message));
+            }
+        };
         let replayable = match &effect {
             Effect::Call(call) => call.replayable(),
             _ => true,

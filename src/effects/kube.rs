@@ -40,7 +40,7 @@ impl Call for KubeCall {
     }
 
     fn replayable(&self) -> bool {
-        !self.reads_everything()
+        !self.reads_the_present()
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -243,6 +243,23 @@ impl KubeService {
                     detail: Some(Detail::new(survey)),
                 });
             }
+            KubeCall::Lock {
+                name,
+                holder,
+                on_lost,
+            } => {
+                let refused = |e: crate::kube::lock::LockError| EffectError::Refused(e.to_string());
+                crate::kube::lock::check_kured(kube)
+                    .await
+                    .map_err(refused)?;
+                let lock = crate::kube::lock::acquire(kube, name, holder, on_lost.clone())
+                    .await
+                    .map_err(refused)?;
+                return Ok(Reply {
+                    data: json!({ "lock": name.to_string(), "holder": holder.identity() }),
+                    detail: Some(Detail::new(std::sync::Mutex::new(Some(lock)))),
+                });
+            }
         };
         Ok(Reply::data(value))
     }
@@ -294,9 +311,10 @@ impl KubeService {
                     json!({ "server_dry_run": to_json(&answer) }),
                 )))
             }
-            KubeCall::Cordon { .. } | KubeCall::Uncordon { .. } | KubeCall::WaitReady { .. } => {
-                Ok(None)
-            }
+            KubeCall::Cordon { .. }
+            | KubeCall::Uncordon { .. }
+            | KubeCall::WaitReady { .. }
+            | KubeCall::Lock { .. } => Ok(None),
         }
     }
 }

@@ -5,6 +5,11 @@
 //! written and synced to disk *before* the effect starts and a `done` line after it. A step with
 //! an intent and no done is the one whose outcome is unknown. The recorder writes the journal at
 //! the effects boundary, after redaction, so no primitive can forget it or leak a secret into it.
+//!
+//! The journal is a precondition of every change: when a record cannot be written (a full or
+//! read-only disk), the journal is marked broken, nothing more is appended (so no torn record
+//! sits in the middle), and the boundary refuses every later step. A crash can still leave a
+//! torn last line; [`view::JournalView`] reports it.
 
 pub mod view;
 
@@ -12,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -42,6 +48,9 @@ pub struct Journal {
     id: String,
     dir: PathBuf,
     file: Mutex<BufWriter<File>>,
+    /// Set by the first failed write: the file may end in a torn record, so nothing more is
+    /// written, and every later step is refused.
+    broken: AtomicBool,
 }
 
 impl Journal {
@@ -54,10 +63,16 @@ impl Journal {
             .create_new(true)
             .append(true)
             .open(dir.join("journal.jsonl"))?;
+        // The new file's name must survive a crash too, not only its content.
+        File::open(&dir)?.sync_all()?;
+        if let Some(runs) = dir.parent() {
+            File::open(runs)?.sync_all()?;
+        }
         let journal = Self {
             id,
             dir,
             file: Mutex::new(BufWriter::new(file)),
+            broken: AtomicBool::new(false),
         };
         let mut record = serde_json::to_value(header).unwrap_or_default();
         record["type"] = "header".into();
@@ -74,23 +89,49 @@ impl Journal {
         &self.dir
     }
 
-    /// Appends one record; `sync` forces it to disk before returning (intents).
+    /// Appends one record; `sync` forces it to disk before returning (intents). The whole line
+    /// is formatted first and written at once, so a failure leaves at most one torn line, at
+    /// the end.
     pub fn write(&self, record: &Value, sync: bool) -> std::io::Result<()> {
-        let mut file = self.file.lock().expect("journal lock");
-        serde_json::to_writer(&mut *file, record)?;
-        file.write_all(b"\n")?;
-        file.flush()?;
-        if sync {
-            file.get_ref().sync_data()?;
+        if self.is_broken() {
+            return Err(std::io::Error::other(
+                "an earlier record could not be written",
+            ));
         }
-        Ok(())
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let mut file = self.file.lock().expect("journal lock");
+        let written = file
+            .write_all(&line)
+            .and_then(|()| file.flush())
+            .and_then(|()| {
+                if sync {
+                    file.get_ref().sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        if written.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        written
     }
 
-    /// Logs (does not fail the run) when the journal cannot be written.
-    pub fn record(&self, record: Value, sync: bool) {
-        if let Err(e) = self.write(&record, sync) {
-            tracing::error!("cannot write the run journal {}: {e}", self.dir.display());
-        }
+    /// [`Journal::write`], with the error as the message that stops the run.
+    pub fn record(&self, record: Value, sync: bool) -> Result<(), String> {
+        self.write(&record, sync).map_err(|e| {
+            let message = format!(
+                "cannot write the run journal {}: {e}",
+                self.dir.join("journal.jsonl").display()
+            );
+            tracing::error!("{message}");
+            message
+        })
+    }
+
+    /// Whether a write failed: no further step may run.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
     }
 }
 

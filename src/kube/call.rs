@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::DrainOptions;
+use super::lock::{Holder, LockName};
 pub use super::survey::SurveyRequest;
 
 /// One call on the Kubernetes API.
@@ -49,12 +52,23 @@ pub enum Call {
     /// Everything preflight reads: the cluster view, `/readyz` of each apiserver and of the
     /// address in use, and the objects stored in the API versions asked about.
     Survey(Box<SurveyRequest>),
+    /// Take the cluster lock (after checking kured's): a Lease renewed in the background until
+    /// the run releases it; `on_lost` is cancelled if another holder takes it.
+    Lock {
+        name: LockName,
+        holder: Box<Holder>,
+        on_lost: CancellationToken,
+    },
 }
 
 impl Call {
-    /// Whether the call is a read whose result is too large to record: the cluster as a whole.
-    pub fn reads_everything(&self) -> bool {
-        matches!(self, Call::ClusterView | Call::Survey(_))
+    /// Whether the call is about the cluster as it is now, and its result cannot be handed
+    /// back from a journal: the cluster as a whole (too large to record), or the lock.
+    pub fn reads_the_present(&self) -> bool {
+        matches!(
+            self,
+            Call::ClusterView | Call::Survey(_) | Call::Lock { .. }
+        )
     }
 
     /// Whether doing the call again reaches the same state: what a resumed run needs to know
@@ -76,7 +90,8 @@ impl Call {
             | Call::Evict { .. }
             | Call::WaitReady { .. }
             | Call::ClusterView
-            | Call::Survey(_) => true,
+            | Call::Survey(_)
+            | Call::Lock { .. } => true,
         }
     }
 
@@ -146,6 +161,10 @@ impl Call {
                 "kubectl get nodes,pods,pdb,deployments,replicasets,statefulsets,daemonsets -A"
                     .into()
             }
+            Self::Lock { name, holder, .. } => format!(
+                "take the cluster lock {name} (a Lease) as {}",
+                holder.identity()
+            ),
             Self::Survey(request) => format!(
                 "preflight checks{} (reads nodes, pods, workloads, budgets, served APIs)",
                 request

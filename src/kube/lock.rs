@@ -2,10 +2,13 @@
 //!
 //! A run that changes a cluster holds a `coordination.k8s.io/v1` Lease (default
 //! `kube-system/krun-upgrade`) for as long as it works, renewed in the background. The Lease
-//! says who holds it (user, host, run id, playbook) and since when, so a colleague's second
-//! krun refuses with a message that names them. A holder that died (laptop closed, `kill -9`)
-//! stops renewing and the Lease expires after [`LEASE_SECONDS`]; its own `krun resume` takes
-//! it over at once, anyone else waits for the expiry or breaks it with `krun unlock --force`.
+//! says who holds it (user, host, process, run id, playbook) and since when, so a colleague's
+//! second krun refuses with a message that names them. A holder that died (laptop closed,
+//! `kill -9`) stops renewing and the Lease expires after [`LEASE_SECONDS`]. Its own
+//! `krun resume` takes it over at once when it can prove the holder dead (same machine, the
+//! process gone); while the holder may still be working, a resume is refused like anyone
+//! else, so two processes never work on the same run. Anyone else waits for the expiry or
+//! breaks it with `krun unlock --force`.
 //!
 //! kured, the reboot daemon, has its own lock (an annotation on its DaemonSet); krun will not
 //! start while kured is rebooting a node, since both would drain nodes.
@@ -99,6 +102,10 @@ pub struct Holder {
     /// The run this one resumes, if any: a resume may take over its predecessor's lock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumes: Option<String>,
+    /// The holder's process id on `host`, so that a resume on the same machine can tell a
+    /// holder that died from one that is still working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 impl Holder {
@@ -189,29 +196,58 @@ pub enum Decision {
     Free,
     /// Its holder stopped renewing and the lease ran out: take it over (logged).
     Expired,
-    /// Held by the run this one resumes (or by this very run): take it over at once.
+    /// Held by this very run, or by the run this one resumes, whose process is gone: take it
+    /// over at once.
     Ours,
+    /// Held by the run this one resumes, which may still be working (its process is alive, or
+    /// it runs on another machine) and renews the lease: refuse.
+    ResumedStillAlive,
     /// Held by someone else: refuse.
     Held,
 }
 
-/// The rule, without a cluster.
-pub fn decide(lease: &LeaseView, me: &Holder, now: Timestamp) -> Decision {
+/// The rule, without a cluster. `holder_alive` is whether the holder's process is alive, when
+/// this machine can tell (it is the holder's host): `None` when it cannot.
+pub fn decide(
+    lease: &LeaseView,
+    me: &Holder,
+    now: Timestamp,
+    holder_alive: Option<bool>,
+) -> Decision {
     if lease.identity.is_none() {
         return Decision::Free;
     }
+    let expired = lease.expires().is_some_and(|at| at <= now);
     if let Some(holder) = &lease.holder {
-        let same_run = holder.run_id == me.run_id;
-        let resumed = me.resumes.as_deref() == Some(holder.run_id.as_str())
-            || (me.resumes.is_some() && me.resumes == holder.resumes);
-        if same_run || resumed {
+        if holder.run_id == me.run_id {
             return Decision::Ours;
         }
+        let resumed = me.resumes.as_deref() == Some(holder.run_id.as_str())
+            || (me.resumes.is_some() && me.resumes == holder.resumes);
+        if resumed && !expired {
+            return match holder_alive {
+                Some(false) => Decision::Ours,
+                _ => Decision::ResumedStillAlive,
+            };
+        }
     }
-    match lease.expires() {
-        Some(at) if at <= now => Decision::Expired,
-        _ => Decision::Held,
+    if expired {
+        Decision::Expired
+    } else {
+        Decision::Held
     }
+}
+
+/// Whether the holder's process is alive, when this machine is the holder's host and the
+/// holder recorded its process id: the process exists and runs the same program as this one.
+pub fn holder_alive(holder: &Holder) -> Option<bool> {
+    let pid = holder.pid?;
+    if holder.host != crate::journal::hostname() {
+        return None;
+    }
+    let program = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok();
+    let theirs = program(&pid.to_string());
+    Some(theirs.is_some() && theirs == program("self"))
 }
 
 /// Why the lock could not be taken.
@@ -223,6 +259,13 @@ pub enum LockError {
          it now with `krun unlock --force`"
     )]
     Held { lock: LockName, description: String },
+
+    #[error(
+        "the run this one resumes is still alive: lease {lock} is held by {description}. Two \
+         processes must not work on one run: stop that one first (Ctrl-C releases the lock), or, \
+         if it is gone, resume again when the lease has expired"
+    )]
+    ResumedStillAlive { lock: LockName, description: String },
 
     #[error(
         "kured is rebooting nodes: its lock ({KURED_ANNOTATION} on DaemonSet {daemonset}) is \
@@ -350,9 +393,16 @@ pub async fn acquire(
             }
             Some(lease) => {
                 let view = LeaseView::of(&lease);
-                match decide(&view, me, now) {
+                let alive = view.holder.as_ref().and_then(holder_alive);
+                match decide(&view, me, now, alive) {
                     Decision::Held => {
                         return Err(LockError::Held {
+                            lock: name.clone(),
+                            description: view.describe(now),
+                        });
+                    }
+                    Decision::ResumedStillAlive => {
+                        return Err(LockError::ResumedStillAlive {
                             lock: name.clone(),
                             description: view.describe(now),
                         });
@@ -362,7 +412,7 @@ pub async fn acquire(
                         view.describe(now)
                     ),
                     Decision::Ours => tracing::info!(
-                        "taking over the cluster lock {name} from the run this one resumes ({})",
+                        "taking over the cluster lock {name} from the run this one resumes, whose process is gone ({})",
                         view.identity.as_deref().unwrap_or_default()
                     ),
                     Decision::Free => {}
@@ -647,6 +697,7 @@ mod tests {
             run_id: run.into(),
             playbook: "playbooks/worker.rhai".into(),
             resumes: resumes.map(Into::into),
+            pid: Some(4242),
         }
     }
 
@@ -667,7 +718,7 @@ mod tests {
     #[test]
     fn a_free_lease_is_taken() {
         assert_eq!(
-            decide(&LeaseView::default(), &me("r2", None), at(0)),
+            decide(&LeaseView::default(), &me("r2", None), at(0), None),
             Decision::Free
         );
     }
@@ -679,22 +730,78 @@ mod tests {
             ..me("r1", None)
         };
         let lease = held_by(&bob, at(0));
-        assert_eq!(decide(&lease, &me("r2", None), at(59)), Decision::Held);
-        assert_eq!(decide(&lease, &me("r2", None), at(60)), Decision::Expired);
+        assert_eq!(
+            decide(&lease, &me("r2", None), at(59), Some(false)),
+            Decision::Held
+        );
+        assert_eq!(
+            decide(&lease, &me("r2", None), at(60), Some(true)),
+            Decision::Expired
+        );
     }
 
     #[test]
-    fn a_resume_takes_over_its_predecessor_at_once() {
+    fn a_resume_takes_over_a_predecessor_proven_dead_at_once() {
         let first = me("r1", None);
         let lease = held_by(&first, at(0));
-        assert_eq!(decide(&lease, &me("r2", Some("r1")), at(1)), Decision::Ours);
+        let dead = Some(false);
+        assert_eq!(
+            decide(&lease, &me("r2", Some("r1")), at(1), dead),
+            Decision::Ours
+        );
         // A second resume of the same run (the first resume died too).
         let second = me("r2", Some("r1"));
         let lease = held_by(&second, at(0));
-        assert_eq!(decide(&lease, &me("r3", Some("r2")), at(1)), Decision::Ours);
-        assert_eq!(decide(&lease, &me("r3", Some("r1")), at(1)), Decision::Ours);
+        assert_eq!(
+            decide(&lease, &me("r3", Some("r2")), at(1), dead),
+            Decision::Ours
+        );
+        assert_eq!(
+            decide(&lease, &me("r3", Some("r1")), at(1), dead),
+            Decision::Ours
+        );
         // An unrelated run is not "ours".
-        assert_eq!(decide(&lease, &me("r3", Some("r9")), at(1)), Decision::Held);
+        assert_eq!(
+            decide(&lease, &me("r3", Some("r9")), at(1), dead),
+            Decision::Held
+        );
+    }
+
+    #[test]
+    fn a_resume_never_takes_over_a_predecessor_that_may_be_alive() {
+        let lease = held_by(&me("r1", None), at(0));
+        let resume = me("r2", Some("r1"));
+        // Its process is alive, or this machine cannot tell (another host, no pid).
+        assert_eq!(
+            decide(&lease, &resume, at(1), Some(true)),
+            Decision::ResumedStillAlive
+        );
+        assert_eq!(
+            decide(&lease, &resume, at(59), None),
+            Decision::ResumedStillAlive
+        );
+        // Once it stopped renewing, the lease expires and the resume may take it.
+        assert_eq!(decide(&lease, &resume, at(60), None), Decision::Expired);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_stranger_on_another_host_is_unknown() {
+        let mine = Holder {
+            host: crate::journal::hostname(),
+            pid: Some(std::process::id()),
+            ..me("r1", None)
+        };
+        assert_eq!(holder_alive(&mine), Some(true));
+        let gone = Holder {
+            pid: Some(u32::MAX - 1),
+            ..mine.clone()
+        };
+        assert_eq!(holder_alive(&gone), Some(false));
+        let elsewhere = Holder {
+            host: "some-other-machine".into(),
+            ..mine
+        };
+        assert_eq!(holder_alive(&elsewhere), None);
     }
 
     #[test]
@@ -706,8 +813,14 @@ mod tests {
             renewed: Some(at(0)),
             duration_seconds: Some(15),
         };
-        assert_eq!(decide(&lease, &me("r1", None), at(10)), Decision::Held);
-        assert_eq!(decide(&lease, &me("r1", None), at(15)), Decision::Expired);
+        assert_eq!(
+            decide(&lease, &me("r1", None), at(10), None),
+            Decision::Held
+        );
+        assert_eq!(
+            decide(&lease, &me("r1", None), at(15), None),
+            Decision::Expired
+        );
     }
 
     #[test]

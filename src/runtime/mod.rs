@@ -6,3 +6,4 @@ pub mod diagnostic;
 pub mod doc;
 pub mod engine;
 pub mod run;
+pub mod setup;

@@ -1,5 +1,7 @@
-//! Running a playbook: once per node (or once for the cluster), in batches, each run on its own
-//! blocking thread with its own engine, all sharing one effects boundary and one record.
+//! Running a playbook: compile and check it, open its journal, do krun's own setup steps
+//! (discovery, the batch plan, the cluster lock: [`super::setup`]), then run it once per node
+//! (or once for the cluster), in batches, each run on its own blocking thread with its own
+//! engine, all sharing one effects boundary and one record.
 //!
 //! A failure on one node stops new nodes from starting; runs already going finish their current
 //! step and the playbook. Ctrl-C or SIGTERM cancels: no new step starts, commands in flight are
@@ -15,16 +17,17 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::diagnostic::Diagnostic;
+use super::engine::{self, ModulePath};
+use super::setup::{self, Setup};
 use crate::effects::Effects;
-use crate::effects::kube::KubeService;
 use crate::error::Kind;
 use crate::inventory::{Inventory, NodeSpec};
+use crate::journal::Journal;
 use crate::params::ParamValue;
 use crate::plan::{RunFailure, RunId, RunRecord, RunStatus};
 use crate::primitives::node::Node;
 use crate::primitives::{Host, RunContext};
-use crate::runtime::diagnostic::Diagnostic;
-use crate::runtime::engine::{self, ModulePath};
 
 /// A validated request to run a playbook.
 #[derive(Clone)]
@@ -76,6 +79,10 @@ pub struct Report {
     pub offline: bool,
     pub params: BTreeMap<String, serde_json::Value>,
     pub nodes: Vec<RunRecord>,
+    /// krun's own steps before the playbook (discovery, the batch plan's read, the lock); absent
+    /// when there were none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<RunRecord>,
     /// The disruption forecast of the batch plan (rehearsals and `--batch auto`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<crate::preflight::Forecast>,
@@ -84,129 +91,241 @@ pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// The playbook as read and compiled.
+struct Playbook {
+    /// Its path as given, for messages and the report.
+    file: String,
+    text: String,
+    module_path: ModulePath,
+}
+
+impl Playbook {
+    fn read(settings: &RunSettings) -> crate::Result<Self> {
+        let file = settings.playbook.display().to_string();
+        let text = std::fs::read_to_string(&settings.playbook)
+            .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
+        Ok(Self {
+            file,
+            text,
+            module_path: ModulePath::new(&settings.libs, &settings.playbook),
+        })
+    }
+
+    /// Compiles with every check `krun check` makes; the diagnostics when there is a problem.
+    fn compile(
+        &self,
+        settings: &RunSettings,
+        host: &Arc<Host>,
+    ) -> crate::Result<Result<rhai::AST, Vec<Diagnostic>>> {
+        let check_engine = engine::for_run(
+            self.module_path.clone(),
+            &Arc::new(RunContext {
+                host: Arc::clone(host),
+                run: RunId(usize::MAX),
+                node: None,
+            }),
+        );
+        let diagnostics = super::check::check_files(
+            &check_engine,
+            &settings.libs,
+            std::slice::from_ref(&settings.playbook),
+        );
+        if !diagnostics.is_empty() {
+            return Ok(Err(diagnostics));
+        }
+        engine::compile(&check_engine, &settings.playbook, &self.text)
+            .map(Ok)
+            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &self.file).message))
+    }
+}
+
 /// Runs the playbook as the settings say, through `effects` (wired by the caller for the
-/// settings' mode) and `kube` (the cluster the effects reach, for the run's own reads). Compile
-/// errors come back as `Err` (exit 2) before anything is contacted.
-pub async fn execute(
-    settings: RunSettings,
-    effects: Arc<Effects>,
-    kube: Arc<KubeService>,
-) -> crate::Result<Report> {
+/// settings' mode): every read and change, the run's own included, is a step through them.
+/// Compile errors come back as a report with diagnostics (exit 2) before anything is contacted.
+pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate::Result<Report> {
     let recorder = Arc::clone(effects.recorder());
-    let file = settings.playbook.display().to_string();
-    let text = std::fs::read_to_string(&settings.playbook)
-        .map_err(|e| crate::Error::input(format!("cannot read playbook {file}: {e}")))?;
-    let module_path = ModulePath::new(&settings.libs, &settings.playbook);
+    let cancel = effects.cancel_token().clone();
+    let playbook = Playbook::read(&settings)?;
     for name in &settings.secret_params {
         if let Some(ParamValue::Str(value)) = settings.params.get(name) {
             recorder.add_secret(value);
         }
     }
-    let shown_params = params_json(&settings.params, &settings.secret_params);
-
-    let cancel = effects.cancel_token().clone();
-    let mut settings = settings;
-    settings.nodes = discover(&settings, &kube).await?;
-    let (forecast, groups) = forecast_plan(&mut settings, &kube).await?;
-    if let Some(forecast) = forecast.as_ref().filter(|f| f.blocked()) {
-        tracing::error!(
-            "the disruption forecast blocks this plan ({}); nothing was run",
-            forecast.verdict
-        );
-        return Ok(Report {
-            run_id: None,
-            playbook: file,
-            dry_run: settings.dry_run,
-            offline: settings.offline,
-            params: shown_params,
-            nodes: Vec::new(),
-            forecast: Some(forecast.clone()),
-            exit_code: Kind::Refused.exit_code(),
-            diagnostics: Vec::new(),
-        });
-    }
-    let cluster = Arc::clone(&kube);
+    let mut report = Report {
+        run_id: None,
+        playbook: playbook.file.clone(),
+        dry_run: settings.dry_run,
+        offline: settings.offline,
+        params: params_json(&settings.params, &settings.secret_params),
+        nodes: Vec::new(),
+        setup: None,
+        forecast: None,
+        exit_code: 0,
+        diagnostics: Vec::new(),
+    };
     let host = Arc::new(
         Host::new(
-            effects,
+            Arc::clone(&effects),
             Arc::clone(&settings.inventory),
             settings.params.clone(),
             settings.playbook.clone(),
             settings.command_timeout,
         )
         .with_strict_skew(settings.strict_skew)
-        .with_cluster(has_cluster(&settings)),
+        .with_cluster(setup::has_cluster(&settings)),
     );
-
-    // Compile and check before touching anything.
-    let check_engine = engine::for_run(
-        module_path.clone(),
-        &Arc::new(RunContext {
-            host: Arc::clone(&host),
-            run: RunId(usize::MAX),
-            node: None,
-        }),
-    );
-    let diagnostics = crate::runtime::check::check_files(
-        &check_engine,
-        &settings.libs,
-        std::slice::from_ref(&settings.playbook),
-    );
-    if !diagnostics.is_empty() {
-        return Ok(Report {
-            run_id: None,
-            playbook: file,
-            dry_run: settings.dry_run,
-            offline: settings.offline,
-            params: shown_params.clone(),
-            nodes: Vec::new(),
-            forecast,
-            exit_code: Kind::Input.exit_code(),
-            diagnostics,
-        });
-    }
-    let ast = Arc::new(
-        engine::compile(&check_engine, &settings.playbook, &text)
-            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &file).message))?,
-    );
-    drop(check_engine);
+    let ast = match playbook.compile(&settings, &host)? {
+        Ok(ast) => Arc::new(ast),
+        Err(diagnostics) => {
+            report.exit_code = Kind::Input.exit_code();
+            report.diagnostics = diagnostics;
+            return Ok(report);
+        }
+    };
 
     let journal = if settings.journal {
-        open_journal(&settings, &text, &shown_params)
+        open_journal(&settings, &playbook.text, &report.params)?
     } else {
         None
     };
     if let Some(journal) = &journal {
         recorder.set_journal(Arc::clone(journal));
+        report.run_id = Some(journal.id().to_owned());
     }
-    let lock = if settings.dry_run {
-        None
-    } else {
-        take_lock(&settings, &cluster, journal.as_deref(), cancel.clone()).await?
-    };
-    let runs: Vec<(RunId, Option<Node>)> = if settings.nodes.is_empty() {
-        vec![(recorder.add_run("cluster", None), None)]
-    } else {
-        settings
-            .nodes
-            .iter()
-            .map(|spec| {
-                (
-                    recorder.add_run(&spec.name, Some(&spec.host)),
-                    Some(Node(Arc::new(spec.clone()))),
-                )
-            })
-            .collect()
-    };
+
+    // krun's own steps, before the playbook's.
+    let setup = Setup::new(Arc::clone(&effects));
+    let prepared = prepare(&setup, &mut settings, journal.as_deref(), &cancel).await;
+    let setup_error = prepared.as_ref().err();
+    setup.finish(setup_error);
+    report.setup = recorder
+        .runs()
+        .into_iter()
+        .nth(setup.run().0)
+        .filter(|r| !r.steps.is_empty() || r.failure.is_some());
+    let (batches, lock) = prepared?;
+    report.forecast = batches.forecast;
+    if let Some(forecast) = report.forecast.as_ref().filter(|f| f.blocked()) {
+        tracing::error!(
+            "the disruption forecast blocks this plan ({}); nothing was run",
+            forecast.verdict
+        );
+        report.exit_code = Kind::Refused.exit_code();
+        return Ok(report);
+    }
 
     let signals = tokio::spawn(watch_signals(cancel.clone(), settings.overall_timeout));
+    let runs = add_runs(&settings, &recorder);
+    report.diagnostics = run_batches(
+        runs,
+        settings.batch,
+        batches.starts.as_deref(),
+        &host,
+        &ast,
+        &playbook,
+        &cancel,
+    )
+    .await;
+    signals.abort();
+    let lock_lost = lock
+        .as_ref()
+        .is_some_and(crate::kube::lock::ClusterLock::lost);
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+
+    let setup_run = setup.run();
+    let mut nodes: Vec<RunRecord> = recorder
+        .runs()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != setup_run.0)
+        .map(|(_, r)| r)
+        .collect();
+    for failure in nodes.iter_mut().filter_map(|n| n.failure.as_mut()) {
+        if settings.dry_run {
+            // A rehearsal cordons nodes of the simulator only.
+            failure.left_cordoned.clear();
+        }
+        for node in &failure.left_cordoned {
+            tracing::warn!(
+                "{node} is left CORDONED (its workloads run elsewhere); fix the cause and resume \
+                 the run, or `kubectl uncordon {node}` to return it to service as it is"
+            );
+        }
+    }
+    report.exit_code = if lock_lost {
+        Kind::Refused.exit_code()
+    } else if cancel.is_cancelled() {
+        Kind::Interrupted.exit_code()
+    } else {
+        nodes
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .map(|f| f.exit_code)
+            .next()
+            .unwrap_or(0)
+    };
+    report.nodes = nodes;
+    Ok(report)
+}
+
+/// The setup steps: discovery, the batch plan, and (for a run that changes things) the lock.
+async fn prepare(
+    setup: &Setup,
+    settings: &mut RunSettings,
+    journal: Option<&Journal>,
+    cancel: &CancellationToken,
+) -> crate::Result<(setup::BatchPlan, Option<crate::kube::lock::ClusterLock>)> {
+    settings.nodes = setup.discover(settings).await?;
+    let batches = setup.plan_batches(settings).await?;
+    if batches.forecast.as_ref().is_some_and(|f| f.blocked()) || settings.dry_run {
+        return Ok((batches, None));
+    }
+    let lock = setup
+        .lock(settings, journal.map(Journal::id), cancel.clone())
+        .await?;
+    Ok((batches, lock))
+}
+
+/// One run per node, in order (or one cluster-level run).
+fn add_runs(
+    settings: &RunSettings,
+    recorder: &crate::plan::Recorder,
+) -> Vec<(RunId, Option<Node>)> {
+    if settings.nodes.is_empty() {
+        return vec![(recorder.add_run("cluster", None), None)];
+    }
+    settings
+        .nodes
+        .iter()
+        .map(|spec| {
+            (
+                recorder.add_run(&spec.name, Some(&spec.host)),
+                Some(Node(Arc::new(spec.clone()))),
+            )
+        })
+        .collect()
+}
+
+/// Runs the playbook on each node, up to `batch` at once; with planned batches (`starts`: the
+/// positions where one begins), a batch starts when the one before it is done. A failure stops
+/// new runs from starting. Returns the failed runs' diagnostics.
+async fn run_batches(
+    runs: Vec<(RunId, Option<Node>)>,
+    batch: usize,
+    starts: Option<&[usize]>,
+    host: &Arc<Host>,
+    ast: &Arc<rhai::AST>,
+    playbook: &Playbook,
+    cancel: &CancellationToken,
+) -> Vec<Diagnostic> {
     let stop = Arc::new(AtomicBool::new(false));
-    let slots = Arc::new(Semaphore::new(settings.batch.max(1)));
+    let slots = Arc::new(Semaphore::new(batch.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut diagnostics = Vec::new();
     for (position, (run, node)) in runs.into_iter().enumerate() {
-        // Planned batches run one after another: the next starts when the last is done.
-        if groups.as_ref().is_some_and(|g| g.contains(&position)) {
+        if starts.is_some_and(|s| s.contains(&position)) {
             while let Some(joined) = tasks.join_next().await {
                 if let Ok(Some(diagnostic)) = joined {
                     diagnostics.push(diagnostic);
@@ -221,11 +340,11 @@ pub async fn execute(
             break;
         }
         let (host, ast, module_path, stop, file) = (
-            Arc::clone(&host),
-            Arc::clone(&ast),
-            module_path.clone(),
+            Arc::clone(host),
+            Arc::clone(ast),
+            playbook.module_path.clone(),
             Arc::clone(&stop),
-            file.clone(),
+            playbook.file.clone(),
         );
         tasks.spawn_blocking(move || {
             let _permit = permit;
@@ -241,110 +360,7 @@ pub async fn execute(
             diagnostics.push(diagnostic);
         }
     }
-    signals.abort();
-    let lock_lost = lock
-        .as_ref()
-        .is_some_and(crate::kube::lock::ClusterLock::lost);
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
-
-    let mut nodes = recorder.runs();
-    for failure in nodes.iter_mut().filter_map(|n| n.failure.as_mut()) {
-        if settings.dry_run {
-            // A rehearsal cordons nodes of the simulator only.
-            failure.left_cordoned.clear();
-        }
-        for node in &failure.left_cordoned {
-            tracing::warn!(
-                "{node} is left CORDONED (its workloads run elsewhere); fix the cause and resume \
-                 the run, or `kubectl uncordon {node}` to return it to service as it is"
-            );
-        }
-    }
-    let exit_code = if lock_lost {
-        Kind::Refused.exit_code()
-    } else if cancel.is_cancelled() {
-        Kind::Interrupted.exit_code()
-    } else {
-        nodes
-            .iter()
-            .filter_map(|r| r.failure.as_ref())
-            .map(|f| f.exit_code)
-            .next()
-            .unwrap_or(0)
-    };
-    Ok(Report {
-        run_id: journal.map(|j| j.id().to_owned()),
-        playbook: file,
-        dry_run: settings.dry_run,
-        offline: settings.offline,
-        params: shown_params.clone(),
-        nodes,
-        forecast,
-        exit_code,
-        diagnostics,
-    })
-}
-
-/// The disruption forecast of the batch plan, when the run rehearses or plans its batches
-/// itself (`--batch auto`): the forecast, and for `auto` the run positions where a new batch
-/// starts (the nodes reordered batch by batch, the batch size set to the largest batch).
-async fn forecast_plan(
-    settings: &mut RunSettings,
-    kube: &KubeService,
-) -> crate::Result<(Option<crate::preflight::Forecast>, Option<Vec<usize>>)> {
-    use crate::preflight::{BatchSpec, ClusterView, ForecastOptions, batches};
-    let auto = settings.batch_spec == BatchSpec::Auto;
-    if settings.nodes.is_empty() || (settings.rehearse.is_none() && !auto) {
-        return Ok((None, None));
-    }
-    let client = kube.client().await.map_err(|e| {
-        crate::Error::input(format!(
-            "--batch auto reads the cluster, which is not reachable: {e}"
-        ))
-    })?;
-    let view = ClusterView::read(client).await?;
-    let names: Vec<String> = settings.nodes.iter().map(|n| n.name.clone()).collect();
-    // The playbook's drain options are its own: pods without a controller are assumed to go
-    // (`force`); if the playbook's drain refuses them, the drain says so itself.
-    let options = ForecastOptions {
-        force: true,
-        ..ForecastOptions::default()
-    };
-    let mut forecast = batches::plan(&view, &[], &names, settings.batch_spec, &options);
-    if forecast.blocked() && settings.accept.iter().any(|a| a == "forecast") {
-        tracing::warn!(
-            "running despite the disruption forecast's block (--accept forecast): {}",
-            forecast.verdict
-        );
-        forecast.accepted = true;
-    }
-    let mut groups = None;
-    if auto {
-        let mut order = Vec::new();
-        let mut starts = Vec::new();
-        for batch in &forecast.batches {
-            starts.push(order.len());
-            order.extend(batch.nodes.iter().cloned());
-        }
-        let mut nodes = std::mem::take(&mut settings.nodes);
-        settings.nodes = order
-            .iter()
-            .filter_map(|name| {
-                let i = nodes.iter().position(|n| &n.name == name)?;
-                Some(nodes.remove(i))
-            })
-            .collect();
-        settings.batch = forecast
-            .batches
-            .iter()
-            .map(|b| b.nodes.len())
-            .max()
-            .unwrap_or(1);
-        groups = Some(starts);
-    }
-    Ok((Some(forecast), groups))
+    diagnostics
 }
 
 fn params_json(
@@ -364,122 +380,13 @@ fn params_json(
         .collect()
 }
 
-/// Takes the cluster lock for a run that changes things, after checking kured's. No lock when
-/// no cluster is configured at all (a playbook that only talks to nodes over ssh) or with
-/// `--no-lock`; a configured cluster that cannot be reached refuses, since krun cannot tell
-/// whether another upgrade is running.
-async fn take_lock(
-    settings: &RunSettings,
-    kube: &KubeService,
-    journal: Option<&crate::journal::Journal>,
-    cancel: CancellationToken,
-) -> crate::Result<Option<crate::kube::lock::ClusterLock>> {
-    let note = |fields: serde_json::Value| {
-        if let Some(journal) = journal {
-            journal.record(crate::journal::entry("lock", "cluster", fields), true);
-        }
-    };
-    let Some(name) = &settings.lock else {
-        tracing::warn!(
-            "running WITHOUT the cluster lock (--no-lock): nothing stops a second upgrade"
-        );
-        note(serde_json::json!({ "lock": null, "override": "--no-lock" }));
-        return Ok(None);
-    };
-    if crate::kube::nothing_configured(&settings.kube) {
-        tracing::debug!("no cluster configured: running without the cluster lock");
-        return Ok(None);
-    }
-    let client = kube
-        .client()
-        .await
-        .map_err(|e| crate::kube::lock::LockError::Unavailable {
-            lock: name.clone(),
-            message: e.to_string(),
-        })?;
-    let refused = |e: crate::kube::lock::LockError| {
-        note(serde_json::json!({ "lock": name.to_string(), "refused": e.to_string() }));
-        crate::Error::from(e)
-    };
-    crate::kube::lock::check_kured(client)
-        .await
-        .map_err(refused)?;
-    let me = crate::kube::lock::Holder {
-        user: crate::inventory::current_user(),
-        host: crate::journal::hostname(),
-        run_id: journal.map_or_else(
-            || format!("pid-{}", std::process::id()),
-            |j| j.id().to_owned(),
-        ),
-        playbook: settings.playbook.display().to_string(),
-        resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
-    };
-    let lock = crate::kube::lock::acquire(client, name, &me, cancel)
-        .await
-        .map_err(refused)?;
-    note(serde_json::json!({ "lock": name.to_string(), "holder": me.identity() }));
-    Ok(Some(lock))
-}
-
-/// Nodes named with --node that the inventory does not list are looked up in the cluster and
-/// reached at their InternalIP; a name neither knows is invalid input.
-async fn discover(settings: &RunSettings, kube: &KubeService) -> crate::Result<Vec<NodeSpec>> {
-    let mut nodes = Vec::new();
-    for spec in &settings.nodes {
-        if !spec.host.is_empty() {
-            nodes.push(spec.clone());
-            continue;
-        }
-        let unknown = settings
-            .inventory
-            .node(&spec.name)
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
-        let client = kube.client().await.map_err(|e| {
-            crate::Error::input(format!("{unknown}; and no cluster to look it up in ({e})"))
-        })?;
-        let info = client.node_info(&spec.name).await.map_err(|e| {
-            crate::Error::input(format!(
-                "{unknown}; the cluster ({}) does not have it either: {e}",
-                client.source()
-            ))
-        })?;
-        let host = info.internal_ip.or(info.hostname).ok_or_else(|| {
-            crate::Error::input(format!(
-                "node {} of the cluster has no InternalIP address to reach it by",
-                spec.name
-            ))
-        })?;
-        tracing::info!(
-            "node {} is not in the inventory; the cluster says it is at {host}",
-            spec.name
-        );
-        nodes.push(settings.inventory.discovered(&spec.name, &host));
-    }
-    Ok(nodes)
-}
-
-/// Whether the command can ask a cluster: a rehearsal, offline (where the plan shows the reads
-/// as not read), or a kubeconfig or in-cluster configuration, found or broken (a broken one is
-/// an error worth seeing).
-fn has_cluster(settings: &RunSettings) -> bool {
-    settings.rehearse.is_some()
-        || settings.offline
-        || settings.kube.kubeconfig.is_some()
-        || crate::kube::client::choose_source(
-            &settings.kube,
-            &crate::kube::client::Environment::current(),
-        )
-        .is_ok()
-}
-
-/// Opens the run's journal; a run that cannot be journaled still runs, loudly.
+/// Opens the run's journal. It is a precondition of every change: a run that changes things
+/// and cannot be journaled does not start. A dry-run changes nothing, so it goes on without one.
 fn open_journal(
     settings: &RunSettings,
     text: &str,
     params: &BTreeMap<String, serde_json::Value>,
-) -> Option<Arc<crate::journal::Journal>> {
+) -> crate::Result<Option<Arc<Journal>>> {
     let header = crate::journal::Header {
         playbook: settings.playbook.display().to_string(),
         playbook_sha256: crate::journal::content_hash(text),
@@ -497,18 +404,24 @@ fn open_journal(
         secret_params: settings.secret_params.clone(),
         resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
     };
-    match crate::journal::Journal::create(&settings.state_dir, &header) {
+    match Journal::create(&settings.state_dir, &header) {
         Ok(journal) => {
             tracing::debug!("journal: {}", journal.dir().display());
-            Some(Arc::new(journal))
+            Ok(Some(Arc::new(journal)))
         }
-        Err(e) => {
-            tracing::error!(
-                "cannot create a run journal under {}: {e}; this run will not be resumable",
+        Err(e) if settings.dry_run => {
+            tracing::warn!(
+                "cannot create a run journal under {}: {e}; the dry-run goes on without one",
                 settings.state_dir.display()
             );
-            None
+            Ok(None)
         }
+        Err(e) => Err(crate::Error::runtime(format!(
+            "cannot create the run journal under {}: {e}. Nothing was run: krun records every \
+             change before making it, so a run that cannot be journaled does not start. Free \
+             space there or pass --state-dir DIR",
+            settings.state_dir.display()
+        ))),
     }
 }
 
