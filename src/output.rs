@@ -223,10 +223,10 @@ fn write_step(out: &mut String, run: &RunRecord, step: &StepRecord, dry_run: boo
     };
     let _ = writeln!(
         out,
-        "{mark}{:>3}  {:<14} {:<22} {}{}{}",
+        "{mark}{:>3}  {:<14} {} {}{}{}",
         step.seq,
         step.action,
-        paint.paint(Tone::Faint, location),
+        paint.paint(Tone::Faint, format!("{location:<22}")),
         if verb.is_empty() {
             String::new()
         } else {
@@ -279,9 +279,9 @@ fn write_unplanned(out: &mut String, run: &RunRecord, note: &Unplanned, paint: P
     };
     let _ = writeln!(
         out,
-        "?  -  {:<14} {:<22} {}{target}{}",
+        "?  -  {:<14} {} {}{target}{}",
         "unplanned",
-        paint.paint(Tone::Faint, location),
+        paint.paint(Tone::Faint, format!("{location:<22}")),
         paint.paint(Tone::Caution, "[not planned] "),
         first_line(&note.what)
     );

@@ -207,14 +207,16 @@ fn perform(
         .resume
         .as_ref()
         .map(|(_, replay)| Arc::clone(replay));
-    runtime.block_on(async {
+    let report = runtime.block_on(async {
         let wired = wiring
             .wire(recorder, CancellationToken::new(), replay)
             .await?;
         let report = run::execute(settings, Arc::clone(&wired.effects)).await;
         wired.close().await;
         report
-    })
+    });
+    ui.finish();
+    report
 }
 
 /// Prints the report once: diagnostics on stderr, the plan or the run on stdout.

@@ -54,22 +54,22 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     primitive(
         "log",
         &["message: &str"],
-        "Writes a message to the log, prefixed with the current node.",
+        "Writes a message to the log (each line names the node whose run wrote it).",
     )
     .register_into_engine(engine, move |message: &str| {
         let message = ctx.host.effects.recorder().redact(message);
-        tracing::info!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+        tracing::info!(target: "krun::playbook", "{message}");
     });
 
     let ctx = Arc::clone(context);
     primitive(
         "warn",
         &["message: &str"],
-        "Writes a warning to the log, prefixed with the current node.",
+        "Writes a warning to the log (each line names the node whose run wrote it).",
     )
     .register_into_engine(engine, move |message: &str| {
         let message = ctx.host.effects.recorder().redact(message);
-        tracing::warn!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+        tracing::warn!(target: "krun::playbook", "{message}");
     });
 
     let ctx = Arc::clone(context);
@@ -184,12 +184,5 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
 fn not_planned(ctx: &RunContext, call: &NativeCallContext, node: &str, what: &str) {
     let recorder = ctx.host.effects.recorder();
     recorder.unplanned(ctx.run, node, what, super::origin(call));
-    tracing::warn!(target: "krun::playbook", "{}not planned: {}", prefix(ctx), recorder.redact(what));
-}
-
-fn prefix(context: &RunContext) -> String {
-    context
-        .node
-        .as_ref()
-        .map_or_else(String::new, |n| format!("[{}] ", n.0.name))
+    tracing::warn!(target: "krun::playbook", "not planned: {}", recorder.redact(what));
 }
