@@ -174,7 +174,19 @@ pub async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         forecast,
     };
     if let Some(path) = &args.report {
-        std::fs::write(path, preflight::html::page(&report)).map_err(|e| {
+        let context = preflight::html::PageContext {
+            command: command_line(),
+            generated_at: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            cluster: match &args.rehearse {
+                Some(snapshot) => format!(
+                    "the snapshot {} (rehearsed in the simulator)",
+                    snapshot.display()
+                ),
+                None => cluster_source(&args.cluster.options()),
+            },
+            krun_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        std::fs::write(path, preflight::html::page(&report, &context)).map_err(|e| {
             Error::runtime(format!("cannot write the report {}: {e}", path.display()))
         })?;
     }
@@ -191,6 +203,33 @@ pub async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
     } else {
         0
     })
+}
+
+/// The live cluster judged, as the report names it: the context and the kubeconfig it is in.
+fn cluster_source(options: &crate::kube::ClientOptions) -> String {
+    use crate::kube::client::{Environment, Source, choose_source};
+    match choose_source(options, &Environment::current()) {
+        Ok(Source::Kubeconfig { kubeconfig, files }) => {
+            let context = options
+                .context
+                .clone()
+                .or_else(|| kubeconfig.current_context.clone())
+                .unwrap_or_else(|| "(none)".to_owned());
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("context {context} of {}", files.join(", "))
+        }
+        Ok(Source::InCluster) => "the cluster krun runs in (its service account)".to_owned(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// This process's command line as the operator would type it again.
+fn command_line() -> String {
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Some(first) = argv.first_mut() {
+        *first = "krun".to_owned();
+    }
+    crate::quote::join(&argv)
 }
 
 /// The preflight document: the verdict first, then the report.

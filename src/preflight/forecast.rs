@@ -80,6 +80,9 @@ pub struct Impact {
     pub zero_ready: bool,
     /// Cluster seconds its evictions waited on its budget.
     pub held_seconds: f64,
+    /// An ingress controller, Prometheus, Alertmanager, CoreDNS or a `--critical` workload.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// A pod whose eviction never gets through.
@@ -1222,6 +1225,7 @@ impl Model {
                     below_pdb: pdb_min.is_some_and(|d| min < d && min < ready_before[&w]),
                     zero_ready: min == 0 && ready_before[&w] > 0,
                     held_seconds: held.get(&w).copied().unwrap_or(0.0),
+                    critical: workload.critical,
                 }
             })
             .collect();
