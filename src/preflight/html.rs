@@ -670,7 +670,7 @@ fn workloads(out: &mut String, forecast: &Forecast) {
         (
             !(i.zero_ready && i.ready_before > 1),
             !i.below_pdb,
-            !(i.held_seconds > 0.0),
+            i.held_seconds <= 0.0,
             !i.critical,
         )
     };
