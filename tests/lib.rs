@@ -11,3 +11,4 @@ mod prims;
 mod sim;
 mod ssh;
 mod support;
+mod walkthrough;

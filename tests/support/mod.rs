@@ -29,7 +29,7 @@ pub mod agent;
 pub mod etcd;
 pub mod fleet;
 pub mod lab;
-mod process;
+pub mod process;
 pub mod shims;
 pub mod sim;
 
