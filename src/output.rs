@@ -212,7 +212,9 @@ fn write_step(out: &mut String, run: &RunRecord, step: &StepRecord, dry_run: boo
         (true, _, _) if destroys.is_some() => ("[would destroy] ", Tone::Danger),
         (true, Access::Change, _) => ("[would] ", Tone::Caution),
         (true, Access::Wait, _) => ("[would] ", Tone::Note),
-        (false, _, _) if destroys.is_some() => ("[destroyed] ", Tone::Danger),
+        (false, _, true) if destroys.is_some() && step.error.is_none() => {
+            ("[destroyed] ", Tone::Danger)
+        }
         (false, _, _) => ("", Tone::Faint),
     };
     let command = first_line(&step.command);

@@ -76,7 +76,7 @@ pub fn question(plan: &Report, paint: Paint) -> Option<String> {
                 what.push(reason);
             }
             if let Some(reason) = destroys(step) {
-                destructive.push((run.name.as_str(), step, reason));
+                destructive.push((step.node.as_str(), step, reason));
             }
         }
         changes += count;

@@ -1,9 +1,14 @@
 //! The `krun` binary as a user runs it: arguments in, exit code and output out.
 
 mod check;
+mod confirm;
 mod doc;
 mod dry_run;
 mod input;
+mod output;
+mod playbooks;
+mod report;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,6 +83,14 @@ impl Krun {
         let path = self.dir().join("inventory.toml");
         std::fs::write(&path, toml).expect("write the inventory");
         self.args(["--inventory".as_ref(), path.as_os_str()])
+    }
+
+    /// Colours on, as on a terminal (`CLICOLOR_FORCE`), for what goes to a pipe.
+    pub fn colored(mut self) -> Self {
+        self.command
+            .env_remove("NO_COLOR")
+            .env("CLICOLOR_FORCE", "1");
+        self
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
