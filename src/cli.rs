@@ -21,8 +21,7 @@ Exit codes: 0 success, 1 a step failed, 2 invalid input, 3 refused by a safety g
     version,
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
-    arg_required_else_help = true
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -85,6 +85,11 @@ impl Krun {
         self.args(["--inventory".as_ref(), path.as_os_str()])
     }
 
+    /// One argument that is a path.
+    pub fn arg_path(self, path: &Path) -> Self {
+        self.args([path.as_os_str()])
+    }
+
     /// Colours on, as on a terminal (`CLICOLOR_FORCE`), for what goes to a pipe.
     pub fn colored(mut self) -> Self {
         self.command
