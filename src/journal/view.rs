@@ -207,10 +207,21 @@ impl JournalView {
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
+        let mut all: Vec<Self> = ids
+            .iter()
             .filter_map(|id| Self::load(state_dir, id).ok())
-            .collect()
+            .collect();
+        // An id has the second a run started; runs of the same second sort by their start.
+        all.sort_by(|a, b| {
+            let started = |v: &Self| {
+                v.header["started_at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            started(b).cmp(&started(a)).then_with(|| b.id.cmp(&a.id))
+        });
+        all
     }
 
     /// The run at a glance: its state, where it stopped and why, its command line.
@@ -305,6 +316,18 @@ fn node_state(run: &JournalRun) -> (RunState, String) {
     (state, word)
 }
 
+/// A failure's message without the `step 3 (sh) on n1: ` it starts with, which the summary
+/// says already.
+fn without_step(message: &str) -> &str {
+    message
+        .strip_prefix("step ")
+        .and_then(|rest| {
+            let (head, tail) = rest.split_once(": ")?;
+            (head.ends_with(')') || head.contains(") on ")).then_some(tail)
+        })
+        .unwrap_or(message)
+}
+
 /// Where a node that did not finish stopped: the failed step (or, for a failure of the
 /// playbook itself such as `refuse`, its line), else the last step and what the journal knows
 /// of its outcome.
@@ -312,7 +335,7 @@ fn stopped(name: &str, run: &JournalRun) -> Stopped {
     let failure = run.failure.as_ref();
     let message = failure
         .and_then(|f| f["message"].as_str())
-        .map(|m| m.lines().next().unwrap_or_default().to_owned());
+        .map(|m| without_step(m.lines().next().unwrap_or_default()).to_owned());
     let step = match failure {
         Some(f) => f["step"]
             .as_u64()

@@ -226,11 +226,7 @@ fn quiet_prints_errors_and_the_summary_only() {
         "-q printed the plan:\n{}",
         out.stdout
     );
-    assert!(
-        out.stdout.starts_with("Summary:\n  n1 "),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.starts_with("Summary:\n  n1 "), "{}", out.stdout);
     assert_eq!(out.stderr, "", "-q logged more than errors");
 }
 
