@@ -201,7 +201,7 @@ impl JournalView {
 
     /// Every run under the state directory, newest first.
     pub fn list(state_dir: &Path) -> Vec<Self> {
-        let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
+        let ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
             .into_iter()
             .flatten()
             .flatten()
