@@ -341,3 +341,118 @@ fn the_fix_for_a_missing_budget_pastes_into_kubectl() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A rehearsed run of two batches: every log line has its RFC 3339 time and, inside a node's
+/// run, the node; the drain counts its evictions; each batch says where the plan is and how
+/// long the rest should take by the forecast.
+#[test]
+fn log_lines_have_their_time_and_node_and_the_run_its_progress() {
+    let out = Krun::new()
+        .args([
+            "playbooks/worker.rhai",
+            "--inventory",
+            "examples/lab/inventory.toml",
+        ])
+        .args([
+            "--node",
+            "worker-6",
+            "--node",
+            "worker-1",
+            "--set",
+            "version=1.20.15",
+        ])
+        .args([
+            "--rehearse",
+            "examples/lab/cluster.yaml",
+            "--dry-run",
+            "--offline",
+        ])
+        .run();
+    out.code(0);
+    for line in out.stderr.lines() {
+        let (time, _) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with('Z'),
+            "no RFC 3339 time: {line:?}"
+        );
+    }
+    let batch = |i: usize| {
+        out.stderr
+            .lines()
+            .position(|l| l.contains(&format!(" batch {i} of 2: ")))
+            .unwrap_or_else(|| panic!("no batch {i}:\n{}", out.stderr))
+    };
+    assert!(batch(1) < batch(2));
+    assert!(
+        out.stderr
+            .lines()
+            .nth(batch(1))
+            .unwrap()
+            .contains("left by the forecast")
+    );
+    let drain = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("drain plan for worker-6"))
+        .expect("the drain's plan");
+    assert!(
+        drain.contains(" [worker-6] drain plan for worker-6: "),
+        "{drain}"
+    );
+    let total: usize = drain
+        .rsplit(": ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        out.stderr.contains(&format!("({total}/{total})")),
+        "the last eviction does not count {total}/{total}:\n{}",
+        out.stderr
+    );
+}
+
+/// On a terminal the times are since the start, and the node's live line shows the drain's
+/// evictions counted.
+#[test]
+fn on_a_terminal_times_are_relative_and_the_drain_is_counted_live() {
+    if !crate::support::require(&["script"], false) {
+        return;
+    }
+    let command = krun::quote::join([
+        env!("CARGO_BIN_EXE_krun"),
+        "playbooks/worker.rhai",
+        "--inventory",
+        "examples/lab/inventory.toml",
+        "--node",
+        "worker-6",
+        "--set",
+        "version=1.20.15",
+        "--rehearse",
+        "examples/lab/cluster.yaml",
+        "--dry-run",
+        "--offline",
+    ]);
+    let out = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(super::root())
+        .env("NO_COLOR", "1")
+        .env("KRUN_STATE_DIR", super::state_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("+0:00 [worker-6] drain plan for worker-6"),
+        "{screen}"
+    );
+    assert!(screen.contains("worker-6 step "), "no live line:\n{screen}");
+    assert!(
+        screen.contains(" · evicted "),
+        "the live line does not count evictions:\n{screen}"
+    );
+}
