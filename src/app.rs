@@ -40,6 +40,7 @@ pub fn main() -> u8 {
     let result = match cli.command {
         Some(Command::Check(args)) => cmd::check::check(&runtime, &args),
         Some(Command::Doc(args)) => cmd::check::doc(&runtime, &args),
+        Some(Command::Describe(args)) => cmd::check::describe(&runtime, &args),
         Some(Command::Runs(args)) => cmd::runs::runs(&args),
         Some(Command::Resume(args)) => {
             cmd::resume::resume(&runtime, args, cli.verbosity.verbose, cli.verbosity.quiet)

@@ -40,6 +40,9 @@ pub enum Command {
     Check(CheckArgs),
     /// List every primitive and stdlib function with its signature and documentation.
     Doc(DocArgs),
+    /// What a playbook is: its description, the parameters it declares, whether it runs per
+    /// node and whether it drains (then every run is judged first).
+    Describe(DescribeArgs),
     /// Continue a run that stopped (failure, Ctrl-C, crash) where it stopped.
     Resume(ResumeArgs),
     /// List recorded runs, or show one: its state per node and where it stopped.
@@ -373,6 +376,25 @@ pub struct CheckArgs {
     /// Library directories for `import` (repeatable).
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  krun describe playbooks/worker.rhai
+  krun describe playbooks/cluster.rhai --output json")]
+pub struct DescribeArgs {
+    /// The playbook.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+
+    /// Library directories for `import` (repeatable).
+    #[arg(long = "lib", value_name = "DIR")]
+    pub libs: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

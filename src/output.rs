@@ -17,6 +17,8 @@ use crate::runtime::run::Report;
 pub const RUN_SCHEMA: &str = "krun/run/v1";
 /// The schema of `krun preflight -o json|yaml`.
 pub const PREFLIGHT_SCHEMA: &str = "krun/preflight/v1";
+/// The schema of `krun describe -o json|yaml`.
+pub const DESCRIBE_SCHEMA: &str = "krun/describe/v1";
 /// The schema of `krun runs -o json|yaml`.
 pub const RUNS_SCHEMA: &str = "krun/runs/v1";
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::app::{color, print};
-use crate::cli::{CheckArgs, DocArgs, DocFormat};
+use crate::cli::{CheckArgs, DescribeArgs, DocArgs, DocFormat};
 use crate::inventory::Inventory;
 use crate::plan::RunId;
 use crate::primitives::{Host, RunContext};
@@ -64,4 +64,78 @@ pub fn doc(runtime: &tokio::runtime::Runtime, args: &DocArgs) -> crate::Result<u
         )),
     }
     Ok(0)
+}
+
+/// `krun describe PLAYBOOK`: its opening comment, its declared parameters, whether it runs per
+/// node and whether it drains.
+pub fn describe(runtime: &tokio::runtime::Runtime, args: &DescribeArgs) -> crate::Result<u8> {
+    let context = inert_context(runtime, args.playbook.clone());
+    let path = ModulePath::new(&args.libs, &args.playbook);
+    let engine = engine::for_run(path.clone(), &context);
+    let resolver = engine::Resolver::new(path);
+    let shape = match crate::runtime::shape::describe(&engine, &resolver, &args.playbook) {
+        Ok(shape) => shape,
+        Err(diagnostic) => {
+            let _ = write!(std::io::stderr(), "{}", diagnostic.render(color()));
+            return Ok(crate::error::Kind::Input.exit_code());
+        }
+    };
+    match crate::output::document(args.output, crate::output::DESCRIBE_SCHEMA, &shape)? {
+        Some(document) => print(&document),
+        None => print(&describe_text(&args.playbook.display().to_string(), &shape)),
+    }
+    Ok(0)
+}
+
+fn describe_text(file: &str, shape: &crate::runtime::shape::Shape) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{file}\n");
+    if !shape.doc.is_empty() {
+        for line in shape.doc.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Runs: {}",
+        if shape.uses_node {
+            "once per node (--node NAME, repeatable; --batch N runs N at once)"
+        } else {
+            "once, for the cluster"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Drains: {}",
+        if shape.drains {
+            "yes: a run is judged before it starts (the nodes reached over ssh, preflight's findings for them and the target, the forecast of the batch plan)"
+        } else {
+            "no"
+        }
+    );
+    match &shape.parameters {
+        None => {
+            let _ = writeln!(
+                out,
+                "Parameters: not declared (any --set is passed on; declare them with parameters(#{{ … }}))"
+            );
+        }
+        Some(parameters) if parameters.is_empty() => {
+            let _ = writeln!(out, "Parameters: none");
+        }
+        Some(parameters) => {
+            let _ = writeln!(out, "Parameters:");
+            let width = parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
+            for p in parameters {
+                let given = match (&p.default, p.required) {
+                    (_, true) => "required".to_owned(),
+                    (Some(default), _) => format!("default {default}"),
+                    (None, false) => "optional".to_owned(),
+                };
+                let _ = writeln!(out, "  --set {:<width$}  {given}: {}", p.name, p.doc);
+            }
+        }
+    }
+    out
 }

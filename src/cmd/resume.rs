@@ -18,7 +18,26 @@ pub fn resume(
     let ui = Ui::new(args.output == OutputFormat::Text && !quiet);
     ui.init_logging(verbose, quiet);
     let state_dir = std::path::absolute(&args.state_dir).unwrap_or(args.state_dir.clone());
-    let view = JournalView::load(&state_dir, &args.id)?;
+    let asked = args.id.clone();
+    let view = JournalView::latest_resume(&state_dir, &asked)?;
+    let mut args = args;
+    if view.id != asked {
+        tracing::info!(
+            "run {asked} was resumed by run {}, whose journal holds everything done so far: resuming that one",
+            view.id
+        );
+        args.id = view.id.clone();
+    }
+    if view.finished() {
+        let by = if view.id == asked {
+            String::new()
+        } else {
+            format!(" (by its resume, run {})", view.id)
+        };
+        return Err(Error::refused(format!(
+            "run {asked} finished{by}: every node is done, so there is nothing left to resume"
+        )));
+    }
     let header = &view.header;
     if header["dry_run"] == true {
         return Err(Error::input(format!(

@@ -20,6 +20,7 @@ pub fn runs(args: &RunsArgs) -> crate::Result<u8> {
     match &args.command {
         Some(RunsCommand::Show { id }) => {
             let summary = JournalView::load(&args.state_dir, id)?.summary();
+            let latest = JournalView::latest_resume(&args.state_dir, id)?;
             match document(
                 args.output,
                 RUNS_SCHEMA,
@@ -28,7 +29,7 @@ pub fn runs(args: &RunsArgs) -> crate::Result<u8> {
                 },
             )? {
                 Some(text) => print(&text),
-                None => print(&show(&summary, &args.state_dir, now, paint)),
+                None => print(&show(&summary, &latest, &args.state_dir, now, paint)),
             }
         }
         None => {
@@ -159,6 +160,7 @@ pub fn table(runs: &[RunSummary], now: chrono::DateTime<chrono::Utc>, paint: Pai
 /// One run in detail: what ran, where each node stopped, and how to resume it.
 pub fn show(
     run: &RunSummary,
+    latest: &JournalView,
     state_dir: &std::path::Path,
     now: chrono::DateTime<chrono::Utc>,
     paint: Paint,
@@ -214,11 +216,30 @@ pub fn show(
     {
         let _ = writeln!(out, "  {}", where_stopped(stopped));
     }
-    if run.state != RunState::Done && !run.dry_run {
+    if let Some(line) = run.torn {
+        let _ = writeln!(
+            out,
+            "  the journal's last record (line {line}) is torn: krun was killed, or the disk \
+             filled, while writing it; the step it belonged to counts as not recorded"
+        );
+    }
+    // A stopped run resumed since: resuming again continues from the newest of the chain.
+    if latest.id != run.id {
+        let state = if latest.finished() {
+            "which finished"
+        } else {
+            "which stopped too"
+        };
+        let _ = writeln!(out, "  resumed by run {}, {state}", latest.id);
+    }
+    if !latest.finished() && !run.dry_run {
         let _ = writeln!(
             out,
             "  resume with: {}",
-            paint.paint(Tone::Strong, super::run::resume_command(&run.id, state_dir))
+            paint.paint(
+                Tone::Strong,
+                super::run::resume_command(&latest.id, state_dir)
+            )
         );
     }
     out

@@ -22,6 +22,12 @@ enum Settled {
     Ask(String),
 }
 
+/// Something that must hold before every change (the cluster lock is still this run's).
+pub trait Precondition: Send + Sync {
+    /// `Err` says why no change may be made.
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), String>>;
+}
+
 /// The boundary itself: a performer plus the recorder, shared by every run of a command.
 pub struct Effects {
     performer: Box<dyn Performer>,
@@ -29,6 +35,7 @@ pub struct Effects {
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
     replay: Option<Arc<Replay>>,
+    preconditions: std::sync::RwLock<Vec<Arc<dyn Precondition>>>,
 }
 
 impl Effects {
@@ -44,7 +51,31 @@ impl Effects {
             cancel,
             runtime,
             replay: None,
+            preconditions: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// From now on, every change first checks `precondition`; a change it refuses is not made.
+    pub fn require(&self, precondition: Arc<dyn Precondition>) {
+        self.preconditions
+            .write()
+            .expect("preconditions lock")
+            .push(precondition);
+    }
+
+    /// The first precondition that refuses a change, if any.
+    async fn refusal(&self) -> Option<String> {
+        let preconditions = self
+            .preconditions
+            .read()
+            .expect("preconditions lock")
+            .clone();
+        for precondition in preconditions {
+            if let Err(why) = precondition.check().await {
+                return Some(why);
+            }
+        }
+        None
     }
 
     /// Resuming: steps the journal records as done return their recorded results.
@@ -239,6 +270,27 @@ impl Effects {
                 Replayed::Execute => {}
             }
         }
+        if step.access == Access::Change
+            && let Some(why) = self.refusal().await
+        {
+            let message = format!(
+                "step {seq} ({}) on {} was not run: {why}",
+                step.action, step.target
+            );
+            self.recorder.finish(
+                run,
+                seq,
+                StepResult {
+                    error: Some(message.clone()),
+                    observed: true,
+                    resolved,
+                    ..StepResult::default()
+                },
+            );
+            let mut failure = fail(message);
+            failure.kind = Kind::Refused;
+            return Err(failure);
+        }
         let started = Instant::now();
         let node_name = step.target.clone();
         let recorder = Arc::clone(&self.recorder);
@@ -301,7 +353,8 @@ impl Effects {
             Err(error) => {
                 let message = match &error {
                     EffectError::Cancelled => "interrupted".to_owned(),
-                    EffectError::Transport(e) if e.cancelled => "interrupted".to_owned(),
+                    // What became of the command on the node matters to the operator.
+                    EffectError::Transport(e) if e.cancelled => format!("interrupted: {e}"),
                     other => other.to_string(),
                 };
                 self.recorder.finish(

@@ -22,6 +22,12 @@ use crate::kube::{
 /// The name Kubernetes calls give as their service, and steps as their target.
 pub const SERVICE: &str = "kubernetes";
 
+impl super::Precondition for crate::kube::lock::LockGuard {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.confirm())
+    }
+}
+
 impl Call for KubeCall {
     fn service(&self) -> &'static str {
         SERVICE

@@ -24,7 +24,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use boundary::Effects;
+pub use boundary::{Effects, Precondition};
 pub use perform::{PerformContext, Performed, Performer};
 pub use service::{Call, Reply, Service, Services};
 

@@ -87,7 +87,8 @@ impl Performer for Live {
                             call.describe()
                         ))
                     })?;
-                    Ok(Performed::observed(service.perform(call.as_ref()).await?))
+                    let reply = until_cancelled(context, service.perform(call.as_ref())).await?;
+                    Ok(Performed::observed(reply))
                 }
                 _ => Ok(Performed {
                     outcome: execute(self.transport.as_ref(), effect, context).await?,
@@ -115,9 +116,17 @@ impl DryRun {
         }
     }
 
-    async fn call(&self, access: Access, call: &dyn Call) -> Result<Performed, EffectError> {
+    async fn call(
+        &self,
+        access: Access,
+        call: &dyn Call,
+        context: &PerformContext,
+    ) -> Result<Performed, EffectError> {
         match self.services.get(call) {
-            Some(service) => Ok(Performed::previewed(access, service.preview(call).await?)),
+            Some(service) => {
+                let reply = until_cancelled(context, service.preview(call)).await?;
+                Ok(Performed::previewed(access, reply))
+            }
             None => Ok(Performed::default()),
         }
     }
@@ -164,7 +173,7 @@ impl Performer for DryRun {
     ) -> BoxFuture<'a, Result<Performed, EffectError>> {
         Box::pin(async move {
             match effect {
-                Effect::Call(call) => self.call(access, call.as_ref()).await,
+                Effect::Call(call) => self.call(access, call.as_ref(), context).await,
                 _ => self.node(access, effect, context).await,
             }
         })
@@ -191,12 +200,31 @@ impl Performer for Rehearse {
         Box::pin(async move {
             match effect {
                 Effect::Call(call) => match self.stand_ins.get(call.as_ref()) {
-                    Some(service) => Ok(Performed::observed(service.perform(call.as_ref()).await?)),
-                    None => self.dry_run.call(access, call.as_ref()).await,
+                    Some(service) => {
+                        let reply =
+                            until_cancelled(context, service.perform(call.as_ref())).await?;
+                        Ok(Performed::observed(reply))
+                    }
+                    None => self.dry_run.call(access, call.as_ref(), context).await,
                 },
                 _ => self.dry_run.node(access, effect, context).await,
             }
         })
+    }
+}
+
+/// A service call that stops when the run is interrupted: a drain waiting on a budget, an
+/// eviction's retries, a wait for Ready or for etcd's health all end with the run, whatever the
+/// service does inside. What the call had done by then stays done (a cordon, the evictions
+/// already admitted); the step is recorded as interrupted.
+async fn until_cancelled<T>(
+    context: &PerformContext,
+    call: impl std::future::Future<Output = Result<T, EffectError>>,
+) -> Result<T, EffectError> {
+    tokio::select! {
+        biased;
+        () = context.cancel.cancelled() => Err(EffectError::Cancelled),
+        result = call => result,
     }
 }
 

@@ -135,7 +135,7 @@ mod tests {
             id: "r".into(),
             header: Value::Null,
             runs: BTreeMap::from([("m1".to_string(), run)]),
-            lock_refused: None,
+            torn: None,
         }
     }
 

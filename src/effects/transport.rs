@@ -1,4 +1,9 @@
 //! Running commands on nodes: the one place that turns a node and a command into ssh.
+//!
+//! Every command records its process group on the node (`/tmp/.krun-<token>.pgid`, removed
+//! when it ends), because sshd does not deliver signals to root sessions: when a command is
+//! cancelled (Ctrl-C) or runs out of time, krun kills that process group over a second channel
+//! (TERM, then KILL), and the error says whether the command is gone or may still run there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,20 +106,44 @@ impl Transport for SshTransport {
     ) -> BoxFuture<'a, Result<Outcome, TransportError>> {
         Box::pin(async move {
             let endpoint = self.endpoint(node);
-            let command = with_privileges(node, command);
+            let marker = format!("/tmp/.krun-{}.pgid", token());
+            let wrapped = format!(
+                "echo $$ >{marker}; trap 'rm -f {marker}' EXIT; {}",
+                with_privileges(node, command)
+            );
             let forward = |_stream: OutputStream, line: &str| on_output(line);
             let request = ExecRequest {
-                command: &command,
+                command: &wrapped,
                 stdin,
                 timeout,
                 cancel: cancel.clone(),
                 on_output: &forward,
             };
-            let output = self
-                .pool
-                .exec(&endpoint, request)
-                .await
-                .map_err(|e| ssh_error(node, e))?;
+            let output = match self.pool.exec(&endpoint, request).await {
+                Ok(output) => output,
+                Err(e) if e.is_cancelled() || e.is_timeout() => {
+                    let what = if e.is_cancelled() {
+                        "was cancelled".to_owned()
+                    } else {
+                        format!(
+                            "did not finish within {} (command timeout)",
+                            humantime::format_duration(timeout.unwrap_or_default())
+                        )
+                    };
+                    let note = self.stop(node, &endpoint, &marker).await;
+                    return Err(TransportError {
+                        node: node.name.clone(),
+                        message: format!(
+                            "{}: `{}` {what}; {note}",
+                            node.name,
+                            crate::ssh::short_command(command)
+                        ),
+                        unreachable: false,
+                        cancelled: e.is_cancelled(),
+                    });
+                }
+                Err(e) => return Err(ssh_error(node, e)),
+            };
             let exit_code = match (output.exit_code, &output.signal) {
                 (Some(code), _) => code as i32,
                 (None, _) => 255,
@@ -133,6 +162,46 @@ impl Transport for SshTransport {
             })
         })
     }
+}
+
+impl SshTransport {
+    /// Kills the process group a cancelled or timed-out command left on the node; says what
+    /// became of it.
+    async fn stop(&self, node: &NodeSpec, endpoint: &Endpoint, marker: &str) -> String {
+        // TERM to the group, up to 2 s for it to go, then KILL; exit 3 when nothing was left.
+        let kill = format!(
+            "pg=$(cat {marker} 2>/dev/null) || exit 3; rm -f {marker}; \
+             kill -TERM -- -$pg 2>/dev/null || exit 3; \
+             for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -$pg 2>/dev/null || exit 0; sleep 0.2; done; \
+             kill -KILL -- -$pg 2>/dev/null; exit 0"
+        );
+        let kill = with_privileges(node, &kill);
+        let request = ExecRequest {
+            timeout: Some(Duration::from_secs(15)),
+            ..ExecRequest::new(&kill)
+        };
+        match self.pool.exec(endpoint, request).await {
+            Ok(output) if output.exit_code == Some(0) => {
+                "krun stopped it on the node (TERM, then KILL, to its process group)".to_owned()
+            }
+            Ok(output) if output.exit_code == Some(3) => {
+                "none of its processes was left on the node".to_owned()
+            }
+            Ok(output) => format!(
+                "krun could not stop it on the node ({}): it may still be running there",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Err(e) => format!(
+                "krun could not reach the node to stop it ({e}): it may still be running there"
+            ),
+        }
+    }
+}
+
+/// A name for one command's process-group record.
+fn token() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
 }
 
 fn ssh_error(node: &NodeSpec, error: crate::ssh::SshError) -> TransportError {

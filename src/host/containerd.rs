@@ -121,9 +121,62 @@ pub fn toml_string(text: &str) -> String {
     out
 }
 
+/// The command that answers once containerd serves CRI at `address` (a socket path): crictl
+/// where the node has it (it comes with the Kubernetes packages' cri-tools), else containerd's
+/// own `ctr`, which must list the CRI plugin as loaded.
+pub fn cri_check_command(address: &str) -> String {
+    let socket = crate::quote::quote(&format!("unix://{address}"));
+    let address = crate::quote::quote(address);
+    format!(
+        "if command -v crictl >/dev/null 2>&1; then crictl --runtime-endpoint {socket} version; \
+         else ctr --address {address} plugins ls | grep -Eq '^io\\.containerd\\.grpc\\.v1[[:space:]]+cri[[:space:]].*[[:space:]]ok[[:space:]]*$' \
+         && ctr --address {address} version; fi"
+    )
+}
+
+/// The runtime version from [`cri_check_command`]'s output: crictl's `RuntimeVersion:`, or the
+/// server's `Version:` in ctr's.
+pub fn parse_runtime_version(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RuntimeVersion:"))
+        .or_else(|| {
+            output
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("Version:"))
+        })
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cri_check_falls_back_to_ctr_without_crictl() {
+        let check = cri_check_command("/run/containerd/containerd.sock");
+        assert!(check.starts_with("if command -v crictl"), "{check}");
+        assert!(
+            check.contains(
+                "crictl --runtime-endpoint unix:///run/containerd/containerd.sock version"
+            ),
+            "{check}"
+        );
+        assert!(
+            check.contains("ctr --address /run/containerd/containerd.sock plugins ls"),
+            "{check}"
+        );
+        assert_eq!(
+            parse_runtime_version(
+                "Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.6.20\n"
+            ),
+            "1.6.20"
+        );
+        let ctr = "Client:\n  Version:  1.6.20~ds1\n  Go version: go1.19.8\n\nServer:\n  Version:  1.6.21~ds1\n  UUID: x\n";
+        assert_eq!(parse_runtime_version(ctr), "1.6.21~ds1");
+    }
     use proptest::prelude::*;
 
     fn cri(doc: &toml::Table) -> &toml::Table {

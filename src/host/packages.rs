@@ -85,6 +85,19 @@ impl OsFacts {
     }
 }
 
+/// The Kubernetes yum/dnf repository as its docs write it excludes these packages
+/// (`exclude=kubelet kubeadm kubectl`, pkgs.k8s.io adds cri-tools and kubernetes-cni) so that a
+/// plain `dnf upgrade` never moves them; installing or listing them needs the exclusion lifted.
+fn is_excluded_kubernetes_package(name: &str) -> bool {
+    matches!(
+        name,
+        "kubelet" | "kubeadm" | "kubectl" | "cri-tools" | "kubernetes-cni"
+    )
+}
+
+/// Lifts the documented `exclude=` of the repository the docs name `kubernetes`.
+const DISABLE_EXCLUDES: &str = "--disableexcludes=kubernetes";
+
 /// A package name that is really a local package file (`pacman -U`, `apt-get install ./x.deb`).
 pub fn is_local_file(name: &str) -> bool {
     name.starts_with('/')
@@ -106,18 +119,29 @@ impl PackageManager {
                     (false, true) => name.to_owned(),
                     (false, false) => format!("{name}={version}"),
                 };
-                format!(
+                let install = format!(
                     "DEBIAN_FRONTEND=noninteractive {}",
                     join([
                         "apt-get",
                         "install",
                         "-y",
                         "--allow-downgrades",
-                        "--allow-change-held-packages",
                         "-o",
                         "Dpkg::Options::=--force-confold",
                         &target,
                     ])
+                );
+                if local {
+                    return install;
+                }
+                // The install docs hold kubelet, kubeadm and kubectl. apt's
+                // --allow-change-held-packages would drop the hold, and the next unattended
+                // upgrade could move kubelet past the control plane: unhold, install, hold again
+                // (also when the install fails).
+                let name = quote(name);
+                format!(
+                    "held=$(apt-mark showhold {name}); if [ -n \"$held\" ]; then apt-mark unhold {name} >/dev/null || exit; fi; \
+                     {install}; rc=$?; if [ -n \"$held\" ]; then apt-mark hold {name} >/dev/null || rc=1; fi; exit $rc"
                 )
             }
             Self::Dnf | Self::Yum => {
@@ -127,11 +151,36 @@ impl PackageManager {
                 } else {
                     format!("{name}-{version}")
                 };
-                join([tool, "install", "-y", &target])
+                if is_excluded_kubernetes_package(name) {
+                    join([tool, "install", "-y", DISABLE_EXCLUDES, &target])
+                } else {
+                    join([tool, "install", "-y", &target])
+                }
             }
             Self::Pacman if local => join(["pacman", "-U", "--noconfirm", name]),
             Self::Pacman => join(["pacman", "-S", "--noconfirm", "--needed", name]),
         }
+    }
+
+    /// The command that points the node's pkgs.k8s.io repository at Kubernetes `minor` ("1.29"):
+    /// pkgs.k8s.io has one repository per minor (`…/core:/stable:/v1.29/deb/`, `…/rpm/`), so a
+    /// path over several minors switches it per hop. Sources without such a path (the legacy
+    /// repositories, which hold every minor) are left alone; `None` for pacman.
+    pub fn repository_minor_command(self, minor: &str) -> Option<String> {
+        let (dir, kind, refresh) = match self {
+            Self::Apt => ("/etc/apt/sources.list.d", "deb", "apt-get update -q"),
+            Self::Dnf => ("/etc/yum.repos.d", "rpm", "dnf clean expire-cache -q"),
+            Self::Yum => ("/etc/yum.repos.d", "rpm", "yum clean expire-cache -q"),
+            Self::Pacman => return None,
+        };
+        let wanted = format!("/v{minor}/{kind}/");
+        Some(format!(
+            "changed=; for f in $(grep -lE '/v1\\.[0-9]+/{kind}/' {dir}/* 2>/dev/null); do \
+             grep -qF {quoted} \"$f\" && continue; \
+             sed -i -E 's#/v1\\.[0-9]+/{kind}/#{wanted}#g' \"$f\" || exit; changed=1; done; \
+             if [ -n \"$changed\" ]; then {refresh}; fi",
+            quoted = quote(&wanted),
+        ))
     }
 
     /// The command printing the installed version of `name` (exit non-zero when absent).
@@ -164,10 +213,12 @@ impl PackageManager {
             Self::Apt => join(["apt-cache", "madison", name]),
             Self::Dnf | Self::Yum => {
                 let tool = if self == Self::Dnf { "dnf" } else { "yum" };
-                format!(
-                    "{} 2>/dev/null",
-                    join([tool, "list", "--showduplicates", "-q", name])
-                )
+                let mut args = vec![tool, "list", "--showduplicates", "-q"];
+                if is_excluded_kubernetes_package(name) {
+                    args.push(DISABLE_EXCLUDES);
+                }
+                args.push(name);
+                format!("{} 2>/dev/null", join(args))
             }
             Self::Pacman => join(["pacman", "-Si", name]),
         }
@@ -263,19 +314,63 @@ mod tests {
     #[test]
     fn commands_quote_injected_values() {
         let cmd = PackageManager::Apt.install_command("kubeadm", "1.21; rm -rf /");
-        assert!(cmd.ends_with("'kubeadm=1.21; rm -rf /'"), "{cmd}");
+        assert!(cmd.contains(" 'kubeadm=1.21; rm -rf /';"), "{cmd}");
         assert_eq!(
             PackageManager::Pacman.install_command("/tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst", ""),
             "pacman -U --noconfirm /tmp/kubelet-1.12.1-1-aarch64.pkg.tar.zst"
         );
         assert_eq!(
             PackageManager::Dnf.install_command("kubelet", "1.21.14"),
-            "dnf install -y kubelet-1.21.14"
+            "dnf install -y --disableexcludes=kubernetes kubelet-1.21.14"
+        );
+        assert_eq!(
+            PackageManager::Dnf.install_command("containerd.io", ""),
+            "dnf install -y containerd.io"
+        );
+        assert_eq!(
+            PackageManager::Yum.available_command("kubeadm"),
+            "yum list --showduplicates -q --disableexcludes=kubernetes kubeadm 2>/dev/null"
         );
         assert_eq!(
             PackageManager::Apt.version_command("kubelet"),
             "dpkg-query -W -f='${Version}' kubelet"
         );
+    }
+
+    #[test]
+    fn pkgs_k8s_io_repositories_switch_per_minor() {
+        let apt = PackageManager::Apt
+            .repository_minor_command("1.29")
+            .unwrap();
+        assert!(
+            apt.contains("grep -lE '/v1\\.[0-9]+/deb/' /etc/apt/sources.list.d/*"),
+            "{apt}"
+        );
+        assert!(apt.contains("s#/v1\\.[0-9]+/deb/#/v1.29/deb/#g"), "{apt}");
+        assert!(apt.ends_with("then apt-get update -q; fi"), "{apt}");
+        let dnf = PackageManager::Dnf
+            .repository_minor_command("1.29")
+            .unwrap();
+        assert!(
+            dnf.contains("/etc/yum.repos.d/*") && dnf.contains("#/v1.29/rpm/#g"),
+            "{dnf}"
+        );
+        assert_eq!(
+            PackageManager::Pacman.repository_minor_command("1.29"),
+            None
+        );
+    }
+
+    #[test]
+    fn apt_installs_keep_the_hold() {
+        let cmd = PackageManager::Apt.install_command("kubelet", "1.21.14-00");
+        assert!(!cmd.contains("--allow-change-held-packages"), "{cmd}");
+        let unhold = cmd.find("apt-mark unhold kubelet").expect("unholds");
+        let install = cmd.find("apt-get install").expect("installs");
+        let hold = cmd.rfind("apt-mark hold kubelet").expect("holds again");
+        assert!(unhold < install && install < hold, "{cmd}");
+        let local = PackageManager::Apt.install_command("./kubelet_1.21.14-00_amd64.deb", "");
+        assert!(!local.contains("apt-mark"), "{local}");
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub struct JournalView {
     pub id: String,
     pub header: Value,
     pub runs: BTreeMap<String, JournalRun>,
-    /// Why the cluster lock refused the run, when it did (before any node started).
-    pub lock_refused: Option<String>,
+    /// The line number of a torn last record (krun was killed, or the disk filled, while
+    /// writing it); the records before it are intact.
+    pub torn: Option<usize>,
 }
 
 /// What became of a recorded run.
@@ -126,6 +127,9 @@ pub struct RunSummary {
     pub command: String,
     pub user: String,
     pub host: String,
+    /// The line of a torn last record (krun was killed, or the disk filled, while writing it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn: Option<usize>,
 }
 
 impl JournalView {
@@ -142,12 +146,13 @@ impl JournalView {
 
     pub fn parse(id: &str, text: &str) -> Result<Self, String> {
         let mut header = Value::Null;
+        let mut torn = None;
         let mut runs: BTreeMap<String, JournalRun> = BTreeMap::new();
-        let mut lock_refused = None;
         for (index, line) in text.lines().enumerate() {
             // A crash can leave a torn last line; everything before it is intact.
             let Ok(record) = serde_json::from_str::<Value>(line) else {
                 if index + 1 == text.lines().count() {
+                    torn = Some(index + 1);
                     break;
                 }
                 return Err(format!("line {} is not JSON", index + 1));
@@ -155,11 +160,6 @@ impl JournalView {
             let run = record["run"].as_str().unwrap_or_default().to_owned();
             match record["type"].as_str() {
                 Some("header") => header = record,
-                Some("lock") => {
-                    if let Some(refused) = record["refused"].as_str() {
-                        lock_refused = Some(refused.to_owned());
-                    }
-                }
                 Some("status") => {
                     runs.entry(run).or_default().status =
                         record["status"].as_str().unwrap_or_default().to_owned()
@@ -195,7 +195,7 @@ impl JournalView {
             id: id.to_owned(),
             header,
             runs,
-            lock_refused,
+            torn,
         })
     }
 
@@ -211,17 +211,53 @@ impl JournalView {
             .iter()
             .filter_map(|id| Self::load(state_dir, id).ok())
             .collect();
-        // An id has the second a run started; runs of the same second sort by their start.
+        // Ids sort by the second they were made in; the start time orders runs of one second.
         all.sort_by(|a, b| {
-            let started = |v: &Self| {
-                v.header["started_at"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            started(b).cmp(&started(a)).then_with(|| b.id.cmp(&a.id))
+            let started = |v: &Self| v.header["started_at"].as_str().unwrap_or("").to_owned();
+            (started(b), &b.id).cmp(&(started(a), &a.id))
         });
         all
+    }
+
+    /// Whether the playbook ran at all (a run refused by krun's own setup, or by a compile
+    /// error, did nothing).
+    pub fn did_anything(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|(name, run)| !name.starts_with('(') && !run.steps.is_empty())
+    }
+
+    /// Whether it finished: every run of the playbook ended ok (krun's own setup aside).
+    pub fn finished(&self) -> bool {
+        let mut playbook_runs = self.runs.iter().filter(|(name, _)| !name.starts_with('('));
+        let mut any = false;
+        let all_ok = playbook_runs.all(|(_, run)| {
+            any = true;
+            run.status == "ok"
+        });
+        any && all_ok
+    }
+
+    /// The run this one resumed, if any.
+    pub fn resumes(&self) -> Option<&str> {
+        self.header["resumes"].as_str()
+    }
+
+    /// The newest run in the chain of resumes that starts at run `id` (`id` itself when nothing
+    /// resumed it): resuming `id` again means continuing from there, since that journal holds
+    /// everything the chain did.
+    pub fn latest_resume(state_dir: &Path, id: &str) -> crate::Result<Self> {
+        let all = Self::list(state_dir);
+        let mut current = Self::load(state_dir, id)?;
+        // Newest first in `all`: the first that resumes the current one and got as far as the
+        // playbook is its latest resume (one refused before the playbook holds nothing new).
+        while let Some(next) = all
+            .iter()
+            .find(|v| v.resumes() == Some(current.id.as_str()) && v.did_anything())
+        {
+            current = next.clone();
+        }
+        Ok(current)
     }
 
     /// The run at a glance: its state, where it stopped and why, its command line.
@@ -242,11 +278,18 @@ impl JournalView {
             }
         }
         let mut state = RunState::Done;
+        // krun's own run (`(setup)`: discovery, the batch plan, the lock) is no node; when it
+        // stopped, the playbook never ran and it says why.
+        let mut setup = None;
         for name in &names {
             let run = &self.runs[name];
             let (node_state, word) = node_state(run);
             state = state.min(node_state);
             let stopped = (node_state != RunState::Done).then(|| stopped(name, run));
+            if name.starts_with('(') {
+                setup = setup.or(stopped);
+                continue;
+            }
             nodes.push(NodeSummary {
                 node: name.clone(),
                 state: word,
@@ -254,18 +297,8 @@ impl JournalView {
                 stopped,
             });
         }
-        let mut stopped = nodes.iter().find_map(|n| n.stopped.clone());
-        if let Some(reason) = &self.lock_refused {
-            state = RunState::Refused;
-            stopped = Some(Stopped {
-                node: "cluster".to_owned(),
-                step: None,
-                action: None,
-                command: None,
-                line: None,
-                reason: reason.clone(),
-            });
-        } else if names.is_empty() {
+        let stopped = setup.or_else(|| nodes.iter().find_map(|n| n.stopped.clone()));
+        if nodes.is_empty() && stopped.is_none() {
             state = RunState::Unfinished;
         }
         let mut argv: Vec<String> = self.header["argv"]
@@ -292,6 +325,7 @@ impl JournalView {
             command: crate::quote::join(&argv),
             user: text("user"),
             host: text("host"),
+            torn: self.torn,
         }
     }
 }
@@ -381,6 +415,22 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_reported_and_one_in_the_middle_is_an_error() {
+        let header = r#"{"type":"header","playbook":"p.rhai"}"#;
+        let intent = r#"{"type":"intent","run":"n1","seq":1,"action":"sh","command":"x"}"#;
+        let torn = format!("{header}\n{intent}\n{{\"type\":\"do");
+        let view = JournalView::parse("r", &torn).unwrap();
+        assert_eq!(view.torn, Some(3));
+        assert_eq!(view.summary().torn, Some(3));
+        assert!(view.runs["n1"].steps[0].done.is_none());
+        let middle = format!("{header}\n{{\"type\":\"do\n{intent}\n");
+        assert_eq!(
+            JournalView::parse("r", &middle).unwrap_err(),
+            "line 2 is not JSON"
+        );
+    }
 
     #[test]
     fn warnings_are_attached_and_taken_off_again() {

@@ -296,11 +296,65 @@ pub struct ClusterLock {
     stop: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
     lost: Arc<AtomicBool>,
+    on_lost: CancellationToken,
+}
+
+/// Confirms, before a change, that the lock is still held: the renewal notices a lost lock
+/// within [`RENEW_EVERY`], which is too late for the next change (`krun unlock --force` by a
+/// colleague, a renewal gap longer than the lease). One read of the Lease per change.
+pub struct LockGuard {
+    api: Api<Lease>,
+    name: LockName,
+    identity: String,
+    lost: Arc<AtomicBool>,
+    on_lost: CancellationToken,
+}
+
+impl LockGuard {
+    /// `Ok` when the Lease is still this run's; otherwise marks the lock lost (the run starts
+    /// no further step) and says who holds it now.
+    pub async fn confirm(&self) -> Result<(), String> {
+        let lost = |now_held_by: String| {
+            self.lost.store(true, Ordering::SeqCst);
+            self.on_lost.cancel();
+            format!(
+                "lost the cluster lock {}: it is now held by {now_held_by}; this run makes no \
+                 further change",
+                self.name
+            )
+        };
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(lost("someone else".to_owned()));
+        }
+        let lease = self.api.get_opt(&self.name.name).await.map_err(|e| {
+            format!(
+                "cannot confirm the cluster lock {}: {}",
+                self.name,
+                describe_error(&e)
+            )
+        })?;
+        let view = lease.as_ref().map(LeaseView::of).unwrap_or_default();
+        if view.identity.as_deref() != Some(self.identity.as_str()) {
+            return Err(lost(view.describe(Timestamp::now())));
+        }
+        Ok(())
+    }
 }
 
 impl ClusterLock {
     pub fn name(&self) -> &LockName {
         &self.name
+    }
+
+    /// What the effects boundary checks before every change.
+    pub fn guard(&self) -> LockGuard {
+        LockGuard {
+            api: self.api.clone(),
+            name: self.name.clone(),
+            identity: self.identity.clone(),
+            lost: Arc::clone(&self.lost),
+            on_lost: self.on_lost.clone(),
+        }
     }
 
     /// Whether another holder took the Lease while this run held it.
@@ -437,7 +491,7 @@ pub async fn acquire(
                     identity.clone(),
                     stop.clone(),
                     Arc::clone(&lost),
-                    on_lost,
+                    on_lost.clone(),
                 ));
                 return Ok(ClusterLock {
                     api,
@@ -446,6 +500,7 @@ pub async fn acquire(
                     stop,
                     renewer,
                     lost,
+                    on_lost,
                 });
             }
             // Someone else changed the Lease between our read and write: read it again.

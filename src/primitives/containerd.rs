@@ -33,7 +33,8 @@ with a systemd unit written to /etc/systemd/system/containerd.service.\n\
 written to a temporary file and validated on the node with `containerd -c FILE config dump`;\n\
 a config containerd rejects is not installed and the step fails with containerd's error.\n\
 Then daemon-reload, enable and restart containerd, and wait (`timeout`, default \"2m\") until\n\
-`crictl --runtime-endpoint unix:///run/containerd/containerd.sock version` answers.\n\
+`crictl --runtime-endpoint unix:///run/containerd/containerd.sock version` answers (without\n\
+crictl: `ctr plugins ls` lists the CRI plugin as loaded).\n\
 Returns `#{ source, config, socket, runtime_version, validated }`.";
 
 const KNOWN: &[&str] = &[
@@ -375,7 +376,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
     }
 
     let socket = format!("unix://{}", config.address);
-    let check = format!("crictl --runtime-endpoint {} version", quote(&socket));
+    let check = crate::host::containerd::cri_check_command(&config.address);
     let outcome = ctx.step(
         call,
         ACTION,
@@ -406,12 +407,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
             ),
         ));
     }
-    let runtime_version = outcome
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("RuntimeVersion:"))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_default();
+    let runtime_version = crate::host::containerd::parse_runtime_version(&outcome.stdout);
     let mut map = Map::new();
     map.insert("source".into(), source.into());
     map.insert("config".into(), CONFIG_PATH.into());

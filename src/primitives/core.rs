@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 
 use super::{RhaiResult, RunContext, primitive, raise};
 use crate::error::Kind;
 use crate::primitives::node::Node;
+
+/// The primitive a playbook declares its parameters with (read before it runs).
+pub const DECLARE_PARAMETERS: &str = "parameters";
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
@@ -49,6 +52,18 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             .get(name)
             .map_or(default, crate::params::ParamValue::to_dynamic)
     });
+
+    primitive(
+        DECLARE_PARAMETERS,
+        &["declared: Map"],
+        "Declares the playbook's parameters, once, at its top level, as a literal map:\n\
+         `parameters(#{ version: #{ doc: \"the version to move to\", required: true },\n\
+         runtime: #{ doc: \"containerd to switch runtimes too\", value: \"\" } });`\n\
+         krun reads it before running: an unknown `--set` key is refused with a \"did you mean\",\n\
+         a required one must be given, `param(NAME)` returns the declared `value`, and\n\
+         `krun describe PLAYBOOK` and `krun check` show and check it. Running it does nothing.",
+    )
+    .register_into_engine(engine, |_declared: Map| {});
 
     let ctx = Arc::clone(context);
     primitive(

@@ -29,6 +29,11 @@ that would fall outside the supported version skew after the hop (older than 3 m
 1.28 on, 2 before) are a warning, or a refusal with `--strict-skew`. `opts`: `etcd_upgrade`\n\
 (bool), `certificate_renewal` (bool), `extra_args` (array of words), `timeout` (\"30m\"),\n\
 `allow_skew: true` (override the skew guards; logged as a warning in the plan and journal).\n\
+kubeadm itself refuses while kubelets are more than one minor behind the target (three from\n\
+1.29): that is refused here before kubeadm runs, naming the nodes to upgrade first;\n\
+`force: true` passes kubeadm's `--force` then (and only then), logged as a warning.\n\
+`check_only: true` runs the guards only (before anything changes) and returns\n\
+`#{ from, version, warnings }`.\n\
 In a dry-run the apply is recorded and later guards of the command judge against `version`;\n\
 offline there is no cluster to check, which the plan says (`--rehearse` gives it one).\n\
 Returns `#{ from, version, warnings, code, stdout, stderr, ok, observed }`.";
@@ -241,6 +246,8 @@ fn upgrade_apply(
             "certificate_renewal",
             "extra_args",
             "allow_skew",
+            "force",
+            "check_only",
             "timeout",
         ],
         ACTION,
@@ -261,6 +268,8 @@ fn upgrade_apply(
             )
         })?;
     let allow_skew = option::<bool>(opts, "allow_skew", ctx, ACTION, position)?.unwrap_or(false);
+    let force = option::<bool>(opts, "force", ctx, ACTION, position)?.unwrap_or(false);
+    let check_only = option::<bool>(opts, "check_only", ctx, ACTION, position)?.unwrap_or(false);
     let etcd_upgrade = option::<bool>(opts, "etcd_upgrade", ctx, ACTION, position)?;
     let certificate_renewal = option::<bool>(opts, "certificate_renewal", ctx, ACTION, position)?;
     let extra = extra_args(ctx, opts, ACTION, position)?;
@@ -268,6 +277,8 @@ fn upgrade_apply(
 
     let observed = read_cluster(ctx, call)?;
     let planned = ctx.host.skew.lock().expect("skew lock").clone();
+    // Set when kubeadm's kubelet rule is bypassed: only then is --force passed.
+    let mut forced = false;
     let current = planned.control_plane(observed.apiserver);
     let mut warnings = Vec::new();
     match current {
@@ -315,6 +326,37 @@ fn upgrade_apply(
                 }
             }
             let kubelets = planned.kubelets(observed.kubelets);
+            // kubeadm's own rule, stricter than the supported skew: it would refuse the apply
+            // after kubeadm was installed and plan ran; say so before, with the way out.
+            let too_old = skew::kubelets_kubeadm_refuses(&kubelets, target);
+            if !too_old.is_empty() {
+                let list: Vec<String> = too_old
+                    .iter()
+                    .map(|(node, version)| format!("{node} at {version}"))
+                    .collect();
+                let lag = skew::kubeadm_kubelet_lag(target);
+                let floor = KubeVersion::new(target.major, target.minor.saturating_sub(lag), 0);
+                let what = format!(
+                    "kubeadm {target} refuses `upgrade apply` while kubelets are more than {lag} minor(s) \
+                     behind it: {}",
+                    list.join(", ")
+                );
+                if force {
+                    forced = true;
+                    warnings.push(format!("{what}; passing --force as asked (force: true)"));
+                } else {
+                    return Err(refuse(
+                        ctx,
+                        position,
+                        ACTION,
+                        format!(
+                            "{what}; upgrade those nodes to {}.{} first (worker.rhai), or pass \
+                             force: true to run kubeadm with --force",
+                            floor.major, floor.minor
+                        ),
+                    ));
+                }
+            }
             let outside = skew::kubelets_outside_skew(&kubelets, target);
             if !outside.is_empty() {
                 let list = skew::group_by_problem(&outside);
@@ -342,6 +384,19 @@ fn upgrade_apply(
         }
     }
 
+    if check_only {
+        let mut map = Map::new();
+        map.insert(
+            "from".into(),
+            current.map_or_else(String::new, |c| c.to_string()).into(),
+        );
+        map.insert("version".into(), target.to_string().into());
+        map.insert(
+            "warnings".into(),
+            Dynamic::from_array(warnings.into_iter().map(Dynamic::from).collect()),
+        );
+        return Ok(map);
+    }
     let mut words = vec![
         "kubeadm".to_owned(),
         "upgrade".to_owned(),
@@ -358,6 +413,9 @@ fn upgrade_apply(
     }
     if let Some(renew) = certificate_renewal {
         words.push(format!("--certificate-renewal={renew}"));
+    }
+    if forced {
+        words.push("--force".to_owned());
     }
     words.extend(extra);
     let command = join(&words);

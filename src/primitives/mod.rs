@@ -30,6 +30,8 @@ use crate::params::ParamValue;
 use crate::plan::{Origin, RunId};
 use crate::primitives::node::Node;
 
+pub use core::DECLARE_PARAMETERS;
+
 use crate::host::packages::OsFacts;
 
 /// What every run of one command shares.

@@ -72,6 +72,21 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
         Ok(manager.parse_available(name, &outcome.stdout).into_iter().map(Dynamic::from).collect())
     });
 
+    let ctx = Arc::clone(context);
+    primitive(
+        "pkg_repo_minor",
+        &["node: Node", "minor: &str", "()"],
+        "Points the node's pkgs.k8s.io repository (one per minor: `…/core:/stable:/v1.29/deb/`\n\
+         or `…/rpm/`) at Kubernetes `minor` (\"1.29\") and refreshes its metadata. Sources\n\
+         without such a path (the legacy repositories, Arch) are left as they are.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Node, minor: &str| -> RhaiResult<()> {
+            repo_minor(&ctx, &call, &node, minor)
+        },
+    );
+
     for with_options in [false, true] {
         let ctx = Arc::clone(context);
         let params: &[&str] = if with_options {
@@ -118,6 +133,58 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             );
         }
     }
+}
+
+/// `pkg_repo_minor`: the package manager's repository switch, when it has one.
+fn repo_minor(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    minor: &str,
+) -> RhaiResult<()> {
+    let position = call.call_position();
+    let numbers: Vec<&str> = minor.trim_start_matches('v').split('.').collect();
+    if numbers.len() != 2
+        || numbers
+            .iter()
+            .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let failure = ctx.failure(
+            "pkg_repo_minor",
+            Kind::Input,
+            format!("pkg_repo_minor: minor must look like \"1.29\", got \"{minor}\""),
+        );
+        return Err(raise(position, failure));
+    }
+    let minor = numbers.join(".");
+    let Some(manager) = manager(ctx, call, node)? else {
+        let shown =
+            format!("point the pkgs.k8s.io repository at v{minor} (package manager not observed)");
+        ctx.step(
+            call,
+            "pkg_repo_minor",
+            node,
+            Access::Change,
+            shown.clone(),
+            exec(node, shown),
+        )?;
+        return Ok(());
+    };
+    let Some(command) = manager.repository_minor_command(&minor) else {
+        return Ok(());
+    };
+    let outcome = ctx.step(
+        call,
+        "pkg_repo_minor",
+        node,
+        Access::Change,
+        command.clone(),
+        exec(node, command.clone()),
+    )?;
+    if outcome.exit_code != 0 {
+        return Err(ctx.command_failed(position, "pkg_repo_minor", node, &command, &outcome));
+    }
+    Ok(())
 }
 
 /// `pkg_install`: the package manager's install command, after the kubelet skew guard.

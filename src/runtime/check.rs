@@ -130,6 +130,13 @@ fn check_source(
         }
     };
 
+    if is_playbook {
+        match super::shape::Shape::read(engine, resolver, file, text, &ast) {
+            Ok(shape) => out.extend(shape.undeclared_params(file, &ast)),
+            Err(problem) => out.push(*problem),
+        }
+    }
+
     let mut imports: Vec<(String, String, Position)> = Vec::new();
     let mut calls: Vec<(Option<String>, String, usize, Position, bool)> = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {

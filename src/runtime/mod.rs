@@ -7,3 +7,4 @@ pub mod doc;
 pub mod engine;
 pub mod run;
 pub mod setup;
+pub mod shape;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::diagnostic::Diagnostic;
 use super::engine::{self, ModulePath};
 use super::setup::{self, Setup};
+use super::shape::Shape;
 use crate::effects::Effects;
 use crate::error::Kind;
 use crate::inventory::{Inventory, NodeSpec};
@@ -111,12 +112,13 @@ impl Playbook {
         })
     }
 
-    /// Compiles with every check `krun check` makes; the diagnostics when there is a problem.
+    /// Compiles with every check `krun check` makes, and reads its shape; the diagnostics
+    /// when there is a problem.
     fn compile(
         &self,
         settings: &RunSettings,
         host: &Arc<Host>,
-    ) -> crate::Result<Result<rhai::AST, Vec<Diagnostic>>> {
+    ) -> crate::Result<Result<(rhai::AST, Shape), Vec<Diagnostic>>> {
         let check_engine = engine::for_run(
             self.module_path.clone(),
             &Arc::new(RunContext {
@@ -133,9 +135,13 @@ impl Playbook {
         if !diagnostics.is_empty() {
             return Ok(Err(diagnostics));
         }
-        engine::compile(&check_engine, &settings.playbook, &self.text)
-            .map(Ok)
-            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &self.file).message))
+        let ast = engine::compile(&check_engine, &settings.playbook, &self.text)
+            .map_err(|e| crate::Error::input(Diagnostic::from_parse(&e, &self.file).message))?;
+        let resolver = engine::Resolver::new(self.module_path.clone());
+        match Shape::read(&check_engine, &resolver, &self.file, &self.text, &ast) {
+            Ok(shape) => Ok(Ok((ast, shape))),
+            Err(problem) => Ok(Err(vec![*problem])),
+        }
     }
 }
 
@@ -163,25 +169,43 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         exit_code: 0,
         diagnostics: Vec::new(),
     };
-    let host = Arc::new(
-        Host::new(
-            Arc::clone(&effects),
-            Arc::clone(&settings.inventory),
-            settings.params.clone(),
-            settings.playbook.clone(),
-            settings.command_timeout,
-        )
-        .with_strict_skew(settings.strict_skew)
-        .with_cluster(setup::has_cluster(&settings)),
+    let (inventory, playbook_path, timeout, strict_skew, cluster) = (
+        Arc::clone(&settings.inventory),
+        settings.playbook.clone(),
+        settings.command_timeout,
+        settings.strict_skew,
+        setup::has_cluster(&settings),
     );
-    let ast = match playbook.compile(&settings, &host)? {
-        Ok(ast) => Arc::new(ast),
+    let new_host = |params: BTreeMap<String, ParamValue>| {
+        Arc::new(
+            Host::new(
+                Arc::clone(&effects),
+                Arc::clone(&inventory),
+                params,
+                playbook_path.clone(),
+                timeout,
+            )
+            .with_strict_skew(strict_skew)
+            .with_cluster(cluster),
+        )
+    };
+    let (ast, shape) = match playbook.compile(&settings, &new_host(settings.params.clone()))? {
+        Ok((ast, shape)) => (Arc::new(ast), shape),
         Err(diagnostics) => {
             report.exit_code = Kind::Input.exit_code();
             report.diagnostics = diagnostics;
             return Ok(report);
         }
     };
+    shape.complete(&playbook.file, &mut settings.params)?;
+    report.params = params_json(&settings.params, &settings.secret_params);
+    if shape.uses_node && settings.nodes.is_empty() {
+        return Err(crate::Error::input(format!(
+            "{} runs once per node (it uses `node`): pass --node NAME, once per node",
+            playbook.file
+        )));
+    }
+    let host = new_host(settings.params.clone());
 
     let journal = if settings.journal {
         open_journal(&settings, &playbook.text, &report.params)?
@@ -204,6 +228,9 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         .nth(setup.run().0)
         .filter(|r| !r.steps.is_empty() || r.failure.is_some());
     let (batches, lock) = prepared?;
+    if let Some(lock) = &lock {
+        effects.require(Arc::new(lock.guard()));
+    }
     report.forecast = batches.forecast;
     if let Some(forecast) = report.forecast.as_ref().filter(|f| f.blocked()) {
         tracing::error!(
@@ -579,17 +606,13 @@ fn run_one(
     }
 }
 
-/// Cancels the run on SIGINT, SIGTERM or when the overall time limit passes.
+/// Cancels the run on SIGINT, SIGTERM or when the overall time limit passes. Cancelling stops
+/// every wait and command in flight (the boundary and the transport see to it) and starts no
+/// new step. A second SIGINT or SIGTERM exits at once, without waiting for that.
 async fn watch_signals(cancel: CancellationToken, timeout: Option<Duration>) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let limit = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -597,9 +620,28 @@ async fn watch_signals(cancel: CancellationToken, timeout: Option<Duration>) {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted: no new step starts; cancelling commands in flight"),
-        () = terminate => tracing::warn!("terminated: no new step starts; cancelling commands in flight"),
-        () = limit => tracing::error!("the run exceeded --timeout; cancelling"),
+        () = next(&mut interrupt) => tracing::warn!("interrupted: no new step starts; stopping what runs (Ctrl-C again exits at once)"),
+        () = next(&mut term) => tracing::warn!("terminated: no new step starts; stopping what runs (a second SIGTERM exits at once)"),
+        () = limit => tracing::error!("the run exceeded --timeout; stopping what runs"),
     }
     cancel.cancel();
+    tokio::select! {
+        () = next(&mut interrupt) => {}
+        () = next(&mut term) => {}
+    }
+    tracing::error!(
+        "interrupted again: exiting at once; commands in flight may still run on their nodes, \
+         and `krun runs` shows where each node stopped"
+    );
+    std::process::exit(i32::from(Kind::Interrupted.exit_code()));
+}
+
+/// The next delivery of a signal; never, when it could not be watched.
+async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal.as_mut() {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }

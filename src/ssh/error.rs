@@ -320,7 +320,7 @@ fn stop_note(root_login: bool) -> &'static str {
 }
 
 /// Long commands (heredocs, scripts) are cut so an error stays readable on one screen.
-fn short(command: &str) -> String {
+pub fn short(command: &str) -> String {
     const MAX: usize = 160;
     let one_line = command.lines().next().unwrap_or_default();
     if one_line.len() == command.len() && command.chars().count() <= MAX {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use error::{HostKeyError, SshError};
+pub use error::{HostKeyError, SshError, short as short_command};
 pub use pool::SshPool;
 
 /// How to reach one node.

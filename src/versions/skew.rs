@@ -155,6 +155,33 @@ pub fn kubelets_outside_skew(
         .collect()
 }
 
+/// How many minors behind its own version kubeadm lets kubelets be before `kubeadm upgrade
+/// apply` refuses ("There are kubelets in this cluster that are too old", bypassed only by
+/// `--force`): one up to kubeadm 1.28, three from 1.29 (kubernetes/kubernetes#120825). Stricter
+/// than the skew the project supports, which already allowed three minors from 1.28.
+pub fn kubeadm_kubelet_lag(kubeadm: KubeVersion) -> u64 {
+    if kubeadm.major == 1 && kubeadm.minor >= 29 {
+        3
+    } else {
+        1
+    }
+}
+
+/// The kubelets `kubeadm upgrade apply v<target>` (kubeadm at `target`) refuses, oldest first.
+pub fn kubelets_kubeadm_refuses(
+    kubelets: &BTreeMap<String, KubeVersion>,
+    target: KubeVersion,
+) -> Vec<(String, KubeVersion)> {
+    let lag = kubeadm_kubelet_lag(target);
+    let mut old: Vec<(String, KubeVersion)> = kubelets
+        .iter()
+        .filter(|(_, v)| v.major == target.major && v.minor + lag < target.minor)
+        .map(|(node, v)| (node.clone(), *v))
+        .collect();
+    old.sort_by_key(|(node, v)| (*v, node.clone()));
+    old
+}
+
 /// The kube-apiservers that would be more than one minor behind `target` once one of them
 /// runs it (HA instances must stay within one minor of each other).
 pub fn apiservers_left_behind(
@@ -221,13 +248,17 @@ impl Planned {
 /// The kubelet version a package install names: package `kubelet` at `version`, or a package
 /// file `kubelet-1.12.1-1-aarch64.pkg.tar.zst` / `kubelet_1.21.14-00_amd64.deb`.
 pub fn kubelet_package_version(name: &str, version: &str) -> Option<KubeVersion> {
-    if name == "kubelet" {
+    // Arch Linux's single `kubernetes` package (and the team-built one of the ARM report,
+    // `kubernetes-1.12.1-1-aarch64.pkg.tar.xz`) carries kubelet too; AUR's is `kubelet-bin`.
+    if matches!(name, "kubelet" | "kubelet-bin" | "kubernetes") {
         return KubeVersion::parse(version).filter(|v| v.patch.is_some());
     }
     let file = name.rsplit('/').next()?;
-    let rest = file
-        .strip_prefix("kubelet-")
-        .or_else(|| file.strip_prefix("kubelet_"))?;
+    let rest = ["kubelet-bin-", "kubelet-", "kubelet_", "kubernetes-"]
+        .iter()
+        .find_map(|prefix| file.strip_prefix(prefix))
+        // kubernetes-cni-1.2.0 is the CNI plugins, not Kubernetes.
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))?;
     let version: String = rest
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
@@ -264,6 +295,38 @@ pub fn group_by_problem(outside: &[(String, KubeletSkew)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubeadm_refuses_kubelets_one_minor_behind_until_1_28_and_three_from_1_29() {
+        let v = |text: &str| KubeVersion::parse(text).unwrap();
+        let kubelets: BTreeMap<String, KubeVersion> = [
+            ("w1".to_owned(), v("1.20.15")),
+            ("w2".to_owned(), v("1.21.14")),
+            ("m1".to_owned(), v("1.22.17")),
+        ]
+        .into();
+        assert_eq!(
+            kubelets_kubeadm_refuses(&kubelets, v("1.22.17")),
+            [("w1".to_owned(), v("1.20.15"))]
+        );
+        assert!(kubelets_kubeadm_refuses(&kubelets, v("1.21.14")).is_empty());
+        let kubelets: BTreeMap<String, KubeVersion> = [
+            ("w1".to_owned(), v("1.26.15")),
+            ("w2".to_owned(), v("1.25.16")),
+        ]
+        .into();
+        assert_eq!(
+            kubelets_kubeadm_refuses(&kubelets, v("1.28.15")),
+            [
+                ("w2".to_owned(), v("1.25.16")),
+                ("w1".to_owned(), v("1.26.15"))
+            ]
+        );
+        assert_eq!(
+            kubelets_kubeadm_refuses(&kubelets, v("1.29.14")),
+            [("w2".to_owned(), v("1.25.16"))]
+        );
+    }
 
     fn v(text: &str) -> KubeVersion {
         KubeVersion::parse(text).unwrap()
@@ -438,6 +501,22 @@ mod tests {
         );
         assert_eq!(
             kubelet_package_version("/tmp/kubectl-1.21.14.deb", ""),
+            None
+        );
+        assert_eq!(
+            kubelet_package_version("/root/pkgs/kubernetes-1.12.1-1-aarch64.pkg.tar.xz", ""),
+            v("1.12.1")
+        );
+        assert_eq!(
+            kubelet_package_version("kubernetes", "1.12.1-1"),
+            v("1.12.1")
+        );
+        assert_eq!(
+            kubelet_package_version("kubelet-bin-1.21.14-1-x86_64.pkg.tar.zst", ""),
+            v("1.21.14")
+        );
+        assert_eq!(
+            kubelet_package_version("/tmp/kubernetes-cni-1.2.0-0.x86_64.rpm", ""),
             None
         );
     }

@@ -2,6 +2,7 @@
 
 mod check;
 mod confirm;
+mod describe;
 mod doc;
 mod dry_run;
 mod input;

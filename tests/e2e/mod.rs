@@ -2,6 +2,8 @@
 //! the ssh transport together.
 
 mod host_keys;
+mod interrupts;
+mod journal;
 mod lab;
 mod registry;
 mod resume;

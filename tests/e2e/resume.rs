@@ -130,6 +130,30 @@ fn resume_after_a_failure_and_after_a_crash() {
         std::fs::read_to_string(node.dir().join("log")).unwrap(),
         "one\nthree ok\n"
     );
+
+    // 6. The run is complete: resuming any run of the chain again is refused, nothing runs
+    // twice, and the first run's record says how it ended.
+    for id in [&first, &second] {
+        crate::cli::Krun::new()
+            .args(["resume", id, "--state-dir", state_arg, "--retry-unknown"])
+            .run()
+            .code(3)
+            .stderr_has("nothing left to resume");
+    }
+    assert_eq!(
+        std::fs::read_to_string(node.dir().join("log")).unwrap(),
+        "one\nthree ok\n",
+        "a second resume executed steps again"
+    );
+    let shown = crate::cli::Krun::new()
+        .args(["runs", "show", &first, "--state-dir", state_arg])
+        .run();
+    shown.code(0).stdout_has("which finished");
+    assert!(
+        !shown.stdout.contains("resume with"),
+        "a finished run is offered a resume:\n{}",
+        shown.stdout
+    );
 }
 
 /// Kills krun while `step` (step 1) runs, then resumes without `--retry-unknown`: the step's
@@ -247,5 +271,69 @@ sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60", #
             .unwrap_or_default()
             .contains("twice reaches the same state"),
         "{steps:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_is_refused_while_the_run_lives_and_takes_over_once_it_died() {
+    let Some(fleet) = Fleet::start(1) else { return };
+    let sim = crate::support::sim::Sim::start(crate::support::sim::DRAIN_CLUSTER, 1.0).await;
+    let node = fleet.node("n1");
+    let setup = Setup::new(
+        &fleet,
+        "sh(node, \"touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60\");\n\
+         sh(node, \"echo done >> $KRUN_NODE_DIR/log\");\n",
+    );
+    let state = setup.dir.path().join("state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    let kubeconfig = sim.kubeconfig.to_str().unwrap().to_owned();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_krun"))
+        .args(setup.krun_args(&["--node", "n1", "--kubeconfig", &kubeconfig]))
+        .args(["--state-dir", &state_arg])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node.dir().join("started").exists() {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .next()
+        .unwrap();
+    let resume = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || crate::cli::Krun::new().args(args).run())
+    };
+    let args = vec![
+        "resume".to_owned(),
+        id.clone(),
+        "--state-dir".to_owned(),
+        state_arg.clone(),
+        "--retry-unknown".to_owned(),
+    ];
+
+    // The first run lives and renews the lock: a resume would make two processes work on it.
+    resume(args.clone())
+        .await
+        .unwrap()
+        .code(3)
+        .stderr_has("the run this one resumes is still alive");
+    assert!(
+        !node.dir().join("log").exists(),
+        "the refused resume ran a step"
+    );
+
+    // Killed (a crash): its process is gone on this machine, so the resume takes over at once.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::fs::write(node.dir().join("go"), "").unwrap();
+    let out = resume(args).await.unwrap();
+    out.code(0).stderr_has("whose process is gone");
+    assert_eq!(
+        std::fs::read_to_string(node.dir().join("log")).unwrap(),
+        "done\n"
     );
 }

@@ -119,10 +119,13 @@ fn upgrade_three_distributions_in_one_batch() {
         })
         .collect();
     assert!(
-        commands[0].contains("apt-get install") && commands[0].ends_with("kubelet=1.21.14-00"),
+        commands[0].contains("apt-get install") && commands[0].contains(" kubelet=1.21.14-00;"),
         "{commands:?}"
     );
-    assert_eq!(commands[1], "dnf install -y kubelet-1.21.14");
+    assert_eq!(
+        commands[1],
+        "dnf install -y --disableexcludes=kubernetes kubelet-1.21.14"
+    );
     assert_eq!(commands[2], "pacman -S --noconfirm --needed kubelet");
 }
 
@@ -250,7 +253,7 @@ pkg_install(node, "kubelet", param("v"));
         install["command"]
             .as_str()
             .unwrap()
-            .ends_with(&format!("'kubelet={evil}'")),
+            .contains(&format!(" 'kubelet={evil}';")),
         "{install}"
     );
 }

@@ -311,3 +311,56 @@ fn hostname() -> String {
         .trim()
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lock_is_broken_makes_no_further_change() {
+    let setup = setup().await;
+    // Waits for worker-1, then cordons worker-2: a change the broken lock must stop.
+    let playbook = setup.sim.dir.path().join("then-cordon.rhai");
+    std::fs::write(
+        &playbook,
+        "wait_ready(\"worker-1\", \"10m\");\ncordon(\"worker-2\");\n",
+    )
+    .unwrap();
+    setup
+        .sim
+        .handle()
+        .set_node_ready("worker-1", false)
+        .unwrap();
+    let mut args = vec![
+        playbook.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ];
+    args.extend(setup.kubeconfig_args());
+    let run = tokio::spawn(krun(args));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while setup.holder().await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A colleague breaks the lock while the run waits; then the wait ends at once.
+    krun(unlock(&setup, &["--force"])).await.code(0);
+    setup.sim.handle().set_node_ready("worker-1", true).unwrap();
+    let out = run.await.unwrap();
+    out.code(3)
+        .stderr_has("lost the cluster lock kube-system/krun-upgrade");
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["action"], "cordon");
+    assert!(
+        steps[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("was not run: lost the cluster lock")),
+        "{}",
+        steps[1]
+    );
+    let worker_2 = setup.sim.kube().node_info("worker-2").await.unwrap();
+    assert!(
+        !worker_2.unschedulable,
+        "worker-2 was cordoned after the lock was lost"
+    );
+}

@@ -136,17 +136,20 @@ fn applying_three_minors_at_once_is_refused_with_the_path() {
 fn a_dry_run_of_several_hops_judges_each_against_the_one_before() {
     let rehearsal = Rehearsal::new(
         r#"let cp = find_node("cp-1");
-for v in ["1.21.14", "1.22.17"] { kubeadm_upgrade_apply(cp, v, #{ etcd_upgrade: false }); }
+for v in ["1.21.14", "1.22.17"] { kubeadm_upgrade_apply(cp, v, #{ etcd_upgrade: false, force: true }); }
 "#,
     );
     let out = rehearsal.run(&[]);
     out.code(0);
+    let applies = commands(&out, "kubeadm_upgrade_apply");
     assert_eq!(
-        commands(&out, "kubeadm_upgrade_apply"),
-        [
-            "kubeadm upgrade apply -y v1.21.14 --etcd-upgrade=false",
-            "kubeadm upgrade apply -y v1.22.17 --etcd-upgrade=false"
-        ]
+        applies[0],
+        "kubeadm upgrade apply -y v1.21.14 --etcd-upgrade=false"
+    );
+    // kubeadm 1.22 refuses the 1.20 kubelets unless forced, and the plan says it is.
+    assert!(
+        applies[1].starts_with("kubeadm upgrade apply -y v1.22.17 --etcd-upgrade=false --force  # WARNING: kubeadm 1.22.17 refuses `upgrade apply` while kubelets are more than 1 minor(s) behind it"),
+        "{applies:?}"
     );
     // Each hop read the cluster first.
     let reads = commands(&out, "skew_check");
@@ -165,7 +168,7 @@ kubeadm_upgrade_apply(cp, "1.23.17", #{});
 }
 
 const THREE_HOPS: &str = r#"let cp = find_node("cp-1");
-for v in ["1.21.14", "1.22.17", "1.23.17"] { kubeadm_upgrade_apply(cp, v, #{}); }
+for v in ["1.21.14", "1.22.17", "1.23.17"] { kubeadm_upgrade_apply(cp, v, #{ force: true }); }
 "#;
 
 #[test]
@@ -176,10 +179,13 @@ fn kubelets_left_behind_warn_or_refuse_under_strict_skew() {
         "kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2",
     );
     let applies = commands(&out, "kubeadm_upgrade_apply");
-    assert!(!applies[1].contains("WARNING"), "{applies:?}");
     assert!(
-        applies[2]
-            == "kubeadm upgrade apply -y v1.23.17  # WARNING: after kubeadm upgrade apply 1.23.17, kubelets outside the supported skew: kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (3 nodes: cp-1, n1, n2)",
+        !applies[1].contains("outside the supported skew"),
+        "{applies:?}"
+    );
+    assert!(
+        applies[2].starts_with("kubeadm upgrade apply -y v1.23.17 --force  # WARNING: ")
+            && applies[2].ends_with("after kubeadm upgrade apply 1.23.17, kubelets outside the supported skew: kubelet 1.20.15 would be 3 minors behind kube-apiserver 1.23; 1.23 allows at most 2 (3 nodes: cp-1, n1, n2)"),
         "{applies:?}"
     );
 
@@ -193,7 +199,7 @@ fn kubelets_left_behind_warn_or_refuse_under_strict_skew() {
     let rehearsal = Rehearsal::new(
         r#"let cp = find_node("cp-1");
 kubeadm_upgrade_apply(cp, "1.21.14", #{});
-kubeadm_upgrade_apply(cp, "1.22.17", #{});
+kubeadm_upgrade_apply(cp, "1.22.17", #{ force: true });
 for n in ["n1", "n2", "cp-1"] { pkg_install(find_node(n), "kubelet", "1.22.17-00"); }
 kubeadm_upgrade_apply(cp, "1.23.17", #{});
 "#,
@@ -204,7 +210,7 @@ kubeadm_upgrade_apply(cp, "1.23.17", #{});
 #[test]
 fn allow_skew_overrides_loudly() {
     let rehearsal = Rehearsal::new(
-        r#"kubeadm_upgrade_apply(find_node("cp-1"), "1.22.17", #{ allow_skew: true });"#,
+        r#"kubeadm_upgrade_apply(find_node("cp-1"), "1.22.17", #{ allow_skew: true, force: true });"#,
     );
     let out = rehearsal.run(&[]);
     out.code(0).stderr_has("skew guard overridden (allow_skew)");
@@ -402,19 +408,18 @@ fn a_plan_without_the_node_names_each_minor() {
         r#"let cp = find_node("cp-1");
 for v in version_path("1.20.15", "1.22", pkg_versions(cp, "kubeadm")) {
     pkg_install(cp, "kubeadm", v);
-    kubeadm_upgrade_apply(cp, v, #{});
+    kubeadm_upgrade_apply(cp, v, #{ force: true });
 }
 "#,
     );
     let out = rehearsal.run(&[]);
     out.code(0)
         .stderr_has("the available versions were not observed");
-    assert_eq!(
-        commands(&out, "kubeadm_upgrade_apply"),
-        [
-            "kubeadm upgrade apply -y v1.21.x",
-            "kubeadm upgrade apply -y v1.22.x"
-        ]
+    let applies = commands(&out, "kubeadm_upgrade_apply");
+    assert_eq!(applies[0], "kubeadm upgrade apply -y v1.21.x");
+    assert!(
+        applies[1].starts_with("kubeadm upgrade apply -y v1.22.x --force  # WARNING: "),
+        "{applies:?}"
     );
     // A live run never takes a placeholder.
     let rehearsal = Rehearsal::new(r#"kubeadm_upgrade_apply(node, "1.21.x", #{});"#);
@@ -508,7 +513,7 @@ kubeadm_upgrade_apply(cp, "1.22.17", #{});
         HA_INVENTORY,
         r#"let cp = find_node("cp-1");
 for v in ["1.21.14", "1.22.17"] {
-    kubeadm_upgrade_apply(cp, v, #{});
+    kubeadm_upgrade_apply(cp, v, #{ force: true });
     for other in ["cp-2", "cp-3"] { kubeadm_upgrade_node(find_node(other)); }
 }
 "#,

@@ -91,7 +91,7 @@ impl Os {
         }
     }
 
-    fn os_release(self) -> &'static str {
+    pub(crate) fn os_release(self) -> &'static str {
         match self {
             Self::Debian12 => concat!(
                 "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
@@ -956,7 +956,7 @@ fn fleet_prerequisites() -> bool {
     require(&["/usr/sbin/sshd", "ssh-keygen", "unshare", "mount"], true)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     loop {

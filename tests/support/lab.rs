@@ -441,7 +441,7 @@ impl Drop for Lab {
 }
 
 /// Runs `future` to completion on `runtime`, from any thread (also from inside another runtime).
-fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+pub(crate) fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
 where
     F: std::future::Future + Send,
     F::Output: Send,
@@ -455,7 +455,7 @@ where
 }
 
 /// Starts watching every budget and returns once the initial list is in.
-fn watch_budgets(
+pub(crate) fn watch_budgets(
     runtime: &tokio::runtime::Runtime,
     server: &Server,
     violations: Arc<Mutex<Vec<String>>>,
@@ -519,7 +519,7 @@ fn watch_budgets(
 }
 
 /// Budgets with fewer healthy pods than desired in a snapshot: `(namespace/name, healthy, desired)`.
-fn violated_budgets(list: &Value) -> Vec<(String, i64, i64)> {
+pub(crate) fn violated_budgets(list: &Value) -> Vec<(String, i64, i64)> {
     list["items"]
         .as_array()
         .into_iter()
@@ -689,7 +689,7 @@ pub fn kubeadm_flags(runtime: Runtime) -> &'static str {
     }
 }
 
-fn kubeconfig(server: &str, user: &str) -> String {
+pub(crate) fn kubeconfig(server: &str, user: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
@@ -710,7 +710,7 @@ users:
     )
 }
 
-fn static_pod_manifest(component: &str, image: &str, command: &[&str]) -> String {
+pub(crate) fn static_pod_manifest(component: &str, image: &str, command: &[&str]) -> String {
     let command: String = std::iter::once(component)
         .chain(command.iter().copied())
         .map(|arg| format!("    - {arg}\n"))
@@ -743,7 +743,7 @@ status: {{}}
 
 /// Writes the files kubeadm leaves on a node.
 /// A CA certificate as kubeadm makes one (ten years), so certificate checks find a real one.
-fn cluster_ca() -> &'static str {
+pub(crate) fn cluster_ca() -> &'static str {
     static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CA.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary directory");

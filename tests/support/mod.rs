@@ -29,6 +29,7 @@ pub mod agent;
 pub mod etcd;
 pub mod fleet;
 pub mod lab;
+pub mod machines;
 pub mod process;
 pub mod shims;
 pub mod sim;
@@ -121,6 +122,7 @@ fn remove_stale_work_dirs() {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
+            machines::boot::reap_stale(&entry.path());
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
