@@ -57,7 +57,7 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .verdict{font-weight:bold;padding:.5em 1em;border-radius:4px;display:inline-block}.verdict.refused{background:#fdd;color:#900}.verdict.passed{background:#dfd;color:#060}\
 .sev{font-weight:bold;text-transform:uppercase;font-size:12px}\
 .legend span{display:inline-block;margin-right:1.2em}.legend i{display:inline-block;width:14px;height:10px;margin-right:.3em;border:1px solid #555;vertical-align:middle}\
-td.nodes{min-width:16em}.charts{display:flex;flex-wrap:wrap;gap:1em}.chart{border:1px solid #ddd;padding:.4em;width:300px}.chart p{margin:0;font-size:12px}\
+td.nodes{min-width:16em}table.workloads td:nth-child(2){text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:1em}.chart{border:1px solid #ddd;padding:.4em;width:300px}.chart p{margin:0;font-size:12px}\
 details summary{cursor:pointer}svg text{font:11px system-ui,sans-serif}";
 
 /// The whole page.
@@ -696,7 +696,7 @@ fn workloads(out: &mut String, forecast: &Forecast) {
         };
         let _ = write!(
             out,
-            "<tr><td>{}{}</td><td class=\"{class} n\">{}/{}</td><td class=\"n\">{batch}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}{}</td><td class=\"{class}\">{}/{}</td><td class=\"n\">{batch}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
             if i.critical {
                 " <small>(critical)</small>"

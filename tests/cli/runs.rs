@@ -155,7 +155,11 @@ fn the_runs_table_has_one_line_per_run_with_its_age_and_where_it_stopped() {
         .arg_path(&state)
         .run();
     out.code(0);
-    insta::with_settings!({ filters => vec![(r"\d{8}T\d{6}Z-[0-9a-f]{6}", "[run-id]")] }, {
+    let filters = vec![
+        (r"\d{8}T\d{6}Z-[0-9a-f]{6}", "[run-id]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    ];
+    insta::with_settings!({ filters => filters }, {
         insta::assert_snapshot!(out.stdout);
     });
     let failed = out
