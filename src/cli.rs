@@ -55,6 +55,14 @@ pub enum Command {
     /// Check the cluster before an upgrade: findings with fixes, and the disruption forecast of
     /// a batch plan. Exit 3 when anything blocks.
     Preflight(Box<PreflightArgs>),
+    /// The playbook libraries of this repository (krun.toml, krun.lock, vendor/).
+    Lib(crate::cmd::lib::LibArgs),
+    /// Start a team's playbook repository: krun.toml, a playbook, an inventory example, a CI check.
+    Init(crate::cmd::init::InitArgs),
+    /// Print the completion script for a shell.
+    Completions(crate::cmd::completions::CompletionsArgs),
+    /// Print krun's manual page (roff), or write one page per subcommand into a directory.
+    Man(crate::cmd::completions::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +229,12 @@ pub struct RunArgs {
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
 
+    /// A file or directory outside the playbook's directory and the --lib directories that
+    /// `render`, `upload` and `import` may read (repeatable). Without it they refuse absolute
+    /// paths and `..` that leads out.
+    #[arg(long = "allow-local", value_name = "PATH")]
+    pub allow_local: Vec<PathBuf>,
+
     /// How many nodes run at once: a number (3), a share of the nodes (10%), or `auto` (batches
     /// chosen from the cluster so that no workload goes below its PodDisruptionBudget; needs
     /// the cluster, run in batches one after another). With --rehearse, the disruption
@@ -242,9 +256,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub rehearse: Option<PathBuf>,
 
-    /// With --dry-run: do not contact nodes at all, even for read-only probes.
+    /// With --dry-run: do not contact nodes at all, even for read-only probes, nor a library's
+    /// git remote (libraries come from vendor/ and the cache).
     #[arg(long)]
     pub offline: bool,
+
+    /// Fail when krun.lock does not match krun.toml (or a path library changed) instead of
+    /// updating it.
+    #[arg(long)]
+    pub locked: bool,
 
     /// Refuse (exit 3) a `kubeadm_upgrade_apply` or kubelet install after which a kubelet would
     /// be outside the Kubernetes version-skew policy, instead of warning.
@@ -376,6 +396,19 @@ pub struct CheckArgs {
     /// Library directories for `import` (repeatable).
     #[arg(long = "lib", value_name = "DIR")]
     pub libs: Vec<PathBuf>,
+
+    /// A file or directory outside the playbooks' directories and the --lib directories that
+    /// `import` may read (repeatable).
+    #[arg(long = "allow-local", value_name = "PATH")]
+    pub allow_local: Vec<PathBuf>,
+
+    /// Fail when krun.lock does not match krun.toml instead of updating it.
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Never contact a library's git remote (vendor/ and the cache only).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -402,6 +435,11 @@ pub struct DocArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DocFormat::Markdown)]
     pub format: DocFormat,
+
+    /// Document the modules of this library of the repository in the current directory
+    /// (a name from its krun.lock) instead of krun's primitives and stdlib.
+    #[arg(long = "lib", value_name = "NAME")]
+    pub lib: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,22 +29,27 @@ pub mod preflight;
 pub mod effects;
 
 // Clients and domain: the Kubernetes API, etcd, ssh, the cluster simulator, what krun knows
-// of nodes (packages, kubelet and containerd configuration) and of Kubernetes versions.
+// of nodes (packages, kubelet and containerd configuration) and of Kubernetes versions, and
+// the playbook libraries a repository locks (git, versions, vendoring).
 pub mod etcd;
 pub mod host;
 pub mod kube;
+pub mod library;
 pub mod sim;
 pub mod ssh;
 pub mod versions;
 
-// Base: the inventory, the plan and its journal, parameters, quoting, colours, errors.
+// Base: the inventory, the plan and its journal, parameters, the local files a playbook may
+// read, quoting, secrets, colours, errors.
 pub mod error;
 pub mod inventory;
 pub mod journal;
+pub mod local;
 pub mod paint;
 pub mod params;
 pub mod plan;
 pub mod quote;
+pub mod secrets;
 pub mod suggest;
 
 pub use error::{Error, Result};

@@ -2,11 +2,12 @@
 //! and what came of it. A dry-run's plan and a real run's report are the same structure; the
 //! real run has results filled in. Secret values are redacted before anything is stored.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
 use crate::journal::Journal;
+use crate::secrets::Secrets;
 
 /// Whether a step only observes, or changes something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,14 +169,23 @@ impl RunRecord {
     /// judged from the steps that were carried out.
     pub fn left_cordoned(&self) -> Vec<String> {
         let mut cordoned: Vec<String> = Vec::new();
-        for step in self.steps.iter().filter(|s| s.executed || s.replayed) {
+        for step in &self.steps {
             // Kubernetes steps act on the cluster; their result names the node.
             let Some(node) = step.data["node"].as_str().map(str::to_owned) else {
                 continue;
             };
+            let carried_out = step.executed || step.replayed;
+            // A drain that failed says whether it left the node cordoned (whoever cordoned it).
+            let failed_cordoned = step.data["left_cordoned"] == true;
             match step.action.as_str() {
-                "cordon" | "drain" if !cordoned.contains(&node) => cordoned.push(node),
-                "uncordon" if step.error.is_none() => cordoned.retain(|n| n != &node),
+                "cordon" | "drain"
+                    if (carried_out || failed_cordoned) && !cordoned.contains(&node) =>
+                {
+                    cordoned.push(node);
+                }
+                "uncordon" if carried_out && step.error.is_none() => {
+                    cordoned.retain(|n| n != &node);
+                }
                 _ => {}
             }
         }
@@ -205,7 +215,7 @@ type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 /// The shared record of all runs of one command.
 pub struct Recorder {
     runs: Mutex<Vec<RunRecord>>,
-    secrets: RwLock<Vec<String>>,
+    secrets: Arc<Secrets>,
     observer: RwLock<Option<Observer>>,
     journal: RwLock<Option<std::sync::Arc<Journal>>>,
 }
@@ -218,9 +228,14 @@ impl Default for Recorder {
 
 impl Recorder {
     pub fn new() -> Self {
+        Self::with_secrets(Arc::new(Secrets::new()))
+    }
+
+    /// A recorder redacting with `secrets`, which the command's log sink shares.
+    pub fn with_secrets(secrets: Arc<Secrets>) -> Self {
         Self {
             runs: Mutex::new(Vec::new()),
-            secrets: RwLock::new(Vec::new()),
+            secrets,
             observer: RwLock::new(None),
             journal: RwLock::new(None),
         }
@@ -255,28 +270,22 @@ impl Recorder {
 
     /// Registers a value that must never appear in logs, plans or reports.
     pub fn add_secret(&self, secret: &str) {
-        if !secret.is_empty() {
-            self.secrets
-                .write()
-                .expect("secrets lock")
-                .push(secret.to_owned());
-        }
+        self.secrets.add(secret);
+    }
+
+    /// The command's secrets, for output that does not pass through the record (the log).
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Replaces every registered secret in `text` with `***`.
     pub fn redact(&self, text: &str) -> String {
-        let secrets = self.secrets.read().expect("secrets lock");
-        secrets.iter().fold(text.to_owned(), |acc, secret| {
-            acc.replace(secret.as_str(), "***")
-        })
+        self.secrets.redact(text)
     }
 
     /// `redact` for structured data.
     pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
-        if value.is_null() || self.secrets.read().expect("secrets lock").is_empty() {
-            return value.clone();
-        }
-        serde_json::from_str(&self.redact(&value.to_string())).unwrap_or(serde_json::Value::Null)
+        self.secrets.redact_json(value)
     }
 
     /// Adds a run (not started yet) and returns its id.
@@ -448,6 +457,29 @@ pub fn file_diff(current: Option<&str>, new: &str) -> String {
         .to_string()
 }
 
+/// What a plan shows instead of the diff of a file made from a local file the playbook did not
+/// mark showable: whether it changes, and the sizes and digests, never the text.
+pub fn hidden_diff(current: Option<&str>, new: &[u8]) -> String {
+    use sha2::Digest;
+    let describe = |bytes: &[u8]| {
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        format!("{} bytes, sha256 {}", bytes.len(), &digest[..16])
+    };
+    let new_text = describe(new);
+    match current {
+        Some(current) if current.as_bytes() == new => {
+            format!("(content not shown: a local file) unchanged: {new_text}\n")
+        }
+        Some(current) => format!(
+            "(content not shown: a local file; `show: true` shows it) changes: {} -> {new_text}\n",
+            describe(current.as_bytes())
+        ),
+        None => format!(
+            "(content not shown: a local file; `show: true` shows it) new file: {new_text}\n"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +515,15 @@ mod tests {
         let recorder = Recorder::new();
         recorder.add_secret("s3cr3t");
         assert_eq!(recorder.redact("token=s3cr3t;"), "token=***;");
+    }
+
+    #[test]
+    fn a_hidden_diff_tells_sizes_not_text() {
+        let shown = hidden_diff(Some("old key\n"), b"new key\n");
+        assert!(shown.contains("changes: 8 bytes, sha256 "), "{shown}");
+        assert!(!shown.contains("key"), "{shown}");
+        assert!(hidden_diff(Some("a"), b"a").contains("unchanged"));
+        assert!(hidden_diff(None, b"a").contains("new file: 1 bytes"));
     }
 
     #[test]

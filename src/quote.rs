@@ -27,6 +27,21 @@ pub fn join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
         .join(" ")
 }
 
+/// Quotes a command's operands (package names, units, images) and puts `--` before them when
+/// one starts with `-`, so a value never becomes an option: `systemctl restart -- --host=x`
+/// looks for a unit of that name instead of restarting units on another host. Every tool krun
+/// passes operands to reads `--` as the end of its options (apt-get, apt-cache, dpkg-query,
+/// dnf, rpm, pacman, systemctl, mkdir; crictl and ctr through Go's flag parsing).
+pub fn operands<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    let words: Vec<String> = words.into_iter().map(|w| w.as_ref().to_owned()).collect();
+    let quoted = join(&words);
+    if words.iter().any(|w| w.starts_with('-')) {
+        format!("-- {quoted}")
+    } else {
+        quoted
+    }
+}
+
 /// A command that writes stdin to `path` atomically (temporary file in the same directory, then
 /// rename), creating the directory if needed, with the given permission bits.
 pub fn write_file_command(path: &str, mode: u32) -> String {
@@ -77,6 +92,16 @@ mod tests {
         ] {
             assert_eq!(through_a_shell(word), word);
         }
+    }
+
+    #[test]
+    fn option_like_operands_come_after_the_end_of_options() {
+        assert_eq!(operands(["kubelet"]), "kubelet");
+        assert_eq!(operands(["--host=x"]), "-- --host=x");
+        assert_eq!(
+            operands(["a", "-oDPkg::Pre-Invoke::=x"]),
+            "-- a -oDPkg::Pre-Invoke::=x"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! those to evict, the longest a budget has held one against the drain's limit) under a line
 //! for the batch plan (batch i of N, how long the rest should take). Without a terminal (or with
 //! `--output json`) only plain log lines go to stderr, with RFC 3339 times, so stdout carries
-//! nothing but the result.
+//! nothing but the result. Every log line is redacted with the command's secrets on its way
+//! out, whatever printed it.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -23,6 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::paint::{Paint, Tone};
 use crate::plan::{Event as PlanEvent, Recorder, RunStatus};
+use crate::secrets::Secrets;
 
 /// The target of events that move the live display (a drain's counts, a batch's start).
 const PROGRESS: &str = "krun::progress";
@@ -33,6 +35,7 @@ pub struct Ui {
     multi: Option<MultiProgress>,
     state: Arc<Mutex<Display>>,
     started: Instant,
+    secrets: Arc<Secrets>,
 }
 
 /// The live display's lines: the batch plan's, and one per running node.
@@ -83,7 +86,14 @@ impl Ui {
             multi,
             state: Arc::default(),
             started: Instant::now(),
+            secrets: Arc::default(),
         }
+    }
+
+    /// The secrets every log line is redacted with: the recorder of the command's runs is
+    /// built with them ([`Recorder::with_secrets`]).
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Follows the recorder's events with one status line per running node.
@@ -383,6 +393,7 @@ where
 /// Writes log lines above the live display, or to stderr.
 pub struct LineWriter {
     multi: Option<MultiProgress>,
+    secrets: Arc<Secrets>,
     buffer: Vec<u8>,
 }
 
@@ -396,7 +407,9 @@ impl Write for LineWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&self.buffer)
+        let text = self
+            .secrets
+            .redact(&String::from_utf8_lossy(&self.buffer))
             .trim_end_matches('\n')
             .to_owned();
         self.buffer.clear();
@@ -419,6 +432,7 @@ impl<'a> MakeWriter<'a> for Ui {
     fn make_writer(&'a self) -> Self::Writer {
         LineWriter {
             multi: self.multi.clone(),
+            secrets: Arc::clone(&self.secrets),
             buffer: Vec::new(),
         }
     }

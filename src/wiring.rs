@@ -142,6 +142,16 @@ async fn rehearsal(file: &Path) -> crate::Result<(KubeService, crate::sim::Serve
     })?;
     let cluster = crate::sim::Cluster::load(&text)
         .map_err(|e| crate::Error::input(format!("cluster snapshot {}: {e}", file.display())))?;
+    // A failed `kubectl get … > file` leaves an empty file (or an empty List); rehearsing on
+    // it would pass. The simulator adds the `default` namespace to any snapshot.
+    if cluster.len() <= crate::sim::Cluster::empty().len() {
+        return Err(crate::Error::input(format!(
+            "cluster snapshot {} holds no objects: nothing to rehearse against (did the \
+             `kubectl get … -o yaml > {}` that wrote it fail?)",
+            file.display(),
+            file.display()
+        )));
+    }
     let time_scale = 100.0;
     let options = crate::sim::SimOptions {
         time_scale,

@@ -17,7 +17,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("boundary", &["effects"]),
     (
         "clients and domain",
-        &["etcd", "host", "kube", "model", "sim", "ssh", "versions"],
+        &[
+            "etcd", "host", "kube", "library", "model", "sim", "ssh", "versions",
+        ],
     ),
     (
         "base",
@@ -25,10 +27,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "inventory",
             "journal",
+            "local",
             "paint",
             "params",
             "plan",
             "quote",
+            "secrets",
             "suggest",
             // `crate::Error` and `crate::Result` are re-exports of `error`.
             "Error",

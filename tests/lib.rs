@@ -6,6 +6,7 @@ mod e2e;
 mod etcd;
 mod etcd_e2e;
 mod kube;
+mod library;
 mod machines;
 mod preflight;
 mod prims;

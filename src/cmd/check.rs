@@ -35,7 +35,28 @@ fn inert_context(runtime: &tokio::runtime::Runtime, playbook: PathBuf) -> Arc<Ru
 pub fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Result<u8> {
     let context = inert_context(runtime, PathBuf::from("."));
     let engine = engine::for_run(ModulePath::default(), &context);
-    let diagnostics = crate::runtime::check::check_files(&engine, &args.libs, &args.playbooks);
+    let mut diagnostics = Vec::new();
+    // Playbooks of one repository share its libraries: resolved and verified once.
+    let mut by_repository: BTreeMap<Option<PathBuf>, Option<Arc<crate::library::Libraries>>> =
+        BTreeMap::new();
+    for playbook in &args.playbooks {
+        let repository = crate::library::find_root(playbook);
+        let libraries = match by_repository.get(&repository) {
+            Some(libraries) => libraries.clone(),
+            None => {
+                let libraries = super::lib::libraries_for(playbook, args.locked, args.offline)?;
+                by_repository.insert(repository, libraries.clone());
+                libraries
+            }
+        };
+        diagnostics.extend(crate::runtime::check::check_files(
+            &engine,
+            &args.libs,
+            &args.allow_local,
+            libraries.as_ref(),
+            std::slice::from_ref(playbook),
+        ));
+    }
     let color = color();
     for diagnostic in &diagnostics {
         let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));
@@ -55,6 +76,17 @@ pub fn check(runtime: &tokio::runtime::Runtime, args: &CheckArgs) -> crate::Resu
 pub fn doc(runtime: &tokio::runtime::Runtime, args: &DocArgs) -> crate::Result<u8> {
     let context = inert_context(runtime, PathBuf::from("."));
     let engine = engine::for_run(ModulePath::default(), &context);
+    if let Some(name) = &args.lib {
+        let doc = super::lib::library_doc(&engine, name)?;
+        match args.format {
+            DocFormat::Markdown => print(&crate::runtime::doc::library_markdown(&doc)),
+            DocFormat::Json => print(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).map_err(|e| Error::runtime(e.to_string()))?
+            )),
+        }
+        return Ok(0);
+    }
     let reference = crate::runtime::doc::reference(&engine);
     match args.format {
         DocFormat::Markdown => print(&crate::runtime::doc::markdown(&reference)),

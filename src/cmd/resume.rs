@@ -131,6 +131,7 @@ pub fn resume(
     }
     let output = run_args.output;
     let mut settings = super::run::settings(run_args)?;
+    check_libraries(header, &settings, &args.id, args.allow_changed)?;
     settings.argv = argv_masked(&argv, &needed);
     settings.strict_skew |= args.strict_skew;
     let replay = |view| {
@@ -158,6 +159,55 @@ pub fn resume(
         &super::run::Shown { output, quiet },
         &ui,
     )
+}
+
+/// A resumed run uses the library code the run started with (by name and hash), unless
+/// `--allow-changed`.
+fn check_libraries(
+    header: &serde_json::Value,
+    settings: &crate::runtime::run::RunSettings,
+    id: &str,
+    allow_changed: bool,
+) -> crate::Result<()> {
+    let then: Vec<crate::journal::Provenance> =
+        serde_json::from_value(header["libraries"].clone()).unwrap_or_default();
+    let now = settings
+        .libraries
+        .as_ref()
+        .map(|l| l.provenance.clone())
+        .unwrap_or_default();
+    let show = |libraries: &[crate::journal::Provenance]| {
+        let shown: Vec<String> = libraries
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {}",
+                    l.name,
+                    l.version,
+                    &l.hash[..l.hash.len().min(19)]
+                )
+            })
+            .collect();
+        if shown.is_empty() {
+            "none".to_owned()
+        } else {
+            shown.join(", ")
+        }
+    };
+    let key = |l: &crate::journal::Provenance| (l.name.clone(), l.hash.clone());
+    if then.iter().map(key).eq(now.iter().map(key)) {
+        return Ok(());
+    }
+    if !allow_changed {
+        return Err(Error::input(format!(
+            "the libraries changed since run {id} started ({} then, {} now); review the change, \
+             then resume with --allow-changed",
+            show(&then),
+            show(&now)
+        )));
+    }
+    tracing::warn!("resuming run {id} although its libraries changed (--allow-changed)");
+    Ok(())
 }
 
 /// `argv` with the values of the named secret parameters masked again.

@@ -73,6 +73,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         return Err(Error::input("--offline only makes sense with --dry-run"));
     }
     let (params, secret_params) = crate::params::parse_with_secrets(&args.set, &args.set_secret)?;
+    let libraries = super::lib::libraries_for(&playbook, args.locked, args.offline && dry_run)?;
     let inventory = match &args.inventory {
         Some(path) => Inventory::load(path)?,
         None => Inventory::default(),
@@ -101,6 +102,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         secret_params,
         inventory: Arc::new(inventory),
         libs: args.libs,
+        allow_local: args.allow_local,
         state_dir: args.state_dir,
         kube: args.cluster.options(),
         batch: batch_spec.size(args.nodes.len()),
@@ -126,6 +128,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
             Some(crate::kube::lock::LockName::parse(&args.lock).map_err(Error::input)?)
         },
         journal: true,
+        libraries,
     })
 }
 
@@ -186,7 +189,7 @@ fn perform(
     settings: RunSettings,
     ui: &Ui,
 ) -> crate::Result<run::Report> {
-    let recorder = Arc::new(Recorder::new());
+    let recorder = Arc::new(Recorder::with_secrets(Arc::clone(ui.secrets())));
     ui.follow(&recorder);
     let mode = match (settings.dry_run, settings.offline) {
         (false, _) => Mode::Live,

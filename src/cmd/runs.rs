@@ -186,6 +186,13 @@ pub fn show(
         let _ = writeln!(out, "  resumes {resumes}");
     }
     let _ = writeln!(out, "  command: {}", run.command);
+    for library in &run.libraries {
+        let _ = writeln!(
+            out,
+            "  library {} {} {}",
+            library.name, library.version, library.hash
+        );
+    }
     for node in &run.nodes {
         let state = match &node.stopped {
             None => format!("{} ({} steps)", node.state, node.steps),

@@ -296,6 +296,7 @@ impl Effects {
         let recorder = Arc::clone(&self.recorder);
         let secret_output = step.secret_output;
         let quiet_output = step.quiet_output;
+        let hide_content = step.hide_content;
         let context = PerformContext {
             cancel: self.cancel.child_token(),
             on_output: Box::new(move |line: &str| {
@@ -308,8 +309,12 @@ impl Effects {
         };
         let result = self.performer.perform(step.access, &effect, &context).await;
         if let (true, Ok(performed)) = (secret_output, &result) {
-            let stdout = &performed.outcome.stdout;
-            self.recorder.add_secret(stdout.trim());
+            // A single line whole; otherwise line by line, as a join command's output also
+            // holds short lines that are not secret.
+            let stdout = performed.outcome.stdout.trim();
+            if !stdout.contains('\n') {
+                self.recorder.add_secret(stdout);
+            }
             for line in stdout.lines().map(str::trim).filter(|l| l.len() >= 8) {
                 self.recorder.add_secret(line);
             }
@@ -319,10 +324,14 @@ impl Effects {
             Ok(performed) => {
                 let outcome = performed.outcome;
                 let diff = match (&effect, performed.previous_content) {
+                    (Effect::WriteFile { content, .. }, Some(previous)) if hide_content => {
+                        Some(crate::plan::hidden_diff(previous.as_deref(), content))
+                    }
+                    // Both sides are redacted before the diff splits a secret into lines.
                     (Effect::WriteFile { content, .. }, Some(previous)) => {
                         Some(crate::plan::file_diff(
-                            previous.as_deref(),
-                            &String::from_utf8_lossy(content),
+                            previous.map(|p| self.recorder.redact(&p)).as_deref(),
+                            &self.recorder.redact(&String::from_utf8_lossy(content)),
                         ))
                     }
                     _ => None,
@@ -357,6 +366,10 @@ impl Effects {
                     EffectError::Transport(e) if e.cancelled => format!("interrupted: {e}"),
                     other => other.to_string(),
                 };
+                let data = match &error {
+                    EffectError::WithData { data, .. } => self.recorder.redact_json(data),
+                    _ => serde_json::Value::Null,
+                };
                 self.recorder.finish(
                     run,
                     seq,
@@ -367,6 +380,7 @@ impl Effects {
                         executed: false,
                         diff: None,
                         error: Some(self.recorder.redact(&message)),
+                        data,
                         resolved,
                         ..StepResult::default()
                     },

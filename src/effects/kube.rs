@@ -207,7 +207,7 @@ impl KubeService {
                     &kube
                         .drain(node, &options, &observer)
                         .await
-                        .map_err(kube_error)?,
+                        .map_err(drain_error)?,
                 )
             }
             KubeCall::Evict {
@@ -502,4 +502,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 
 fn kube_error(error: KubeError) -> EffectError {
     EffectError::from_kind(error.kind(), error.to_string())
+}
+
+/// A failed drain names its node and whether it stays cordoned, so the summary can say so
+/// whether or not the playbook cordoned it itself.
+fn drain_error(error: KubeError) -> EffectError {
+    use crate::kube::error::NodeLeft;
+    let KubeError::DrainFailed(failed) = &error else {
+        return kube_error(error);
+    };
+    let left_cordoned = matches!(
+        failed.node_left,
+        NodeLeft::Cordoned | NodeLeft::CordonedBefore | NodeLeft::UncordonFailed
+    );
+    EffectError::WithData {
+        kind: error.kind(),
+        message: error.to_string(),
+        data: json!({ "node": failed.node, "left_cordoned": left_cordoned }),
+    }
 }

@@ -85,6 +85,9 @@ pub struct Step {
     /// The output is large and of no interest line by line (certificates read for their
     /// expiry): it is not streamed to the log, but recorded as usual.
     pub quiet_output: bool,
+    /// A file written from a local file the playbook did not mark showable (`upload`,
+    /// `render`): the plan shows its size and digest, not its text.
+    pub hide_content: bool,
 }
 
 impl Step {
@@ -104,6 +107,7 @@ impl Step {
             recheck: Recheck::Ask,
             secret_output: false,
             quiet_output: false,
+            hide_content: false,
         }
     }
 }
@@ -221,6 +225,14 @@ pub enum EffectError {
     Input(String),
     #[error("{0}")]
     Other(String),
+    /// A failure that still says what it left behind (a drain that failed with its node
+    /// cordoned): `data` is recorded with the failed step.
+    #[error("{message}")]
+    WithData {
+        kind: Kind,
+        message: String,
+        data: serde_json::Value,
+    },
 }
 
 impl EffectError {
@@ -230,6 +242,7 @@ impl EffectError {
             EffectError::Refused(_) => Kind::Refused,
             EffectError::Input(_) => Kind::Input,
             EffectError::Cancelled => Kind::Interrupted,
+            EffectError::WithData { kind, .. } => *kind,
             _ => Kind::Runtime,
         }
     }

@@ -21,6 +21,7 @@ use super::endpoint::{EndpointHealth, EndpointStatus, ServerStatus};
 use super::error::{EtcdError, describe, server_message};
 use super::guard::{self, Approval, Change, ClusterView, GuardMode, Health, MemberState};
 use super::member::{self, Lookup, Member, MemberId};
+use super::rpc::{self, Rpc};
 use super::snapshot::{self, SnapshotInfo, StreamFailure};
 
 /// etcd's answer while a learner's log is still behind the leader's.
@@ -45,7 +46,7 @@ pub struct Client {
 #[derive(Clone)]
 struct Conn {
     url: String,
-    client: etcd_client::Client,
+    client: Rpc,
 }
 
 /// A membership change that was made, with the guard's arithmetic for the log.
@@ -283,7 +284,7 @@ impl Client {
                         client.member_remove(id.0).await
                     })
                     .await?;
-                let members_after = response.members().iter().map(convert_member).collect();
+                let members_after = response.members.into_iter().map(convert_member).collect();
                 Ok(MembershipChange {
                     approval,
                     added: None,
@@ -296,20 +297,17 @@ impl Client {
                 peer_urls,
                 learner,
             } => {
-                let mut options = etcd_client::MemberAddOptions::new();
-                if *learner {
-                    options = options.with_is_learner();
-                }
+                let learner = *learner;
                 let response = self
                     .reconfigure("member add", None, |mut client| {
-                        let (urls, options) = (peer_urls.clone(), options.clone());
-                        async move { client.member_add(urls, Some(options)).await }
+                        let urls = peer_urls.clone();
+                        async move { client.member_add(urls, learner).await }
                     })
                     .await?;
                 // etcd learns the name only when the member starts, so it reports it empty.
-                let added = response.member().map(convert_member);
+                let added = response.member.map(convert_member);
                 let members_after: Vec<Member> =
-                    response.member_list().iter().map(convert_member).collect();
+                    response.members.into_iter().map(convert_member).collect();
                 let initial_cluster = added
                     .as_ref()
                     .map(|new| initial_cluster(&members_after, new.id, name));
@@ -381,10 +379,8 @@ impl Client {
                         already_voter: false,
                     });
                 }
-                Ok(Err(e)) if server_message(&e).is_some_and(|m| m.contains(LEARNER_NOT_READY)) => {
-                    describe(&e)
-                }
-                Ok(Err(e)) if server_message(&e).is_some_and(|m| m.ends_with(NOT_A_LEARNER)) => {
+                Ok(Err(e)) if server_message(&e).contains(LEARNER_NOT_READY) => describe(&e),
+                Ok(Err(e)) if server_message(&e).ends_with(NOT_A_LEARNER) => {
                     // Promoted meanwhile (e.g. by an earlier attempt whose answer was lost).
                     let mut member = member;
                     member.is_learner = false;
@@ -480,8 +476,8 @@ impl Client {
         mut request: F,
     ) -> Result<T, EtcdError>
     where
-        F: FnMut(etcd_client::Client) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(Rpc) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let deadline = Instant::now() + RECONFIG_SETTLE;
         loop {
@@ -505,13 +501,13 @@ impl Client {
         let response = self
             .timed(&conn.url, "member list", client.member_list())
             .await?;
-        Ok(response.members().iter().map(convert_member).collect())
+        Ok(response.members.into_iter().map(convert_member).collect())
     }
 
     async fn server_status(&self, conn: &Conn) -> Result<ServerStatus, EtcdError> {
         let mut client = conn.client.clone();
         let response = self.timed(&conn.url, "status", client.status()).await?;
-        Ok(ServerStatus::from_response(&response))
+        Ok(ServerStatus::from_response(response))
     }
 
     async fn probe(&self, conn: &Conn) -> Probe {
@@ -548,16 +544,11 @@ impl Client {
     /// A linearizable read needs the leader to confirm it still leads a quorum.
     async fn linearizable_read(&self, conn: &Conn) -> Result<(), EtcdError> {
         let mut client = conn.client.clone();
-        let read = client.get(
-            "health",
-            Some(etcd_client::GetOptions::new().with_count_only()),
-        );
+        let read = client.count("health");
         match tokio::time::timeout(self.config.request_timeout, read).await {
             Ok(Ok(_)) => Ok(()),
             // Reaching the permission check means the read went through Raft; etcdctl agrees.
-            Ok(Err(e)) if server_message(&e).is_some_and(|m| m.contains("permission denied")) => {
-                Ok(())
-            }
+            Ok(Err(e)) if server_message(&e).contains("permission denied") => Ok(()),
             Ok(Err(e)) => Err(EtcdError::request(
                 &conn.url,
                 "health check (linearizable read)",
@@ -748,13 +739,13 @@ impl Client {
         &self,
         endpoint: &str,
         operation: &'static str,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
+        request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, EtcdError> {
         match tokio::time::timeout(self.config.request_timeout, request).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 let mut detail = describe(&e);
-                let from_etcd = server_message(&e).is_some_and(|m| m.starts_with("etcdserver"));
+                let from_etcd = server_message(&e).starts_with("etcdserver");
                 let anonymous = self
                     .config
                     .tls
@@ -795,13 +786,13 @@ fn resolve<'a>(members: &'a [Member], name_or_id: &str) -> Result<&'a Member, Et
     })
 }
 
-fn convert_member(m: &etcd_client::Member) -> Member {
+fn convert_member(m: rpc::Member) -> Member {
     Member {
-        id: MemberId(m.id()),
-        name: m.name().to_owned(),
-        peer_urls: m.peer_urls().to_vec(),
-        client_urls: m.client_urls().to_vec(),
-        is_learner: m.is_learner(),
+        id: MemberId(m.id),
+        name: m.name,
+        peer_urls: m.peer_urls,
+        client_urls: m.client_urls,
+        is_learner: m.is_learner,
     }
 }
 

@@ -20,6 +20,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use super::config::{Config, TlsFiles, validate_endpoint};
 use super::error::EtcdError;
+use super::rpc::Rpc;
 
 /// A byte stream to an etcd endpoint.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -77,7 +78,7 @@ pub(crate) async fn client(
     url: &str,
     config: &Config,
     dialer: &Arc<dyn Dialer>,
-) -> Result<etcd_client::Client, EtcdError> {
+) -> Result<Rpc, EtcdError> {
     validate_endpoint(url, config.tls.is_some())?;
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         EtcdError::Config(format!("endpoint {url:?}: {what}: {e}"))
@@ -93,9 +94,7 @@ pub(crate) async fn client(
         endpoint = endpoint.tls_config(tls).map_err(|e| bad("TLS setup", &e))?;
     }
     let channel = endpoint.connect_with_connector_lazy(DialService(dialer.clone()));
-    etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
-        .await
-        .map_err(|e| bad("client setup", &e))
+    Ok(Rpc::new(channel))
 }
 
 fn tls_config(tls: &TlsFiles, server_name: Option<&str>) -> ClientTlsConfig {

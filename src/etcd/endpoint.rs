@@ -30,18 +30,18 @@ pub struct ServerStatus {
 }
 
 impl ServerStatus {
-    pub(crate) fn from_response(response: &etcd_client::StatusResponse) -> Self {
+    pub(crate) fn from_response(response: super::rpc::StatusResponse) -> Self {
         ServerStatus {
-            member_id: MemberId(response.header().map_or(0, |h| h.member_id())),
-            version: response.version().to_owned(),
-            leader: MemberId(response.leader()),
-            raft_index: response.raft_index(),
-            raft_term: response.raft_term(),
-            raft_applied_index: response.raft_applied_index(),
-            db_size: response.db_size(),
-            db_size_in_use: response.raft_used_db_size(),
-            is_learner: response.is_learner(),
-            errors: response.errors().to_vec(),
+            member_id: MemberId(response.header.map_or(0, |h| h.member_id)),
+            version: response.version,
+            leader: MemberId(response.leader),
+            raft_index: response.raft_index,
+            raft_term: response.raft_term,
+            raft_applied_index: response.raft_applied_index,
+            db_size: response.db_size,
+            db_size_in_use: response.db_size_in_use,
+            is_learner: response.is_learner,
+            errors: response.errors,
         }
     }
 

@@ -73,11 +73,7 @@ pub enum EtcdError {
 }
 
 impl EtcdError {
-    pub(crate) fn request(
-        endpoint: &str,
-        operation: &'static str,
-        err: &etcd_client::Error,
-    ) -> Self {
+    pub(crate) fn request(endpoint: &str, operation: &'static str, err: &tonic::Status) -> Self {
         EtcdError::Request {
             endpoint: endpoint.to_owned(),
             operation,
@@ -87,15 +83,13 @@ impl EtcdError {
 }
 
 /// A gRPC failure as an operator wants it: etcd's own message, then the transport causes.
-pub(crate) fn describe(err: &etcd_client::Error) -> String {
-    let (mut text, mut source) = match err {
-        etcd_client::Error::GRpcStatus(status) if !status.message().is_empty() => {
-            (status.message().to_owned(), status.source())
-        }
-        etcd_client::Error::GRpcStatus(status) => (format!("{:?}", status.code()), status.source()),
-        etcd_client::Error::TransportError(e) => (e.to_string(), e.source()),
-        other => (other.to_string(), other.source()),
+pub(crate) fn describe(status: &tonic::Status) -> String {
+    let mut text = if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        status.message().to_owned()
     };
+    let mut source = status.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         // tonic wraps causes in an error that only says "transport error": noise here.
@@ -108,12 +102,9 @@ pub(crate) fn describe(err: &etcd_client::Error) -> String {
     text
 }
 
-/// The gRPC message etcd sends, when the failure came from etcd itself.
-pub(crate) fn server_message(err: &etcd_client::Error) -> Option<&str> {
-    match err {
-        etcd_client::Error::GRpcStatus(status) => Some(status.message()),
-        _ => None,
-    }
+/// The gRPC status message: etcd's own words when the failure came from etcd.
+pub(crate) fn server_message(status: &tonic::Status) -> &str {
+    status.message()
 }
 
 impl From<EtcdError> for crate::Error {

@@ -1,6 +1,6 @@
 //! etcd membership, health and snapshots for rolling etcd upgrades, behind a quorum guard.
 //!
-//! # Why the gRPC API (the `etcd-client` crate) and not `etcdctl -w json`
+//! # Why the gRPC API and not `etcdctl -w json`
 //!
 //! Both speak the same etcd v3 API; the difference is where they run and what comes back.
 //!
@@ -21,8 +21,9 @@
 //!   handed over as bytes; no key file is written on the operator's machine, and none appears on
 //!   a command line.
 //!
-//! The costs: building needs `protoc` (Debian `protobuf-compiler`) and compiles tonic and prost;
-//! TLS uses rustls with ring (the `tls` feature), so no system TLS library is linked.
+//! The costs: tonic and prost are compiled in; the eight calls krun makes are written out in
+//! `rpc.rs` from etcd's `rpc.proto`, so building needs no `protoc`. TLS uses rustls with ring, so
+//! no system TLS library is linked.
 //!
 //! # Shape
 //!
@@ -41,6 +42,7 @@ mod endpoint;
 mod error;
 pub mod guard;
 mod member;
+mod rpc;
 mod snapshot;
 
 pub use crate::inventory::{EtcdSection, KUBEADM_CA, KUBEADM_CERT, KUBEADM_KEY};

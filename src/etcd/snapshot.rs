@@ -87,7 +87,7 @@ impl Checksum {
 
 /// Streams one member's snapshot into `out`, verifying the checksum at the end.
 pub(crate) async fn stream<W: AsyncWrite + Unpin>(
-    mut client: etcd_client::Client,
+    mut client: super::rpc::Rpc,
     endpoint: &str,
     out: &mut W,
     idle_timeout: Duration,
@@ -126,8 +126,8 @@ pub(crate) async fn stream<W: AsyncWrite + Unpin>(
         };
         let Some(response) = next else { break };
         first = false;
-        checksum.update(response.blob());
-        out.write_all(response.blob())
+        checksum.update(&response.blob);
+        out.write_all(&response.blob)
             .await
             .map_err(|e| StreamFailure::Midway(fail(format!("writing failed: {e}"))))?;
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::quote::quote;
+use crate::quote::{operands, quote};
 
 /// The container runtime whose client pulls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +59,9 @@ impl Client {
             Client::Crictl { endpoint } => format!(
                 "crictl --runtime-endpoint {} pull {}",
                 quote(endpoint),
-                quote(image)
+                operands([image])
             ),
-            Client::Ctr => format!("ctr -n k8s.io images pull {}", quote(image)),
+            Client::Ctr => format!("ctr -n k8s.io images pull {}", operands([image])),
         }
     }
 }

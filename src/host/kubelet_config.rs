@@ -145,6 +145,42 @@ pub enum FlagEdit {
     Remove,
 }
 
+/// Refuses a flag edit that would not reach kubelet as one flag with this value. kubelet reads
+/// its flags file through systemd's `EnvironmentFile=` and an unbraced `$VARIABLE` in
+/// `ExecStart=`, which splits the value at whitespace into words (and takes quotes and
+/// backslashes as quoting); setups that source the same file in a shell split it without
+/// unquoting. No quoting keeps a value with whitespace one word for both, and no kubelet flag
+/// needs one (labels, taints, paths, endpoints and quantities have none), so it is refused.
+pub fn check_flag(name: &str, edit: &FlagEdit) -> Result<(), String> {
+    let bare = name.trim_start_matches('-');
+    if bare.is_empty()
+        || !bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "flag name `{name}` is not a kubelet flag name (letters, digits, `-`, `_`, `.`)"
+        ));
+    }
+    if let FlagEdit::Set(value) = edit
+        && let Some(c) = value
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || "'\"\\".contains(*c))
+    {
+        let what = if c.is_whitespace() {
+            "whitespace".to_owned()
+        } else {
+            format!("`{}`", c.escape_debug())
+        };
+        return Err(format!(
+            "the value of --{bare} contains {what}: kubelet reads its flags file split at \
+             whitespace (systemd's $VARIABLE expansion), so it would not stay one flag; \
+             kubelet flag values never need one"
+        ));
+    }
+    Ok(())
+}
+
 /// Applies edits (flag names with or without dashes); existing flags keep their place and
 /// style, new ones are appended as `--name=value`. A flag given several times is edited where
 /// it first appears and its repetitions are dropped.
@@ -177,7 +213,8 @@ pub fn edit_args(args: &[Arg], edits: &[(String, FlagEdit)]) -> Vec<Arg> {
                 FlagEdit::Set(new) if *style == FlagStyle::Bare && new == "true" => {}
                 FlagEdit::Set(new) => {
                     *value = Some(new.clone());
-                    if *style == FlagStyle::Bare {
+                    // `--a -x` would read back as two flags, `--a ''` as a bare one.
+                    if *style == FlagStyle::Bare || new.is_empty() || new.starts_with('-') {
                         *style = FlagStyle::Equals;
                     }
                 }
@@ -473,6 +510,36 @@ pub fn merge_config(config: &mut Mapping, changes: &Mapping) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_value_with_whitespace_is_refused() {
+        let set = |v: &str| FlagEdit::Set(v.to_owned());
+        assert!(check_flag("node-labels", &set("a=b,c=d")).is_ok());
+        assert!(check_flag("--v", &set("2")).is_ok());
+        let error =
+            check_flag("node-labels", &set("a=b --authorization-mode=AlwaysAllow")).unwrap_err();
+        assert!(
+            error.contains("--node-labels contains whitespace"),
+            "{error}"
+        );
+        assert!(check_flag("node-labels", &set("a=b\n--x")).is_err());
+        assert!(check_flag("node-labels", &set("a='b'")).is_err());
+        assert!(check_flag("a b", &FlagEdit::Bare).is_err());
+        assert!(check_flag("a=b", &FlagEdit::Remove).is_err());
+    }
+
+    #[test]
+    fn a_value_like_an_option_is_attached_to_its_flag() {
+        let words: Vec<String> = ["--root-dir", "/var/lib/kubelet"]
+            .map(String::from)
+            .to_vec();
+        let args = edit_args(
+            &parse_args(&words),
+            &[("root-dir".to_owned(), FlagEdit::Set("-x".to_owned()))],
+        );
+        assert_eq!(render_args(&args), ["--root-dir=-x"]);
+        assert_eq!(parse_args(&render_args(&args)), args);
+    }
     use proptest::prelude::*;
 
     fn fixture(name: &str) -> String {

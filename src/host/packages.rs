@@ -2,7 +2,7 @@
 //! `/etc/os-release`), the commands that install a package, print the installed version and
 //! list what the repositories offer, and how to read their answers.
 
-use crate::quote::{join, quote};
+use crate::quote::{join, operands, quote};
 
 /// What `os_facts` reports about a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl PackageManager {
                     (false, false) => format!("{name}={version}"),
                 };
                 let install = format!(
-                    "DEBIAN_FRONTEND=noninteractive {}",
+                    "DEBIAN_FRONTEND=noninteractive {} {}",
                     join([
                         "apt-get",
                         "install",
@@ -128,8 +128,8 @@ impl PackageManager {
                         "--allow-downgrades",
                         "-o",
                         "Dpkg::Options::=--force-confold",
-                        &target,
-                    ])
+                    ]),
+                    operands([&target])
                 );
                 if local {
                     return install;
@@ -138,7 +138,7 @@ impl PackageManager {
                 // --allow-change-held-packages would drop the hold, and the next unattended
                 // upgrade could move kubelet past the control plane: unhold, install, hold again
                 // (also when the install fails).
-                let name = quote(name);
+                let name = operands([name]);
                 format!(
                     "held=$(apt-mark showhold {name}); if [ -n \"$held\" ]; then apt-mark unhold {name} >/dev/null || exit; fi; \
                      {install}; rc=$?; if [ -n \"$held\" ]; then apt-mark hold {name} >/dev/null || rc=1; fi; exit $rc"
@@ -152,13 +152,17 @@ impl PackageManager {
                     format!("{name}-{version}")
                 };
                 if is_excluded_kubernetes_package(name) {
-                    join([tool, "install", "-y", DISABLE_EXCLUDES, &target])
+                    format!(
+                        "{} {}",
+                        join([tool, "install", "-y", DISABLE_EXCLUDES]),
+                        operands([&target])
+                    )
                 } else {
-                    join([tool, "install", "-y", &target])
+                    format!("{} {}", join([tool, "install", "-y"]), operands([&target]))
                 }
             }
-            Self::Pacman if local => join(["pacman", "-U", "--noconfirm", name]),
-            Self::Pacman => join(["pacman", "-S", "--noconfirm", "--needed", name]),
+            Self::Pacman if local => format!("pacman -U --noconfirm {}", operands([name])),
+            Self::Pacman => format!("pacman -S --noconfirm --needed {}", operands([name])),
         }
     }
 
@@ -186,11 +190,14 @@ impl PackageManager {
     /// The command printing the installed version of `name` (exit non-zero when absent).
     pub fn version_command(self, name: &str) -> String {
         match self {
-            Self::Apt => format!("dpkg-query -W -f='${{Version}}' {}", quote(name)),
+            Self::Apt => format!("dpkg-query -W -f='${{Version}}' {}", operands([name])),
             Self::Dnf | Self::Yum => {
-                format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {}", quote(name))
+                format!(
+                    "rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {}",
+                    operands([name])
+                )
             }
-            Self::Pacman => join(["pacman", "-Q", name]),
+            Self::Pacman => format!("pacman -Q {}", operands([name])),
         }
     }
 
@@ -210,17 +217,16 @@ impl PackageManager {
     /// The command listing versions of `name` the repositories offer.
     pub fn available_command(self, name: &str) -> String {
         match self {
-            Self::Apt => join(["apt-cache", "madison", name]),
+            Self::Apt => format!("apt-cache madison {}", operands([name])),
             Self::Dnf | Self::Yum => {
                 let tool = if self == Self::Dnf { "dnf" } else { "yum" };
-                let mut args = vec![tool, "list", "--showduplicates", "-q"];
+                let mut options = vec![tool, "list", "--showduplicates", "-q"];
                 if is_excluded_kubernetes_package(name) {
-                    args.push(DISABLE_EXCLUDES);
+                    options.push(DISABLE_EXCLUDES);
                 }
-                args.push(name);
-                format!("{} 2>/dev/null", join(args))
+                format!("{} {} 2>/dev/null", join(options), operands([name]))
             }
-            Self::Pacman => join(["pacman", "-Si", name]),
+            Self::Pacman => format!("pacman -Si {}", operands([name])),
         }
     }
 

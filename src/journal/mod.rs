@@ -41,6 +41,25 @@ pub struct Header {
     pub secret_params: Vec<String>,
     /// The run this one resumes, if any.
     pub resumes: Option<String>,
+    /// The libraries the playbook could import, exactly: name, version, commit, content hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<Provenance>,
+}
+
+/// Which library code a run used: recorded in the journal and the JSON plan, so `krun runs ID`
+/// says exactly what ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    pub name: String,
+    pub version: String,
+    /// The git URL or the path it came from.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// `sha256:` of the files krun loads from it.
+    pub hash: String,
+    /// Where the files were read: `vendor`, `cache` or `path`.
+    pub from: String,
 }
 
 /// An open journal.

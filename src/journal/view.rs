@@ -130,6 +130,17 @@ pub struct RunSummary {
     /// The line of a torn last record (krun was killed, or the disk filled, while writing it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torn: Option<usize>,
+    /// The playbook libraries the run used, as its journal recorded them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<Library>,
+}
+
+/// A playbook library a run used.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Library {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
 }
 
 impl JournalView {
@@ -326,6 +337,19 @@ impl JournalView {
             user: text("user"),
             host: text("host"),
             torn: self.torn,
+            libraries: self.header["libraries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    let field = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+                    Library {
+                        name: field("name"),
+                        version: field("version"),
+                        hash: field("hash"),
+                    }
+                })
+                .collect(),
         }
     }
 }

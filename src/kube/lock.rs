@@ -174,6 +174,38 @@ impl LeaseView {
     }
 }
 
+impl LeaseView {
+    /// What the renewals of an unexpired lock say of its holder, and what to do: a live run
+    /// renews every [`RENEW_EVERY`], so a lock that missed a renewal is probably left by a run
+    /// that stopped (killed, its machine gone), while a fresh one may well be alive.
+    pub fn liveness(&self, now: Timestamp) -> String {
+        let every = RENEW_EVERY.as_secs();
+        let last = self.renewed.or(self.acquired);
+        let since = last.map(|at| now.duration_since(at).as_secs().max(0));
+        let expiry = self
+            .expires()
+            .map(|at| {
+                format!(
+                    "it expires in {}, then `krun unlock` clears it",
+                    ago(now, at)
+                )
+            })
+            .unwrap_or_else(|| "it does not expire by itself".to_owned());
+        match since {
+            // One renewal missed, with a few seconds of slack for a slow API server.
+            Some(seconds) if seconds > i64::try_from(every).unwrap_or(20) + 5 => format!(
+                "it has not been renewed for {seconds} s, and a live run renews it every {every} s: \
+                 its run has probably stopped. {expiry}; or, once sure, break it now with \
+                 `krun unlock --force`"
+            ),
+            _ => format!(
+                "a live run renews it every {every} s, so its run may be alive. Make sure it is not \
+                 (or wait: {expiry}), then break it with `krun unlock --force`"
+            ),
+        }
+    }
+}
+
 fn clock(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -617,8 +649,8 @@ pub async fn unlock(
         let expired = view.expires().is_some_and(|at| at <= now);
         if !expired && !force {
             return Err(crate::Error::refused(format!(
-                "the lock {name} is held by {description}; it is still being renewed, so its \
-                 run may be alive. Make sure it is not, then break it with `krun unlock --force`"
+                "the lock {name} is held by {description}; {}",
+                view.liveness(now)
             )));
         }
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -744,6 +776,24 @@ fn describe_error(error: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlock_tells_a_stale_lock_from_a_fresh_one() {
+        let now = Timestamp::now();
+        let fresh = held_by(&me("r1", None), now - SignedDuration::from_secs(5));
+        let said = fresh.liveness(now);
+        assert!(
+            said.contains("may be alive") && !said.contains("still being renewed"),
+            "{said}"
+        );
+        let stale = held_by(&me("r1", None), now - SignedDuration::from_secs(45));
+        let said = stale.liveness(now);
+        assert!(
+            said.contains("has not been renewed for 45 s") && said.contains("probably stopped"),
+            "{said}"
+        );
+        assert!(said.contains("it expires in 15 s"), "{said}");
+    }
 
     fn me(run: &str, resumes: Option<&str>) -> Holder {
         Holder {

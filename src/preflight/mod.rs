@@ -267,6 +267,7 @@ impl Steps {
             recheck,
             secret_output: false,
             quiet_output: quiet,
+            hide_content: false,
         };
         self.effects.perform(self.run, step, shown, effect)
     }
@@ -291,6 +292,7 @@ impl Steps {
                 recheck: Recheck::Rerun,
                 secret_output: false,
                 quiet_output: quiet,
+                hide_content: false,
             };
             effects.perform_async(self.run, step, shown, effect)
         }))

@@ -172,6 +172,7 @@ fn change(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_file(
     ctx: &RunContext,
     call: &NativeCallContext,
@@ -180,19 +181,23 @@ fn write_file(
     content: Vec<u8>,
     mode: u32,
     what: &str,
+    local_file: bool,
 ) -> RhaiResult<()> {
-    let outcome = ctx.step(
+    let effect = Effect::WriteFile {
+        node: Arc::clone(node.spec()),
+        path: path.to_owned(),
+        content,
+        mode,
+    };
+    let mut step = ctx.new_step(call, ACTION, node, Access::Change);
+    step.recheck = crate::effects::Recheck::infer(&effect);
+    // A release tarball is a local file (and binary): its content is never shown.
+    step.hide_content = local_file;
+    let outcome = ctx.perform_step(
         call,
-        ACTION,
-        node,
-        Access::Change,
+        step,
         format!("write {path} ({what}, mode {mode:04o})"),
-        Effect::WriteFile {
-            node: Arc::clone(node.spec()),
-            path: path.to_owned(),
-            content,
-            mode,
-        },
+        effect,
     )?;
     if outcome.observed && outcome.exit_code != 0 {
         return Err(fail_step(
@@ -249,7 +254,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
             };
             let prefix = string_option(ctx, opts, "prefix", position)?
                 .unwrap_or_else(|| "/usr/local".into());
-            let local = ctx.local_path(call, &tarball);
+            let local = ctx.local_path(call, ACTION, &tarball)?;
             let content = std::fs::read(&local).map_err(|e| {
                 input(
                     ctx,
@@ -272,13 +277,14 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 content,
                 0o600,
                 &format!("upload of {}", local.display()),
+                true,
             )?;
             change(
                 ctx,
                 call,
                 node,
                 format!(
-                    "mkdir -p {prefix_q} && tar -C {prefix_q} -xzf {remote_q} && rm -f {remote_q}",
+                    "mkdir -p -- {prefix_q} && tar -C {prefix_q} -xzf {remote_q} && rm -f -- {remote_q}",
                     prefix_q = quote(&prefix),
                     remote_q = quote(&remote)
                 ),
@@ -294,6 +300,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
                 unit.into_bytes(),
                 0o644,
                 "systemd unit",
+                false,
             )?;
             path = format!("{}/bin/containerd", prefix.trim_end_matches('/'));
         }
@@ -319,6 +326,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
         rendered.clone().into_bytes(),
         0o600,
         "config.toml to validate",
+        false,
     )?;
     let validate = format!(
         "{} -c {CHECK_PATH} config dump >/dev/null; rc=$?; rm -f -- {CHECK_PATH}; exit $rc",
@@ -360,6 +368,7 @@ fn install(ctx: &RunContext, call: &NativeCallContext, node: &Node, opts: &Map) 
         rendered.into_bytes(),
         mode,
         "validated config.toml",
+        false,
     )?;
     for command in [
         "systemctl daemon-reload",

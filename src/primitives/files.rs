@@ -1,14 +1,29 @@
 //! `upload` copies a local file to a node; `write_file` writes a string; `render` renders a
-//! template shipped with the playbook.
+//! template shipped with the playbook. Local files are read through the playbook's
+//! [`crate::local::LocalFiles`], and a dry-run shows their content only when marked showable.
 
 use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext};
 
-use super::{RhaiResult, RunContext, primitive, raise};
-use crate::effects::{Access, Effect};
+use super::{RhaiResult, RunContext, check_options, option, primitive, raise};
+use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::primitives::node::Node;
+
+const UPLOAD_DOC: &str = "Copies `local_path` (relative to the playbook or module that calls it) to `remote_path`\n\
+on `node` atomically, with permission bits `mode` (e.g. 0o644 or \"0644\").\n\
+Local files are read only from the playbook's directory and its --lib directories (an\n\
+absolute path or a `..` leading out is refused; `--allow-local PATH` allows one more).\n\
+A dry-run plan shows the file's size and digest, never its content, unless the playbook\n\
+marks it showable with `#{ show: true }`: then it shows a diff against the node's file.";
+
+const RENDER_DOC: &str = "Renders the minijinja template file `template` (relative to the playbook or module that\n\
+calls it) with `vars` and writes it to `remote_path` on `node` atomically. An undefined\n\
+variable is an error. Templates are read only from the playbook's directory and its --lib\n\
+directories (`--allow-local PATH` allows one more). A dry-run plan shows the rendered\n\
+file's size and digest, not its content, unless the playbook marks it showable with\n\
+`#{ show: true }`: then it shows a diff against the node's current file.";
 
 pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
@@ -21,9 +36,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             "mode: int | string",
             "()",
         ],
-        "Copies `local_path` (relative to the playbook or module that calls it) to `remote_path`\n\
-         on `node` atomically, with permission bits `mode` (e.g. 0o644 or \"0644\").\n\
-         In a dry-run the plan shows a diff against the node's current file.",
+        UPLOAD_DOC,
     )
     .register_into_engine(
         engine,
@@ -33,41 +46,32 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
               remote: &str,
               mode: Dynamic|
               -> RhaiResult<()> {
-            let position = call.call_position();
-            let mode = file_mode(&mode)
-                .map_err(|m| raise(position, ctx.failure("upload", Kind::Input, m)))?;
-            let path = ctx.local_path(&call, local);
-            let content = std::fs::read(&path).map_err(|e| {
-                raise(
-                    position,
-                    ctx.failure(
-                        "upload",
-                        Kind::Input,
-                        format!("cannot read {}: {e}", path.display()),
-                    ),
-                )
-            })?;
-            let shown = format!(
-                "upload {} -> {}:{remote} (mode {mode:04o}, {} bytes)",
-                path.display(),
-                node.0.name,
-                content.len()
-            );
-            ctx.step(
-                &call,
-                "upload",
-                &node,
-                Access::Change,
-                shown,
-                Effect::WriteFile {
-                    node: Arc::clone(node.spec()),
-                    path: remote.to_owned(),
-                    content,
-                    mode,
-                },
-            )?;
-            Ok(())
+            upload(&ctx, &call, &node, local, remote, &mode, &Map::new())
         },
+    );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "upload",
+        &[
+            "node: Node",
+            "local_path: &str",
+            "remote_path: &str",
+            "mode: int | string",
+            "opts: Map",
+            "()",
+        ],
+        "`upload` with options: `show` (bool) lets a dry-run show the file's content as a diff.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext,
+              node: Node,
+              local: &str,
+              remote: &str,
+              mode: Dynamic,
+              opts: Map|
+              -> RhaiResult<()> { upload(&ctx, &call, &node, local, remote, &mode, &opts) },
     );
 
     let ctx = Arc::clone(context);
@@ -128,9 +132,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             "mode: int | string",
             "()",
         ],
-        "Renders the minijinja template file `template` (relative to the playbook or module that\n\
-         calls it) with `vars` and writes it to `remote_path` on `node` atomically. An undefined\n\
-         variable is an error. In a dry-run the plan shows a diff against the node's current file.",
+        RENDER_DOC,
     )
     .register_into_engine(
         engine,
@@ -141,33 +143,156 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
               remote: &str,
               mode: Dynamic|
               -> RhaiResult<()> {
-            let position = call.call_position();
-            let mode = file_mode(&mode)
-                .map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
-            let path = ctx.local_path(&call, template);
-            let content = render_template(&path, &vars)
-                .map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
-            let shown = format!(
-                "render {} -> {}:{remote} (mode {mode:04o})",
-                path.display(),
-                node.0.name
-            );
-            ctx.step(
+            render(
+                &ctx,
                 &call,
-                "render",
                 &node,
-                Access::Change,
-                shown,
-                Effect::WriteFile {
-                    node: Arc::clone(node.spec()),
-                    path: remote.to_owned(),
-                    content: content.into_bytes(),
-                    mode,
-                },
-            )?;
-            Ok(())
+                template,
+                &vars,
+                remote,
+                &mode,
+                &Map::new(),
+            )
         },
     );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "render",
+        &[
+            "node: Node",
+            "template: &str",
+            "vars: Map",
+            "remote_path: &str",
+            "mode: int | string",
+            "opts: Map",
+            "()",
+        ],
+        "`render` with options: `show` (bool) lets a dry-run show the rendered file as a diff\n\
+         (a configuration meant to be reviewed), e.g. `#{ show: true }`.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext,
+              node: Node,
+              template: &str,
+              vars: Map,
+              remote: &str,
+              mode: Dynamic,
+              opts: Map|
+              -> RhaiResult<()> {
+            render(&ctx, &call, &node, template, &vars, remote, &mode, &opts)
+        },
+    );
+}
+
+/// Whether the playbook marked a local file's content showable (`#{ show: true }`).
+fn showable(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    action: &str,
+    opts: &Map,
+) -> RhaiResult<bool> {
+    let position = call.call_position();
+    check_options(ctx, opts, &["show"], action, position)?;
+    Ok(option::<bool>(opts, "show", ctx, action, position)?.unwrap_or(false))
+}
+
+fn upload(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    local: &str,
+    remote: &str,
+    mode: &Dynamic,
+    opts: &Map,
+) -> RhaiResult<()> {
+    let position = call.call_position();
+    let show = showable(ctx, call, "upload", opts)?;
+    let mode =
+        file_mode(mode).map_err(|m| raise(position, ctx.failure("upload", Kind::Input, m)))?;
+    let path = ctx.local_path(call, "upload", local)?;
+    let content = std::fs::read(&path).map_err(|e| {
+        raise(
+            position,
+            ctx.failure(
+                "upload",
+                Kind::Input,
+                format!("upload: cannot read {}: {e}", path.display()),
+            ),
+        )
+    })?;
+    let shown = format!(
+        "upload {} -> {}:{remote} (mode {mode:04o}, {} bytes)",
+        path.display(),
+        node.0.name,
+        content.len()
+    );
+    write_local(
+        ctx, call, "upload", node, shown, remote, content, mode, show,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    template: &str,
+    vars: &Map,
+    remote: &str,
+    mode: &Dynamic,
+    opts: &Map,
+) -> RhaiResult<()> {
+    let position = call.call_position();
+    let show = showable(ctx, call, "render", opts)?;
+    let mode =
+        file_mode(mode).map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
+    let path = ctx.local_path(call, "render", template)?;
+    let content = render_template(&path, vars)
+        .map_err(|m| raise(position, ctx.failure("render", Kind::Input, m)))?;
+    let shown = format!(
+        "render {} -> {}:{remote} (mode {mode:04o})",
+        path.display(),
+        node.0.name
+    );
+    write_local(
+        ctx,
+        call,
+        "render",
+        node,
+        shown,
+        remote,
+        content.into_bytes(),
+        mode,
+        show,
+    )
+}
+
+/// Writes a file made from a local file; its content reaches the plan only when `show`.
+#[allow(clippy::too_many_arguments)]
+fn write_local(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    action: &'static str,
+    node: &Node,
+    shown: String,
+    remote: &str,
+    content: Vec<u8>,
+    mode: u32,
+    show: bool,
+) -> RhaiResult<()> {
+    let effect = Effect::WriteFile {
+        node: Arc::clone(node.spec()),
+        path: remote.to_owned(),
+        content,
+        mode,
+    };
+    let mut step = ctx.new_step(call, action, node, Access::Change);
+    step.recheck = Recheck::infer(&effect);
+    step.hide_content = !show;
+    ctx.perform_step(call, step, shown, effect)?;
+    Ok(())
 }
 
 /// Renders a template file with Rhai variables; errors name the template file and line.

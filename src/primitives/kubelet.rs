@@ -151,8 +151,9 @@ missing): each entry of `flags` sets a flag (name with or without dashes) to a s
 number or bool; `()` removes it. Existing flags keep their place and style (`--a=b`,\n\
 `--a b`), new ones are appended in name order; comments and other lines stay as they are.\n\
 Writes the file (atomically, same mode) only when something changes; the plan shows the\n\
-diff. Fails when no flags file exists. Returns `#{ file, changed, before, after }`\n\
-(`before`/`after`: flag maps).\n\
+diff. Fails when no flags file exists. A value with whitespace, quotes or backslashes is\n\
+refused (kubelet reads the file split at whitespace: it would become another flag).\n\
+Returns `#{ file, changed, before, after }` (`before`/`after`: flag maps).\n\
 `set_kubelet_flags(node, #{ \"container-runtime-endpoint\": \"unix:///run/containerd/containerd.sock\", \"network-plugin\": () })`";
 
 /// The flags files to look at: `opts.file`, or every known one in order.
@@ -246,6 +247,8 @@ fn set_flags(
                 ),
             ));
         };
+        config::check_flag(name, &edit)
+            .map_err(|e| input_error(ctx, position, ACTION, format!("{ACTION}: {e}")))?;
         edits.push((name.trim_start_matches('-').to_owned(), edit));
     }
     // Rhai maps have no insertion order: new flags are appended in name order.

@@ -26,6 +26,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallCont
 use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
 use crate::error::Kind;
 use crate::inventory::Inventory;
+use crate::local::LocalFiles;
 use crate::params::ParamValue;
 use crate::plan::{Origin, RunId};
 use crate::primitives::node::Node;
@@ -41,6 +42,8 @@ pub struct Host {
     pub params: BTreeMap<String, ParamValue>,
     /// The playbook file; relative paths in `upload`/`render` from it resolve against its directory.
     pub playbook: PathBuf,
+    /// The local files `upload`, `render` and the like may read.
+    pub local: LocalFiles,
     pub command_timeout: Duration,
     /// `--strict-skew`: kubelets outside the supported version skew refuse an upgrade instead
     /// of warning.
@@ -67,12 +70,19 @@ impl Host {
             inventory,
             params,
             playbook,
+            local: LocalFiles::default(),
             command_timeout,
             strict_skew: false,
             cluster: true,
             facts: Mutex::new(HashMap::new()),
             skew: Mutex::new(crate::versions::skew::Planned::default()),
         }
+    }
+
+    /// Reading local files as `local` permits (see [`LocalFiles`]).
+    pub fn with_local_files(mut self, local: LocalFiles) -> Self {
+        self.local = local;
+        self
     }
 
     /// With `--strict-skew`.
@@ -176,6 +186,7 @@ impl RunContext {
             recheck: Recheck::Ask,
             secret_output: false,
             quiet_output: false,
+            hide_content: false,
         }
     }
 
@@ -211,6 +222,7 @@ impl RunContext {
             recheck: Recheck::infer(&effect),
             secret_output: false,
             quiet_output: false,
+            hide_content: false,
         };
         self.host
             .effects
@@ -254,18 +266,26 @@ impl RunContext {
         }
     }
 
-    /// Resolves a path the playbook names relative to the file that names it.
-    pub fn local_path(&self, call: &NativeCallContext, path: &str) -> PathBuf {
-        let path = Path::new(path);
-        if path.is_absolute() {
-            return path.to_path_buf();
-        }
+    /// Resolves a local path the playbook names relative to the file that names it, refusing
+    /// one outside the playbook's directory and its --lib directories (see [`LocalFiles`]).
+    pub fn local_path(
+        &self,
+        call: &NativeCallContext,
+        action: &str,
+        path: &str,
+    ) -> RhaiResult<PathBuf> {
         let base = call
             .call_source()
             .map(Path::new)
             .filter(|p| p.is_file())
             .unwrap_or(&self.host.playbook);
-        base.parent().unwrap_or(Path::new(".")).join(path)
+        let dir = base.parent().unwrap_or(Path::new("."));
+        self.host.local.resolve(dir, path).map_err(|why| {
+            raise(
+                call.call_position(),
+                self.failure(action, Kind::Input, format!("{action}: {why}")),
+            )
+        })
     }
 
     /// Whether this run has depended on state it could not observe (offline, unreachable).

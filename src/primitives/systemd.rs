@@ -9,7 +9,6 @@ use super::{RhaiResult, RunContext, duration_value, outcome_map, primitive, rais
 use crate::effects::{Access, Effect, Recheck};
 use crate::error::Kind;
 use crate::primitives::node::Node;
-use crate::quote::quote;
 
 /// Verbs that only look; they run in a dry-run and a non-zero exit is an answer, not a failure.
 const READ_VERBS: &[&str] = &[
@@ -63,11 +62,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     ctx.failure("systemctl", Kind::Input, message),
                 ));
             };
-            let command = if unit.is_empty() {
-                format!("systemctl {verb}")
-            } else {
-                format!("systemctl {verb} {}", quote(unit))
-            };
+            let command = crate::host::systemd::command(verb, unit);
             // Every verb krun knows moves a unit to a state; repeating it changes nothing more.
             let outcome = ctx.step_rechecked(
                 &call,
@@ -99,7 +94,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(
         engine,
         move |call: NativeCallContext, node: Node, unit: &str| -> RhaiResult<bool> {
-            let command = format!("systemctl is-active --quiet {}", quote(unit));
+            let command = crate::host::systemd::is_active_command(unit);
             let outcome = ctx.step(
                 &call,
                 "service_active",
@@ -143,7 +138,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     ),
                 )
             })?;
-            let command = format!("systemctl is-active --quiet {}", quote(unit));
+            let command = crate::host::systemd::is_active_command(unit);
             let shown = format!(
                 "wait until `{command}` succeeds (every 2s, at most {})",
                 humantime::format_duration(timeout)

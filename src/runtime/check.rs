@@ -65,12 +65,18 @@ impl Known {
 pub fn check_files(
     engine: &Engine,
     libs: &[std::path::PathBuf],
+    allow_local: &[std::path::PathBuf],
+    libraries: Option<&std::sync::Arc<crate::library::Libraries>>,
     files: &[std::path::PathBuf],
 ) -> Vec<Diagnostic> {
     let known = Known::from_engine(engine);
     let mut diagnostics = Vec::new();
     for file in files {
-        let resolver = Resolver::new(ModulePath::new(libs, file));
+        let resolver = Resolver::new(
+            ModulePath::new(libs, file)
+                .allowing(allow_local)
+                .with_libraries(libraries.cloned()),
+        );
         let mut visited = HashSet::new();
         let name = file.display().to_string();
         match std::fs::read_to_string(file) {
@@ -115,6 +121,10 @@ fn check_source(
     out: &mut Vec<Diagnostic>,
 ) {
     if !visited.insert(file.to_owned()) {
+        return;
+    }
+    if let Some(oversized) = Diagnostic::oversized(file, text) {
+        out.push(oversized);
         return;
     }
     let compiled = if is_playbook {
@@ -178,10 +188,17 @@ fn check_source(
     let mut modules: BTreeMap<String, BTreeMap<String, BTreeSet<usize>>> = BTreeMap::new();
     for (import, alias, position) in imports {
         let Some((module_file, module_text)) = resolver.locate(&import) else {
+            if let Some(why) = resolver.refused(&import) {
+                out.push(located(file, position, format!("import `{import}`: {why}")));
+                continue;
+            }
             let mut d = located(file, position, format!("module not found: `{import}`"));
-            d.help = Some(format!(
-                "krun looks in the stdlib, then each --lib DIR, KRUN_PATH and the playbook's directory for {import}.rhai"
-            ));
+            d.help = Some(match resolver.library_of(&import) {
+                Some(library) => format!("krun looked in {library}"),
+                None => format!(
+                    "krun looks in the stdlib, then each --lib DIR, KRUN_PATH and the playbook's directory for {import}.rhai"
+                ),
+            });
             out.push(d);
             continue;
         };

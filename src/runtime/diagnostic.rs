@@ -48,6 +48,52 @@ impl Diagnostic {
         }
     }
 
+    /// A source Rhai cannot report positions in: it counts lines and columns in 16 bits, so an
+    /// error past line or column 65,535 would be shown at a wrong place (and a 10 MB line in
+    /// full). Such a file is refused before it is parsed.
+    pub fn oversized(file: &str, text: &str) -> Option<Self> {
+        let limit = usize::from(u16::MAX);
+        let problem = text
+            .lines()
+            .enumerate()
+            .find_map(|(index, line)| {
+                let length = line.chars().count();
+                (length > limit).then(|| {
+                    (
+                        Some(index + 1),
+                        format!(
+                            "line {} is {length} characters long; krun reads playbooks and modules \
+                             with lines of at most {limit} characters (pass data with --set or a \
+                             template file instead)",
+                            index + 1
+                        ),
+                    )
+                })
+            })
+            .or_else(|| {
+                let lines = text.lines().count();
+                (lines > limit).then(|| {
+                    (
+                        None,
+                        format!(
+                            "{file} has {lines} lines; krun reads playbooks and modules of at most \
+                             {limit} lines (split it into modules)"
+                        ),
+                    )
+                })
+            })?;
+        Some(Self {
+            kind: Kind::Input,
+            message: problem.1,
+            file: Some(file.to_owned()),
+            line: problem.0,
+            column: None,
+            trace: Vec::new(),
+            help: None,
+            failure: None,
+        })
+    }
+
     /// Unwraps Rhai's chain of function-call and module frames down to the real error.
     pub fn from_eval(error: &EvalAltResult, file: &str) -> Self {
         let mut current_file = file.to_owned();
@@ -125,6 +171,21 @@ impl Diagnostic {
             });
         let mut out = String::new();
         let result = match snippet {
+            // A long line is shown as a window around the position, not whole.
+            Some((file, text, offset, length))
+                if line_around(&text, offset).len() > SNIPPET_WIDTH =>
+            {
+                let report = miette::Report::new(diagnostic);
+                let result = handler.render_report(&mut out, report.as_ref());
+                out.push_str(&clipped(
+                    &self.location().unwrap_or(file),
+                    &text,
+                    offset,
+                    length,
+                    self.line,
+                ));
+                result
+            }
             Some((file, text, offset, length)) => {
                 let label = LabeledSpan::at(offset..offset + length, "here");
                 let report = miette::Report::new(diagnostic.with_labels([label]))
@@ -204,6 +265,48 @@ fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
         offset += content.len();
     }
     None
+}
+
+/// Lines longer than this are shown clipped around the error.
+const SNIPPET_WIDTH: usize = 160;
+
+/// The line of `text` holding byte `offset`, as (start, end) byte offsets.
+fn line_around(text: &str, offset: usize) -> std::ops::Range<usize> {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    start..end
+}
+
+/// A window of a long line around `offset`, with a caret under it:
+/// `  at play.rhai:1:50021 (a line of 50,033 characters, shown clipped)`.
+fn clipped(
+    location: &str,
+    text: &str,
+    offset: usize,
+    length: usize,
+    line: Option<usize>,
+) -> String {
+    const CONTEXT: usize = 60;
+    let range = line_around(text, offset);
+    let before: Vec<(usize, char)> = text[range.start..offset].char_indices().collect();
+    let from = before
+        .len()
+        .checked_sub(CONTEXT)
+        .map_or(range.start, |skip| range.start + before[skip].0);
+    let after_end = text[offset..range.end]
+        .char_indices()
+        .nth(length.clamp(1, CONTEXT) + CONTEXT)
+        .map_or(range.end, |(i, _)| offset + i);
+    let head = if from > range.start { "…" } else { "" };
+    let tail = if after_end < range.end { "…" } else { "" };
+    let number = line.map_or_else(String::new, |l| l.to_string());
+    let pad = " ".repeat(number.len());
+    let caret = " ".repeat(head.chars().count() + text[from..offset].chars().count());
+    format!(
+        "  at {location} (a line of {} characters, shown clipped)\n  {number} │ {head}{}{tail}\n  {pad} │ {caret}^ here\n",
+        text[range.clone()].chars().count(),
+        &text[from..after_end],
+    )
 }
 
 /// Length of the identifier (or single character) starting a text, for the label.

@@ -14,6 +14,7 @@ use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope};
 type SharedModule = Arc<Module>;
 use tokio_util::sync::CancellationToken;
 
+use crate::local::LocalFiles;
 use crate::primitives::RunContext;
 
 /// Limits that turn a runaway playbook into a clear error instead of a hang.
@@ -53,10 +54,14 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
     ("os", "stdlib/os.rhai", include_str!("../../stdlib/os.rhai")),
 ];
 
-/// Where `import` looks for modules, in order.
+/// Where `import` looks for modules, in order, and what else on the operator's machine a
+/// playbook may read (`--allow-local`).
 #[derive(Debug, Clone, Default)]
 pub struct ModulePath {
     pub dirs: Vec<PathBuf>,
+    pub allow: Vec<PathBuf>,
+    /// The repository's locked libraries: `import "teamlib/drain"` resolves through them.
+    pub libraries: Option<Arc<crate::library::Libraries>>,
 }
 
 impl ModulePath {
@@ -73,7 +78,27 @@ impl ModulePath {
                 .unwrap_or(Path::new("."))
                 .to_path_buf(),
         );
-        Self { dirs }
+        Self {
+            dirs,
+            allow: Vec::new(),
+            libraries: None,
+        }
+    }
+
+    /// With the `--allow-local` paths.
+    pub fn allowing(mut self, allow: &[PathBuf]) -> Self {
+        self.allow = allow.to_vec();
+        self
+    }
+
+    /// The local files a playbook on this path may read (see [`LocalFiles`]).
+    pub fn local_files(&self) -> LocalFiles {
+        LocalFiles::new(&self.dirs, &self.allow)
+    }
+
+    pub fn with_libraries(mut self, libraries: Option<Arc<crate::library::Libraries>>) -> Self {
+        self.libraries = libraries;
+        self
     }
 }
 
@@ -90,15 +115,41 @@ pub fn source_text(file: &str) -> Option<String> {
 /// once per engine and named by its real file path in errors.
 pub struct Resolver {
     path: ModulePath,
+    local: LocalFiles,
     cache: Mutex<HashMap<String, SharedModule>>,
 }
 
 impl Resolver {
     pub fn new(path: ModulePath) -> Self {
         Self {
+            local: path.local_files(),
             path,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn file_name(import: &str) -> String {
+        if import.ends_with(".rhai") {
+            import.to_owned()
+        } else {
+            format!("{import}.rhai")
+        }
+    }
+
+    /// Why `import` is not searched for: an absolute path or a `..` leading out of the search
+    /// directories, unless `--allow-local` allows it.
+    pub fn refused(&self, import: &str) -> Option<String> {
+        let file = Self::file_name(import);
+        let mut first = None;
+        for dir in &self.path.dirs {
+            match self.local.resolve(dir, &file) {
+                Ok(_) => return None,
+                Err(why) => {
+                    first.get_or_insert(why);
+                }
+            }
+        }
+        first
     }
 
     /// Finds a module's file name and source without compiling it.
@@ -106,14 +157,15 @@ impl Resolver {
         if let Some((_, name, text)) = STDLIB.iter().find(|(path, _, _)| *path == import) {
             return Some(((*name).to_owned(), (*text).to_owned()));
         }
-        let file = if import.ends_with(".rhai") {
-            import.to_owned()
-        } else {
-            format!("{import}.rhai")
-        };
+        if let Some(file) = self.path.libraries.as_ref().and_then(|l| l.locate(import)) {
+            let text = std::fs::read_to_string(&file).ok()?;
+            return Some((file.display().to_string(), text));
+        }
+        let file = Self::file_name(import);
         self.path
             .dirs
             .iter()
+            .filter(|dir| self.local.resolve(dir, &file).is_ok())
             .map(|dir| dir.join(&file))
             .find(|p| p.is_file())
             .and_then(|p| {
@@ -122,7 +174,18 @@ impl Resolver {
             })
     }
 
-    fn searched(&self) -> String {
+    /// The library an import's first segment names, as it reads in messages.
+    pub fn library_of(&self, import: &str) -> Option<String> {
+        self.path
+            .libraries
+            .as_ref()
+            .and_then(|l| l.describe(import))
+    }
+
+    fn searched(&self, import: &str) -> String {
+        if let Some(library) = self.library_of(import) {
+            return library;
+        }
         let mut places = vec!["the stdlib".to_owned()];
         places.extend(self.path.dirs.iter().map(|d| d.display().to_string()));
         places.join(", ")
@@ -141,8 +204,13 @@ impl ModuleResolver for Resolver {
             return Ok(module.clone());
         }
         let Some((file, text)) = self.locate(path) else {
+            if let Some(why) = self.refused(path) {
+                return Err(
+                    EvalAltResult::ErrorModuleNotFound(format!("{path}: {why}"), position).into(),
+                );
+            }
             return Err(EvalAltResult::ErrorModuleNotFound(
-                format!("{path} (searched {})", self.searched()),
+                format!("{path} (searched {})", self.searched(path)),
                 position,
             )
             .into());

@@ -41,6 +41,8 @@ pub struct RunSettings {
     pub secret_params: Vec<String>,
     pub inventory: Arc<Inventory>,
     pub libs: Vec<PathBuf>,
+    /// `--allow-local`: paths outside the playbook's and the --lib directories it may read.
+    pub allow_local: Vec<PathBuf>,
     pub state_dir: PathBuf,
     /// How to reach the cluster (`--kubeconfig`, `--context`).
     pub kube: crate::kube::ClientOptions,
@@ -67,6 +69,8 @@ pub struct RunSettings {
     pub lock: Option<crate::kube::lock::LockName>,
     /// Whether the run keeps a journal; not for the plan shown before a confirmation.
     pub journal: bool,
+    /// The repository's locked libraries, when the playbook is in one (a `krun.toml` above it).
+    pub libraries: Option<Arc<crate::library::Libraries>>,
 }
 
 /// What a run produced: the JSON document of `--output json`.
@@ -79,6 +83,9 @@ pub struct Report {
     pub dry_run: bool,
     pub offline: bool,
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Each library the playbook could import: name, version, commit and content hash.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<crate::journal::Provenance>,
     pub nodes: Vec<RunRecord>,
     /// krun's own steps before the playbook (discovery, the batch plan's read, the lock); absent
     /// when there were none.
@@ -108,7 +115,9 @@ impl Playbook {
         Ok(Self {
             file,
             text,
-            module_path: ModulePath::new(&settings.libs, &settings.playbook),
+            module_path: ModulePath::new(&settings.libs, &settings.playbook)
+                .allowing(&settings.allow_local)
+                .with_libraries(settings.libraries.clone()),
         })
     }
 
@@ -130,6 +139,8 @@ impl Playbook {
         let diagnostics = super::check::check_files(
             &check_engine,
             &settings.libs,
+            &settings.allow_local,
+            settings.libraries.as_ref(),
             std::slice::from_ref(&settings.playbook),
         );
         if !diagnostics.is_empty() {
@@ -163,6 +174,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         dry_run: settings.dry_run,
         offline: settings.offline,
         params: params_json(&settings.params, &settings.secret_params),
+        libraries: provenance(&settings),
         nodes: Vec::new(),
         setup: None,
         forecast: None,
@@ -185,6 +197,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
                 playbook_path.clone(),
                 timeout,
             )
+            .with_local_files(playbook.module_path.local_files())
             .with_strict_skew(strict_skew)
             .with_cluster(cluster),
         )
@@ -495,6 +508,15 @@ fn params_json(
         .collect()
 }
 
+/// The libraries of the run, as the journal and the report record them.
+fn provenance(settings: &RunSettings) -> Vec<crate::journal::Provenance> {
+    settings
+        .libraries
+        .as_ref()
+        .map(|l| l.provenance.clone())
+        .unwrap_or_default()
+}
+
 /// Opens the run's journal. It is a precondition of every change: a run that changes things
 /// and cannot be journaled does not start. A dry-run changes nothing, so it goes on without one.
 fn open_journal(
@@ -518,6 +540,7 @@ fn open_journal(
             .unwrap_or_default(),
         secret_params: settings.secret_params.clone(),
         resumes: settings.resume.as_ref().map(|(id, _)| id.clone()),
+        libraries: provenance(settings),
     };
     match Journal::create(&settings.state_dir, &header) {
         Ok(journal) => {

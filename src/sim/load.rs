@@ -90,6 +90,7 @@ impl Cluster {
                 }
             }
         } else {
+            too_deep(text, "the snapshot")?;
             for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
                 let name = format!("document {}", i + 1);
                 let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
@@ -282,13 +283,45 @@ fn parse_items(
 fn parse_item(index: usize, line: usize, item: &str) -> Result<Value, LoadError> {
     match super::yaml::parse(item) {
         Some(value) => Ok(value),
-        None => Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
-            LoadError::Syntax {
-                document: format!("items[{index}] (the item starting at line {line})"),
-                message: e.to_string(),
-            }
-        }),
+        None => {
+            let document = format!("items[{index}] (the item starting at line {line})");
+            too_deep(item, &document)?;
+            Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
+                LoadError::Syntax {
+                    document,
+                    message: e.to_string(),
+                }
+            })
+        }
     }
+}
+
+/// Flow collections (`[`, `{`) opened this many times without closing are refused before the
+/// general parser sees them: it takes quadratic time over deep nesting (100,000 `[` in one item
+/// took 47 s) before its own recursion limit (128) rejects it. Counted naively, brackets in
+/// strings included, so the margin is wide.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+fn too_deep(text: &str, document: &str) -> Result<(), LoadError> {
+    let mut depth = 0usize;
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(LoadError::Syntax {
+                        document: document.to_owned(),
+                        message: format!(
+                            "collections (`[`, `{{`) nested more than {MAX_FLOW_DEPTH} deep"
+                        ),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// What every object must name: its kind and its name (and namespace, if any).

@@ -154,3 +154,71 @@ fn fail_stops_the_run_with_exit_1_and_the_line() {
     assert_eq!(json["nodes"][0]["failure"]["line"], 2);
     assert_eq!(json["exit_code"], 1);
 }
+
+/// A syntax error on a long line: the right column, a clipped snippet, not the whole line.
+#[test]
+fn a_syntax_error_on_a_long_line_is_shown_clipped_at_its_column() {
+    let playbook = format!(
+        "log(\"start\");\nlet x = \"{}\"; let y = ;\n",
+        "a".repeat(50_000)
+    );
+    let out = Krun::new()
+        .playbook(&playbook)
+        .args(["--dry-run", "--offline"])
+        .run();
+    // `let x = "` is 9 characters, then the string and `"; let y = `: the `;` is at 50,021.
+    out.code(2)
+        .stderr_has("play.rhai:2:50021")
+        .stderr_has("shown clipped")
+        .stderr_has("let y = ;");
+    assert!(
+        out.stderr.len() < 4096,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
+}
+
+/// Rhai counts columns in 16 bits: a longer line is refused before parsing, at its line.
+#[test]
+fn a_line_longer_than_rhai_can_place_is_refused_briefly() {
+    let playbook = format!(
+        "log(\"start\");\nlet x = \"{}\"; let y = ;\n",
+        "a".repeat(10 << 20)
+    );
+    let out = Krun::new()
+        .playbook(&playbook)
+        .args(["--dry-run", "--offline"])
+        .run();
+    out.code(2)
+        .stderr_has(&format!("line 2 is {} characters long", (10 << 20) + 21))
+        .stderr_has("play.rhai:2");
+    assert!(
+        out.stderr.len() < 4096,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
+}
+
+/// An empty snapshot (what a failed `kubectl get … > file` leaves) is no cluster to rehearse on.
+#[test]
+fn an_empty_snapshot_is_refused_not_rehearsed() {
+    let mut krun = Krun::new().playbook("log(\"start\");\n");
+    let snapshot = krun.dir().join("cluster.yaml");
+    std::fs::write(&snapshot, "").unwrap();
+    let krun = krun.args(["--rehearse".as_ref(), snapshot.as_os_str()]);
+    krun.run()
+        .code(2)
+        .stderr_has("holds no objects: nothing to rehearse against");
+    // What `kubectl get nodes -o yaml` prints when there is nothing to get.
+    let mut krun = Krun::new().playbook("log(\"start\");\n");
+    let snapshot = krun.dir().join("cluster.yaml");
+    std::fs::write(
+        &snapshot,
+        "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n",
+    )
+    .unwrap();
+    krun.args(["--rehearse".as_ref(), snapshot.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("holds no objects");
+}

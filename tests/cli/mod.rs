@@ -1,6 +1,8 @@
 //! The `krun` binary as a user runs it: arguments in, exit code and output out.
 
+mod build;
 mod check;
+mod completions;
 mod confirm;
 mod describe;
 mod doc;

@@ -5,9 +5,11 @@ mod host_keys;
 mod interrupts;
 mod journal;
 mod lab;
+mod local_files;
 mod registry;
 mod resume;
 mod runs;
+mod secrets;
 mod signals;
 mod sop;
 

@@ -11,7 +11,7 @@ let facts = os_facts(node);
 let version = param("version");
 let pkg = if facts.id == "debian" { version + "-00" } else if facts.id == "rocky" { version } else { version };
 pkg_install(node, "kubelet", pkg);
-render(node, "dropin.j2", #{ version: version, node: node.name }, root + "/files/kubelet.conf", 0o640);
+render(node, "dropin.j2", #{ version: version, node: node.name }, root + "/files/kubelet.conf", 0o640, #{ show: true });
 systemctl(node, "daemon-reload", "");
 systemctl(node, "restart", "kubelet");
 wait_active(node, "kubelet", "30s");
@@ -256,6 +256,64 @@ pkg_install(node, "kubelet", param("v"));
             .contains(&format!(" 'kubelet={evil}';")),
         "{install}"
     );
+}
+
+/// A value that starts with `-` is an operand, never an option, on every package manager:
+/// `systemctl is-active --version` would print systemd's version and `apt-get install …
+/// --version` apt's, both exiting 0 as if the unit were active and the package installed.
+#[test]
+fn option_like_values_stay_operands() {
+    let Some(fleet) = Fleet::shared() else { return };
+    let setup = Setup::new(
+        fleet,
+        r#"let r = systemctl(node, "is-active", param("v"));
+if r.code == 0 { fail(`systemctl took the unit for an option: ${r.stdout}`); }
+pkg_install(node, param("v"), "");
+"#,
+    );
+    let out = setup
+        .krun(&[
+            "--node",
+            "n1",
+            "--node",
+            "n2",
+            "--node",
+            "n3",
+            "--batch",
+            "3",
+            "--set",
+            "v=--version",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(1)
+        .stderr_has("E: Unable to locate package --version")
+        .stderr_has("No match for argument: --version")
+        .stderr_has("error: target not found: --version");
+    let json = out.json();
+    for node in json["nodes"].as_array().unwrap() {
+        let steps = node["steps"].as_array().unwrap();
+        assert_eq!(
+            steps[0]["command"], "systemctl is-active -- --version",
+            "{node:#}"
+        );
+        let install = steps.iter().find(|s| s["action"] == "pkg_install").unwrap();
+        assert!(
+            install["command"]
+                .as_str()
+                .unwrap()
+                .contains(" -- --version"),
+            "{install}"
+        );
+        assert_eq!(
+            node["failure"]["message"]
+                .as_str()
+                .map(|m| m.contains("exited with code")),
+            Some(true),
+            "{node:#}"
+        );
+    }
 }
 
 #[test]

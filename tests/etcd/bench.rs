@@ -13,14 +13,11 @@ async fn print_operation_latencies() {
         return;
     };
     // About 1 MB of keys, so the snapshot figure means something.
-    let mut kv = etcd_client::Client::connect(cluster.client_urls(), None)
-        .await
-        .unwrap();
+    let mut kv =
+        crate::support::etcd_kv::Kv::connect(&cluster.client_urls()[0], Duration::from_secs(10));
     let value = "x".repeat(500);
     for k in 0..2000 {
-        kv.put(format!("/bench/{k:06}"), value.as_str(), None)
-            .await
-            .unwrap();
+        kv.put(&format!("/bench/{k:06}"), &value).await.unwrap();
     }
 
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{HEALTHY_WITHIN, healthy_cluster};
 use crate::support::etcd::etcd35;
+use crate::support::etcd_kv::Kv;
 
 pub(crate) const PREFIX: &str = "/upgrade-writer/";
 
@@ -80,25 +81,7 @@ async fn rolling_upgrade_from_3_4_to_3_5_loses_no_acknowledged_write() {
         assert!(status.version.starts_with("3.5."), "{status:?}");
     }
     // Every acknowledged key is present, read linearizably from the upgraded cluster.
-    let mut kv = etcd_client::Client::connect(cluster.client_urls(), None)
-        .await
-        .unwrap();
-    let stored = kv
-        .get(
-            PREFIX,
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only(),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: std::collections::BTreeSet<String> = stored
-        .kvs()
-        .iter()
-        .map(|kv| kv.key_str().unwrap().to_owned())
-        .collect();
+    let keys = crate::support::etcd_kv::keys_with_prefix(&cluster.client_urls(), PREFIX).await;
     let missing: Vec<u64> = (0..written).filter(|i| !keys.contains(&key(*i))).collect();
     assert!(
         missing.is_empty(),
@@ -119,23 +102,17 @@ pub(crate) async fn write_until_stopped(
     acked: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> u64 {
-    let mut clients = Vec::new();
-    for endpoint in &endpoints {
-        let options = etcd_client::ConnectOptions::new()
-            .with_timeout(Duration::from_secs(2))
-            .with_connect_timeout(Duration::from_secs(1));
-        clients.push(
-            etcd_client::Client::connect([endpoint], Some(options))
-                .await
-                .unwrap(),
-        );
-    }
+    let mut clients: Vec<Kv> = endpoints
+        .iter()
+        .map(|endpoint| Kv::connect(endpoint, Duration::from_secs(2)))
+        .collect();
     let mut next = 0;
     let mut turn = 0;
     while !stop.load(Ordering::SeqCst) {
         let count = clients.len();
         let client = &mut clients[turn % count];
-        let put = client.put(key(next), "v", None);
+        let name = key(next);
+        let put = client.put(&name, "v");
         match tokio::time::timeout(Duration::from_secs(3), put).await {
             Ok(Ok(_)) => {
                 next += 1;

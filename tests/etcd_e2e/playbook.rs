@@ -320,25 +320,7 @@ async fn in_place_rolling_upgrade_to_3_5_through_the_playbook_loses_no_write() {
         let status = status.result.unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert_eq!(status.version, "3.5.1", "{endpoint}");
     }
-    let mut kv = etcd_client::Client::connect(cluster.client_urls(), None)
-        .await
-        .unwrap();
-    let stored = kv
-        .get(
-            PREFIX,
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only(),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: std::collections::BTreeSet<String> = stored
-        .kvs()
-        .iter()
-        .map(|kv| kv.key_str().unwrap().to_owned())
-        .collect();
+    let keys = crate::support::etcd_kv::keys_with_prefix(&cluster.client_urls(), PREFIX).await;
     let missing: Vec<u64> = (0..written).filter(|i| !keys.contains(&key(*i))).collect();
     assert!(
         missing.is_empty(),

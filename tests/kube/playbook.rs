@@ -212,3 +212,42 @@ async fn a_rehearsal_drains_a_simulated_copy() {
     // The snapshot file itself is untouched.
     assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), DRAIN_CLUSTER);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_drain_names_its_node_left_cordoned() {
+    // A budget that allows no disruption: the drain cordons, then cannot evict.
+    let cluster = DRAIN_CLUSTER.replace("minAvailable: 2", "minAvailable: 3");
+    let sim = Sim::start(&cluster, 100.0).await;
+    let json_args = args(&sim, &[]);
+    // The playbook drains without cordoning first.
+    std::fs::write(
+        &json_args[0],
+        "drain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, force: true, timeout: \"3s\" });\n",
+    )
+    .unwrap();
+    let out = krun(json_args.clone()).await;
+    // A drain held by a budget is refused by a guard (exit 3).
+    out.code(3).stderr_has("worker-1 is left CORDONED");
+    let json = out.json();
+    assert_eq!(
+        json["nodes"][0]["failure"]["left_cordoned"],
+        serde_json::json!(["worker-1"]),
+        "{json:#}"
+    );
+    let node = sim.kube();
+    let runtime = tokio::runtime::Handle::current();
+    let info = std::thread::spawn(move || runtime.block_on(node.node_info("worker-1")))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(info.unschedulable, "the drain did not cordon");
+
+    // Again with the node already cordoned, in the text summary.
+    let text_args: Vec<String> = json_args
+        .iter()
+        .take_while(|a| *a != "--output")
+        .cloned()
+        .collect();
+    let out = krun(text_args).await;
+    out.code(3).stdout_has("worker-1 is left CORDONED");
+}

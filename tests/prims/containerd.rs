@@ -192,8 +192,10 @@ fn a_config_containerd_rejects_is_not_installed() {
     let previous = "# the team's config\nversion = 2\n";
     std::fs::create_dir_all(node.root_path("/etc/containerd")).unwrap();
     std::fs::write(node.root_path("/etc/containerd/config.toml"), previous).unwrap();
+    // The tarball is outside the playbook's directory: the operator allows it.
+    let allowed = archive.display().to_string();
     setup
-        .krun(&["--node", "n1"])
+        .krun(&["--node", "n1", "--allow-local", &allowed])
         .run()
         .code(1)
         .stderr_has("containerd rejected the rendered config.toml on n1 (exit 1)")
@@ -253,7 +255,11 @@ if r.source != "tarball" || !r.validated {{ fail(`${{r}}`); }}"#,
             archive.display()
         ),
     );
-    setup.krun(&["--node", "n1"]).run().code(0);
+    let allowed = dir.path().display().to_string();
+    setup
+        .krun(&["--node", "n1", "--allow-local", &allowed])
+        .run()
+        .code(0);
     let text = std::fs::read_to_string(node.root_path("/etc/containerd/config.toml")).unwrap();
     assert!(text.contains("SystemdCgroup = false"), "{text}");
     assert!(

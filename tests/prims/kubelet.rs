@@ -168,3 +168,37 @@ set_kubelet_flags(node, #{}, #{ fiel: "/x" });
         "KUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5\"\n"
     );
 }
+
+/// kubelet reads the flags file split at whitespace: a label value with a space would add a
+/// flag of the caller's choosing, so it is refused and the file stays as it was.
+#[test]
+fn a_flag_value_with_a_space_is_refused_not_split() {
+    let Some(fleet) = Fleet::start(1) else { return };
+    let node = fleet.node("n1");
+    let flags = node.root_path("/var/lib/kubelet/kubeadm-flags.env");
+    write(&flags, FLAGS_1_20, 0o644);
+    let setup = Setup::new(
+        &fleet,
+        "let labels = param(\"labels\");\nset_kubelet_flags(node, #{ \"node-labels\": labels });\n",
+    );
+    setup
+        .krun(&[
+            "--node",
+            "n1",
+            "--set",
+            "labels=role=edge --authorization-mode=AlwaysAllow",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("the value of --node-labels contains whitespace")
+        .stderr_has("play.rhai:2");
+    assert_eq!(std::fs::read_to_string(&flags).unwrap(), FLAGS_1_20);
+
+    // A value that looks like an option stays attached to its flag.
+    setup
+        .krun(&["--node", "n1", "--set", "labels=-role=edge"])
+        .run()
+        .code(0);
+    let written = std::fs::read_to_string(&flags).unwrap();
+    assert!(written.contains(" --node-labels=-role=edge\""), "{written}");
+}

@@ -3,4 +3,5 @@
 
 mod containerd;
 mod kubelet;
+mod operands;
 mod skew;

@@ -182,3 +182,18 @@ async fn malformed_snapshot_is_invalid_input_naming_document_and_field() {
         error.message
     );
 }
+
+/// Deep flow nesting is refused before the general YAML parser spends quadratic time on it.
+#[test]
+fn deeply_nested_brackets_are_refused_before_parsing() {
+    let snapshot = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: x\n    namespace: default\n  data:\n    a: {}\n",
+        "[".repeat(100_000)
+    );
+    let error = krun::sim::Cluster::load(&snapshot).unwrap_err().to_string();
+    assert!(error.contains("nested more than 1000 deep"), "{error}");
+    assert!(error.contains("items[0]"), "{error}");
+    let plain = format!("{}\n", "[".repeat(100_000));
+    let error = krun::sim::Cluster::load(&plain).unwrap_err().to_string();
+    assert!(error.contains("nested more than 1000 deep"), "{error}");
+}

@@ -27,7 +27,9 @@
 
 pub mod agent;
 pub mod etcd;
+pub mod etcd_kv;
 pub mod fleet;
+pub mod git;
 pub mod lab;
 pub mod machines;
 pub mod process;

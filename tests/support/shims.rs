@@ -299,6 +299,12 @@ const SYSTEMCTL: &str = r#"
 quiet=0 now=0 value=0 props= verb= units=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift
+            for unit in "$@"; do
+                if [ -z "$verb" ]; then verb=$unit; else units="$units $unit"; fi
+            done
+            break ;;
+        --version) echo "systemd 252 (252.39-1~deb12u2)"; exit 0 ;;
         -q | --quiet) quiet=1 ;;
         --now) now=1 ;;
         --value) value=1 ;;
@@ -477,6 +483,11 @@ only_on apt
 yes=0 downgrades=0 change_held=0 download_only=0 verb= args=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift
+            for arg in "$@"; do
+                if [ -z "$verb" ]; then verb=$arg; else args="$args $arg"; fi
+            done
+            break ;;
         -y | --yes | --assume-yes | -qy | -yq) yes=1 ;;
         -d | --download-only) download_only=1 ;;
         --allow-downgrades) downgrades=1 ;;
@@ -647,6 +658,7 @@ const APT_CACHE: &str = r#"
 only_on apt
 verb=${1:-}
 [ $# -gt 0 ] && shift
+[ "${1:-}" = -- ] && shift
 case "$verb" in
     madison)
         for name in "$@"; do
@@ -696,6 +708,7 @@ only_on apt
 format='${binary:Package}\t${Version}\n' mode= names=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift; names="$names $*"; break ;;
         -W | --show) mode=show ;;
         -s | --status) mode=status ;;
         -f | --showformat) shift; format=$1 ;;
@@ -776,6 +789,11 @@ esac
 yes=0 verb= args= showdups=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift
+            for arg in "$@"; do
+                if [ -z "$verb" ]; then verb=$arg; else args="$args $arg"; fi
+            done
+            break ;;
         -y | --assumeyes) yes=1 ;;
         --showduplicates) showdups=1 ;;
         -e | -d | --setopt | --disablerepo | --enablerepo | --disableexcludes | --releasever) shift ;;
@@ -920,6 +938,7 @@ only_on dnf yum
 format= mode= names= all=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift; names="$names $*"; break ;;
         -q | --query) mode=query ;;
         -qa) mode=query all=1 ;;
         -a | --all) all=1 ;;
@@ -995,6 +1014,7 @@ only_on pacman
 op= flags= targets=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift; targets="$targets $*"; break ;;
         --noconfirm | --needed | --quiet | --color=*) ;;
         --sync) op=S ;;
         --upgrade) op=U ;;
@@ -1596,6 +1616,7 @@ const CRICTL: &str = r#"
 endpoint=${CONTAINER_RUNTIME_ENDPOINT:-} verb= args=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift; args="$args $*"; break ;;
         -r | --runtime-endpoint) shift; endpoint=${1:-} ;;
         --runtime-endpoint=*) endpoint=${1#*=} ;;
         -i | --image-endpoint | -t | --timeout | -c | --config) shift ;;
@@ -1702,6 +1723,7 @@ const CTR: &str = r#"
 verb= args=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --) shift; args="$args $*"; break ;;
         -n | --namespace | -a | --address | --timeout) shift ;;
         --namespace=* | --address=* | --timeout=*) ;;
         -*) [ -n "$verb" ] && args="$args $1" ;;
