@@ -2,12 +2,12 @@
 //!
 //! Every line of a ```sh block is a command a reader copies: it runs from a checkout of the
 //! repository (a scratch directory holding `playbooks/` and `examples/`, and the README's own
-//! `restart-kubelet.rhai`), with `krun` on PATH and `KUBECONFIG` naming a simulated copy of the
-//! bundled lab where a command needs a cluster. A command exits 0 unless the comment before it
+//! `restart-kubelet.rhai`), with `krun` on PATH, `HOME` in that directory, and `KUBECONFIG` naming
+//! a simulated copy of the bundled lab where a command needs a cluster. A command exits 0 unless the comment before it
 //! (or after it on its line) says it `exits N`. A command ending in `&` runs in the background
 //! until the walkthrough is over, and the next starts once it has printed its first line.
-//! ```text blocks are forms to fill in: each krun command in one must have a part in capitals
-//! to replace, so that nothing runnable hides there untested.
+//! ```text blocks are forms to fill in: one with krun commands must have parts in capitals to
+//! replace, so that a runnable walkthrough does not hide there untested.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -219,6 +219,8 @@ impl Checkout {
             .current_dir(self.dir.path())
             .env("PATH", &self.path)
             .env("KUBECONFIG", &self.kubeconfig)
+            // A reader's own home: what a command writes under ~ stays in the scratch checkout.
+            .env("HOME", self.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("KRUN_STATE_DIR")
             .env_remove("KRUN_INVENTORY")
@@ -334,33 +336,30 @@ fn every_command_of_the_readme_and_the_lab_walkthrough_runs_as_written() {
     assert!(ran >= 10, "only {ran} commands ran: did the parsing break?");
 }
 
-/// Each krun command of a ```text block has a part in capitals (or `…`) to fill in.
+/// A ```text block with krun commands is a form: it has parts in capitals (or `…`) to fill in.
 #[test]
 fn text_blocks_hold_forms_to_fill_in_not_commands() {
+    let placeholder = |line: &str| {
+        let (command, _) = split_comment(line);
+        command.contains('…')
+            || command
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| {
+                    w.len() >= 2
+                        && w.chars().any(|c| c.is_ascii_uppercase())
+                        && w.chars()
+                            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+                })
+    };
     for file in ["README.md", "examples/lab/README.md"] {
         let text = read(file);
         for (_, first, lines) in blocks(&text).into_iter().filter(|(l, _, _)| l == "text") {
-            for (offset, line) in lines.iter().enumerate() {
-                if !line.trim_start().starts_with("krun ") {
-                    continue;
-                }
-                let (command, _) = split_comment(line);
-                let placeholder = command.contains('…')
-                    || command
-                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .any(|w| {
-                            w.len() >= 2
-                                && w.chars().all(|c| {
-                                    c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()
-                                })
-                                && w.chars().any(|c| c.is_ascii_uppercase())
-                        });
-                assert!(
-                    placeholder,
-                    "{file}:{}: `{command}` is runnable as written: put it in a ```sh block (it is then tested), or mark what to replace in capitals",
-                    first + offset
-                );
-            }
+            let commands = lines.iter().any(|l| l.trim_start().starts_with("krun "));
+            assert!(
+                !commands || lines.iter().any(|l| placeholder(l)),
+                "{file}:{first}: this block's commands run as written: put them in a ```sh block \
+                 (they are then tested), or mark what to replace in capitals"
+            );
         }
     }
 }
