@@ -13,6 +13,12 @@ use crate::ui::Ui;
 
 /// Runs krun with the process's arguments; returns the exit code.
 pub fn main() -> u8 {
+    // A bare `krun` gets the help, whatever KRUN_* variables the environment sets.
+    if std::env::args_os().len() == 1 {
+        use clap::CommandFactory;
+        let _ = writeln!(std::io::stderr(), "{}", Cli::command().render_help());
+        return crate::error::Kind::Input.exit_code();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -202,8 +202,8 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -276,14 +276,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict_skew: bool,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
     /// Trust and record host keys of hosts not yet in known_hosts (like OpenSSH's accept-new).
     /// A changed host key is always refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+
+    /// Do not ask before a run that cordons, drains, formats a disk, removes etcd members or
+    /// restores a snapshot. On a terminal krun shows the plan of such a run and asks first;
+    /// without a terminal it never asks.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 
     /// Seconds to wait for an ssh connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -350,7 +356,7 @@ pub struct Verbosity {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Less log output (errors and the summary only).
+    /// Less output: errors, and of a plan or a run only its summary.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -359,6 +365,7 @@ pub struct Verbosity {
 pub enum OutputFormat {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]
@@ -424,7 +431,7 @@ pub struct DescribeArgs {
     pub libs: Vec<PathBuf>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -464,6 +471,10 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub strict_skew: bool,
 
+    /// Do not ask before going on (as `--yes` on a run).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
     /// Secret parameters of the original run (never stored): give each again.
     #[arg(long = "set-secret", value_name = "KEY=VALUE")]
     pub set_secret: Vec<String>,
@@ -477,8 +488,8 @@ pub struct ResumeArgs {
     )]
     pub state_dir: PathBuf,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format on stdout: text for people, json or yaml for programs (with a `schema`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -486,6 +497,10 @@ pub struct ResumeArgs {
 pub struct RunsArgs {
     #[command(subcommand)]
     pub command: Option<RunsCommand>,
+
+    /// Output format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub output: OutputFormat,
 
     /// Where run journals are kept.
     #[arg(

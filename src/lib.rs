@@ -40,11 +40,12 @@ pub mod ssh;
 pub mod versions;
 
 // Base: the inventory, the plan and its journal, parameters, the local files a playbook may
-// read, quoting, secrets, errors.
+// read, quoting, secrets, colours, errors.
 pub mod error;
 pub mod inventory;
 pub mod journal;
 pub mod local;
+pub mod paint;
 pub mod params;
 pub mod plan;
 pub mod quote;

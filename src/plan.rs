@@ -135,6 +135,18 @@ pub struct RunFailure {
     pub left_cordoned: Vec<String>,
 }
 
+/// A part of the playbook a dry-run could not plan because it depends on state that was not
+/// observed (a loop over package files listed on an unread node, over etcd's members).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unplanned {
+    /// The step it comes after in the plan (0: before the first).
+    pub after_step: usize,
+    pub node: String,
+    pub what: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
 /// Everything recorded for one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -145,6 +157,9 @@ pub struct RunRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<RunFailure>,
     pub steps: Vec<StepRecord>,
+    /// What a dry-run could not plan, in plan order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unplanned: Vec<Unplanned>,
     #[serde(skip)]
     unobserved: bool,
 }
@@ -282,6 +297,7 @@ impl Recorder {
             status: RunStatus::NotStarted,
             failure: None,
             steps: Vec::new(),
+            unplanned: Vec::new(),
             unobserved: false,
         });
         RunId(runs.len() - 1)
@@ -393,6 +409,20 @@ impl Recorder {
         step.replayed = result.replayed;
         step.data = result.data;
         step.resolved = result.resolved;
+    }
+
+    /// Notes, after the run's last step so far, a part of the playbook that could not be planned.
+    pub fn unplanned(&self, run: RunId, node: &str, what: &str, origin: Origin) {
+        let what = self.redact(what);
+        let mut runs = self.runs.lock().expect("runs lock");
+        let record = &mut runs[run.0];
+        record.unplanned.push(Unplanned {
+            after_step: record.steps.len(),
+            node: node.to_owned(),
+            what,
+            file: origin.file,
+            line: origin.line,
+        });
     }
 
     pub fn run_name(&self, run: RunId) -> String {

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "inventory",
             "journal",
             "local",
+            "paint",
             "params",
             "plan",
             "quote",

@@ -13,3 +13,4 @@ mod prims;
 mod sim;
 mod ssh;
 mod support;
+mod walkthrough;

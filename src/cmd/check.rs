@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::app::{color, print};
-use crate::cli::{CheckArgs, DescribeArgs, DocArgs, DocFormat, OutputFormat};
+use crate::cli::{CheckArgs, DescribeArgs, DocArgs, DocFormat};
 use crate::inventory::Inventory;
 use crate::plan::RunId;
 use crate::primitives::{Host, RunContext};
@@ -112,12 +112,9 @@ pub fn describe(runtime: &tokio::runtime::Runtime, args: &DescribeArgs) -> crate
             return Ok(crate::error::Kind::Input.exit_code());
         }
     };
-    match args.output {
-        OutputFormat::Json => print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&shape).map_err(|e| Error::runtime(e.to_string()))?
-        )),
-        OutputFormat::Text => print(&describe_text(&args.playbook.display().to_string(), &shape)),
+    match crate::output::document(args.output, crate::output::DESCRIBE_SCHEMA, &shape)? {
+        Some(document) => print(&document),
+        None => print(&describe_text(&args.playbook.display().to_string(), &shape)),
     }
     Ok(0)
 }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod completions;
+pub mod confirm;
 pub mod init;
 pub mod lib;
 pub mod preflight;

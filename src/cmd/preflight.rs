@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::app::{duration, print};
-use crate::cli::OutputFormat;
 use crate::inventory::Inventory;
+use crate::paint::Paint;
 use crate::plan::Recorder;
 use crate::ssh::SshConfig;
 use crate::wiring::{Mode, Wiring};
@@ -175,21 +175,114 @@ pub async fn preflight(args: crate::cli::PreflightArgs) -> crate::Result<u8> {
         forecast,
     };
     if let Some(path) = &args.report {
-        std::fs::write(path, preflight::html::page(&report)).map_err(|e| {
+        let context = preflight::html::PageContext {
+            command: command_line(),
+            generated_at: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            cluster: match &args.rehearse {
+                Some(snapshot) => format!(
+                    "the snapshot {} (rehearsed in the simulator)",
+                    snapshot.display()
+                ),
+                None => cluster_source(&args.cluster.options()),
+            },
+            krun_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        std::fs::write(path, preflight::html::page(&report, &context)).map_err(|e| {
             Error::runtime(format!("cannot write the report {}: {e}", path.display()))
         })?;
     }
-    match args.output {
-        OutputFormat::Json => {
-            let json =
-                serde_json::to_string_pretty(&report).map_err(|e| Error::runtime(e.to_string()))?;
-            print(&format!("{json}\n"));
-        }
-        OutputFormat::Text => print(&preflight::render::report(&report)),
+    let document = Judged {
+        verdict: verdict(&report),
+        report: &report,
+    };
+    match crate::output::document(args.output, crate::output::PREFLIGHT_SCHEMA, &document)? {
+        Some(text) => print(&text),
+        None => print(&preflight::render::report(&report, Paint::stdout())),
     }
     Ok(if report.blocked() {
         crate::error::Kind::Refused.exit_code()
     } else {
         0
     })
+}
+
+/// The live cluster judged, as the report names it: the context and the kubeconfig it is in.
+fn cluster_source(options: &crate::kube::ClientOptions) -> String {
+    use crate::kube::client::{Environment, Source, choose_source};
+    match choose_source(options, &Environment::current()) {
+        Ok(Source::Kubeconfig { kubeconfig, files }) => {
+            let context = options
+                .context
+                .clone()
+                .or_else(|| kubeconfig.current_context.clone())
+                .unwrap_or_else(|| "(none)".to_owned());
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("context {context} of {}", files.join(", "))
+        }
+        Ok(Source::InCluster) => "the cluster krun runs in (its service account)".to_owned(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// This process's command line as the operator would type it again.
+fn command_line() -> String {
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Some(first) = argv.first_mut() {
+        *first = "krun".to_owned();
+    }
+    crate::quote::join(&argv)
+}
+
+/// The preflight document: the verdict first, then the report.
+#[derive(serde::Serialize)]
+struct Judged<'a> {
+    verdict: Verdict,
+    #[serde(flatten)]
+    report: &'a crate::preflight::Report,
+}
+
+/// Whether the upgrade may go on, as a program reads it.
+#[derive(serde::Serialize)]
+struct Verdict {
+    /// `ok` or `refused`.
+    outcome: &'static str,
+    exit_code: u8,
+    /// What refuses: finding ids, and `forecast` when the forecast blocks.
+    blocking: Vec<String>,
+    /// Blocks accepted with `--accept`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    accepted: Vec<String>,
+}
+
+fn verdict(report: &crate::preflight::Report) -> Verdict {
+    let mut blocking: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.blocks())
+        .map(|f| f.id.clone())
+        .collect();
+    let mut accepted: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.accepted)
+        .map(|f| f.id.clone())
+        .collect();
+    if let Some(forecast) = &report.forecast {
+        if forecast.blocked() {
+            blocking.push("forecast".to_owned());
+        } else if forecast.accepted && !forecast.verdict.blocking.is_empty() {
+            accepted.push("forecast".to_owned());
+        }
+    }
+    let refused = report.blocked();
+    Verdict {
+        outcome: if refused { "refused" } else { "ok" },
+        exit_code: if refused {
+            crate::error::Kind::Refused.exit_code()
+        } else {
+            0
+        },
+        blocking,
+        accepted,
+    }
 }

@@ -134,13 +134,31 @@ pub fn resume(
     check_libraries(header, &settings, &args.id, args.allow_changed)?;
     settings.argv = argv_masked(&argv, &needed);
     settings.strict_skew |= args.strict_skew;
-    let replay = crate::effects::replay::Replay::new(&view, args.retry_unknown);
-    settings.resume = Some((args.id.clone(), Arc::new(replay)));
+    let replay = |view| {
+        Arc::new(crate::effects::replay::Replay::new(
+            view,
+            args.retry_unknown,
+        ))
+    };
+    settings.resume = Some((args.id.clone(), replay(&view)));
+    // The plan before the question replays the journal too: its own copy, since a replay is
+    // used up as it goes.
+    let plan = super::confirm::wanted(&settings, args.yes).then(|| {
+        let mut plan = super::confirm::plan_of(&settings);
+        plan.resume = Some((args.id.clone(), replay(&view)));
+        plan
+    });
     tracing::info!(
         "resuming run {}: steps recorded as done are not executed again",
         args.id
     );
-    super::run::execute(runtime, settings, output, &ui)
+    super::run::execute(
+        runtime,
+        settings,
+        plan,
+        &super::run::Shown { output, quiet },
+        &ui,
+    )
 }
 
 /// A resumed run uses the library code the run started with (by name and hash), unless

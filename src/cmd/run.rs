@@ -2,6 +2,7 @@
 //! and the report printed once.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::Error;
 use crate::app::{color, duration, print};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::inventory::Inventory;
+use crate::paint::Paint;
 use crate::plan::Recorder;
 use crate::runtime::run::{self, RunSettings};
 use crate::ssh::SshConfig;
@@ -39,15 +41,31 @@ fn masked_argv() -> Vec<String> {
     masked
 }
 
+/// Why `path` cannot be run: a mistyped subcommand (`krun preflght`) gets its suggestion.
+fn not_a_playbook(path: &Path) -> String {
+    use clap::CommandFactory;
+    let name = path.display().to_string();
+    let command = crate::cli::Cli::command();
+    let subcommands: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+    let bare = !name.contains('/') && !name.ends_with(".rhai");
+    match crate::suggest::closest(&name, subcommands.iter().copied()) {
+        Some(close) if bare => format!(
+            "`{name}` is neither a subcommand nor a playbook file; did you mean `krun {close}`?"
+        ),
+        _ if bare => format!(
+            "`{name}` is neither a subcommand ({}) nor a playbook file",
+            subcommands.join(", ")
+        ),
+        _ => format!("playbook {name} does not exist or is not a file"),
+    }
+}
+
 pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
     let playbook = args
         .playbook
         .ok_or_else(|| Error::input("no playbook given (see krun --help)"))?;
     if !playbook.is_file() {
-        return Err(Error::input(format!(
-            "playbook {} does not exist or is not a file",
-            playbook.display()
-        )));
+        return Err(Error::input(not_a_playbook(&playbook)));
     }
     let dry_run = args.dry_run || args.rehearse.is_some();
     let batch_spec = crate::preflight::BatchSpec::parse(&args.batch).map_err(Error::input)?;
@@ -109,6 +127,7 @@ pub fn settings(args: RunArgs) -> crate::Result<RunSettings> {
         } else {
             Some(crate::kube::lock::LockName::parse(&args.lock).map_err(Error::input)?)
         },
+        journal: true,
         libraries,
     })
 }
@@ -120,18 +139,56 @@ pub fn run_playbook(
     quiet: bool,
 ) -> crate::Result<u8> {
     let output = args.output;
+    let yes = args.yes;
     let ui = Ui::new(output == OutputFormat::Text && !quiet);
     ui.init_logging(verbose, quiet);
     let settings = settings(args)?;
-    execute(runtime, settings, output, &ui)
+    let plan = super::confirm::wanted(&settings, yes).then(|| super::confirm::plan_of(&settings));
+    execute(runtime, settings, plan, &Shown { output, quiet }, &ui)
 }
 
+/// How the result is shown.
+pub struct Shown {
+    pub output: OutputFormat,
+    /// `-q`: the summary only.
+    pub quiet: bool,
+}
+
+/// Runs the playbook and prints the report once. With `plan` (a dry-run of the same run), the
+/// plan is made first and, when the run would cordon, drain or destroy, the operator is asked.
 pub fn execute(
     runtime: &tokio::runtime::Runtime,
     settings: RunSettings,
-    output: OutputFormat,
+    plan: Option<RunSettings>,
+    shown: &Shown,
     ui: &Ui,
 ) -> crate::Result<u8> {
+    if let Some(plan) = plan {
+        let planned = perform(runtime, plan, ui)?;
+        if planned.exit_code != 0 || !planned.diagnostics.is_empty() {
+            tracing::error!(
+                "the plan of this run stops (exit {}); nothing was changed",
+                planned.exit_code
+            );
+            return show(&planned, None, shown);
+        }
+        if !super::confirm::ask(&planned)? {
+            return Err(Error::refused(
+                "not confirmed: nothing was changed (--yes runs without asking)",
+            ));
+        }
+    }
+    let state_dir = settings.state_dir.clone();
+    let report = perform(runtime, settings, ui)?;
+    show(&report, Some(&state_dir), shown)
+}
+
+/// One pass of the run through a boundary wired for its mode.
+fn perform(
+    runtime: &tokio::runtime::Runtime,
+    settings: RunSettings,
+    ui: &Ui,
+) -> crate::Result<run::Report> {
     let recorder = Arc::new(Recorder::with_secrets(Arc::clone(ui.secrets())));
     ui.follow(&recorder);
     let mode = match (settings.dry_run, settings.offline) {
@@ -160,31 +217,67 @@ pub fn execute(
         let report = run::execute(settings, Arc::clone(&wired.effects)).await;
         wired.close().await;
         report
-    })?;
+    });
+    ui.finish();
+    report
+}
+
+/// Prints the report once: diagnostics on stderr, the plan or the run on stdout.
+fn show(report: &run::Report, state_dir: Option<&Path>, shown: &Shown) -> crate::Result<u8> {
     let color = color();
     for diagnostic in &report.diagnostics {
         let _ = write!(std::io::stderr(), "{}", diagnostic.render(color));
     }
-    match output {
-        OutputFormat::Json => {
-            let json =
-                serde_json::to_string_pretty(&report).map_err(|e| Error::runtime(e.to_string()))?;
-            print(&format!("{json}\n"));
-        }
-        OutputFormat::Text => {
-            if !report.findings.is_empty() {
-                print(&format!(
-                    "preflight of this run's nodes and target:\n{}",
-                    crate::preflight::render::findings(&report.findings)
-                ));
-            }
-            if let Some(forecast) = &report.forecast {
-                print(&crate::preflight::render::forecast(forecast));
-            }
-            if !report.nodes.is_empty() {
-                print(&crate::output::text(&report));
-            }
-        }
+    if let Some(document) =
+        crate::output::document(shown.output, crate::output::RUN_SCHEMA, report)?
+    {
+        print(&document);
+        return Ok(report.exit_code);
+    }
+    let paint = Paint::stdout();
+    if !report.findings.is_empty() && !shown.quiet {
+        print(&format!(
+            "preflight of this run's nodes and target:\n{}",
+            crate::preflight::render::findings(&report.findings, paint)
+        ));
+    }
+    if let Some(forecast) = &report.forecast
+        && !shown.quiet
+    {
+        print(&crate::preflight::render::forecast(forecast, paint));
+    }
+    if !report.nodes.is_empty() {
+        let stopped = report
+            .nodes
+            .iter()
+            .any(|n| n.status != crate::plan::RunStatus::Ok);
+        let resume = match (&report.run_id, state_dir) {
+            (Some(id), Some(dir)) if stopped && !report.dry_run => Some(resume_command(id, dir)),
+            _ => None,
+        };
+        let options = crate::output::TextOptions {
+            paint,
+            quiet: shown.quiet,
+            resume,
+        };
+        print(&crate::output::text(report, &options));
     }
     Ok(report.exit_code)
+}
+
+/// The exact command that resumes run `id`: `--state-dir` too when the journals are not where
+/// `krun resume` looks by default.
+pub fn resume_command(id: &str, state_dir: &Path) -> String {
+    let default =
+        std::env::var_os("KRUN_STATE_DIR").map_or_else(|| PathBuf::from(".krun"), PathBuf::from);
+    let same = |a: &Path, b: &Path| std::path::absolute(a).ok() == std::path::absolute(b).ok();
+    if same(state_dir, &default) {
+        format!("krun resume {}", crate::quote::quote(id))
+    } else {
+        format!(
+            "krun resume {} --state-dir {}",
+            crate::quote::quote(id),
+            crate::quote::quote(&state_dir.display().to_string())
+        )
+    }
 }

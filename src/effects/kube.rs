@@ -196,7 +196,11 @@ impl KubeService {
                         bypass.reason()
                     );
                 }
-                let observer = |event: crate::kube::DrainEvent| log_drain_event(&event);
+                let progress = DrainProgress::new(node, options.timeout, self.time_scale);
+                let observer = |event: crate::kube::DrainEvent| {
+                    log_drain_event(&event);
+                    progress.update(&event);
+                };
                 let mut options = options.as_ref().clone();
                 options.timeout = options.timeout.map(|t| self.real(t));
                 to_json(
@@ -348,6 +352,74 @@ fn kube_call(call: &dyn Call) -> Result<&KubeCall, EffectError> {
     })
 }
 
+/// How far a drain has come, for the live display and the log: pods evicted of those to
+/// evict, and the longest a budget has held one against the drain's time limit. Each change
+/// is a `krun::progress` event (the log shows the counts with each eviction).
+struct DrainProgress {
+    node: String,
+    /// The drain's limit as the playbook gave it (cluster time).
+    limit: Option<std::time::Duration>,
+    /// Cluster seconds per real second (the rehearsal's simulator runs faster).
+    scale: f64,
+    counts: std::sync::Mutex<(usize, usize, u64)>,
+}
+
+impl DrainProgress {
+    fn new(node: &str, limit: Option<std::time::Duration>, scale: f64) -> Self {
+        Self {
+            node: node.to_owned(),
+            limit,
+            scale,
+            counts: std::sync::Mutex::new((0, 0, 0)),
+        }
+    }
+
+    fn update(&self, event: &crate::kube::DrainEvent) {
+        use crate::kube::DrainEvent;
+        use crate::kube::eviction::Progress;
+        let mut counts = self.counts.lock().expect("drain progress lock");
+        let (evicted, total, longest_ms) = &mut *counts;
+        let said = match event {
+            DrainEvent::Planned { plan } => {
+                *total = plan.to_evict().count();
+                Some(format!("drain plan for {}: {total} to evict", plan.node))
+            }
+            DrainEvent::Eviction {
+                progress: Progress::Finished(report),
+            } => {
+                *evicted += 1;
+                *longest_ms = (*longest_ms).max(report.blocked_ms);
+                Some(format!("{} ({evicted}/{total})", finished(report)))
+            }
+            DrainEvent::Eviction {
+                progress: Progress::Waiting { waited_ms, .. },
+            } => {
+                *longest_ms = (*longest_ms).max(*waited_ms);
+                None
+            }
+            _ => return,
+        };
+        let (evicted, total) = (*evicted, *total);
+        let waited_s = *longest_ms as f64 / 1000.0 * self.scale;
+        let limit_s = self.limit.map_or(0.0, |l| l.as_secs_f64());
+        let node = self.node.as_str();
+        // What the log says at info; a budget wait only moves the live display (the eviction
+        // loop logs waits itself, at a steady pace).
+        match said {
+            Some(message) => tracing::info!(
+                target: "krun::progress",
+                node, evicted, total, waited_s, limit_s,
+                "{message}"
+            ),
+            None => tracing::debug!(
+                target: "krun::progress",
+                node, evicted, total, waited_s, limit_s,
+                "drain of {node}: {evicted}/{total} evicted"
+            ),
+        }
+    }
+}
+
 /// A drain's progress, as the operator reads it in the log (the JSON report has the details).
 fn log_drain_event(event: &crate::kube::DrainEvent) {
     use crate::kube::DrainEvent;
@@ -362,12 +434,11 @@ fn log_drain_event(event: &crate::kube::DrainEvent) {
             node,
             changed: false,
         } => tracing::debug!(target: "krun::kube", "{node} was already cordoned"),
-        DrainEvent::Planned { plan } => tracing::info!(
-            target: "krun::kube",
-            "drain plan for {}: {} to evict",
-            plan.node,
-            plan.to_evict().count()
-        ),
+        // The plan and each finished eviction are told by the drain's progress.
+        DrainEvent::Planned { .. }
+        | DrainEvent::Eviction {
+            progress: crate::kube::eviction::Progress::Finished(_),
+        } => {}
         DrainEvent::Eviction { progress } => log_progress(progress),
         DrainEvent::Uncordoned { node } => {
             tracing::warn!(target: "krun::kube", "uncordoned {node} after the failed drain");
@@ -386,19 +457,26 @@ fn log_progress(progress: &crate::kube::eviction::Progress) {
             tracing::info!(target: "krun::kube", "evicting {pod} (admitted after {attempts} attempts)");
         }
         Progress::Waiting { .. } => {}
-        Progress::Finished(report) => tracing::info!(
-            target: "krun::kube",
-            "{}: {:?} in {:.1} s{}",
-            report.pod,
-            report.outcome,
-            report.took_ms as f64 / 1000.0,
-            if report.blocked_ms > 0 {
-                format!(", held {:.1} s by budgets", report.blocked_ms as f64 / 1000.0)
-            } else {
-                String::new()
-            }
-        ),
+        Progress::Finished(report) => tracing::info!(target: "krun::kube", "{}", finished(report)),
     }
+}
+
+/// `ns/pod: Evicted in 0.3 s, held 0.1 s by budgets`.
+fn finished(report: &crate::kube::eviction::EvictionReport) -> String {
+    format!(
+        "{}: {:?} in {:.1} s{}",
+        report.pod,
+        report.outcome,
+        report.took_ms as f64 / 1000.0,
+        if report.blocked_ms > 0 {
+            format!(
+                ", held {:.1} s by budgets",
+                report.blocked_ms as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        }
+    )
 }
 
 fn pod_summary(pod: &k8s_openapi::api::core::v1::Pod) -> Value {

@@ -55,6 +55,94 @@ pub struct JournalView {
     pub torn: Option<usize>,
 }
 
+/// What became of a recorded run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// A step failed.
+    Failed,
+    /// A safety guard (krun's or the playbook's) refused: nothing past it was done.
+    Refused,
+    /// Ctrl-C, SIGTERM or `--timeout`.
+    Interrupted,
+    /// No end was recorded: krun was killed, or is still running.
+    Unfinished,
+    /// Every node finished.
+    Done,
+}
+
+impl RunState {
+    pub fn word(self) -> &'static str {
+        match self {
+            RunState::Failed => "failed",
+            RunState::Refused => "refused",
+            RunState::Interrupted => "interrupted",
+            RunState::Unfinished => "unfinished",
+            RunState::Done => "done",
+        }
+    }
+}
+
+/// Where a run stopped: the node, its last step and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stopped {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The failure's message, or what is known of the last step's outcome.
+    pub reason: String,
+}
+
+/// One node's run as `krun runs show` tells it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeSummary {
+    pub node: String,
+    pub state: String,
+    pub steps: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+}
+
+/// A recorded run at a glance: `krun runs` and `krun runs show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub started_at: String,
+    pub playbook: String,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumes: Option<String>,
+    pub nodes: Vec<NodeSummary>,
+    pub state: RunState,
+    /// The first node that did not finish, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+    /// The command line, shell-quoted (secret values masked).
+    pub command: String,
+    pub user: String,
+    pub host: String,
+    /// The line of a torn last record (krun was killed, or the disk filled, while writing it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn: Option<usize>,
+    /// The playbook libraries the run used, as its journal recorded them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<Library>,
+}
+
+/// A playbook library a run used.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Library {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+}
+
 impl JournalView {
     pub fn load(state_dir: &Path, id: &str) -> crate::Result<Self> {
         let path = state_dir.join("runs").join(id).join("journal.jsonl");
@@ -183,62 +271,163 @@ impl JournalView {
         Ok(current)
     }
 
-    /// A one-paragraph account per run: status, the step it stopped at and why.
-    pub fn describe(&self) -> String {
-        let mut out = format!(
-            "{}  {}{}\n",
-            self.id,
-            self.header["playbook"].as_str().unwrap_or("?"),
-            if self.header["dry_run"] == true {
-                "  (dry-run)"
-            } else {
-                ""
+    /// The run at a glance: its state, where it stopped and why, its command line.
+    pub fn summary(&self) -> RunSummary {
+        let text = |key: &str| self.header[key].as_str().unwrap_or_default().to_owned();
+        let mut nodes: Vec<NodeSummary> = Vec::new();
+        // The header's order (the run's), then any other run the journal names.
+        let mut names: Vec<String> = self.header["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .filter(|n| self.runs.contains_key(n))
+            .collect();
+        for name in self.runs.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
             }
-        );
-        if let Some(line) = self.torn {
-            out.push_str(&format!(
-                "  the journal's last record (line {line}) is torn: krun was killed, or the disk \
-                 filled, while writing it; the step it belonged to counts as not recorded\n"
-            ));
         }
-        for (name, run) in &self.runs {
-            let last = run.steps.last();
-            let state = match (run.status.as_str(), last) {
-                ("ok", _) => format!("ok ({} steps)", run.steps.len()),
-                (status, Some(step)) => {
-                    let outcome = match &step.done {
-                        None => "outcome unknown (no result recorded)".to_owned(),
-                        Some(done) if !done["error"].is_null() => {
-                            format!("error: {}", done["error"].as_str().unwrap_or(""))
-                        }
-                        Some(done) => format!("exit {}", done["exit_code"]),
-                    };
-                    let why = run
-                        .failure
-                        .as_ref()
-                        .and_then(|f| f["message"].as_str())
-                        .map(|m| format!(" — {}", m.lines().next().unwrap_or("")))
-                        .unwrap_or_default();
-                    format!(
-                        "{} at step {} ({} `{}`, line {}): {outcome}{why}",
-                        if status.is_empty() { "stopped" } else { status },
-                        step.seq,
-                        step.action,
-                        step.command.lines().next().unwrap_or(""),
-                        step.line.map_or("?".into(), |l| l.to_string())
-                    )
-                }
-                (status, None) => {
-                    if status.is_empty() {
-                        "not started".into()
-                    } else {
-                        status.to_owned()
+        let mut state = RunState::Done;
+        // krun's own run (`(setup)`: discovery, the batch plan, the lock) is no node; when it
+        // stopped, the playbook never ran and it says why.
+        let mut setup = None;
+        for name in &names {
+            let run = &self.runs[name];
+            let (node_state, word) = node_state(run);
+            state = state.min(node_state);
+            let stopped = (node_state != RunState::Done).then(|| stopped(name, run));
+            if name.starts_with('(') {
+                setup = setup.or(stopped);
+                continue;
+            }
+            nodes.push(NodeSummary {
+                node: name.clone(),
+                state: word,
+                steps: run.steps.len(),
+                stopped,
+            });
+        }
+        let stopped = setup.or_else(|| nodes.iter().find_map(|n| n.stopped.clone()));
+        if nodes.is_empty() && stopped.is_none() {
+            state = RunState::Unfinished;
+        }
+        let mut argv: Vec<String> = self.header["argv"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        // The binary as the operator types it, not the path it was started from.
+        if let Some(first) = argv.first_mut()
+            && let Some(name) = Path::new(first.as_str()).file_name()
+        {
+            *first = name.to_string_lossy().into_owned();
+        }
+        RunSummary {
+            id: self.id.clone(),
+            started_at: text("started_at"),
+            playbook: text("playbook"),
+            dry_run: self.header["dry_run"] == true,
+            resumes: self.header["resumes"].as_str().map(str::to_owned),
+            nodes,
+            state,
+            stopped,
+            command: crate::quote::join(&argv),
+            user: text("user"),
+            host: text("host"),
+            torn: self.torn,
+            libraries: self.header["libraries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    let field = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+                    Library {
+                        name: field("name"),
+                        version: field("version"),
+                        hash: field("hash"),
                     }
-                }
-            };
-            out.push_str(&format!("  {name:<16} {state}\n"));
+                })
+                .collect(),
         }
-        out
+    }
+}
+
+/// A node's state from its journal: the kind, and the word `krun runs show` uses.
+fn node_state(run: &JournalRun) -> (RunState, String) {
+    let code = run.failure.as_ref().and_then(|f| f["exit_code"].as_u64());
+    let state = match (run.status.as_str(), code) {
+        ("ok", _) => RunState::Done,
+        ("interrupted", _) | (_, Some(130)) => RunState::Interrupted,
+        (_, Some(3)) => RunState::Refused,
+        ("failed", _) => RunState::Failed,
+        _ => RunState::Unfinished,
+    };
+    let word = match (state, run.status.as_str()) {
+        (RunState::Done, _) => "ok".to_owned(),
+        (RunState::Unfinished, "" | "running") if run.steps.is_empty() => "not started".to_owned(),
+        (RunState::Unfinished, "" | "running") => "stopped".to_owned(),
+        (RunState::Unfinished, other) => other.replace('_', " "),
+        (state, _) => state.word().to_owned(),
+    };
+    (state, word)
+}
+
+/// A failure's message without the `step 3 (sh) on n1: ` it starts with, which the summary
+/// says already.
+fn without_step(message: &str) -> &str {
+    message
+        .strip_prefix("step ")
+        .and_then(|rest| {
+            let (head, tail) = rest.split_once(": ")?;
+            (head.ends_with(')') || head.contains(") on ")).then_some(tail)
+        })
+        .unwrap_or(message)
+}
+
+/// Where a node that did not finish stopped: the failed step (or, for a failure of the
+/// playbook itself such as `refuse`, its line), else the last step and what the journal knows
+/// of its outcome.
+fn stopped(name: &str, run: &JournalRun) -> Stopped {
+    let failure = run.failure.as_ref();
+    let message = failure
+        .and_then(|f| f["message"].as_str())
+        .map(|m| without_step(m.lines().next().unwrap_or_default()).to_owned());
+    let step = match failure {
+        Some(f) => f["step"]
+            .as_u64()
+            .and_then(|seq| run.steps.iter().find(|s| s.seq as u64 == seq)),
+        None => run.steps.last(),
+    };
+    let outcome = step.map(|step| match &step.done {
+        None => "outcome unknown (no result recorded)".to_owned(),
+        Some(done) => match (done["error"].as_str(), done["exit_code"].as_i64()) {
+            (Some(error), _) => error.lines().next().unwrap_or_default().to_owned(),
+            (None, Some(code)) => format!("exit {code}"),
+            (None, None) => "done".to_owned(),
+        },
+    });
+    // The failure says why; the step's own outcome only when it adds something.
+    let reason = match (message, outcome) {
+        (Some(message), Some(outcome))
+            if outcome.starts_with("outcome unknown") && !message.contains(&outcome) =>
+        {
+            format!("{outcome}; {message}")
+        }
+        (Some(message), _) => message,
+        (None, Some(outcome)) => outcome,
+        (None, None) => "no step was recorded".to_owned(),
+    };
+    Stopped {
+        node: name.to_owned(),
+        step: step.map(|s| s.seq),
+        action: step.map(|s| s.action.clone()),
+        command: step.map(|s| s.command.lines().next().unwrap_or_default().to_owned()),
+        line: failure
+            .and_then(|f| f["line"].as_u64())
+            .or_else(|| step.and_then(|s| s.line)),
+        reason,
     }
 }
 
@@ -258,11 +447,7 @@ mod tests {
         let torn = format!("{header}\n{intent}\n{{\"type\":\"do");
         let view = JournalView::parse("r", &torn).unwrap();
         assert_eq!(view.torn, Some(3));
-        assert!(
-            view.describe().contains("line 3) is torn"),
-            "{}",
-            view.describe()
-        );
+        assert_eq!(view.summary().torn, Some(3));
         assert!(view.runs["n1"].steps[0].done.is_none());
         let middle = format!("{header}\n{{\"type\":\"do\n{intent}\n");
         assert_eq!(

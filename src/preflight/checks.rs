@@ -147,6 +147,46 @@ pub fn nodes(view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
 
 /// Workloads and budgets: critical workloads without a budget, single replicas, budgets that
 /// allow no disruption now, budgets that overlap.
+/// The workload's own pod selector in kubectl's syntax (`app=web,tier in (a,b)`), so that a
+/// fix can be pasted as it is.
+fn selector_of(view: &ClusterView, id: &super::workload::WorkloadId) -> Option<String> {
+    let named = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.as_deref() == Some(id.namespace.as_str())
+            && meta.name.as_deref() == Some(id.name.as_str())
+    };
+    let selector = match id.kind.as_str() {
+        "Deployment" => view
+            .deployments
+            .iter()
+            .find(|d| named(&d.metadata))
+            .and_then(|d| d.spec.as_ref())
+            .map(|s| &s.selector),
+        "StatefulSet" => view
+            .statefulsets
+            .iter()
+            .find(|d| named(&d.metadata))
+            .and_then(|d| d.spec.as_ref())
+            .map(|s| &s.selector),
+        "DaemonSet" => view
+            .daemonsets
+            .iter()
+            .find(|d| named(&d.metadata))
+            .and_then(|d| d.spec.as_ref())
+            .map(|s| &s.selector),
+        "ReplicaSet" => view
+            .replicasets
+            .iter()
+            .find(|d| named(&d.metadata))
+            .and_then(|d| d.spec.as_ref())
+            .map(|s| &s.selector),
+        _ => None,
+    }?;
+    crate::kube::selector::Selector::from_api(selector)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string())
+}
+
 pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) -> Vec<Finding> {
     let mut found = Vec::new();
     let upgraded = |pod: usize| {
@@ -198,9 +238,14 @@ pub fn workloads(view: &ClusterView, index: &Index, options: &PreflightOptions) 
                         .to_owned()
                 } else {
                     format!(
-                        "add a PodDisruptionBudget: kubectl create pdb {} -n {} --selector=… \
+                        "add a PodDisruptionBudget: kubectl create pdb {} -n {} --selector={} \
                          --max-unavailable=1",
-                        id.name, id.namespace
+                        crate::quote::quote(&id.name),
+                        crate::quote::quote(&id.namespace),
+                        selector_of(view, id).map_or_else(
+                            || "LABELS-OF-ITS-PODS".to_owned(),
+                            |s| crate::quote::quote(&s)
+                        )
                     )
                 },
             ));

@@ -84,6 +84,9 @@ pub struct Impact {
     pub zero_ready: bool,
     /// Cluster seconds its evictions waited on its budget.
     pub held_seconds: f64,
+    /// An ingress controller, Prometheus, Alertmanager, CoreDNS or a `--critical` workload.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// A pod whose eviction never gets through.
@@ -137,11 +140,75 @@ pub struct Forecast {
     pub total_seconds: Option<f64>,
     /// Workload-batches that went below their budget or to zero ready, plus stuck evictions.
     pub violations: usize,
-    /// `ok`, or `block: …`.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Accepted with `--accept forecast`: shown, logged, not blocking.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub accepted: bool,
+}
+
+/// The forecast's judgement of the plan: `ok`, or `block` with each batch that blocks and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocking: Vec<BlockingBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Block,
+}
+
+/// A batch that blocks the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockingBatch {
+    pub batch: usize,
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    /// One line however many batches block: the first, and how many more.
+    pub fn short(&self) -> String {
+        match self.blocking.as_slice() {
+            [] => "ok".to_owned(),
+            [first, rest @ ..] => {
+                let mut text = format!("block: batch {}: {}", first.batch, first.reasons[0]);
+                let more = first.reasons.len() - 1;
+                if more > 0 {
+                    text.push_str(&format!(" (and {more} more reason{})", plural(more)));
+                }
+                if !rest.is_empty() {
+                    text.push_str(&format!(
+                        "; {} more batch{} block{}",
+                        rest.len(),
+                        if rest.len() == 1 { "" } else { "es" },
+                        if rest.len() == 1 { "s" } else { "" }
+                    ));
+                }
+                text
+            }
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.blocking.is_empty() {
+            return f.write_str("ok");
+        }
+        let batches: Vec<String> = self
+            .blocking
+            .iter()
+            .map(|b| format!("batch {}: {}", b.batch, b.reasons.join("; ")))
+            .collect();
+        write!(f, "block: {}", batches.join(" | "))
+    }
 }
 
 impl Forecast {
@@ -164,15 +231,21 @@ impl Forecast {
                     + b.stuck.len()
             })
             .sum();
-        let blocked: Vec<String> = batches
+        let blocking: Vec<BlockingBatch> = batches
             .iter()
             .filter(|b| b.blocked())
-            .map(|b| format!("batch {}: {}", b.index, b.blocks.join("; ")))
+            .map(|b| BlockingBatch {
+                batch: b.index,
+                reasons: b.blocks.clone(),
+            })
             .collect();
-        let verdict = if blocked.is_empty() {
-            "ok".to_owned()
-        } else {
-            format!("block: {}", blocked.join(" | "))
+        let verdict = Verdict {
+            outcome: if blocking.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Block
+            },
+            blocking,
         };
         Forecast {
             plan,
@@ -181,6 +254,20 @@ impl Forecast {
             violations,
             verdict,
             accepted: false,
+        }
+    }
+}
+
+/// A pod's name as the operator reads it. The model names a replacement after the pod it
+/// replaces with a `~`; the real one gets a random suffix nobody can know yet, so it is shown
+/// as its controller's prefix with `*****` for the suffix (`web-7d9f-*****`).
+fn shown_name(name: &str) -> String {
+    match name.strip_suffix('~') {
+        None => name.to_owned(),
+        Some(original) => {
+            let original = original.trim_end_matches('~');
+            let prefix = original.rsplit_once('-').map_or(original, |(p, _)| p);
+            format!("{prefix}-*****")
         }
     }
 }
@@ -1073,7 +1160,7 @@ impl Model {
                         let pod = &self.pods[p];
                         evicted.push(Eviction {
                             namespace: pod.namespace.to_string(),
-                            pod: pod.name.clone(),
+                            pod: shown_name(&pod.name),
                             node: pod
                                 .node
                                 .map(|n| self.nodes[n].name.clone())
@@ -1127,7 +1214,7 @@ impl Model {
                     let pod = &self.pods[p];
                     stuck.push(Stuck {
                         namespace: pod.namespace.to_string(),
-                        pod: pod.name.clone(),
+                        pod: shown_name(&pod.name),
                         node: pod
                             .node
                             .map(|n| self.nodes[n].name.clone())
@@ -1180,6 +1267,7 @@ impl Model {
                     below_pdb: pdb_min.is_some_and(|d| min < d && min < ready_before[&w]),
                     zero_ready: min == 0 && ready_before[&w] > 0,
                     held_seconds: held.get(&w).copied().unwrap_or(0.0),
+                    critical: workload.critical,
                 }
             })
             .collect();

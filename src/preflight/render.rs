@@ -4,6 +4,15 @@ use std::fmt::Write as _;
 
 use super::forecast::Forecast;
 use super::{Finding, Report, Severity};
+use crate::paint::{Paint, Tone};
+
+fn tone(severity: Severity) -> Tone {
+    match severity {
+        Severity::Block => Tone::Danger,
+        Severity::Warn => Tone::Caution,
+        Severity::Info => Tone::Note,
+    }
+}
 
 fn seconds(s: f64) -> String {
     if s.is_infinite() {
@@ -16,7 +25,7 @@ fn seconds(s: f64) -> String {
 }
 
 /// Findings grouped by severity, each with its fix.
-pub fn findings(findings: &[Finding]) -> String {
+pub fn findings(findings: &[Finding], paint: Paint) -> String {
     let mut out = String::new();
     for severity in [Severity::Block, Severity::Warn, Severity::Info] {
         let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == severity).collect();
@@ -26,12 +35,17 @@ pub fn findings(findings: &[Finding]) -> String {
         let _ = writeln!(
             out,
             "{} ({}):",
-            severity.label().to_uppercase(),
+            paint.paint(tone(severity), severity.label().to_uppercase()),
             group.len()
         );
         for f in group {
             let accepted = if f.accepted { " [accepted]" } else { "" };
-            let _ = writeln!(out, "  {}{accepted}", f.id);
+            let id = if f.accepted {
+                paint.paint(Tone::Faint, &f.id)
+            } else {
+                paint.paint(tone(severity), &f.id)
+            };
+            let _ = writeln!(out, "  {id}{accepted}");
             let _ = writeln!(out, "    {}", f.message);
             let _ = writeln!(out, "    fix: {}", f.fix);
         }
@@ -43,7 +57,7 @@ pub fn findings(findings: &[Finding]) -> String {
 }
 
 /// The forecast as a table, one block per batch, and the verdict.
-pub fn forecast(forecast: &Forecast) -> String {
+pub fn forecast(forecast: &Forecast, paint: Paint) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -79,7 +93,11 @@ pub fn forecast(forecast: &Forecast) -> String {
             b.evicted.len(),
             seconds(b.hold_seconds),
             b.duration_seconds.map_or_else(|| "—".to_owned(), seconds),
-            if b.blocked() { "  BLOCK" } else { "" }
+            if b.blocked() {
+                format!("  {}", paint.paint(Tone::Danger, "BLOCK"))
+            } else {
+                String::new()
+            }
         );
         if let Some(explanation) = &b.explanation {
             let _ = writeln!(out, "         why: {explanation}");
@@ -95,11 +113,11 @@ pub fn forecast(forecast: &Forecast) -> String {
                 _ => "no PDB".to_owned(),
             };
             let mark = if w.zero_ready {
-                "ZERO READY"
+                paint.paint(Tone::Danger, "ZERO READY")
             } else if w.below_pdb {
-                "below PDB"
+                paint.paint(Tone::Danger, "below PDB")
             } else {
-                "held"
+                paint.paint(Tone::Caution, "held")
             };
             let _ = writeln!(
                 out,
@@ -118,12 +136,20 @@ pub fn forecast(forecast: &Forecast) -> String {
         for s in b.stuck.iter().take(5) {
             let _ = writeln!(
                 out,
-                "         STUCK: {}/{} on {}: {}",
-                s.namespace, s.pod, s.node, s.reason
+                "         {}: {}/{} on {}: {}",
+                paint.paint(Tone::Danger, "STUCK"),
+                s.namespace,
+                s.pod,
+                s.node,
+                s.reason
             );
         }
         for r in b.refused.iter().take(5) {
-            let _ = writeln!(out, "         REFUSED: {r}");
+            let _ = writeln!(
+                out,
+                "         {}: {r}",
+                paint.paint(Tone::Danger, "REFUSED")
+            );
         }
     }
     let _ = writeln!(
@@ -134,14 +160,23 @@ pub fn forecast(forecast: &Forecast) -> String {
             .map_or_else(|| "unbounded (a batch never finishes)".to_owned(), seconds),
         forecast.violations,
         if forecast.violations == 1 { "" } else { "s" },
-        forecast.verdict,
+        paint.paint(
+            if forecast.verdict.blocking.is_empty() {
+                Tone::Good
+            } else if forecast.accepted {
+                Tone::Caution
+            } else {
+                Tone::Danger
+            },
+            forecast.verdict.short()
+        ),
         if forecast.accepted { " [accepted]" } else { "" }
     );
     out
 }
 
 /// The whole preflight report.
-pub fn report(report: &Report) -> String {
+pub fn report(report: &Report, paint: Paint) -> String {
     let mut out = format!(
         "preflight: cluster {}{}\n",
         report.cluster_version,
@@ -151,9 +186,9 @@ pub fn report(report: &Report) -> String {
             .map(|t| format!(", target {t}"))
             .unwrap_or_default()
     );
-    out.push_str(&findings(&report.findings));
+    out.push_str(&findings(&report.findings, paint));
     if let Some(f) = &report.forecast {
-        out.push_str(&forecast(f));
+        out.push_str(&forecast(f, paint));
     }
     let blocks = report.findings.iter().filter(|f| f.blocks()).count();
     if report.blocked() {
@@ -169,7 +204,8 @@ pub fn report(report: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "refused: {}; fix them, or accept each explicitly",
+            "{}: {}; fix them, or accept each explicitly",
+            paint.paint(Tone::Danger, "refused"),
             what.join(" and ")
         );
     }

@@ -69,22 +69,22 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     primitive(
         "log",
         &["message: &str"],
-        "Writes a message to the log, prefixed with the current node.",
+        "Writes a message to the log (each line names the node whose run wrote it).",
     )
     .register_into_engine(engine, move |message: &str| {
         let message = ctx.host.effects.recorder().redact(message);
-        tracing::info!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+        tracing::info!(target: "krun::playbook", "{message}");
     });
 
     let ctx = Arc::clone(context);
     primitive(
         "warn",
         &["message: &str"],
-        "Writes a warning to the log, prefixed with the current node.",
+        "Writes a warning to the log (each line names the node whose run wrote it).",
     )
     .register_into_engine(engine, move |message: &str| {
         let message = ctx.host.effects.recorder().redact(message);
-        tracing::warn!(target: "krun::playbook", "{}{message}", prefix(&ctx));
+        tracing::warn!(target: "krun::playbook", "{message}");
     });
 
     let ctx = Arc::clone(context);
@@ -118,6 +118,29 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                 call.call_position(),
                 ctx.failure("refuse", Kind::Refused, message),
             ))
+        },
+    );
+
+    const UNPLANNED_DOC: &str = "Notes in the plan a part of the playbook that could not be planned because it depends\n\
+         on state that was not observed: a loop over files listed on a node that an offline\n\
+         dry-run did not read, over etcd members it did not list. `what` says what would happen\n\
+         there. The plan shows it in place; the summary counts it.";
+    let ctx = Arc::clone(context);
+    primitive("unplanned", &["node: Node", "what: &str"], UNPLANNED_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, node: Node, what: &str| {
+            not_planned(&ctx, &call, &node.0.name, what);
+        },
+    );
+    let ctx = Arc::clone(context);
+    primitive("unplanned", &["what: &str"], UNPLANNED_DOC).register_into_engine(
+        engine,
+        move |call: NativeCallContext, what: &str| {
+            let target = ctx
+                .node
+                .as_ref()
+                .map_or_else(|| "cluster".to_owned(), |n| n.0.name.clone());
+            not_planned(&ctx, &call, &target, what);
         },
     );
 
@@ -173,9 +196,8 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     .register_into_engine(engine, crate::quote::quote);
 }
 
-fn prefix(context: &RunContext) -> String {
-    context
-        .node
-        .as_ref()
-        .map_or_else(String::new, |n| format!("[{}] ", n.0.name))
+fn not_planned(ctx: &RunContext, call: &NativeCallContext, node: &str, what: &str) {
+    let recorder = ctx.host.effects.recorder();
+    recorder.unplanned(ctx.run, node, what, super::origin(call));
+    tracing::warn!(target: "krun::playbook", "not planned: {}", recorder.redact(what));
 }

@@ -31,6 +31,7 @@ use crate::primitives::node::Node;
 use crate::primitives::{Host, RunContext};
 
 /// A validated request to run a playbook.
+#[derive(Clone)]
 pub struct RunSettings {
     pub playbook: PathBuf,
     /// Empty: one cluster-level run with no current node.
@@ -66,6 +67,8 @@ pub struct RunSettings {
     pub resume: Option<(String, Arc<crate::effects::replay::Replay>)>,
     /// The cluster lock a run that changes things holds; `None` with `--no-lock`.
     pub lock: Option<crate::kube::lock::LockName>,
+    /// Whether the run keeps a journal; not for the plan shown before a confirmation.
+    pub journal: bool,
     /// The repository's locked libraries, when the playbook is in one (a `krun.toml` above it).
     pub libraries: Option<Arc<crate::library::Libraries>>,
 }
@@ -222,7 +225,11 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
     }
     let host = new_host(settings.params.clone());
 
-    let journal = open_journal(&settings, &playbook.text, &report.params)?;
+    let journal = if settings.journal {
+        open_journal(&settings, &playbook.text, &report.params)?
+    } else {
+        None
+    };
     if let Some(journal) = &journal {
         recorder.set_journal(Arc::clone(journal));
         report.run_id = Some(journal.id().to_owned());
@@ -257,6 +264,7 @@ pub async fn execute(mut settings: RunSettings, effects: Arc<Effects>) -> crate:
         runs,
         settings.batch,
         batches.starts.as_deref(),
+        report.forecast.as_ref(),
         &host,
         &ast,
         &playbook,
@@ -354,10 +362,12 @@ fn add_runs(
 /// Runs the playbook on each node, up to `batch` at once; with planned batches (`starts`: the
 /// positions where one begins), a batch starts when the one before it is done. A failure stops
 /// new runs from starting. Returns the failed runs' diagnostics.
+#[allow(clippy::too_many_arguments)]
 async fn run_batches(
     runs: Vec<(RunId, Option<Node>)>,
     batch: usize,
     starts: Option<&[usize]>,
+    forecast: Option<&crate::preflight::Forecast>,
     host: &Arc<Host>,
     ast: &Arc<rhai::AST>,
     playbook: &Playbook,
@@ -367,6 +377,7 @@ async fn run_batches(
     let slots = Arc::new(Semaphore::new(batch.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut diagnostics = Vec::new();
+    let progress = BatchProgress::new(&runs, batch, starts, forecast);
     for (position, (run, node)) in runs.into_iter().enumerate() {
         if starts.is_some_and(|s| s.contains(&position)) {
             while let Some(joined) = tasks.join_next().await {
@@ -382,6 +393,7 @@ async fn run_batches(
         if stop.load(Ordering::SeqCst) || cancel.is_cancelled() {
             break;
         }
+        progress.starting(position);
         let (host, ast, module_path, stop, file) = (
             Arc::clone(host),
             Arc::clone(ast),
@@ -404,6 +416,89 @@ async fn run_batches(
         }
     }
     diagnostics
+}
+
+/// "Batch i of N" as the run goes, with how long the rest should take: by the forecast when
+/// there is one, else at the pace of the batches so far. Each batch's start is a
+/// `krun::progress` event (the live display's header, a line in the log).
+struct BatchProgress {
+    /// The position where each batch starts, and its nodes.
+    batches: Vec<(usize, Vec<String>)>,
+    /// Cluster seconds each batch takes by the forecast (`None`: it never finishes).
+    forecast: Option<Vec<Option<f64>>>,
+    started: std::time::Instant,
+}
+
+impl BatchProgress {
+    fn new(
+        runs: &[(RunId, Option<Node>)],
+        batch: usize,
+        starts: Option<&[usize]>,
+        forecast: Option<&crate::preflight::Forecast>,
+    ) -> Self {
+        let positions: Vec<usize> = match starts {
+            Some(starts) => starts.to_vec(),
+            None => (0..runs.len()).step_by(batch.max(1)).collect(),
+        };
+        let batches = positions
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let end = positions.get(i + 1).copied().unwrap_or(runs.len());
+                let nodes = runs[start..end.min(runs.len())]
+                    .iter()
+                    .filter_map(|(_, n)| n.as_ref().map(|n| n.0.name.clone()))
+                    .collect();
+                (start, nodes)
+            })
+            .collect();
+        Self {
+            batches,
+            forecast: forecast.map(|f| f.batches.iter().map(|b| b.duration_seconds).collect()),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn starting(&self, position: usize) {
+        let count = self.batches.len();
+        let Some(index) = self.batches.iter().position(|(s, _)| *s == position) else {
+            return;
+        };
+        if count < 2 {
+            return;
+        }
+        let estimate = match &self.forecast {
+            Some(durations) => durations
+                .get(index..)
+                .map(|rest| rest.iter().copied().sum::<Option<f64>>())
+                .map(|left| match left {
+                    Some(seconds) => format!(
+                        "; about {} left by the forecast",
+                        humantime::format_duration(Duration::from_secs(seconds.round() as u64))
+                    ),
+                    None => "; the forecast says a batch never finishes".to_owned(),
+                }),
+            None if index > 0 => {
+                let pace = self.started.elapsed().as_secs_f64() / index as f64;
+                let left = pace * (count - index) as f64;
+                Some(format!(
+                    "; about {} left at the pace so far",
+                    humantime::format_duration(Duration::from_secs(left.round() as u64))
+                ))
+            }
+            None => None,
+        };
+        let nodes = &self.batches[index].1;
+        tracing::info!(
+            target: "krun::progress",
+            batch = index + 1,
+            batches = count,
+            "batch {} of {count}: {}{}",
+            index + 1,
+            nodes.join(", "),
+            estimate.unwrap_or_default()
+        );
+    }
 }
 
 fn params_json(

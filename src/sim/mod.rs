@@ -90,8 +90,8 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Control-plane nodes (default: 3 from 5 nodes up, else 1).
-    #[arg(long, default_value_t = 0)]
-    pub control_planes: usize,
+    #[arg(long, value_name = "N")]
+    pub control_planes: Option<usize>,
     /// Availability zones the nodes are spread over.
     #[arg(long, default_value_t = 3)]
     pub zones: usize,
@@ -109,7 +109,7 @@ pub async fn run(command: SimCommand) -> crate::Result<()> {
                 nodes: args.nodes,
                 pods: args.pods,
                 seed: args.seed,
-                control_planes: args.control_planes,
+                control_planes: args.control_planes.unwrap_or(0),
                 zones: args.zones,
                 version: args.version,
             });

@@ -3,10 +3,15 @@
 mod build;
 mod check;
 mod completions;
+mod confirm;
 mod describe;
 mod doc;
 mod dry_run;
 mod input;
+mod output;
+mod playbooks;
+mod report;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +86,24 @@ impl Krun {
         let path = self.dir().join("inventory.toml");
         std::fs::write(&path, toml).expect("write the inventory");
         self.args(["--inventory".as_ref(), path.as_os_str()])
+    }
+
+    /// One argument that is a path.
+    pub fn arg_path(self, path: &Path) -> Self {
+        self.args([path.as_os_str()])
+    }
+
+    /// Colours on, as on a terminal (`CLICOLOR_FORCE`), for what goes to a pipe.
+    pub fn colored(mut self) -> Self {
+        self.command
+            .env_remove("NO_COLOR")
+            .env("CLICOLOR_FORCE", "1");
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {

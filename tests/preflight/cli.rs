@@ -57,7 +57,7 @@ fn the_forecast_table_shows_each_batch_and_json_carries_it() {
     out.code(0);
     let json = out.json();
     assert_eq!(json["forecast"]["plan"], "auto");
-    assert_eq!(json["forecast"]["verdict"], "ok");
+    assert_eq!(json["forecast"]["verdict"]["outcome"], "ok");
     assert_eq!(json["forecast"]["violations"], 0);
     let batches = json["forecast"]["batches"].as_array().unwrap();
     assert!(batches.iter().all(|b| b["explanation"].is_string()));
@@ -165,7 +165,7 @@ fn batch_auto_runs_the_chosen_batches_one_after_another() {
     let out = rehearse("auto", &["--output", "json"]);
     out.code(0);
     let json = out.json();
-    assert_eq!(json["forecast"]["verdict"], "ok");
+    assert_eq!(json["forecast"]["verdict"]["outcome"], "ok");
     let order: Vec<String> = json["forecast"]["batches"]
         .as_array()
         .unwrap()

@@ -51,7 +51,11 @@ async fn two_ingress_nodes_in_one_batch_block_and_auto_keeps_them_apart() {
     assert_eq!(fixed.batches[0].nodes, ["ingress-1", "ingress-2"]);
 
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     assert_eq!(auto.violations, 0);
     for batch in &auto.batches {
         let ingress = batch
@@ -86,7 +90,11 @@ async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them()
     assert!(first.blocks[0].contains("shop/checkout goes to 0 ready"));
 
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     assert!(zero_ready(&auto).is_empty());
     assert_eq!(auto.violations, 0);
 
@@ -102,7 +110,7 @@ async fn a_service_whose_replicas_sit_in_one_batch_blocks_and_auto_splits_them()
     assert!(
         zero_ready(&kept).is_empty(),
         "{}",
-        preflight::render::forecast(&kept)
+        preflight::render::forecast(&kept, krun::paint::Paint::PLAIN)
     );
     assert!(!kept.blocked(), "{}", kept.verdict);
 }
@@ -138,10 +146,14 @@ async fn prometheus_without_a_pdb_is_a_block_finding_and_auto_never_takes_it_to_
     assert!(
         zero_ready(&kept).is_empty(),
         "{}",
-        preflight::render::forecast(&kept)
+        preflight::render::forecast(&kept, krun::paint::Paint::PLAIN)
     );
     let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
-    assert!(!auto.blocked(), "{}", preflight::render::forecast(&auto));
+    assert!(
+        !auto.blocked(),
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
     for batch in &auto.batches {
         assert!(
             !(batch.nodes.contains(&"worker-1".to_owned())

@@ -32,7 +32,7 @@ pub mod fleet;
 pub mod git;
 pub mod lab;
 pub mod machines;
-mod process;
+pub mod process;
 pub mod shims;
 pub mod sim;
 
