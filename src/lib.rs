@@ -22,6 +22,7 @@ pub mod kube;
 pub mod kube_ops;
 pub mod kubelet_config;
 pub mod lock;
+pub mod model;
 pub mod node;
 pub mod output;
 pub mod params;
