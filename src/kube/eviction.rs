@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 
 use super::Kube;
 use super::error::{EvictionTimedOut, KubeError, KubeResult};
-use super::pdb::{self, PdbStatus, ServedPdb};
+use super::pdb::{self, PdbStatus, PolicyVersion, ServedPdb};
 use super::pod::{self, PodRef};
 use super::watch::{Mirror, WaitError};
 
@@ -453,12 +453,17 @@ impl Kube {
     }
 
     /// Skips discovery and posts evictions as `api`, for API servers whose discovery
-    /// documents are incomplete.
+    /// documents are incomplete. Budgets are then read through the same policy version
+    /// (every server that serves policy/v1beta1 evictions serves policy/v1beta1 budgets).
     #[must_use]
     pub fn with_eviction_api(self, api: EvictionApi) -> Self {
-        let known = OnceCell::new_with(Some(api));
+        let policy = match api {
+            EvictionApi::V1 => PolicyVersion::V1,
+            EvictionApi::V1beta1 => PolicyVersion::V1beta1,
+        };
         Self {
-            eviction_api: Arc::new(known),
+            eviction_api: Arc::new(OnceCell::new_with(Some(api))),
+            policy_version: Arc::new(OnceCell::new_with(Some(policy))),
             ..self
         }
     }
