@@ -35,6 +35,7 @@ pub mod etcd;
 pub mod host;
 pub mod kube;
 pub mod library;
+pub mod model;
 pub mod sim;
 pub mod ssh;
 pub mod versions;

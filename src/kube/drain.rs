@@ -323,7 +323,7 @@ impl Kube {
             }))
         };
 
-        let watches = EvictionWatches::for_node(self, node);
+        let watches = EvictionWatches::for_node(self, node).await;
         if let Err(e) = watches.ready(deadline).await {
             return Err(fail(DrainCause::Failed(Box::new(e)), Vec::new(), 0).await);
         }
@@ -352,12 +352,8 @@ impl Kube {
             .to_evict()
             .filter_map(|r| by_key.get(&r.key()).copied())
             .collect();
-        let budgets: Vec<PodDisruptionBudget> = watches
-            .budgets
-            .all()
-            .iter()
-            .map(|b| PodDisruptionBudget::clone(b))
-            .collect();
+        let budgets: Vec<PodDisruptionBudget> =
+            watches.budgets.all().iter().map(|b| b.0.clone()).collect();
         let overlapping = if options.disable_eviction.is_some() {
             Vec::new()
         } else {

@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 
 use super::Kube;
 use super::error::{EvictionTimedOut, KubeError, KubeResult};
-use super::pdb::{self, PdbStatus};
+use super::pdb::{self, PdbStatus, PolicyVersion, ServedPdb};
 use super::pod::{self, PodRef};
 use super::watch::{Mirror, WaitError};
 
@@ -283,7 +283,7 @@ pub enum Progress {
 /// and the PodDisruptionBudgets that may cover them.
 pub struct EvictionWatches {
     pub pods: Mirror<Pod>,
-    pub budgets: Mirror<PodDisruptionBudget>,
+    pub budgets: Mirror<ServedPdb>,
 }
 
 /// Where a pod is now, as the pod watch sees it.
@@ -297,7 +297,8 @@ pub enum PodState {
 impl EvictionWatches {
     /// Watches every pod on `node` and every budget in the cluster: one LIST and one WATCH
     /// each, however many pods are evicted.
-    pub fn for_node(kube: &Kube, node: &str) -> Self {
+    pub async fn for_node(kube: &Kube, node: &str) -> Self {
+        let budgets = kube.pdb_api(None).await;
         Self {
             pods: Mirror::start(
                 Api::all(kube.client.clone()),
@@ -305,7 +306,7 @@ impl EvictionWatches {
                 format!("pods on node {node}"),
             ),
             budgets: Mirror::start(
-                Api::all(kube.client.clone()),
+                budgets,
                 watcher::Config::default(),
                 "PodDisruptionBudgets".to_owned(),
             ),
@@ -313,7 +314,8 @@ impl EvictionWatches {
     }
 
     /// Watches one pod and the budgets of its namespace.
-    pub fn for_pod(kube: &Kube, namespace: &str, name: &str) -> Self {
+    pub async fn for_pod(kube: &Kube, namespace: &str, name: &str) -> Self {
+        let budgets = kube.pdb_api(Some(namespace)).await;
         Self {
             pods: Mirror::start(
                 Api::namespaced(kube.client.clone(), namespace),
@@ -321,7 +323,7 @@ impl EvictionWatches {
                 format!("pod {namespace}/{name}"),
             ),
             budgets: Mirror::start(
-                Api::namespaced(kube.client.clone(), namespace),
+                budgets,
                 watcher::Config::default(),
                 format!("PodDisruptionBudgets in {namespace}"),
             ),
@@ -375,7 +377,7 @@ impl EvictionWatches {
     /// The budgets covering `pod`, with their current numbers.
     pub fn covering(&self, pod: &Pod) -> Vec<PdbStatus> {
         let all = self.budgets.all();
-        pdb::covering(all.iter().map(AsRef::as_ref), pod)
+        pdb::covering(all.iter().map(|b| &b.0), pod)
             .into_iter()
             .map(PdbStatus::of)
             .collect()
@@ -451,12 +453,17 @@ impl Kube {
     }
 
     /// Skips discovery and posts evictions as `api`, for API servers whose discovery
-    /// documents are incomplete.
+    /// documents are incomplete. Budgets are then read through the same policy version
+    /// (every server that serves policy/v1beta1 evictions serves policy/v1beta1 budgets).
     #[must_use]
     pub fn with_eviction_api(self, api: EvictionApi) -> Self {
-        let known = OnceCell::new_with(Some(api));
+        let policy = match api {
+            EvictionApi::V1 => PolicyVersion::V1,
+            EvictionApi::V1beta1 => PolicyVersion::V1beta1,
+        };
         Self {
-            eviction_api: Arc::new(known),
+            eviction_api: Arc::new(OnceCell::new_with(Some(api))),
+            policy_version: Arc::new(OnceCell::new_with(Some(policy))),
             ..self
         }
     }
@@ -530,7 +537,7 @@ impl Kube {
         bypass: Option<&EvictionBypass>,
         observer: &(dyn Fn(Progress) + Send + Sync),
     ) -> KubeResult<EvictionReport> {
-        let watches = EvictionWatches::for_pod(self, namespace, name);
+        let watches = EvictionWatches::for_pod(self, namespace, name).await;
         watches.ready(policy.deadline).await?;
         let Some(pod) = watches.pods.get(Some(namespace), name) else {
             let report = EvictionReport {
@@ -797,9 +804,9 @@ impl Kube {
     ) -> Vec<PdbStatus> {
         let until = Instant::now() + pause;
         let until = deadline.map_or(until, |d| d.min(until));
-        let covering = |store: &Store<PodDisruptionBudget>| -> Vec<Arc<PodDisruptionBudget>> {
+        let covering = |store: &Store<ServedPdb>| -> Vec<Arc<PodDisruptionBudget>> {
             let all = store.state();
-            pdb::covering(all.iter().map(AsRef::as_ref), pod)
+            pdb::covering(all.iter().map(|b| &b.0), pod)
                 .into_iter()
                 .map(|b| Arc::new(b.clone()))
                 .collect()
@@ -817,7 +824,7 @@ impl Kube {
             .iter()
             .map(|b| (key_of(b), b.metadata.resource_version.clone()))
             .collect();
-        let budget_opened = |store: &Store<PodDisruptionBudget>| {
+        let budget_opened = |store: &Store<ServedPdb>| {
             covering(store).iter().any(|b| {
                 let changed = !seen
                     .iter()

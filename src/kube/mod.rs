@@ -42,7 +42,7 @@ pub use drain_plan::{DrainFilters, DrainPlan, PodAction, Refusal, SkipReason};
 pub use error::{KubeError, KubeResult};
 pub use eviction::{EvictOptions, EvictionAnswer, EvictionApi, EvictionReport, RetryPolicy};
 pub use node::{NodeInfo, ServerVersion};
-pub use pdb::PdbStatus;
+pub use pdb::{PdbStatus, PolicyVersion, ServedPdb};
 pub use pod::PodRef;
 pub use survey::Survey;
 pub use view::ClusterView;
@@ -57,6 +57,7 @@ pub struct Kube {
     eviction_api: std::sync::Arc<tokio::sync::OnceCell<EvictionApi>>,
     /// Every drain made through this connection shares the kept replicas' turns.
     kept: std::sync::Arc<kept::KeptReplicas>,
+    policy_version: std::sync::Arc<tokio::sync::OnceCell<PolicyVersion>>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -98,6 +99,7 @@ impl Kube {
             source,
             eviction_api: std::sync::Arc::default(),
             kept: std::sync::Arc::default(),
+            policy_version: std::sync::Arc::default(),
         })
     }
 
@@ -141,10 +143,37 @@ impl Kube {
         Ok(versions)
     }
 
+    /// The `policy` version PodDisruptionBudgets are served under, found by discovery once
+    /// per connection (policy/v1 when discovery cannot tell).
+    pub async fn policy_version(&self) -> PolicyVersion {
+        *self
+            .policy_version
+            .get_or_init(|| async {
+                match self.client.list_api_groups().await {
+                    Ok(groups) => PolicyVersion::choose(&groups),
+                    Err(e) => {
+                        tracing::debug!("discovery failed, assuming policy/v1: {e}");
+                        PolicyVersion::V1
+                    }
+                }
+            })
+            .await
+    }
+
+    /// PodDisruptionBudgets, in the whole cluster or one namespace, through the served version.
+    pub async fn pdb_api(&self, namespace: Option<&str>) -> Api<ServedPdb> {
+        let version = self.policy_version().await;
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &version),
+            None => Api::all_with(self.client.clone(), &version),
+        }
+    }
+
     /// Every PodDisruptionBudget in the cluster.
     pub async fn pdbs(&self) -> KubeResult<Vec<PodDisruptionBudget>> {
-        let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-        list_all(&api, ListParams::default(), "LIST poddisruptionbudgets").await
+        let api = self.pdb_api(None).await;
+        let budgets = list_all(&api, ListParams::default(), "LIST poddisruptionbudgets").await?;
+        Ok(budgets.into_iter().map(|b| b.0).collect())
     }
 }
 

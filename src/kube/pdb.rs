@@ -2,10 +2,12 @@
 //! holds which pod, and the numbers that explain why ("default/apigate: needs 2 healthy,
 //! has 2, 0 disruptions allowed").
 
+use std::borrow::Cow;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod;
@@ -116,6 +118,90 @@ pub fn describe(pdbs: &[PdbStatus]) -> String {
         .join("; ")
 }
 
+/// The `policy` version a cluster serves PodDisruptionBudgets under: `v1` from Kubernetes
+/// 1.21, only `v1beta1` before (and both until 1.25).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PolicyVersion {
+    #[default]
+    V1,
+    V1beta1,
+}
+
+impl PolicyVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyVersion::V1 => "v1",
+            PolicyVersion::V1beta1 => "v1beta1",
+        }
+    }
+
+    /// The preferred version among those the `policy` group serves: v1 when served.
+    pub fn choose(groups: &APIGroupList) -> Self {
+        let served = |version: &str| {
+            groups
+                .groups
+                .iter()
+                .filter(|g| g.name == "policy")
+                .flat_map(|g| &g.versions)
+                .any(|v| v.version == version)
+        };
+        if !served("v1") && served("v1beta1") {
+            PolicyVersion::V1beta1
+        } else {
+            PolicyVersion::V1
+        }
+    }
+}
+
+/// A PodDisruptionBudget read through whichever `policy` version the cluster serves. The
+/// fields krun reads (selector, minAvailable, maxUnavailable, status) are the same in both, so
+/// a policy/v1beta1 budget is read as a policy/v1 one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedPdb(pub PodDisruptionBudget);
+
+impl std::ops::Deref for ServedPdb {
+    type Target = PodDisruptionBudget;
+    fn deref(&self) -> &PodDisruptionBudget {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServedPdb {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("apiVersion".into(), "policy/v1".into());
+        }
+        serde_json::from_value(value)
+            .map(ServedPdb)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl kube::Resource for ServedPdb {
+    type DynamicType = PolicyVersion;
+    type Scope = kube::core::DynamicResourceScope;
+
+    fn kind(_: &PolicyVersion) -> Cow<'_, str> {
+        "PodDisruptionBudget".into()
+    }
+    fn group(_: &PolicyVersion) -> Cow<'_, str> {
+        "policy".into()
+    }
+    fn version(version: &PolicyVersion) -> Cow<'_, str> {
+        version.as_str().into()
+    }
+    fn plural(_: &PolicyVersion) -> Cow<'_, str> {
+        "poddisruptionbudgets".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.0.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.0.metadata
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +269,18 @@ mod tests {
             text.ends_with("status not yet updated for the latest spec"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn policy_v1beta1_budgets_read_as_policy_v1() {
+        let text = r#"{"apiVersion":"policy/v1beta1","kind":"PodDisruptionBudget","metadata":{"name":"web","namespace":"shop"},"spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}},"status":{"currentHealthy":3,"desiredHealthy":2,"disruptionsAllowed":1,"expectedPods":3}}"#;
+        let pdb: ServedPdb = serde_json::from_str(text).unwrap();
+        assert_eq!(pdb.status.as_ref().unwrap().disruptions_allowed, 1);
+        let groups: APIGroupList = serde_json::from_value(serde_json::json!({
+            "groups": [{"name": "policy", "versions": [{"groupVersion": "policy/v1beta1", "version": "v1beta1"}]}]
+        }))
+        .unwrap();
+        assert_eq!(PolicyVersion::choose(&groups), PolicyVersion::V1beta1);
     }
 
     #[test]

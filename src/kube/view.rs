@@ -31,7 +31,7 @@ impl ClusterView {
             server_version,
             nodes: list(Api::all(client.clone()), "nodes").await?,
             pods: list(Api::all(client.clone()), "pods").await?,
-            pdbs: list(Api::all(client.clone()), "poddisruptionbudgets").await?,
+            pdbs: kube.pdbs().await?,
             deployments: list(Api::all(client.clone()), "deployments").await?,
             replicasets: list(Api::all(client.clone()), "replicasets").await?,
             statefulsets: list(Api::all(client.clone()), "statefulsets").await?,

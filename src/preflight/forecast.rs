@@ -19,12 +19,15 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use super::ClusterView;
 use super::workload::Index;
 use crate::kube::pod;
+use crate::model::budget::{self, Budget, BudgetStatus, IntOrPercent, Verdict as Admission};
+use crate::model::quantity::parse_quantity;
+use crate::model::selector::{NodeSelectorTerm, node_affinity_matches};
+use crate::model::taints::{Taint, Toleration, tolerates, tolerates_all};
 
 /// How the forecast models time.
 #[derive(Debug, Clone)]
@@ -291,22 +294,12 @@ enum PodKind {
 #[derive(Debug, Clone)]
 struct Sched {
     node_selector: BTreeMap<String, String>,
-    /// `(key, operator, value, effect)`.
-    tolerations: Vec<(String, bool, String, String)>,
-    /// Required node affinity: terms (ORed) of requirements (ANDed).
-    affinity: Option<Vec<Vec<Requirement>>>,
+    tolerations: Vec<Toleration>,
+    /// Required node affinity: terms, any of which must match.
+    affinity: Option<Vec<NodeSelectorTerm>>,
     cpu: i64,
     memory: i64,
     grace: f64,
-}
-
-#[derive(Debug, Clone)]
-struct Requirement {
-    /// `metadata.name` for matchFields, else a label key.
-    key: String,
-    field: bool,
-    operator: String,
-    values: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,7 +323,7 @@ struct MPod {
 struct MNode {
     name: String,
     labels: BTreeMap<String, String>,
-    taints: Vec<(String, String, String)>,
+    taints: Vec<Taint>,
     unschedulable: bool,
     ready: bool,
     cpu: i64,
@@ -354,11 +347,7 @@ struct MBudget {
 
 impl MBudget {
     fn allowed(&self) -> i32 {
-        if self.expected <= 0 {
-            0
-        } else {
-            (self.healthy - self.desired).max(0)
-        }
+        budget::disruptions_allowed(self.expected, self.healthy, self.desired)
     }
 }
 
@@ -423,17 +412,7 @@ pub struct Model {
 
 /// Quantities as the simulator reads them (the forecast models the simulator's scheduler).
 fn quantity(text: &str) -> Option<f64> {
-    crate::sim::parse_quantity(text)
-}
-
-fn scaled_round_up(value: &IntOrString, total: i32) -> Option<i32> {
-    match value {
-        IntOrString::Int(n) => Some(*n),
-        IntOrString::String(s) => {
-            let p: i64 = s.strip_suffix('%')?.parse().ok()?;
-            Some(((p * i64::from(total) + 99) / 100) as i32)
-        }
-    }
+    parse_quantity(text)
 }
 
 fn sched_of(p: &Pod) -> Sched {
@@ -459,46 +438,26 @@ fn sched_of(p: &Pod) -> Sched {
         .tolerations
         .unwrap_or_default()
         .into_iter()
-        .map(|t| {
-            (
-                t.key.unwrap_or_default(),
-                t.operator.as_deref() == Some("Exists"),
-                t.value.unwrap_or_default(),
-                t.effect.unwrap_or_default(),
-            )
+        .map(|t| Toleration {
+            key: t.key.unwrap_or_default(),
+            exists: t.operator.as_deref() == Some("Exists"),
+            value: t.value.unwrap_or_default(),
+            effect: t.effect.unwrap_or_default(),
         })
         .collect();
-    let affinity =
-        spec.affinity
-            .and_then(|a| a.node_affinity)
-            .and_then(|n| n.required_during_scheduling_ignored_during_execution)
-            .map(|selector| {
-                selector
-                    .node_selector_terms
-                    .into_iter()
-                    .map(|term| {
-                        let fields = term.match_fields.unwrap_or_default().into_iter().map(|r| {
-                            Requirement {
-                                key: r.key,
-                                field: true,
-                                operator: r.operator,
-                                values: r.values.unwrap_or_default(),
-                            }
-                        });
-                        let labels =
-                            term.match_expressions
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|r| Requirement {
-                                    key: r.key,
-                                    field: false,
-                                    operator: r.operator,
-                                    values: r.values.unwrap_or_default(),
-                                });
-                        fields.chain(labels).collect()
-                    })
-                    .collect()
-            });
+    let affinity = spec
+        .affinity
+        .and_then(|a| a.node_affinity)
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+        .map(|selector| {
+            selector
+                .node_selector_terms
+                .iter()
+                .map(|term| {
+                    NodeSelectorTerm::from_json(&serde_json::to_value(term).unwrap_or_default())
+                })
+                .collect()
+        });
     Sched {
         node_selector: spec.node_selector.unwrap_or_default(),
         tolerations,
@@ -523,12 +482,10 @@ fn node_of(node: &Node) -> MNode {
         taints: info
             .taints
             .iter()
-            .map(|t| {
-                (
-                    t.key.clone(),
-                    t.value.clone().unwrap_or_default(),
-                    t.effect.clone(),
-                )
+            .map(|t| Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: t.effect.clone(),
             })
             .collect(),
         unschedulable: info.unschedulable,
@@ -542,19 +499,6 @@ fn node_of(node: &Node) -> MNode {
         all: 0,
         pods: BTreeSet::new(),
     }
-}
-
-fn tolerates(
-    tolerations: &[(String, bool, String, String)],
-    key: &str,
-    value: &str,
-    effect: &str,
-) -> bool {
-    tolerations.iter().any(|(k, exists, v, e)| {
-        (e.is_empty() || e == effect)
-            && ((k.is_empty() && *exists) || k == key)
-            && (*exists || v == value)
-    })
 }
 
 impl Model {
@@ -801,12 +745,8 @@ impl Model {
         {
             return false;
         }
-        for (key, value, effect) in &node.taints {
-            if (effect == "NoSchedule" || effect == "NoExecute")
-                && !tolerates(&sched.tolerations, key, value, effect)
-            {
-                return false;
-            }
+        if !tolerates_all(&sched.tolerations, &node.taints) {
+            return false;
         }
         if sched
             .node_selector
@@ -816,22 +756,7 @@ impl Model {
             return false;
         }
         if let Some(terms) = &sched.affinity
-            && !terms.iter().any(|term| {
-                term.iter().all(|r| {
-                    let value = if r.field {
-                        (r.key == "metadata.name").then_some(&node.name)
-                    } else {
-                        node.labels.get(&r.key)
-                    };
-                    match r.operator.as_str() {
-                        "In" => value.is_some_and(|v| r.values.contains(v)),
-                        "NotIn" => value.is_none_or(|v| !r.values.contains(v)),
-                        "Exists" => value.is_some(),
-                        "DoesNotExist" => value.is_none(),
-                        _ => false,
-                    }
-                })
-            })
+            && !node_affinity_matches(terms, &node.name, &node.labels)
         {
             return false;
         }
@@ -1047,18 +972,24 @@ impl Model {
             0 => Ok(()),
             1 => {
                 let b = &self.budgets[p.budgets[0]];
-                if !p.ready
-                    && (b.always_allow_unhealthy || (b.healthy >= b.desired && b.desired > 0))
-                {
-                    return Ok(());
-                }
-                if b.allowed() > 0 {
-                    Ok(())
-                } else {
-                    Err(format!(
+                let rules = Budget {
+                    min_available: None,
+                    max_unavailable: None,
+                    always_allow_unhealthy: b.always_allow_unhealthy,
+                };
+                let status = BudgetStatus {
+                    disruptions_allowed: b.allowed(),
+                    current_healthy: b.healthy,
+                    desired_healthy: b.desired,
+                    observed_generation: 0,
+                    generation: 0,
+                };
+                match budget::check_eviction(p.ready, &rules, status) {
+                    Admission::AllowUnhealthy | Admission::AllowAndDecrement => Ok(()),
+                    _ => Err(format!(
                         "PodDisruptionBudget {} needs {} healthy, has {}",
                         b.name, b.desired, b.healthy
-                    ))
+                    )),
                 }
             }
             _ => Err(format!(
@@ -1351,19 +1282,24 @@ fn budget_of(
             .map(|&w| index.workloads[w].replicas)
             .sum::<i32>()
     };
-    let (expected, desired) = match (&spec.max_unavailable, &spec.min_available) {
-        (Some(max), _) => {
-            let expected = scale();
-            let desired = (expected - scaled_round_up(max, expected).unwrap_or(0)).max(0);
-            (expected, desired)
-        }
-        (None, Some(IntOrString::Int(min))) => (matched.len() as i32, *min),
-        (None, Some(min)) => {
-            let expected = scale();
-            (expected, scaled_round_up(min, expected).unwrap_or(expected))
-        }
-        (None, None) => (0, 0),
+    // A value that is not a number or a percentage counts as the strictest budget, as the
+    // forecast has no status to fall back on: no disruption allowed.
+    let rules = Budget {
+        max_unavailable: spec
+            .max_unavailable
+            .as_ref()
+            .map(|v| IntOrPercent::from_api(v).unwrap_or(IntOrPercent::Int(0))),
+        min_available: spec
+            .min_available
+            .as_ref()
+            .map(|v| IntOrPercent::from_api(v).unwrap_or(IntOrPercent::Percent(100))),
+        always_allow_unhealthy: false,
     };
+    let (expected, desired) = rules
+        .expected_and_desired(matched.len() as i32, || {
+            Ok::<_, std::convert::Infallible>(scale())
+        })
+        .unwrap_or_else(|never| match never {});
     MBudget {
         name: format!(
             "{}/{}",

@@ -3,64 +3,35 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::control::{self, RequestKind};
+use super::control;
 use super::discovery;
+use super::faults::RequestKind;
+use super::format::{Format, Query, negotiate, query_param};
 use super::object::Stored;
-use super::ops::{DeleteOptions, ListOptions, decode_continue};
-use super::patch::PatchType;
-use super::resource::ResId;
-use super::selector::{FieldSelector, LabelSelector};
-use super::server::Shared;
+use super::openapi;
+use super::ops::{Continue, DeleteOptions, ListOptions, ListPage, Writer};
+use super::patch::{self, PatchType};
+use super::protobuf;
+use super::resource::{Builtin, ResId};
+use super::selector::FieldSelector;
+use super::shared::Shared;
 use super::status::ApiError;
 use super::table::{self, IncludeObject};
 use super::watch;
-
-/// The representation a client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Json,
-    Table(IncludeObject),
-    PartialMetadata,
-}
-
-/// Picks the first representation in `Accept` that the simulator can produce.
-pub(crate) fn negotiate(accept: Option<&str>, include: IncludeObject) -> Result<Format, ApiError> {
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(Format::Json);
-    };
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> = parts
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        if !matches!(media, "application/json" | "application/*" | "*/*") {
-            continue;
-        }
-        match (param("as"), param("g")) {
-            (None, _) => return Ok(Format::Json),
-            (Some("Table"), Some("meta.k8s.io")) => return Ok(Format::Table(include)),
-            (Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io")) => {
-                return Ok(Format::PartialMetadata);
-            }
-            _ => continue,
-        }
-    }
-    Err(ApiError::not_acceptable(accept))
-}
+use crate::model::selector::Selector;
 
 /// A parsed resource path.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub res: ResId,
+    /// The version in the path, which the response's objects carry.
+    pub version: String,
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub subresource: Option<String>,
@@ -69,6 +40,7 @@ pub(crate) struct Target {
 
 enum Route {
     Version,
+    OpenApiV2,
     Health,
     CoreVersions,
     Groups,
@@ -82,6 +54,7 @@ fn route(shared: &Shared, path: &str) -> Route {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["version"] => Route::Version,
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["healthz" | "readyz" | "livez", ..] => Route::Health,
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
@@ -119,22 +92,13 @@ fn resource_route(shared: &Shared, group: &str, version: &str, rest: &[&str]) ->
         }
         Route::Resource(Target {
             res,
+            version: version.to_string(),
             namespace,
             name: rest.get(1).map(|s| s.to_string()),
             subresource: rest.get(2).map(|s| s.to_string()),
             watch_path,
         })
     })
-}
-
-pub(crate) type Query = Vec<(String, String)>;
-
-fn query_param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 fn json_response(code: u16, value: &Value) -> Response {
@@ -150,7 +114,18 @@ fn raw_json(code: u16, body: Bytes) -> Response {
 }
 
 pub(crate) fn error_response(error: &ApiError) -> Response {
-    json_response(error.code, &error.body())
+    let mut response = json_response(error.code, &error.body());
+    // The apiserver turns a Status's retryAfterSeconds into a Retry-After header.
+    if let Some(seconds) = error
+        .details
+        .as_ref()
+        .and_then(|d| d.get("retryAfterSeconds"))
+        .and_then(Value::as_u64)
+        && let Ok(value) = header::HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The single entry point of the HTTP server.
@@ -183,6 +158,24 @@ pub(crate) async fn handle(
             &discovery::version(&shared.read(|w| w.control_plane_version.clone())),
         )),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
+        Route::OpenApiV2 => {
+            let wants_protobuf = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains(openapi::PROTOBUF));
+            let (registry, version) =
+                shared.read(|w| (w.registry.clone(), w.control_plane_version.clone()));
+            Ok(if wants_protobuf {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, openapi::PROTOBUF)],
+                    openapi::v2_protobuf(&registry, &version),
+                )
+                    .into_response()
+            } else {
+                json_response(200, &openapi::v2_json(&registry, &version))
+            })
+        }
         Route::CoreVersions => Ok(json_response(
             200,
             &discovery::core_versions(&shared.address.to_string()),
@@ -196,7 +189,7 @@ pub(crate) async fn handle(
             .map(|doc| json_response(200, &doc))
             .ok_or_else(|| not_found_path(&path)),
         Route::Resources(group, version) => shared
-            .read(|w| discovery::resource_list(&w.registry, &group, &version))
+            .read(|w| discovery::resource_list(&w.registry, &group, &version, &w.version))
             .map(|doc| json_response(200, &doc))
             .ok_or_else(|| not_found_path(&path)),
         Route::Resource(target) => {
@@ -256,7 +249,7 @@ fn dry_run(query: &Query) -> Result<bool, ApiError> {
 
 fn list_options(shared: &Shared, target: &Target, query: &Query) -> Result<ListOptions, ApiError> {
     let fields_supported = shared.read(|w| w.registry.get(target.res).selectable_fields());
-    let labels = LabelSelector::parse(query_param(query, "labelSelector").unwrap_or_default())
+    let labels = Selector::parse(query_param(query, "labelSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
     let mut field_text = query_param(query, "fieldSelector")
         .unwrap_or_default()
@@ -277,22 +270,40 @@ fn list_options(shared: &Shared, target: &Target, query: &Query) -> Result<ListO
                 .map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?,
         ),
     };
-    let continue_after = match query_param(query, "continue") {
+    let continue_from = match query_param(query, "continue") {
         None | Some("") => None,
-        Some(token) => Some(decode_continue(token)?),
+        Some(token) => Some(Continue::decode(token)?),
     };
+    let resource_version =
+        match query_param(query, "resourceVersion") {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {text:?}"))
+            })?),
+        };
     Ok(ListOptions {
         namespace: target.namespace.clone(),
         labels,
         fields,
         limit,
-        continue_after,
+        continue_from,
+        resource_version,
     })
 }
 
-fn body_json(body: &Bytes) -> Result<Value, ApiError> {
+/// A request body as JSON: JSON or YAML as sent, protobuf decoded.
+fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(Value::Null);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with(protobuf::MEDIA_TYPE) {
+        return protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not a valid object: {e}"))
+        });
     }
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml_ng::from_slice(body))
@@ -315,9 +326,23 @@ fn serve_resource(
     let status_only = sub == Some("status");
     let watching = target.watch_path || matches!(query_param(query, "watch"), Some("true" | "1"));
     let res = target.res;
+    // Objects are stored under the kind's preferred version; one read through an older
+    // version the cluster still serves carries that version.
+    let served_as = shared.read(|w| {
+        let rt = w.registry.get(res);
+        (target.version != rt.version).then(|| format!("{}/{}", rt.group, target.version))
+    });
+    let served_as = served_as.as_deref();
+    let relabel = |mut value: Value| {
+        if let Some(version) = served_as {
+            value["apiVersion"] = json!(version);
+        }
+        value
+    };
     if let Some(sub) = sub {
         let allowed = match sub {
             "status" => shared.read(|w| w.registry.get(res).has_status()),
+            "scale" => shared.read(|w| w.registry.get(res).has_scale()),
             "eviction" => shared.read(|w| res == w.ids.pod) && *method == Method::POST,
             _ => false,
         };
@@ -329,41 +354,102 @@ fn serve_resource(
             ));
         }
     }
+    let scale = sub == Some("scale");
+    let writer = Writer {
+        field_manager: query_param(query, "fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        // The apiserver names a manager that gave no name after its user agent's first word.
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .filter(|ua| !ua.is_empty())
+            .unwrap_or("unknown")
+            .to_string(),
+        force: matches!(query_param(query, "force"), Some("true" | "1")),
+    };
     match (method.as_str(), name) {
+        ("POST", None) if shared.read(|w| w.registry.get(res).builtin == Builtin::AccessReview) => {
+            let review = body_json(headers, body)?;
+            Ok(json_response(201, &access_review(review)?))
+        }
+        ("GET", Some(name)) if scale => {
+            let object = shared.read(|w| w.scale(res, &namespace, &name))?;
+            Ok(json_response(200, &object))
+        }
+        ("PUT", Some(name)) if scale => {
+            let dry_run = dry_run(query)?;
+            let scale = body_json(headers, body)?;
+            let object = shared
+                .with_world(|w| w.set_scale(res, &namespace, &name, &scale, dry_run, &writer))?;
+            Ok(json_response(200, &object))
+        }
+        ("PATCH", Some(name)) if scale => {
+            let dry_run = dry_run(query)?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let patch_type = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let object = shared.with_world(|w| {
+                let mut current = w.scale(res, &namespace, &name)?;
+                patch::apply(&mut current, patch_type, body).map_err(|e| match e {
+                    patch::PatchError::Decode(message) => ApiError::bad_request(message),
+                    patch::PatchError::Apply(message) => ApiError::new(422, "Invalid", message),
+                })?;
+                if let Some(meta) = current.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("resourceVersion");
+                }
+                w.set_scale(res, &namespace, &name, &current, dry_run, &writer)
+            })?;
+            Ok(json_response(200, &object))
+        }
         ("GET", _) if watching => {
             let format = negotiate(accept, include)?;
             let options = list_options(shared, &target, query)?;
-            watch::serve(shared.clone(), res, options, query, format)
+            watch::serve(shared.clone(), res, options, query, format, served_as)
         }
         ("GET", Some(name)) => {
             let format = negotiate(accept, include)?;
             let object = shared.read(|w| w.lookup(res, &namespace, &name))?;
-            Ok(single(shared, res, &object, format))
+            Ok(single(shared, res, &object, format, served_as))
         }
         ("GET", None) => {
             let format = negotiate(accept, include)?;
             let options = list_options(shared, &target, query)?;
-            let page = shared.read(|w| w.list(res, &options));
-            Ok(list_response(shared, res, page, format))
+            let page = shared.read(|w| w.list(res, &options))?;
+            Ok(list_response(shared, res, page, format, served_as))
         }
         ("POST", Some(name)) if sub == Some("eviction") => {
             let dry_run = dry_run(query)?;
-            let eviction = body_json(body)?;
+            let eviction = body_json(headers, body)?;
             let status = shared.with_world(|w| w.evict(&namespace, &name, &eviction, dry_run))?;
             Ok(json_response(201, &status))
         }
         ("POST", None) => {
             let dry_run = dry_run(query)?;
-            let object = body_json(body)?;
-            let created = shared.with_world(|w| w.create(res, &namespace, object, dry_run))?;
-            Ok(json_response(201, &created))
+            let object = body_json(headers, body)?;
+            let created =
+                shared.with_world(|w| w.create(res, &namespace, object, dry_run, &writer))?;
+            Ok(json_response(201, &relabel(created)))
         }
         ("PUT", Some(name)) => {
             let dry_run = dry_run(query)?;
-            let object = body_json(body)?;
-            let updated = shared
-                .with_world(|w| w.update(res, &namespace, &name, object, status_only, dry_run))?;
-            Ok(json_response(200, &updated))
+            let object = body_json(headers, body)?;
+            let updated = shared.with_world(|w| {
+                w.update(
+                    res,
+                    &namespace,
+                    &name,
+                    object,
+                    status_only,
+                    dry_run,
+                    &writer,
+                )
+            })?;
+            Ok(json_response(200, &relabel(updated)))
         }
         ("PATCH", Some(name)) => {
             let dry_run = dry_run(query)?;
@@ -382,12 +468,16 @@ fn serve_resource(
                     body,
                     status_only,
                     dry_run,
+                    &writer,
                 )
             })?;
-            Ok(json_response(200, &patched))
+            // An apply that created the object answers 201, as a create does.
+            let (patched, created) = patched;
+            let code = if created { 201 } else { 200 };
+            Ok(json_response(code, &relabel(patched)))
         }
         ("DELETE", Some(name)) => {
-            let options_body = body_json(body)?;
+            let options_body = body_json(headers, body)?;
             let mut options = DeleteOptions::from_body(&options_body);
             if let Some(grace) =
                 query_param(query, "gracePeriodSeconds").and_then(|g| g.parse().ok())
@@ -404,7 +494,7 @@ fn serve_resource(
             Ok(json_response(200, &deleted))
         }
         ("DELETE", None) => {
-            let options_body = body_json(body)?;
+            let options_body = body_json(headers, body)?;
             let delete = DeleteOptions::from_body(&options_body);
             let dry_run = dry_run(query)?;
             let list = list_options(shared, &target, query)?;
@@ -425,10 +515,39 @@ fn serve_resource(
     }
 }
 
+/// A SelfSubjectAccessReview answered: the simulator authorizes everything, as a
+/// `cluster-admin` kubeconfig would be.
+fn access_review(mut review: Value) -> Result<Value, ApiError> {
+    let spec = review.get("spec");
+    if spec.is_none_or(|s| {
+        s.get("resourceAttributes").is_none() && s.get("nonResourceAttributes").is_none()
+    }) {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = json!({
+        "allowed": true,
+        "reason": "RBAC: allowed by ClusterRoleBinding \"cluster-admin\" of ClusterRole \"cluster-admin\" to Group \"system:masters\"",
+    });
+    Ok(review)
+}
+
 /// One object in the negotiated representation.
-fn single(shared: &Shared, res: ResId, object: &Stored, format: Format) -> Response {
+fn single(
+    shared: &Shared,
+    res: ResId,
+    object: &Stored,
+    format: Format,
+    served_as: Option<&str>,
+) -> Response {
     match format {
-        Format::Json => raw_json(200, object.raw.clone()),
+        Format::Json => raw_json(200, object.json_as(served_as)),
         Format::PartialMetadata => {
             let mut out = Vec::with_capacity(object.metadata().len() + 80);
             table::write_partial_metadata(object, &mut out);
@@ -445,20 +564,25 @@ fn single(shared: &Shared, res: ResId, object: &Stored, format: Format) -> Respo
 fn list_response(
     shared: &Shared,
     res: ResId,
-    page: super::ops::ListPage,
+    page: ListPage,
     format: Format,
+    served_as: Option<&str>,
 ) -> Response {
     let (rt, now) = shared.read(|w| (w.registry.get(res).clone(), w.clock.now()));
     let mut metadata = json!({"resourceVersion": page.rv.to_string()});
     if let Some(token) = &page.continue_token {
         metadata["continue"] = json!(token);
     }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
     let body = match format {
         Format::Json => {
-            let head = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata});
+            let api_version = served_as.map_or_else(|| rt.api_version(), str::to_string);
+            let head = json!({"kind": format!("{}List", rt.kind), "apiVersion": api_version, "metadata": metadata});
             let size: usize = page.items.iter().map(|o| o.raw.len() + 1).sum();
             splice_items(&head, size, &page.items, |object, out| {
-                out.extend_from_slice(&object.raw);
+                out.extend_from_slice(&object.json_as(served_as));
             })
         }
         Format::PartialMetadata => {
@@ -498,56 +622,4 @@ fn splice_items(
     }
     out.extend_from_slice(b"]}");
     out
-}
-
-/// A response whose body is a stream of watch events.
-pub(crate) fn streaming(body: Body) -> Response {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-cache, private")
-        .body(body)
-        .expect("static headers are valid")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_negotiation_follows_kubectl_preferences() {
-        let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(
-            negotiate(Some(kubectl_get), IncludeObject::Metadata).unwrap(),
-            Format::Table(IncludeObject::Metadata)
-        );
-        assert_eq!(
-            negotiate(
-                Some("application/vnd.kubernetes.protobuf, application/json"),
-                IncludeObject::Metadata
-            )
-            .unwrap(),
-            Format::Json
-        );
-        assert_eq!(
-            negotiate(None, IncludeObject::Metadata).unwrap(),
-            Format::Json
-        );
-        assert_eq!(
-            negotiate(Some("*/*"), IncludeObject::Metadata).unwrap(),
-            Format::Json
-        );
-        let err = negotiate(
-            Some("application/vnd.kubernetes.protobuf"),
-            IncludeObject::Metadata,
-        )
-        .unwrap_err();
-        assert_eq!(err.code, 406);
-        let discovery =
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(
-            negotiate(Some(discovery), IncludeObject::Metadata).unwrap(),
-            Format::Json
-        );
-    }
 }

@@ -32,6 +32,11 @@ impl Clock {
         self.origin + chrono::Duration::milliseconds(elapsed_ms)
     }
 
+    /// Cluster seconds per real second.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
     /// The real time to wait until the cluster clock reaches `at`.
     pub fn real_wait_until(&self, at: DateTime<Utc>) -> Duration {
         let cluster_ms = (at - self.now()).num_milliseconds().max(0) as f64;

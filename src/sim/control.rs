@@ -11,108 +11,14 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ControlError;
-use super::object::{object_at, set_condition, str_at};
-use super::server::Shared;
-use super::status::ApiError;
+use super::faults::{Fault, Latency};
+use super::shared::Shared;
+use super::value::{object_at, set_condition, str_at};
 use super::world::World;
-
-fn any() -> String {
-    "*".into()
-}
-
-/// The next `count` API requests matching `verb` and `resource` fail with `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fault {
-    /// An API verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
-    /// `deletecollection`) or `*`.
-    #[serde(default = "any")]
-    pub verb: String,
-    /// A plural with an optional subresource (`pods`, `pods/eviction`, `nodes/status`),
-    /// `discovery` for discovery documents, or `*`.
-    #[serde(default = "any")]
-    pub resource: String,
-    /// Only requests in this namespace; any when absent.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    pub count: u32,
-    /// HTTP status code; the `Status` reason follows from it (500 InternalError, 503
-    /// ServiceUnavailable, 429 TooManyRequests, 409 Conflict, …).
-    pub code: u16,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-/// Every API request matching `verb` and `resource` is delayed by `milliseconds`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Latency {
-    #[serde(default = "any")]
-    pub verb: String,
-    #[serde(default = "any")]
-    pub resource: String,
-    pub milliseconds: u64,
-}
-
-/// What an API request is, for counters, faults and latency.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestKind {
-    pub verb: &'static str,
-    pub resource: String,
-    pub namespace: Option<String>,
-}
-
-impl RequestKind {
-    fn matches(&self, verb: &str, resource: &str) -> bool {
-        (verb == "*" || verb == self.verb) && (resource == "*" || resource == self.resource)
-    }
-
-    /// The counter name: `list pods`, `create pods/eviction`.
-    pub fn counter(&self) -> String {
-        format!("{} {}", self.verb, self.resource)
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ControlState {
-    faults: Vec<Fault>,
-    latency: Vec<Latency>,
-    counters: BTreeMap<String, u64>,
-}
-
-impl ControlState {
-    /// Counts a request and says whether it must fail and how long it must wait first.
-    pub fn admit(&mut self, kind: &RequestKind) -> (Option<ApiError>, Duration) {
-        *self.counters.entry(kind.counter()).or_default() += 1;
-        let delay = self
-            .latency
-            .iter()
-            .filter(|l| kind.matches(&l.verb, &l.resource))
-            .map(|l| Duration::from_millis(l.milliseconds))
-            .max()
-            .unwrap_or_default();
-        let fault = self.faults.iter_mut().find(|f| {
-            f.count > 0
-                && kind.matches(&f.verb, &f.resource)
-                && f.namespace
-                    .as_ref()
-                    .is_none_or(|ns| Some(ns) == kind.namespace.as_ref())
-        });
-        let error = fault.map(|f| {
-            f.count -= 1;
-            let message = f.message.clone().unwrap_or_else(|| {
-                format!("fault injected by the simulator for {}", kind.counter())
-            });
-            ApiError::injected(f.code, message)
-        });
-        self.faults.retain(|f| f.count > 0);
-        (error, delay)
-    }
-}
 
 fn valid_version(version: &str) -> Result<(), ControlError> {
     let numbers: Vec<&str> = version
@@ -130,7 +36,7 @@ fn valid_version(version: &str) -> Result<(), ControlError> {
 }
 
 impl World {
-    fn node_key(&self, name: &str) -> Result<String, ControlError> {
+    pub(crate) fn node_key(&self, name: &str) -> Result<String, ControlError> {
         match self.get(self.ids.node, name) {
             Some(node) => Ok(node.key.clone()),
             None => Err(ControlError::NoSuchNode(name.to_string())),
@@ -254,6 +160,26 @@ impl SimHandle {
         self.shared.with_world(|w| w.set_node_ready(node, ready))
     }
 
+    /// Stops a node's kubelet: its lease is no longer renewed nor its status reported, and
+    /// once the lease has expired the node turns `Unknown`, as when a kubelet dies.
+    pub fn stop_kubelet(&self, node: &str) -> Result<(), ControlError> {
+        self.shared.with_world(|w| {
+            w.node_key(node)?;
+            w.set_kubelet_running(node, false);
+            Ok(())
+        })
+    }
+
+    /// Starts a stopped kubelet again: lease renewed and Ready reported at once.
+    pub fn start_kubelet(&self, node: &str) -> Result<(), ControlError> {
+        self.shared.with_world(|w| {
+            w.node_key(node)?;
+            w.set_kubelet_running(node, true);
+            w.settle();
+            Ok(())
+        })
+    }
+
     /// Sets the kubelet version a node reports.
     pub fn set_kubelet_version(&self, node: &str, version: &str) -> Result<(), ControlError> {
         self.shared
@@ -278,6 +204,16 @@ impl SimHandle {
     ) -> Result<(), ControlError> {
         self.shared
             .with_world(|w| w.set_control_plane_version(version, node))
+    }
+
+    /// Makes the disruption controller take `delay` of cluster time to see a budget's new
+    /// spec, as a busy controller does: meanwhile evictions covered by it answer 429 "still
+    /// being processed" with `Retry-After: 10`. `None` (the default) processes at once.
+    pub fn set_budget_processing_delay(&self, delay: Option<Duration>) {
+        self.shared.with_world(|w| {
+            w.budget_processing_delay =
+                delay.map(|d| chrono::Duration::milliseconds(d.as_millis() as i64));
+        });
     }
 
     pub fn inject_fault(&self, fault: Fault) {
@@ -358,6 +294,8 @@ impl SimHandle {
 #[serde(rename_all = "camelCase")]
 struct NodeChange {
     ready: Option<bool>,
+    /// `"stopped"` or `"running"`: the node's kubelet.
+    kubelet: Option<String>,
     kubelet_version: Option<String>,
     container_runtime_version: Option<String>,
 }
@@ -366,6 +304,12 @@ struct NodeChange {
 struct ControlPlaneChange {
     version: String,
     node: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BudgetProcessing {
+    delay_seconds: f64,
 }
 
 #[derive(Deserialize)]
@@ -417,6 +361,16 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
             if let Some(ready) = change.ready {
                 result = result.and_then(|_| handle.set_node_ready(node, ready));
             }
+            match change.kubelet.as_deref() {
+                None => {}
+                Some("stopped") => result = result.and_then(|_| handle.stop_kubelet(node)),
+                Some("running") => result = result.and_then(|_| handle.start_kubelet(node)),
+                Some(other) => {
+                    result = Err(ControlError::Invalid(format!(
+                        "kubelet must be \"stopped\" or \"running\", not {other:?}"
+                    )))
+                }
+            }
             if change.kubelet_version.is_some() || change.container_runtime_version.is_some() {
                 result = result.and_then(|_| {
                     handle.shared.with_world(|w| {
@@ -432,6 +386,12 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
         }),
         ("PUT" | "POST", ["control-plane"]) => parse::<ControlPlaneChange>(body)
             .map(|c| outcome(handle.set_control_plane_version(&c.version, c.node.as_deref()))),
+        ("PUT" | "POST", ["budget-processing"]) => parse::<BudgetProcessing>(body).map(|b| {
+            let delay = (b.delay_seconds.is_finite() && b.delay_seconds > 0.0)
+                .then(|| Duration::from_secs_f64(b.delay_seconds));
+            handle.set_budget_processing_delay(delay);
+            reply(StatusCode::OK, json!({"ok": true}))
+        }),
         ("POST", ["faults"]) => parse::<Fault>(body).map(|fault| {
             handle.inject_fault(fault);
             reply(StatusCode::OK, json!({"ok": true}))
@@ -486,51 +446,6 @@ pub(crate) fn handle(shared: Arc<Shared>, method: &Method, path: &str, body: &By
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kind(verb: &'static str, resource: &str) -> RequestKind {
-        RequestKind {
-            verb,
-            resource: resource.into(),
-            namespace: Some("shop".into()),
-        }
-    }
-
-    #[test]
-    fn faults_fire_the_requested_number_of_times() {
-        let mut control = ControlState::default();
-        control.faults.push(Fault {
-            verb: "create".into(),
-            resource: "pods/eviction".into(),
-            namespace: None,
-            count: 2,
-            code: 503,
-            message: None,
-        });
-        assert!(control.admit(&kind("get", "pods")).0.is_none());
-        let (first, _) = control.admit(&kind("create", "pods/eviction"));
-        assert_eq!(
-            first.map(|e| (e.code, e.reason)),
-            Some((503, "ServiceUnavailable"))
-        );
-        assert!(control.admit(&kind("create", "pods/eviction")).0.is_some());
-        assert!(control.admit(&kind("create", "pods/eviction")).0.is_none());
-        assert_eq!(control.counters["create pods/eviction"], 3);
-    }
-
-    #[test]
-    fn latency_applies_to_matching_requests() {
-        let mut control = ControlState::default();
-        control.latency.push(Latency {
-            verb: "*".into(),
-            resource: "nodes".into(),
-            milliseconds: 50,
-        });
-        assert_eq!(
-            control.admit(&kind("patch", "nodes")).1,
-            Duration::from_millis(50)
-        );
-        assert_eq!(control.admit(&kind("patch", "pods")).1, Duration::ZERO);
-    }
 
     #[test]
     fn versions_are_validated() {

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::resource::{Builtin, Registry, ResourceType};
+use super::version::Version;
 
 const WRITE_VERBS: &[&str] = &[
     "create",
@@ -71,7 +72,9 @@ pub(crate) fn api_group(registry: &Registry, name: &str) -> Option<Value> {
 }
 
 fn main_resource(rt: &ResourceType) -> Value {
-    let verbs = if rt.writable() {
+    let verbs = if rt.builtin == Builtin::AccessReview {
+        &["create"]
+    } else if rt.writable() {
         WRITE_VERBS
     } else {
         READ_VERBS
@@ -93,11 +96,16 @@ fn main_resource(rt: &ResourceType) -> Value {
 }
 
 /// The resource list of one group/version, or `None` if nothing is served there.
-pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+pub(crate) fn resource_list(
+    registry: &Registry,
+    group: &str,
+    version: &str,
+    cluster: &Version,
+) -> Option<Value> {
     let mut resources = Vec::new();
     for (_, rt) in registry
         .iter()
-        .filter(|(_, t)| t.group == group && t.version == version)
+        .filter(|(_, t)| t.group == group && t.serves(version))
     {
         resources.push(main_resource(rt));
         if rt.has_status() {
@@ -109,13 +117,24 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if rt.has_scale() {
+            resources.push(json!({
+                "name": format!("{}/scale", rt.plural),
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if rt.builtin == Builtin::Pod {
             resources.push(json!({
                 "name": "pods/eviction",
                 "singularName": "",
                 "namespaced": true,
                 "group": "policy",
-                "version": "v1",
+                "version": cluster.eviction_version(),
                 "kind": "Eviction",
                 "verbs": ["create"],
             }));
@@ -141,7 +160,7 @@ mod tests {
     #[test]
     fn core_list_advertises_policy_v1_evictions() {
         let registry = Registry::default();
-        let list = resource_list(&registry, "", "v1").unwrap();
+        let list = resource_list(&registry, "", "v1", &Version::newest()).unwrap();
         let eviction = list["resources"]
             .as_array()
             .unwrap()
@@ -156,7 +175,7 @@ mod tests {
             ),
             (Some("policy"), Some("v1"), Some("Eviction"))
         );
-        assert!(resource_list(&registry, "apps", "v2").is_none());
+        assert!(resource_list(&registry, "apps", "v2", &Version::newest()).is_none());
         let groups = groups(&registry);
         assert!(
             groups["groups"]
@@ -166,5 +185,32 @@ mod tests {
                 .any(|g| g["name"] == "coordination.k8s.io")
         );
         assert_eq!(version("v1.28.9")["minor"], "28");
+    }
+
+    #[test]
+    fn a_1_20_cluster_serves_budgets_and_evictions_as_policy_v1beta1() {
+        let mut registry = Registry::default();
+        let old = Version::of("v1.20.15").unwrap();
+        registry.adapt_to(&old);
+        let core = resource_list(&registry, "", "v1", &old).unwrap();
+        let eviction = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(eviction["version"], "v1beta1");
+        assert!(resource_list(&registry, "policy", "v1", &old).is_none());
+        let policy = resource_list(&registry, "policy", "v1beta1", &old).unwrap();
+        assert_eq!(policy["resources"][0]["name"], "poddisruptionbudgets");
+        let groups = groups(&registry);
+        let batch = groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "batch")
+            .unwrap();
+        assert_eq!(batch["preferredVersion"]["version"], "v1");
+        assert_eq!(batch["versions"].as_array().unwrap().len(), 2);
     }
 }

@@ -64,6 +64,10 @@ pub enum SimError {
     TimeScale(f64),
     #[error("invalid startup delay {0}: it must be a non-negative number of seconds")]
     StartupDelay(f64),
+    #[error(
+        "invalid version {0:?}: give a Kubernetes version like v1.20.15, from v1.14.0 to v1.33.x"
+    )]
+    Version(String),
     #[error("cannot wait for a shutdown signal: {0}")]
     Signal(std::io::Error),
     #[error("cannot write to stdout: {0}")]
@@ -85,6 +89,7 @@ impl From<SimError> for crate::Error {
             SimError::Load { .. }
             | SimError::TimeScale(_)
             | SimError::StartupDelay(_)
+            | SimError::Version(_)
             | SimError::ReadCluster { .. } => crate::Error::input(error.to_string()),
             _ => crate::Error::runtime(error.to_string()),
         }

@@ -16,8 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::clock::timestamp;
-use super::disruption::{self, Budget, PodView};
-use super::object::OwnerRef;
+use crate::model::budget::{self, Budget, OwnerRef, PodView};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -763,7 +762,7 @@ impl Generator {
         spec[spec_amount.0] = spec_amount.1.clone();
         let budget = Budget::from_spec(Some(&spec)).expect("generated budgets are valid");
         let scale_of = |owner: &OwnerRef| Some((owner.uid.clone(), scale));
-        let computed = disruption::compute(&budget, pods, &scale_of, &BTreeMap::new(), self.epoch)
+        let computed = budget::compute(&budget, pods, &scale_of, &BTreeMap::new(), self.epoch)
             .expect("generated pods have scaled controllers");
         let (state, reason) = if computed.disruptions_allowed > 0 {
             ("True", "SufficientPods")

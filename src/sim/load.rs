@@ -15,14 +15,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::clock::timestamp;
-use super::disruption::IntOrPercent;
 use super::error::LoadError;
-use super::object::{Stored, object_at};
+use super::object::Stored;
 use super::resource::{Builtin, Registry, ResId};
-use super::selector::LabelSelector;
+use super::value::{object_at, set_meta};
+use crate::model::budget::IntOrPercent;
+use crate::model::selector::Selector;
 
-/// The resourceVersion every loaded object starts with, as if created in one transaction.
-pub(crate) const LOADED_RESOURCE_VERSION: u64 = 1;
+/// The resourceVersion of the first loaded object; each one after it gets the next, as if
+/// they had been written one by one (a watch from an older one is then too old, 410).
+pub(crate) const FIRST_RESOURCE_VERSION: u64 = 1;
 
 /// A validated cluster snapshot, ready to be served.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct Cluster {
     pub(crate) objects: Vec<(ResId, Arc<Stored>)>,
     /// When the snapshot was loaded: the creation time of objects that lack one.
     loaded_at: String,
+    /// The resourceVersion the next object added in order gets.
+    next_rv: u64,
 }
 
 impl Default for Cluster {
@@ -52,56 +56,78 @@ impl Cluster {
             registry: Registry::default(),
             objects: Vec::new(),
             loaded_at: timestamp(chrono::Utc::now()),
+            next_rv: FIRST_RESOURCE_VERSION,
         }
     }
 
     /// Parses and validates a snapshot.
     pub fn load(text: &str) -> Result<Cluster, LoadError> {
-        let mut cluster = Cluster::new();
-        let mut seen = BTreeSet::new();
         if text.trim_start().starts_with('{') {
+            let mut cluster = Cluster::new();
+            let mut seen = BTreeSet::new();
             let value = serde_json::from_str(text).map_err(|e| LoadError::Syntax {
                 document: "the JSON document".into(),
                 message: e.to_string(),
             })?;
             cluster.add_document("document 1", value, &mut seen)?;
-        } else if let Some(items) = split_list_items(text) {
-            // Parsing is most of the work and items are independent, so a window of items is
-            // parsed on every core, then added in order; the window bounds the memory held.
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-            for (w, window) in items.chunks(PARSE_WINDOW).enumerate() {
-                let first = w * PARSE_WINDOW;
-                let parsed = parse_items(
-                    &cluster.registry,
-                    &cluster.loaded_at,
-                    window,
-                    first,
-                    workers,
-                );
-                for (i, item) in parsed.into_iter().enumerate() {
-                    match item? {
-                        Parsed::Ready(prepared) => cluster.add_prepared(prepared, &mut seen)?,
-                        Parsed::Unregistered(value) => cluster.add_object(
-                            &format!("items[{}]", first + i),
-                            value,
-                            &mut seen,
-                        )?,
-                    }
-                }
-            }
-        } else {
-            too_deep(text, "the snapshot")?;
-            for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-                let name = format!("document {}", i + 1);
-                let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
-                    document: name.clone(),
-                    message: e.to_string(),
-                })?;
-                cluster.add_document(&name, value, &mut seen)?;
+            return Ok(cluster.finish(seen));
+        }
+        if let Some(items) = split_list_items(text) {
+            match Cluster::load_items(&items) {
+                // An item may use an alias whose anchor is in another item (PyYAML shares
+                // repeated values that way): only the whole document can resolve it.
+                Err(LoadError::Syntax { .. }) if has_alias(text) => {}
+                result => return result,
             }
         }
-        cluster.add_missing_namespaces(&mut seen);
-        Ok(cluster)
+        too_deep(text, "the snapshot")?;
+        let mut cluster = Cluster::new();
+        let mut seen = BTreeSet::new();
+        for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let name = format!("document {}", i + 1);
+            let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
+                document: name.clone(),
+                message: e.to_string(),
+            })?;
+            cluster.add_document(&name, value, &mut seen)?;
+        }
+        Ok(cluster.finish(seen))
+    }
+
+    /// The fast path for a kubectl `List`: parsing is most of the work and items are
+    /// independent, so a window of items is parsed on every core, then added in order; the
+    /// window bounds the memory held.
+    fn load_items(items: &[(usize, String)]) -> Result<Cluster, LoadError> {
+        let mut cluster = Cluster::new();
+        let mut seen = BTreeSet::new();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (w, window) in items.chunks(PARSE_WINDOW).enumerate() {
+            let first = w * PARSE_WINDOW;
+            let parsed = parse_items(
+                &cluster.registry,
+                &cluster.loaded_at,
+                window,
+                first,
+                workers,
+            );
+            for (i, item) in parsed.into_iter().enumerate() {
+                match item? {
+                    Parsed::Ready(prepared) => cluster.add_prepared(prepared, &mut seen)?,
+                    Parsed::Unregistered(value) => cluster.add_object_at(
+                        &format!("items[{}]", first + i),
+                        value,
+                        FIRST_RESOURCE_VERSION + (first + i) as u64,
+                        &mut seen,
+                    )?,
+                }
+            }
+        }
+        Ok(cluster.finish(seen))
+    }
+
+    fn finish(mut self, mut seen: BTreeSet<(ResId, String)>) -> Cluster {
+        self.add_missing_namespaces(&mut seen);
+        self
     }
 
     /// Number of objects, including namespaces added because objects referred to them.
@@ -157,6 +183,17 @@ impl Cluster {
         value: Value,
         seen: &mut BTreeSet<(ResId, String)>,
     ) -> Result<(), LoadError> {
+        let rv = self.next_rv;
+        self.add_object_at(document, value, rv, seen)
+    }
+
+    fn add_object_at(
+        &mut self,
+        document: &str,
+        value: Value,
+        rv: u64,
+        seen: &mut BTreeSet<(ResId, String)>,
+    ) -> Result<(), LoadError> {
         let identity = Identity::of(document, &value)?;
         let res = match self.registry.by_kind(&identity.api_version, &identity.kind) {
             Some(res) => res,
@@ -173,6 +210,7 @@ impl Cluster {
             res,
             identity,
             value,
+            rv,
         )?;
         self.add_prepared(prepared, seen)
     }
@@ -196,13 +234,15 @@ impl Cluster {
                 name: stored.key.clone(),
             });
         }
+        self.next_rv = self.next_rv.max(stored.rv + 1);
         self.objects.push((res, stored));
         Ok(())
     }
 
     /// Fills in what the apiserver would have set and keeps the object in stored form.
     fn store(&mut self, res: ResId, value: Value) {
-        let stored = stored_form(&self.registry, &self.loaded_at, res, value);
+        let stored = stored_form(&self.registry, &self.loaded_at, res, value, self.next_rv);
+        self.next_rv += 1;
         self.objects.push((res, stored));
     }
 
@@ -233,6 +273,17 @@ impl Cluster {
     }
 }
 
+/// Whether YAML `text` may use an alias (`*name` where a value starts).
+fn has_alias(text: &str) -> bool {
+    text.lines().any(|line| {
+        let content = line.trim_start().trim_start_matches("- ");
+        content.starts_with('*')
+            || content.contains(": *")
+            || content.contains("[*")
+            || content.contains(", *")
+    })
+}
+
 /// How many list items are parsed together before they are stored.
 const PARSE_WINDOW: usize = 2048;
 
@@ -252,7 +303,8 @@ fn parse_items(
         let identity = Identity::of(&document, &value)?;
         match registry.by_kind(&identity.api_version, &identity.kind) {
             Some(res) => {
-                prepare(registry, loaded_at, &document, res, identity, value).map(Parsed::Ready)
+                let rv = FIRST_RESOURCE_VERSION + index as u64;
+                prepare(registry, loaded_at, &document, res, identity, value, rv).map(Parsed::Ready)
             }
             None => Ok(Parsed::Unregistered(value)),
         }
@@ -403,6 +455,7 @@ fn prepare(
     res: ResId,
     identity: Identity,
     mut value: Value,
+    rv: u64,
 ) -> Result<Prepared, LoadError> {
     let Identity {
         kind,
@@ -419,7 +472,7 @@ fn prepare(
     match (rt.namespaced, namespace) {
         (true, Some(_)) | (false, None) => {}
         (true, None) => {
-            super::object::set_meta(&mut value, "namespace", Value::from("default"));
+            set_meta(&mut value, "namespace", Value::from("default"));
         }
         (false, Some(_)) => {
             return Err(LoadError::field(
@@ -433,18 +486,25 @@ fn prepare(
         check_string_map(document, &value, map)?;
     }
     validate_kind(document, rt.builtin, &value)?;
+    super::defaults::apply(rt.builtin, &mut value);
     Ok(Prepared {
         res,
         document: described.clone(),
         kind,
-        stored: stored_form(registry, loaded_at, res, value),
+        stored: stored_form(registry, loaded_at, res, value, rv),
     })
 }
 
 /// Fills in what the apiserver would have set and makes the stored form.
-fn stored_form(registry: &Registry, loaded_at: &str, res: ResId, mut value: Value) -> Arc<Stored> {
+fn stored_form(
+    registry: &Registry,
+    loaded_at: &str,
+    res: ResId,
+    mut value: Value,
+    rv: u64,
+) -> Arc<Stored> {
     let rt = registry.get(res);
-    let uses_generation = rt.writable() && super::world::uses_generation(rt.builtin);
+    let uses_generation = rt.writable() && rt.uses_generation();
     let identity = format!(
         "{}/{}/{}",
         rt.group_resource(),
@@ -458,10 +518,7 @@ fn stored_form(registry: &Registry, loaded_at: &str, res: ResId, mut value: Valu
             .unwrap_or("")
     );
     let meta = object_at(&mut value, &["metadata"]);
-    meta.insert(
-        "resourceVersion".into(),
-        Value::from(LOADED_RESOURCE_VERSION.to_string()),
-    );
+    meta.insert("resourceVersion".into(), Value::from(rv.to_string()));
     meta.entry("creationTimestamp")
         .or_insert_with(|| Value::from(loaded_at.to_string()));
     meta.entry("uid")
@@ -623,9 +680,9 @@ fn validate_selector(document: &str, value: &Value, required: bool) -> Result<()
                     "must be a label selector (matchLabels/matchExpressions)",
                 ));
             }
-            LabelSelector::from_object(Some(selector))
+            Selector::from_json(Some(selector))
                 .map(|_| ())
-                .map_err(|e| LoadError::field(document, "spec.selector", e))
+                .map_err(|e| LoadError::field(document, "spec.selector", e.to_string()))
         }
     }
 }
@@ -681,7 +738,10 @@ mod tests {
         let a = Cluster::load(&list).unwrap();
         let b = Cluster::load(&format!("---\n{POD}---\n")).unwrap();
         assert_eq!(a.objects[0].1.raw, b.objects[0].1.raw);
-        assert_eq!(a.objects[0].1.rv, LOADED_RESOURCE_VERSION);
+        assert_eq!(a.objects[0].1.rv, FIRST_RESOURCE_VERSION);
+        // Every object has a resourceVersion of its own.
+        let rvs: BTreeSet<u64> = a.objects.iter().map(|(_, o)| o.rv).collect();
+        assert_eq!(rvs.len(), a.len());
         // The pod plus the namespaces `shop` and `default`, added because they are missing.
         assert_eq!(a.len(), 3);
     }

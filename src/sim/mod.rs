@@ -10,22 +10,31 @@
 //! ([`Server::start`]) or as `krun sim serve`.
 
 mod api;
+mod apply;
+mod cells;
 mod clock;
 mod control;
 mod controllers;
+mod defaults;
 mod discovery;
-mod disruption;
 mod error;
+mod faults;
+mod format;
 mod generator;
 mod load;
 mod object;
+mod openapi;
 mod ops;
 mod patch;
+mod protobuf;
 mod resource;
 mod selector;
 mod server;
+mod shared;
 mod status;
 mod table;
+mod value;
+mod version;
 mod watch;
 mod world;
 mod yaml;
@@ -37,11 +46,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-pub use control::{Fault, Latency, SimHandle};
+pub use control::SimHandle;
 pub use error::{ControlError, LoadError, SimError};
+pub use faults::{Fault, Latency};
 pub use generator::{GenOptions, generate};
 pub use load::Cluster;
-pub(crate) use object::parse_quantity;
 pub use server::{Server, SimOptions, kubeconfig};
 
 /// Subcommands of `krun sim`.
@@ -76,6 +85,10 @@ pub struct ServeArgs {
     /// Seed for generated names and uids.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Play this Kubernetes version (`v1.20.15`) instead of the one the snapshot's control
+    /// plane runs: discovery, group versions and behaviours follow it (1.14 to 1.33).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -133,11 +146,21 @@ async fn serve(args: ServeArgs) -> Result<(), SimError> {
     if !(args.startup_delay.is_finite() && args.startup_delay >= 0.0) {
         return Err(SimError::StartupDelay(args.startup_delay));
     }
+    if let Some(version) = &args.version {
+        let minor = version::Version::of(version).map(|v| v.minor);
+        if !minor.is_some_and(|m| (version::OLDEST_MINOR..=version::NEWEST_MINOR).contains(&m))
+            || !version.starts_with('v')
+            || version.split('.').count() != 3
+        {
+            return Err(SimError::Version(version.clone()));
+        }
+    }
     let options = SimOptions {
         listen: args.listen,
         time_scale: args.time_scale,
         startup_delay: Duration::from_secs_f64(args.startup_delay),
         seed: args.seed,
+        version: args.version,
         ..SimOptions::default()
     };
     let server = Server::start(cluster, options).await?;

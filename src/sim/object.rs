@@ -10,19 +10,15 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::cells::Cells;
 use super::resource::{Builtin, ResourceType};
-use super::selector::LabelSelector;
-use super::table::Cells;
-
-/// A controller owner reference (`ownerReferences[?(@.controller)]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OwnerRef {
-    pub kind: String,
-    pub name: String,
-    pub uid: String,
-}
+use super::value::{condition_status, str_at, string_map};
+use crate::model::budget::OwnerRef;
+use crate::model::quantity::quantity;
+use crate::model::selector::Selector;
+use crate::model::taints::Taint;
 
 /// What the scheduler, the controllers and the PDB arithmetic read from a pod.
 #[derive(Debug, Clone)]
@@ -41,15 +37,8 @@ impl PodInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Taint {
-    pub key: String,
-    pub value: String,
-    pub effect: String,
-}
-
 /// What the scheduler reads from a node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodeInfo {
     pub ready: bool,
     pub unschedulable: bool,
@@ -88,7 +77,7 @@ pub(crate) struct Stored {
     /// The owner reference with `controller: true`.
     pub controller: Option<OwnerRef>,
     /// `spec.selector` of kinds that select pods (PDBs, workloads), parsed once.
-    pub selector: Option<LabelSelector>,
+    pub selector: Option<Selector>,
     /// `spec.replicas`, for kinds that scale.
     pub replicas: Option<i64>,
     pub info: Info,
@@ -123,10 +112,23 @@ impl Stored {
             | Builtin::ReplicaSet
             | Builtin::StatefulSet
             | Builtin::DaemonSet
-            | Builtin::Deployment => Some(
-                LabelSelector::from_object(value.pointer("/spec/selector"))
-                    .unwrap_or_else(|_| LabelSelector::nothing()),
-            ),
+            | Builtin::Deployment => {
+                let selector = value.pointer("/spec/selector");
+                let empty = selector.is_some_and(|s| {
+                    ["matchLabels", "matchExpressions"].iter().all(|field| {
+                        s.get(field).is_none_or(|v| {
+                            v.is_null()
+                                || v.as_object().is_some_and(|m| m.is_empty())
+                                || v.as_array().is_some_and(|a| a.is_empty())
+                        })
+                    })
+                });
+                Some(if empty && rt.empty_selector_selects_nothing {
+                    Selector::nothing()
+                } else {
+                    Selector::from_json(selector).unwrap_or_else(|_| Selector::nothing())
+                })
+            }
             _ => None,
         };
         let info = match rt.builtin {
@@ -165,6 +167,19 @@ impl Stored {
             b"{}"
         } else {
             &self.raw[self.metadata.clone()]
+        }
+    }
+
+    /// The object's JSON as a client reading it through `api_version` (an older version the
+    /// cluster still serves) sees it; as stored when `None`.
+    pub fn json_as(&self, api_version: Option<&str>) -> Bytes {
+        match api_version {
+            None => self.raw.clone(),
+            Some(version) => {
+                let mut value = self.value();
+                value["apiVersion"] = Value::from(version);
+                Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"))
+            }
         }
     }
 
@@ -225,15 +240,6 @@ fn serialize(value: &Value) -> (Vec<u8>, Range<usize>) {
     (out, metadata)
 }
 
-/// The string at a path of object keys.
-pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut current = value;
-    for key in path {
-        current = current.get(key)?;
-    }
-    current.as_str()
-}
-
 /// Field selector values are strings; booleans print as `true`/`false`, missing fields as "".
 fn field_value(value: &Value, field: &str) -> String {
     let mut current = value;
@@ -257,24 +263,6 @@ fn field_value(value: &Value, field: &str) -> String {
     }
 }
 
-pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The controller owner of an object, if any.
 pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
     value
@@ -295,17 +283,6 @@ pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
                     .to_string(),
             })
         })
-}
-
-/// The status of the condition of `type` in `status.conditions`.
-pub(crate) fn condition_status<'a>(value: &'a Value, kind: &str) -> Option<&'a str> {
-    value
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
-        .get("status")?
-        .as_str()
 }
 
 fn pod_info(value: &Value) -> PodInfo {
@@ -374,173 +351,10 @@ fn node_info(value: &Value) -> NodeInfo {
     }
 }
 
-/// Parses a Kubernetes quantity (`250m`, `2`, `1.5Gi`, `128M`, `1e3`) into base units.
-pub(crate) fn quantity(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => parse_quantity(s),
-        _ => None,
-    }
-}
-
-pub(crate) fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Pi", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Ei", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, factor) in SUFFIXES {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * factor);
-        }
-    }
-    text.parse::<f64>().ok()
-}
-
-/// Sets `metadata.<key>` to `value`, creating `metadata` if needed.
-pub(crate) fn set_meta(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        let metadata = map
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(metadata) = metadata.as_object_mut() {
-            metadata.insert(key.to_string(), value);
-        }
-    }
-}
-
-/// A mutable object at `path`, creating empty objects on the way.
-pub(crate) fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Value> {
-    let mut current = value;
-    for key in path {
-        if !current.is_object() {
-            *current = Value::Object(Map::new());
-        }
-        current = current
-            .as_object_mut()
-            .expect("just made an object")
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
-    if !current.is_object() {
-        *current = Value::Object(Map::new());
-    }
-    current.as_object_mut().expect("just made an object")
-}
-
-/// Sets the condition of `kind` in `status.conditions`, keeping its transition time when the
-/// status does not change. Returns whether anything changed.
-pub(crate) fn set_condition(
-    value: &mut Value,
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: &str,
-) -> bool {
-    let status_map = object_at(value, &["status"]);
-    let conditions = status_map
-        .entry("conditions")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !conditions.is_array() {
-        *conditions = Value::Array(Vec::new());
-    }
-    let conditions = conditions.as_array_mut().expect("just made an array");
-    if let Some(existing) = conditions
-        .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-    {
-        let same = existing.get("status").and_then(Value::as_str) == Some(status)
-            && existing.get("reason").and_then(Value::as_str).unwrap_or("") == reason;
-        if same {
-            return false;
-        }
-        let transition = existing.get("status").and_then(Value::as_str) != Some(status);
-        let map = existing.as_object_mut().expect("conditions are objects");
-        map.insert("status".into(), status.into());
-        if reason.is_empty() {
-            map.remove("reason");
-        } else {
-            map.insert("reason".into(), reason.into());
-        }
-        if message.is_empty() {
-            map.remove("message");
-        } else {
-            map.insert("message".into(), message.into());
-        }
-        if transition {
-            map.insert("lastTransitionTime".into(), now.into());
-        }
-        return true;
-    }
-    let mut condition = Map::new();
-    condition.insert("type".into(), kind.into());
-    condition.insert("status".into(), status.into());
-    condition.insert("lastTransitionTime".into(), now.into());
-    if !reason.is_empty() {
-        condition.insert("reason".into(), reason.into());
-    }
-    if !message.is_empty() {
-        condition.insert("message".into(), message.into());
-    }
-    conditions.push(Value::Object(condition));
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn quantities_parse_like_the_api_machinery() {
-        assert_eq!(parse_quantity("250m"), Some(0.25));
-        assert_eq!(parse_quantity("2"), Some(2.0));
-        assert_eq!(parse_quantity("1Gi"), Some(1073741824.0));
-        assert_eq!(parse_quantity("128M"), Some(128e6));
-        assert_eq!(parse_quantity("1e3"), Some(1000.0));
-        assert_eq!(parse_quantity("lots"), None);
-    }
-
-    #[test]
-    fn conditions_keep_their_transition_time_when_unchanged() {
-        let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}]}});
-        assert!(!set_condition(&mut pod, "Ready", "True", "", "", "t1"));
-        assert!(set_condition(
-            &mut pod,
-            "Ready",
-            "False",
-            "NodeNotReady",
-            "",
-            "t2"
-        ));
-        assert_eq!(
-            pod.pointer("/status/conditions/0/lastTransitionTime"),
-            Some(&json!("t2"))
-        );
-        assert!(set_condition(
-            &mut pod,
-            "PodScheduled",
-            "True",
-            "",
-            "",
-            "t3"
-        ));
-        assert_eq!(condition_status(&pod, "PodScheduled"), Some("True"));
-    }
 
     #[test]
     fn stored_bytes_are_what_serde_json_writes() {

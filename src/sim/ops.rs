@@ -2,26 +2,32 @@
 //! apiserver's rules (server-set metadata, optimistic concurrency, status subresources,
 //! graceful pod deletion, garbage collection of dependents, `dryRun=All`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::disruption::{Budget, BudgetStatus, Verdict, check_eviction};
-use super::object::{Stored, object_at, str_at};
+use super::apply;
+use super::object::Stored;
 use super::patch::{self, PatchError, PatchType};
 use super::resource::{Builtin, ResId};
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::FieldSelector;
 use super::status::{self, ApiError};
+use super::value::{object_at, set_condition, str_at};
 use super::world::World;
+use crate::model::budget::{Budget, BudgetStatus, Verdict, check_eviction};
+use crate::model::selector::Selector;
 
 /// Filters and paging of a LIST or WATCH.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListOptions {
     pub namespace: Option<String>,
-    pub labels: LabelSelector,
+    pub labels: Selector,
     pub fields: FieldSelector,
     pub limit: Option<usize>,
-    pub continue_after: Option<String>,
+    pub continue_from: Option<Continue>,
+    /// `resourceVersion` of a LIST: the state must be at least this new.
+    pub resource_version: Option<u64>,
 }
 
 impl ListOptions {
@@ -30,7 +36,11 @@ impl ListOptions {
             .as_ref()
             .is_none_or(|ns| *ns == object.namespace)
             && self.labels.matches(&object.labels)
-            && self.fields.matches(object)
+            && self.fields.matches(|field| object.field(field))
+    }
+
+    fn has_selectors(&self) -> bool {
+        !self.labels.is_empty() || self.fields != FieldSelector::default()
     }
 }
 
@@ -38,6 +48,8 @@ pub(crate) struct ListPage {
     pub items: Vec<Arc<Stored>>,
     pub rv: u64,
     pub continue_token: Option<String>,
+    /// Items left after this page, when the list has no selector (as the apiserver reports).
+    pub remaining: Option<usize>,
 }
 
 /// `DeleteOptions`, from the body or the query.
@@ -91,26 +103,173 @@ impl DeleteOptions {
     }
 }
 
-/// Continue tokens are opaque to clients; this one names the resourceVersion of the first
-/// page and the last key served.
-pub(crate) fn encode_continue(rv: u64, key: &str) -> String {
-    hex::encode(format!("{rv}\n{key}"))
+/// Who writes: the field manager (the `fieldManager` parameter, else the client's user-agent
+/// name, as the apiserver derives it) and whether an apply may take fields over (`force`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Writer {
+    pub field_manager: Option<String>,
+    pub user_agent: String,
+    pub force: bool,
 }
 
-pub(crate) fn decode_continue(token: &str) -> Result<String, ApiError> {
-    let bytes =
-        hex::decode(token).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-    let (_, key) = text
-        .split_once('\n')
-        .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-    Ok(key.to_string())
+impl Writer {
+    fn manager(&self, rt: &super::resource::ResourceType, now: &str) -> apply::Manager {
+        apply::Manager {
+            name: self
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| self.user_agent.clone()),
+            api_version: rt.api_version(),
+            force: self.force,
+            now: now.to_string(),
+        }
+    }
+}
+
+/// Where a paginated LIST goes on: the snapshot of its first page, at `rv`, after `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Continue {
+    pub rv: u64,
+    pub snapshot: u64,
+    pub key: String,
+}
+
+impl Continue {
+    /// Continue tokens are opaque to clients; this one names the resourceVersion of the first
+    /// page, the snapshot kept for it, and the last key served.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}\n{}\n{}", self.rv, self.snapshot, self.key))
+    }
+
+    pub fn decode(token: &str) -> Result<Continue, ApiError> {
+        let invalid = || ApiError::bad_request("invalid continue token: continue key is not valid");
+        let text = hex::decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(invalid)?;
+        let mut parts = text.splitn(3, '\n');
+        let rv = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(invalid)?;
+        let snapshot = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(invalid)?;
+        let key = parts.next().ok_or_else(invalid)?.to_string();
+        Ok(Continue { rv, snapshot, key })
+    }
+}
+
+/// The results of paginated LISTs still being read, so that every page of one LIST shows the
+/// cluster as it was at the first (the apiserver reads later pages at the first page's
+/// revision). The oldest are forgotten first; continuing one then answers 410, as after an
+/// etcd compaction.
+#[derive(Debug, Default)]
+pub(crate) struct ListSnapshots {
+    next: u64,
+    kept: VecDeque<(u64, Arc<[Arc<Stored>]>)>,
+}
+
+/// How many paginated LISTs can be read at once.
+const SNAPSHOTS_KEPT: usize = 64;
+
+impl ListSnapshots {
+    fn keep(&mut self, items: Vec<Arc<Stored>>) -> (u64, Arc<[Arc<Stored>]>) {
+        self.next += 1;
+        if self.kept.len() >= SNAPSHOTS_KEPT {
+            self.kept.pop_front();
+        }
+        let items: Arc<[Arc<Stored>]> = items.into();
+        self.kept.push_back((self.next, items.clone()));
+        (self.next, items)
+    }
+
+    fn get(&self, id: u64) -> Option<Arc<[Arc<Stored>]>> {
+        self.kept
+            .iter()
+            .find(|(kept, _)| *kept == id)
+            .map(|(_, items)| items.clone())
+    }
 }
 
 impl World {
-    pub fn list(&self, res: ResId, options: &ListOptions) -> ListPage {
-        let after = options.continue_after.as_deref();
+    /// A LIST as the apiserver answers it, with its error codes: `continue` with a
+    /// `resourceVersion` is refused (400), a `resourceVersion` newer than the cluster's is
+    /// 504, and later pages come from the snapshot of the first.
+    pub fn list(&self, res: ResId, options: &ListOptions) -> Result<ListPage, ApiError> {
+        if let Some(rv) = options.resource_version {
+            if options.continue_from.is_some() && rv != 0 {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            if rv > self.rv {
+                return Err(too_large_resource_version(rv, self.rv));
+            }
+        }
+        let Some(limit) = options.limit else {
+            return Ok(ListPage {
+                items: self.matching(res, options),
+                rv: self.rv,
+                continue_token: None,
+                remaining: None,
+            });
+        };
+        let (snapshot, rv, items) = match &options.continue_from {
+            Some(from) => {
+                let items = self.snapshots().get(from.snapshot).ok_or_else(|| {
+                    ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    )
+                })?;
+                (from.snapshot, from.rv, items)
+            }
+            None => {
+                let all = self.matching(res, options);
+                if all.len() <= limit {
+                    return Ok(ListPage {
+                        items: all,
+                        rv: self.rv,
+                        continue_token: None,
+                        remaining: None,
+                    });
+                }
+                let (id, items) = self.snapshots().keep(all);
+                (id, self.rv, items)
+            }
+        };
+        let start = match &options.continue_from {
+            Some(from) => items.partition_point(|o| o.key.as_str() <= from.key.as_str()),
+            None => 0,
+        };
+        let end = (start + limit).min(items.len());
+        let page: Vec<Arc<Stored>> = items[start..end].to_vec();
+        let left = items.len() - end;
+        let continue_token = (left > 0).then(|| {
+            Continue {
+                rv,
+                snapshot,
+                key: page.last().map(|o| o.key.clone()).unwrap_or_default(),
+            }
+            .encode()
+        });
+        Ok(ListPage {
+            items: page,
+            rv,
+            continue_token,
+            remaining: (left > 0 && !options.has_selectors()).then_some(left),
+        })
+    }
+
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, ListSnapshots> {
+        self.list_snapshots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every object of `res` the options select, in key order.
+    pub fn matching(&self, res: ResId, options: &ListOptions) -> Vec<Arc<Stored>> {
         let map = &self.objects[res];
         let candidates: Box<dyn Iterator<Item = &Arc<Stored>>> =
             match (res == self.ids.pod, options.fields.pinned("spec.nodeName")) {
@@ -119,45 +278,17 @@ impl World {
                         .get(node)
                         .into_iter()
                         .flatten()
-                        .filter(move |k| after.is_none_or(|a| k.as_str() > a))
                         .filter_map(move |k| map.get(k)),
                 ),
-                _ => match (&options.namespace, after) {
-                    (_, Some(after)) => Box::new(
-                        map.range::<str, _>((
-                            std::ops::Bound::Excluded(after),
-                            std::ops::Bound::Unbounded,
-                        ))
-                        .map(|(_, v)| v),
-                    ),
-                    (Some(ns), None) if !ns.is_empty() => Box::new(self.in_namespace(res, ns)),
+                _ => match &options.namespace {
+                    Some(ns) if !ns.is_empty() => Box::new(self.in_namespace(res, ns)),
                     _ => Box::new(map.values()),
                 },
             };
-        let mut items = Vec::new();
-        let mut continue_token = None;
-        for object in candidates {
-            if let Some(ns) = &options.namespace
-                && !ns.is_empty()
-                && object.namespace > *ns
-            {
-                break;
-            }
-            if !options.matches(object) {
-                continue;
-            }
-            if options.limit.is_some_and(|limit| items.len() >= limit) {
-                let last: &Arc<Stored> = items.last().expect("limit is at least one");
-                continue_token = Some(encode_continue(self.rv, &last.key));
-                break;
-            }
-            items.push(object.clone());
-        }
-        ListPage {
-            items,
-            rv: self.rv,
-            continue_token,
-        }
+        candidates
+            .filter(|object| options.matches(object))
+            .cloned()
+            .collect()
     }
 
     fn require_namespace(&self, res: ResId, namespace: &str) -> Result<(), ApiError> {
@@ -192,6 +323,7 @@ impl World {
         namespace: &str,
         mut body: Value,
         dry_run: bool,
+        writer: &Writer,
     ) -> Result<Value, ApiError> {
         self.read_only(res)?;
         let rt = self.registry.get(res).clone();
@@ -242,6 +374,7 @@ impl World {
         ] {
             meta.remove(server_set);
         }
+        super::defaults::apply(rt.builtin, &mut body);
         match rt.builtin {
             Builtin::Pod => {
                 if let Some(map) = body.as_object_mut() {
@@ -257,6 +390,10 @@ impl World {
                     .insert("kubernetes.io/metadata.name".into(), json!(name));
             }
             _ => {}
+        }
+        if body.pointer("/metadata/managedFields").is_none() {
+            let now = self.now_string();
+            apply::record_update(None, &mut body, &writer.manager(&rt, &now));
         }
         if dry_run {
             let uid = self.new_uid();
@@ -278,6 +415,8 @@ impl World {
     }
 
     /// PUT: replaces the object (or its status).
+    // One parameter per part of the PUT request, as for `patch`.
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
         res: ResId,
@@ -286,6 +425,7 @@ impl World {
         mut body: Value,
         status_only: bool,
         dry_run: bool,
+        writer: &Writer,
     ) -> Result<Value, ApiError> {
         self.read_only(res)?;
         let rt = self.registry.get(res).clone();
@@ -299,7 +439,7 @@ impl World {
             Some(current) => current.clone(),
             None if rt.builtin == Builtin::Lease && !status_only => {
                 // Leases may be created by PUT, which lock clients rely on.
-                return self.create(res, namespace, body, dry_run);
+                return self.create(res, namespace, body, dry_run, writer);
             }
             None => return Err(ApiError::not_found(&rt, name)),
         };
@@ -309,7 +449,7 @@ impl World {
         {
             return Err(ApiError::modified(&rt, name));
         }
-        self.commit_change(res, &current, body, status_only, dry_run)
+        self.commit_change(res, &current, body, status_only, dry_run, Some(writer))
     }
 
     // One parameter per part of the PATCH request, as the API defines it.
@@ -323,8 +463,12 @@ impl World {
         body: &[u8],
         status_only: bool,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+        writer: &Writer,
+    ) -> Result<(Value, bool), ApiError> {
         self.read_only(res)?;
+        if patch_type == PatchType::Apply {
+            return self.server_side_apply(res, namespace, name, body, dry_run, writer);
+        }
         let rt = self.registry.get(res).clone();
         let current = self.lookup(res, namespace, name)?;
         let mut value = current.value();
@@ -346,7 +490,62 @@ impl World {
                 "field is immutable",
             ));
         }
-        self.commit_change(res, &current, value, status_only, dry_run)
+        self.commit_change(res, &current, value, status_only, dry_run, Some(writer))
+            .map(|object| (object, false))
+    }
+
+    /// PATCH with an apply configuration: creates the object when missing, else merges it
+    /// as its field manager's intent (see `apply.rs`).
+    fn server_side_apply(
+        &mut self,
+        res: ResId,
+        namespace: &str,
+        name: &str,
+        body: &[u8],
+        dry_run: bool,
+        writer: &Writer,
+    ) -> Result<(Value, bool), ApiError> {
+        let rt = self.registry.get(res).clone();
+        let Some(manager) = writer.field_manager.as_deref() else {
+            return Err(ApiError::bad_request(
+                "fieldManager is required for apply requests",
+            ));
+        };
+        let mut applied: Value = serde_json::from_slice(body)
+            .or_else(|_| serde_yaml_ng::from_slice(body))
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        check_type(&rt, &mut applied)?;
+        if str_at(&applied, &["metadata", "name"]).is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                str_at(&applied, &["metadata", "name"]).unwrap_or_default()
+            )));
+        }
+        let manager = apply::Manager {
+            name: manager.to_string(),
+            api_version: rt.api_version(),
+            force: writer.force,
+            now: self.now_string(),
+        };
+        let conflict = |c: apply::Conflicts| {
+            ApiError::new(409, "Conflict", c.message).with_details(json!({
+                "name": name, "group": rt.group, "kind": rt.plural, "causes": c.causes,
+            }))
+        };
+        match self.get_in(res, namespace, name).cloned() {
+            None => {
+                let mut object = apply::apply(None, &applied, &manager).map_err(conflict)?;
+                object_at(&mut object, &["metadata"]).insert("name".into(), json!(name));
+                self.create(res, namespace, object, dry_run, writer)
+                    .map(|object| (object, true))
+            }
+            Some(current) => {
+                let object =
+                    apply::apply(Some(&current.value()), &applied, &manager).map_err(conflict)?;
+                self.commit_change(res, &current, object, false, dry_run, None)
+                    .map(|object| (object, false))
+            }
+        }
     }
 
     /// Stores the result of an update or patch, keeping what clients may not change.
@@ -357,6 +556,7 @@ impl World {
         mut new: Value,
         status_only: bool,
         dry_run: bool,
+        writer: Option<&Writer>,
     ) -> Result<Value, ApiError> {
         let rt = self.registry.get(res).clone();
         let old = current.value();
@@ -400,13 +600,18 @@ impl World {
                 ));
             }
         }
-        if super::world::uses_generation(rt.builtin) && old.get("spec") != new.get("spec") {
+        if rt.uses_generation() && old.get("spec") != new.get("spec") {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(1)
                 + 1;
             object_at(&mut new, &["metadata"]).insert("generation".into(), json!(generation));
+        }
+        super::defaults::apply(rt.builtin, &mut new);
+        if let Some(writer) = writer {
+            let now = self.now_string();
+            apply::record_update(Some(&old), &mut new, &writer.manager(&rt, &now));
         }
         object_at(&mut new, &["metadata"])
             .insert("resourceVersion".into(), json!(current.rv.to_string()));
@@ -419,6 +624,72 @@ impl World {
             .get(res, &stored.key)
             .map(|s| s.value())
             .unwrap_or_else(|| stored.value()))
+    }
+
+    /// The object's `scale` subresource, an autoscaling/v1 `Scale`.
+    pub fn scale(&self, res: ResId, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let object = self.lookup(res, namespace, name)?;
+        let value = object.value();
+        let mut scale = json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": object.name,
+                "namespace": object.namespace,
+                "uid": object.uid,
+                "resourceVersion": object.rv.to_string(),
+                "creationTimestamp": value.pointer("/metadata/creationTimestamp"),
+            },
+            "spec": {"replicas": value.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+            "status": {"replicas": value.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        });
+        let selector = super::cells::format_selector(value.pointer("/spec/selector"));
+        if selector != "<none>" {
+            scale["status"]["selector"] = json!(selector);
+        }
+        Ok(scale)
+    }
+
+    /// PUT of the `scale` subresource: a new `spec.replicas`, nothing else.
+    pub fn set_scale(
+        &mut self,
+        res: ResId,
+        namespace: &str,
+        name: &str,
+        scale: &Value,
+        dry_run: bool,
+        writer: &Writer,
+    ) -> Result<Value, ApiError> {
+        let rt = self.registry.get(res).clone();
+        let current = self.lookup(res, namespace, name)?;
+        if let Some(rv) =
+            str_at(scale, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty())
+            && rv != current.rv.to_string()
+        {
+            return Err(ApiError::modified(&rt, name));
+        }
+        let Some(replicas) = scale.pointer("/spec/replicas").and_then(Value::as_i64) else {
+            return Err(ApiError::invalid(
+                &rt,
+                name,
+                "spec.replicas",
+                "must be a non-negative integer",
+            ));
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                &rt,
+                name,
+                "spec.replicas",
+                "must be greater than or equal to 0",
+            ));
+        }
+        let mut value = current.value();
+        object_at(&mut value, &["spec"]).insert("replicas".into(), json!(replicas));
+        self.commit_change(res, &current, value, false, dry_run, Some(writer))?;
+        let mut answer = self.scale(res, namespace, name)?;
+        answer["spec"]["replicas"] = json!(replicas);
+        Ok(answer)
     }
 
     pub fn delete(
@@ -472,16 +743,9 @@ impl World {
         dry_run: bool,
     ) -> Result<Vec<Value>, ApiError> {
         self.read_only(res)?;
-        let page = self.list(
-            res,
-            &ListOptions {
-                limit: None,
-                continue_after: None,
-                ..options.clone()
-            },
-        );
+        let items = self.matching(res, options);
         let mut deleted = Vec::new();
-        for object in page.items {
+        for object in items {
             deleted.push(self.delete(res, &object.namespace, &object.name, delete, dry_run)?);
         }
         Ok(deleted)
@@ -547,12 +811,20 @@ impl World {
         body: &Value,
         dry_run_query: bool,
     ) -> Result<Value, ApiError> {
-        let api_version = str_at(body, &["apiVersion"]).unwrap_or("policy/v1");
-        if !matches!(api_version, "policy/v1" | "policy/v1beta1")
-            || str_at(body, &["kind"]).is_some_and(|k| k != "Eviction")
-        {
+        let served_eviction = format!("policy/{}", self.version.eviction_version());
+        let api_version = str_at(body, &["apiVersion"]).unwrap_or(&served_eviction);
+        // policy/v1beta1 Evictions are accepted as long as the cluster serves that version;
+        // before 1.22 the scheme has no policy/v1 Eviction at all.
+        let known = api_version == served_eviction
+            || (api_version == "policy/v1beta1" && self.version.minor < 25);
+        if !known {
             return Err(ApiError::bad_request(format!(
-                "expected an Eviction of policy/v1 or policy/v1beta1, got {} {api_version}",
+                "no kind \"Eviction\" is registered for version \"{api_version}\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
+            )));
+        }
+        if str_at(body, &["kind"]).is_some_and(|k| k != "Eviction") {
+            return Err(ApiError::bad_request(format!(
+                "expected an Eviction of {served_eviction}, got {} {api_version}",
                 str_at(body, &["kind"]).unwrap_or("an object without kind")
             )));
         }
@@ -589,8 +861,10 @@ impl World {
             }
             if let Some(pdb) = budgets.first() {
                 let pdb_value = pdb.value();
-                let budget =
+                let mut budget =
                     Budget::from_spec(pdb_value.get("spec")).map_err(ApiError::internal)?;
+                budget.always_allow_unhealthy &=
+                    self.version.honours_unhealthy_pod_eviction_policy();
                 let pdb_status = BudgetStatus::from_object(&pdb_value);
                 match check_eviction(info.ready, &budget, pdb_status) {
                     Verdict::AllowUnhealthy => {}
@@ -603,16 +877,22 @@ impl World {
                         desired_healthy,
                         current_healthy,
                     } => {
-                        return Err(too_many_requests(format!(
-                            "The disruption budget {} needs {desired_healthy} healthy pods and has {current_healthy} currently",
-                            pdb.name
-                        )));
+                        return Err(too_many_requests(
+                            format!(
+                                "The disruption budget {} needs {desired_healthy} healthy pods and has {current_healthy} currently",
+                                pdb.name
+                            ),
+                            0,
+                        ));
                     }
                     Verdict::NotYetProcessed => {
-                        return Err(too_many_requests(format!(
-                            "The disruption budget {} is still being processed by the server.",
-                            pdb.name
-                        )));
+                        return Err(too_many_requests(
+                            format!(
+                                "The disruption budget {} is still being processed by the server.",
+                                pdb.name
+                            ),
+                            10,
+                        ));
                     }
                     Verdict::Negative => {
                         return Err(ApiError::new(
@@ -628,6 +908,19 @@ impl World {
             }
         }
         if !dry_run {
+            if self.version.disruption_target_condition() && !info.terminal() {
+                let now = self.now_string();
+                self.modify(self.ids.pod, &pod.key, |v| {
+                    set_condition(
+                        v,
+                        "DisruptionTarget",
+                        "True",
+                        "EvictionByEvictionAPI",
+                        "Eviction API: evicting",
+                        &now,
+                    );
+                });
+            }
             self.delete_pod(&pod.key, options.grace_period);
             self.settle();
         }
@@ -667,13 +960,32 @@ impl World {
     }
 }
 
-fn too_many_requests(cause: String) -> ApiError {
+/// 504 for a resourceVersion the cluster has not reached (`storage.NewTooLargeResourceVersionError`).
+fn too_large_resource_version(asked: u64, current: u64) -> ApiError {
+    ApiError::new(
+        504,
+        "Timeout",
+        format!("Too large resource version: {asked}, current: {current}"),
+    )
+    .with_details(json!({
+        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        "retryAfterSeconds": 1,
+    }))
+}
+
+/// The 429 of a refused eviction (`errors.NewTooManyRequests`): a budget still being
+/// processed asks the client to come back in 10 s (`Retry-After`).
+fn too_many_requests(cause: String, retry_after: u32) -> ApiError {
+    let mut details = json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]});
+    if retry_after > 0 {
+        details["retryAfterSeconds"] = json!(retry_after);
+    }
     ApiError::new(
         429,
         "TooManyRequests",
         "Cannot evict pod as it would violate the pod's disruption budget.",
     )
-    .with_details(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]}))
+    .with_details(details)
 }
 
 /// Fills in or checks `apiVersion` and `kind` of a request body.
@@ -686,9 +998,31 @@ fn check_type(rt: &super::resource::ResourceType, body: &mut Value) -> Result<()
     let expected = rt.api_version();
     match str_at(body, &["apiVersion"]) {
         Some(v) if v != expected => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({expected})"
-            )));
+            let (group, version) = v.split_once('/').unwrap_or(("", v));
+            if group != rt.group || !rt.serves(version) {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({expected})"
+                )));
+            }
+            // An older version the cluster still serves: stored as the preferred one. A
+            // policy/v1beta1 budget with an empty selector keeps selecting no pod
+            // (`pkg/apis/policy/v1beta1/conversion.go`).
+            if rt.builtin == Builtin::PodDisruptionBudget
+                && version == "v1beta1"
+                && body
+                    .pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .is_some_and(|s| {
+                        s.values().all(|v| {
+                            v.as_object().is_some_and(|m| m.is_empty())
+                                || v.as_array().is_some_and(|a| a.is_empty())
+                                || v.is_null()
+                        })
+                    })
+            {
+                body["spec"]["selector"] = json!({"matchExpressions": [{"key": "pdb.kubernetes.io/deprecated-v1beta1-empty-selector-match", "operator": "Exists"}]});
+            }
+            object_at(body, &[]).insert("apiVersion".into(), json!(expected));
         }
         Some(_) => {}
         None => {

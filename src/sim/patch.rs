@@ -81,7 +81,7 @@ pub(crate) fn apply(
 
 /// The merge key of a list field whose patch strategy is `merge` (from the API types' struct
 /// tags). Lists not named here are replaced wholesale.
-fn merge_key(field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

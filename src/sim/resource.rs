@@ -5,6 +5,8 @@
 //! short names work as on a real cluster; any other kind found in a snapshot is registered from
 //! its `apiVersion`/`kind` and served read-only.
 
+use super::version::Version;
+
 /// What the simulator knows how to do with a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Builtin {
@@ -18,8 +20,13 @@ pub(crate) enum Builtin {
     StatefulSet,
     DaemonSet,
     Lease,
-    /// Served read-only, exactly as loaded.
+    /// A kind no controller acts on, stored and served as clients write it (ConfigMaps,
+    /// Secrets, Services, Jobs, RBAC, …).
+    Plain,
+    /// A kind met only in a snapshot: served read-only, exactly as loaded.
     Other,
+    /// `SelfSubjectAccessReview`: only created, answered, never stored.
+    AccessReview,
 }
 
 /// Index of a resource type in the [`Registry`].
@@ -37,6 +44,11 @@ pub(crate) struct ResourceType {
     pub short_names: Vec<String>,
     pub categories: Vec<String>,
     pub builtin: Builtin,
+    /// Every version the kind is served under, the preferred (stored) one first; empty when
+    /// the cluster's version does not serve the kind at all.
+    pub served_versions: Vec<String>,
+    /// A PDB with an empty selector selects no pod (policy/v1beta1, before 1.21).
+    pub empty_selector_selects_nothing: bool,
 }
 
 impl ResourceType {
@@ -58,17 +70,55 @@ impl ResourceType {
         }
     }
 
+    /// Whether `version` of the kind's group serves it.
+    pub fn serves(&self, version: &str) -> bool {
+        self.served_versions.iter().any(|v| v == version)
+    }
+
     pub fn writable(&self) -> bool {
-        self.builtin != Builtin::Other
+        !matches!(self.builtin, Builtin::Other | Builtin::AccessReview)
+    }
+
+    /// Whether the kind has a `scale` subresource (autoscaling/v1 `Scale`).
+    pub fn has_scale(&self) -> bool {
+        matches!(
+            self.builtin,
+            Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet
+        )
+    }
+
+    /// Whether the apiserver counts spec changes in `metadata.generation` for this kind.
+    pub fn uses_generation(&self) -> bool {
+        matches!(
+            self.builtin,
+            Builtin::PodDisruptionBudget
+                | Builtin::Deployment
+                | Builtin::ReplicaSet
+                | Builtin::StatefulSet
+                | Builtin::DaemonSet
+        )
     }
 
     /// Whether the kind has a `status` subresource (the main resource then ignores status
     /// changes and the subresource ignores everything else).
     pub fn has_status(&self) -> bool {
-        !matches!(
-            self.builtin,
-            Builtin::Other | Builtin::Event | Builtin::Lease
-        )
+        match self.builtin {
+            Builtin::Other | Builtin::Event | Builtin::Lease | Builtin::AccessReview => false,
+            Builtin::Plain => matches!(
+                self.kind.as_str(),
+                "Service"
+                    | "Job"
+                    | "CronJob"
+                    | "PersistentVolumeClaim"
+                    | "PersistentVolume"
+                    | "ReplicationController"
+                    | "ResourceQuota"
+                    | "HorizontalPodAutoscaler"
+                    | "Ingress"
+                    | "CustomResourceDefinition"
+            ),
+            _ => true,
+        }
     }
 
     /// Field selectors the real apiserver accepts for this kind (besides metadata.name and
@@ -123,43 +173,60 @@ const KNOWN: &[Known] = &[
     Known { api_version: "v1", kind: "Node", plural: "nodes", namespaced: false, short_names: &["no"], categories: &[], builtin: Builtin::Node },
     Known { api_version: "v1", kind: "Pod", plural: "pods", namespaced: true, short_names: &["po"], categories: ALL, builtin: Builtin::Pod },
     Known { api_version: "v1", kind: "Event", plural: "events", namespaced: true, short_names: &["ev"], categories: &[], builtin: Builtin::Event },
-    Known { api_version: "v1", kind: "Service", plural: "services", namespaced: true, short_names: &["svc"], categories: ALL, builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, short_names: &["cm"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "Secret", plural: "secrets", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true, short_names: &["sa"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "Endpoints", plural: "endpoints", namespaced: true, short_names: &["ep"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true, short_names: &["pvc"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "PersistentVolume", plural: "persistentvolumes", namespaced: false, short_names: &["pv"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "ReplicationController", plural: "replicationcontrollers", namespaced: true, short_names: &["rc"], categories: ALL, builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "LimitRange", plural: "limitranges", namespaced: true, short_names: &["limits"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "v1", kind: "ResourceQuota", plural: "resourcequotas", namespaced: true, short_names: &["quota"], categories: &[], builtin: Builtin::Other },
+    Known { api_version: "v1", kind: "Service", plural: "services", namespaced: true, short_names: &["svc"], categories: ALL, builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, short_names: &["cm"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "Secret", plural: "secrets", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true, short_names: &["sa"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "Endpoints", plural: "endpoints", namespaced: true, short_names: &["ep"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true, short_names: &["pvc"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "PersistentVolume", plural: "persistentvolumes", namespaced: false, short_names: &["pv"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "ReplicationController", plural: "replicationcontrollers", namespaced: true, short_names: &["rc"], categories: ALL, builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "LimitRange", plural: "limitranges", namespaced: true, short_names: &["limits"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "v1", kind: "ResourceQuota", plural: "resourcequotas", namespaced: true, short_names: &["quota"], categories: &[], builtin: Builtin::Plain },
     Known { api_version: "policy/v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", namespaced: true, short_names: &["pdb"], categories: &[], builtin: Builtin::PodDisruptionBudget },
     Known { api_version: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true, short_names: &["deploy"], categories: ALL, builtin: Builtin::Deployment },
     Known { api_version: "apps/v1", kind: "ReplicaSet", plural: "replicasets", namespaced: true, short_names: &["rs"], categories: ALL, builtin: Builtin::ReplicaSet },
     Known { api_version: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, short_names: &["sts"], categories: ALL, builtin: Builtin::StatefulSet },
     Known { api_version: "apps/v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true, short_names: &["ds"], categories: ALL, builtin: Builtin::DaemonSet },
-    Known { api_version: "apps/v1", kind: "ControllerRevision", plural: "controllerrevisions", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Other },
+    Known { api_version: "apps/v1", kind: "ControllerRevision", plural: "controllerrevisions", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Plain },
     Known { api_version: "coordination.k8s.io/v1", kind: "Lease", plural: "leases", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Lease },
-    Known { api_version: "batch/v1", kind: "Job", plural: "jobs", namespaced: true, short_names: &[], categories: ALL, builtin: Builtin::Other },
-    Known { api_version: "batch/v1", kind: "CronJob", plural: "cronjobs", namespaced: true, short_names: &["cj"], categories: ALL, builtin: Builtin::Other },
-    Known { api_version: "autoscaling/v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", namespaced: true, short_names: &["hpa"], categories: ALL, builtin: Builtin::Other },
-    Known { api_version: "networking.k8s.io/v1", kind: "Ingress", plural: "ingresses", namespaced: true, short_names: &["ing"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "networking.k8s.io/v1", kind: "IngressClass", plural: "ingressclasses", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true, short_names: &["netpol"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "discovery.k8s.io/v1", kind: "EndpointSlice", plural: "endpointslices", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "storage.k8s.io/v1", kind: "StorageClass", plural: "storageclasses", namespaced: false, short_names: &["sc"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "scheduling.k8s.io/v1", kind: "PriorityClass", plural: "priorityclasses", namespaced: false, short_names: &["pc"], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "Role", plural: "roles", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", plural: "rolebindings", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Other },
-    Known { api_version: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", plural: "customresourcedefinitions", namespaced: false, short_names: &["crd", "crds"], categories: &[], builtin: Builtin::Other },
+    Known { api_version: "batch/v1", kind: "Job", plural: "jobs", namespaced: true, short_names: &[], categories: ALL, builtin: Builtin::Plain },
+    Known { api_version: "batch/v1", kind: "CronJob", plural: "cronjobs", namespaced: true, short_names: &["cj"], categories: ALL, builtin: Builtin::Plain },
+    Known { api_version: "autoscaling/v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", namespaced: true, short_names: &["hpa"], categories: ALL, builtin: Builtin::Plain },
+    Known { api_version: "networking.k8s.io/v1", kind: "Ingress", plural: "ingresses", namespaced: true, short_names: &["ing"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "networking.k8s.io/v1", kind: "IngressClass", plural: "ingressclasses", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true, short_names: &["netpol"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "discovery.k8s.io/v1", kind: "EndpointSlice", plural: "endpointslices", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "storage.k8s.io/v1", kind: "StorageClass", plural: "storageclasses", namespaced: false, short_names: &["sc"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "scheduling.k8s.io/v1", kind: "PriorityClass", plural: "priorityclasses", namespaced: false, short_names: &["pc"], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "Role", plural: "roles", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", plural: "rolebindings", namespaced: true, short_names: &[], categories: &[], builtin: Builtin::Plain },
+    Known { api_version: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", plural: "selfsubjectaccessreviews", namespaced: false, short_names: &[], categories: &[], builtin: Builtin::AccessReview },
+    Known { api_version: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", plural: "customresourcedefinitions", namespaced: false, short_names: &["crd", "crds"], categories: &[], builtin: Builtin::Plain },
 ];
 
 /// All resource types served, in discovery order.
 #[derive(Debug, Clone)]
 pub(crate) struct Registry {
     types: Vec<ResourceType>,
+}
+
+/// How the API machinery orders versions: GA before beta before alpha, higher numbers first.
+fn version_priority(version: &str) -> (u8, u32, u32) {
+    let rest = version.strip_prefix('v').unwrap_or(version);
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().unwrap_or(0);
+    let tail = &rest[digits.len()..];
+    let (stage, number) = if let Some(n) = tail.strip_prefix("beta") {
+        (1, n)
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (0, n)
+    } else {
+        (2, "")
+    };
+    (stage, major, number.parse().unwrap_or(0))
 }
 
 fn split_api_version(api_version: &str) -> (&str, &str) {
@@ -204,6 +271,8 @@ impl Default for Registry {
                     short_names: known.short_names.iter().map(|s| s.to_string()).collect(),
                     categories: known.categories.iter().map(|s| s.to_string()).collect(),
                     builtin: known.builtin,
+                    served_versions: vec![version.to_string()],
+                    empty_selector_selects_nothing: false,
                 }
             })
             .collect();
@@ -232,17 +301,41 @@ impl Registry {
             .expect("built-in kinds are always registered")
     }
 
+    /// The kind an object of `api_version`/`kind` is stored as: the same version, or, for a
+    /// built-in kind, any version some Kubernetes release served it under.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResId> {
         let (group, version) = split_api_version(api_version);
-        self.types
-            .iter()
-            .position(|t| t.group == group && t.version == version && t.kind == kind)
+        self.types.iter().position(|t| {
+            t.group == group
+                && t.kind == kind
+                && (t.version == version
+                    || (t.builtin != Builtin::Other
+                        && Version::any_version_of(group, kind, version)))
+        })
     }
 
+    /// The kind served at `/apis/{group}/{version}/{plural}`.
     pub fn by_plural(&self, group: &str, version: &str, plural: &str) -> Option<ResId> {
         self.types
             .iter()
-            .position(|t| t.group == group && t.version == version && t.plural == plural)
+            .position(|t| t.group == group && t.plural == plural && t.serves(version))
+    }
+
+    /// Serves each kind under the group versions `version` has (see `version.rs`).
+    pub fn adapt_to(&mut self, version: &Version) {
+        for t in &mut self.types {
+            if t.builtin == Builtin::Other {
+                continue;
+            }
+            if let Some(served) = version.served_versions(&t.group, &t.kind) {
+                if let Some(preferred) = served.first() {
+                    t.version = preferred.to_string();
+                }
+                t.served_versions = served.iter().map(|v| v.to_string()).collect();
+            }
+            t.empty_selector_selects_nothing = t.builtin == Builtin::PodDisruptionBudget
+                && !version.empty_pdb_selector_selects_all();
+        }
     }
 
     /// Registers a kind met in a snapshot and not known; it is served read-only.
@@ -261,22 +354,34 @@ impl Registry {
             short_names: Vec::new(),
             categories: Vec::new(),
             builtin: Builtin::Other,
+            served_versions: vec![version.to_string()],
+            empty_selector_selects_nothing: false,
         });
         self.types.len() - 1
     }
 
-    /// Groups in discovery order (core excluded), each with its versions.
+    /// Groups in discovery order (core excluded), each with its versions, the preferred
+    /// first.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in self.types.iter().filter(|t| !t.group.is_empty()) {
-            match groups.iter_mut().find(|(g, _)| *g == t.group) {
-                Some((_, versions)) => {
-                    if !versions.contains(&t.version) {
-                        versions.push(t.version.clone());
-                    }
+            let index = match groups.iter().position(|(g, _)| *g == t.group) {
+                Some(index) => index,
+                None => {
+                    groups.push((t.group.clone(), Vec::new()));
+                    groups.len() - 1
                 }
-                None => groups.push((t.group.clone(), vec![t.version.clone()])),
+            };
+            let versions = &mut groups[index].1;
+            for version in &t.served_versions {
+                if !versions.contains(version) {
+                    versions.push(version.clone());
+                }
             }
+        }
+        groups.retain(|(_, versions)| !versions.is_empty());
+        for (_, versions) in &mut groups {
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         groups
     }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,9 +12,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::control::{ControlState, SimHandle};
+use super::control::SimHandle;
 use super::error::SimError;
+use super::faults::ControlState;
 use super::load::Cluster;
+use super::shared::Shared;
 use super::world::{Behaviour, World};
 
 /// How the simulator runs.
@@ -30,6 +32,8 @@ pub struct SimOptions {
     pub bookmark_interval: Duration,
     /// Seed for generated names and uids, so runs are reproducible.
     pub seed: u64,
+    /// The Kubernetes version to play (`v1.20.15`) instead of the snapshot's.
+    pub version: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -40,72 +44,8 @@ impl Default for SimOptions {
             startup_delay: Duration::from_secs(10),
             bookmark_interval: Duration::from_secs(5),
             seed: 0,
+            version: None,
         }
-    }
-}
-
-/// State shared by request handlers, watches and the controller task.
-pub(crate) struct Shared {
-    world: Mutex<World>,
-    pub clock: Arc<Clock>,
-    control: Mutex<ControlState>,
-    /// The latest resourceVersion; watches wait on it.
-    pub changes: watch::Sender<u64>,
-    /// Bumped to end every watch.
-    pub drops: watch::Sender<u64>,
-    /// Wakes the controller task (a timer may now be due earlier).
-    pub controllers: Notify,
-    pub shutdown: CancellationToken,
-    pub bookmark_interval: Duration,
-    pub address: SocketAddr,
-    time_scale: f64,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, World> {
-        self.world
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs `f` on the world, then wakes watches and controllers.
-    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let (result, rv) = {
-            let mut world = self.lock();
-            let result = f(&mut world);
-            (result, world.rv)
-        };
-        self.changes
-            .send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
-        self.controllers.notify_one();
-        result
-    }
-
-    /// Reads the world without waking anyone.
-    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        f(&self.lock())
-    }
-
-    pub fn control(&self) -> MutexGuard<'_, ControlState> {
-        self.control
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn clock_scale(&self) -> f64 {
-        self.time_scale
-    }
-
-    /// One round of the controller task: due timers, then the next wake-up.
-    fn tick(&self) -> Option<Duration> {
-        let (next, rv) = {
-            let mut world = self.lock();
-            world.run_timers();
-            (world.next_timer(), world.rv)
-        };
-        self.changes
-            .send_if_modified(|latest| std::mem::replace(latest, rv) != rv);
-        next.map(|at| self.clock.real_wait_until(at))
     }
 }
 
@@ -142,6 +82,7 @@ impl Server {
         let clock = Arc::new(Clock::new(options.time_scale));
         let behaviour = Behaviour {
             startup_delay: chrono::Duration::milliseconds(options.startup_delay.as_millis() as i64),
+            version: options.version.clone(),
         };
         let mut world = World::new(cluster, clock.clone(), behaviour, options.seed);
         world.settle();

@@ -11,22 +11,14 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::api::{Format, Query, streaming};
+use super::format::{Format, Query, query_param, streaming};
 use super::object::Stored;
 use super::ops::ListOptions;
 use super::resource::{ResId, ResourceType};
-use super::server::Shared;
+use super::shared::Shared;
 use super::status::ApiError;
 use super::table;
 use super::world::{Event, EventType};
-
-fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
 
 struct Watch {
     shared: Arc<Shared>,
@@ -35,13 +27,15 @@ struct Watch {
     options: ListOptions,
     format: Format,
     bookmarks: bool,
+    /// The older version the client watches through, if not the stored one.
+    served_as: Option<String>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
 }
 
 impl Watch {
     fn encode(&self, kind: &str, object: &Stored) -> Bytes {
         match self.format {
-            Format::Json => raw_event_line(kind, &object.raw),
+            Format::Json => raw_event_line(kind, &object.json_as(self.served_as.as_deref())),
             Format::PartialMetadata => {
                 let mut object_bytes = Vec::with_capacity(object.metadata().len() + 80);
                 table::write_partial_metadata(object, &mut object_bytes);
@@ -180,13 +174,17 @@ pub(crate) fn serve(
     options: ListOptions,
     query: &Query,
     format: Format,
+    served_as: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let bookmarks = matches!(param(query, "allowWatchBookmarks"), Some("true" | "1"));
-    let send_initial = matches!(param(query, "sendInitialEvents"), Some("true" | "1"));
-    let timeout = param(query, "timeoutSeconds")
+    let bookmarks = matches!(
+        query_param(query, "allowWatchBookmarks"),
+        Some("true" | "1")
+    );
+    let send_initial = matches!(query_param(query, "sendInitialEvents"), Some("true" | "1"));
+    let timeout = query_param(query, "timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
-    let from = match param(query, "resourceVersion") {
+    let from = match query_param(query, "resourceVersion") {
         None | Some("") | Some("0") => None,
         Some(text) => Some(
             text.parse::<u64>()
@@ -200,14 +198,7 @@ pub(crate) fn serve(
                 let expired = (rv < w.oldest_resumable()).then(|| w.oldest_resumable());
                 (rt, rv, Vec::new(), expired)
             }
-            _ => {
-                let all = ListOptions {
-                    limit: None,
-                    continue_after: None,
-                    ..options.clone()
-                };
-                (rt, w.rv, w.list(res, &all).items, None)
-            }
+            _ => (rt, w.rv, w.matching(res, &options), None),
         }
     });
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
@@ -221,6 +212,7 @@ pub(crate) fn serve(
         options,
         format,
         bookmarks,
+        served_as: served_as.map(str::to_string),
         tx,
     };
     if let Some(oldest) = expired {

@@ -18,9 +18,12 @@ use serde_json::{Value, json};
 
 use super::clock::{Clock, timestamp};
 use super::load::Cluster;
-use super::object::{Stored, object_key, set_meta, str_at};
+use super::object::{Stored, object_key};
+use super::ops::ListSnapshots;
 use super::resource::{Builtin, Registry, ResId};
-use super::selector::LabelSelector;
+use super::value::{set_meta, str_at};
+use super::version::Version;
+use crate::model::selector::Selector;
 
 /// How many changes watchers can resume from; older resourceVersions get 410 Gone.
 const LOG_CAPACITY: usize = 20_000;
@@ -54,6 +57,8 @@ pub(crate) struct Ids {
     pub replicaset: ResId,
     pub statefulset: ResId,
     pub daemonset: ResId,
+    pub event: ResId,
+    pub lease: ResId,
 }
 
 impl Ids {
@@ -67,6 +72,8 @@ impl Ids {
             replicaset: registry.builtin(Builtin::ReplicaSet),
             statefulset: registry.builtin(Builtin::StatefulSet),
             daemonset: registry.builtin(Builtin::DaemonSet),
+            event: registry.builtin(Builtin::Event),
+            lease: registry.builtin(Builtin::Lease),
         }
     }
 }
@@ -80,6 +87,8 @@ pub(crate) enum TimerKind {
     RemovePod { key: String, uid: String },
     /// A recorded eviction in a PDB's `disruptedPods` expires.
     RecheckBudgets { namespace: String },
+    /// Kubelets renew their leases and report their status.
+    Heartbeat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,10 +120,20 @@ impl Dirty {
     }
 }
 
+/// One pod template of a workload, as a ControllerRevision keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct Revision {
+    pub fingerprint: String,
+    pub name: String,
+    pub template: Value,
+}
+
 /// Controller settings, in cluster time.
 #[derive(Debug, Clone)]
 pub(crate) struct Behaviour {
     pub startup_delay: chrono::Duration,
+    /// The Kubernetes version to play instead of the snapshot's (`krun sim serve --version`).
+    pub version: Option<String>,
 }
 
 pub(crate) struct World {
@@ -141,6 +160,21 @@ pub(crate) struct World {
     pub unschedulable: BTreeSet<String>,
     pub rng: ChaCha8Rng,
     pub control_plane_version: String,
+    /// What the API looks like: the control plane's version, or the one asked for.
+    pub version: Version,
+    /// How long the disruption controller takes to see a budget's new spec (opt-in, control
+    /// API); meanwhile evictions are refused as "still being processed".
+    pub budget_processing_delay: Option<chrono::Duration>,
+    /// Budgets whose new spec the controller has not seen yet, with when it will.
+    pub budgets_pending: HashMap<String, DateTime<Utc>>,
+    /// Events the controllers recorded, oldest first.
+    pub event_keys: VecDeque<String>,
+    /// Nodes whose kubelet is stopped: no lease renewals, no heartbeats.
+    pub stopped_kubelets: BTreeSet<String>,
+    /// The templates each StatefulSet and DaemonSet has had, by its uid.
+    pub revisions: HashMap<String, Vec<Revision>>,
+    /// Paginated LISTs being read.
+    pub list_snapshots: std::sync::Mutex<ListSnapshots>,
     pub next_pod_ip: u32,
 }
 
@@ -168,22 +202,53 @@ impl World {
             unschedulable: BTreeSet::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             control_plane_version: String::new(),
+            version: Version::newest(),
+            list_snapshots: Default::default(),
+            revisions: HashMap::new(),
+            event_keys: VecDeque::new(),
+            budget_processing_delay: None,
+            budgets_pending: HashMap::new(),
+            stopped_kubelets: BTreeSet::new(),
             next_pod_ip: 0,
         };
-        if !objects.is_empty() {
-            world.rv = super::load::LOADED_RESOURCE_VERSION;
-        }
         // Only the pod indexes are built here: `after_load` hands every workload, budget and
         // node to the controllers anyway.
         for (res, stored) in objects {
             if res == ids.pod {
                 world.index_pod(None, Some(&stored));
             }
+            world.rv = world.rv.max(stored.rv);
             world.objects[res].insert(stored.key.clone(), stored);
         }
-        world.control_plane_version = world.detect_control_plane_version();
+        world.control_plane_version = match &world.behaviour.version {
+            Some(version) => version.clone(),
+            None => world.detect_control_plane_version(),
+        };
+        world.version = Version::of(&world.control_plane_version)
+            .unwrap_or_else(Version::newest)
+            .clamped();
+        world.registry.adapt_to(&world.version);
+        world.store_as_served();
         world.after_load();
         world
+    }
+
+    /// Puts loaded objects of kinds whose group version depends on the cluster's version
+    /// under the version this one serves (a snapshot's `policy/v1` budgets become
+    /// `policy/v1beta1` on a 1.20 cluster, and select as budgets of that version do).
+    fn store_as_served(&mut self) {
+        for (res, rt) in self.registry.iter() {
+            let versioned = self.version.served_versions(&rt.group, &rt.kind).is_some();
+            if rt.builtin == Builtin::Other || !(versioned || rt.empty_selector_selects_nothing) {
+                continue;
+            }
+            let api_version = rt.api_version();
+            for stored in self.objects[res].values_mut() {
+                let mut value = stored.value();
+                value["apiVersion"] = Value::from(api_version.clone());
+                *stored = Arc::new(Stored::new(rt, &value));
+            }
+        }
     }
 
     /// Sets up what a freshly loaded cluster owes: pods to start, terminating pods to finish,
@@ -233,6 +298,7 @@ impl World {
         self.dirty.budgets.extend(budgets);
         let nodes: Vec<String> = self.objects[self.ids.node].keys().cloned().collect();
         self.dirty.nodes.extend(nodes);
+        self.add_timer(now, TimerKind::Heartbeat);
     }
 
     /// The control-plane version: the kube-apiserver static pods' image tag, else the
@@ -426,10 +492,30 @@ impl World {
                 }
             }
             Builtin::Node => {
-                self.dirty.nodes.insert(object.name.clone());
+                // Heartbeats change only timestamps; the controllers look again when what
+                // they read (readiness, schedulability, taints, labels, capacity) changes.
+                let relevant = |n: &Arc<Stored>| (n.node().cloned(), n.labels.clone());
+                if old.map(relevant) != new.map(relevant) {
+                    self.dirty.nodes.insert(object.name.clone());
+                }
             }
             Builtin::PodDisruptionBudget if new.is_some() => {
                 self.dirty.budgets.insert(object.key.clone());
+                // A new spec waits for the disruption controller when a delay is set.
+                let changed_spec = old.is_none_or(|o| {
+                    o.value().pointer("/metadata/generation")
+                        != object.value().pointer("/metadata/generation")
+                });
+                if let Some(delay) = self.budget_processing_delay.filter(|_| changed_spec) {
+                    let due = self.clock.now() + delay;
+                    self.budgets_pending.insert(object.key.clone(), due);
+                    self.add_timer(
+                        due,
+                        TimerKind::RecheckBudgets {
+                            namespace: object.namespace.clone(),
+                        },
+                    );
+                }
             }
             Builtin::ReplicaSet
             | Builtin::StatefulSet
@@ -533,7 +619,7 @@ impl World {
     pub fn pods_selectable_by<'a>(
         &'a self,
         namespace: &'a str,
-        selector: &LabelSelector,
+        selector: &Selector,
     ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
         match selector.required_label() {
             Some((k, v)) => Box::new(
@@ -664,21 +750,6 @@ fn owner_of(object: Option<&Stored>) -> Option<&str> {
         .map(|c| c.uid.as_str())
 }
 
-fn has_generation(builtin: Builtin) -> bool {
-    matches!(
-        builtin,
-        Builtin::PodDisruptionBudget
-            | Builtin::Deployment
-            | Builtin::ReplicaSet
-            | Builtin::StatefulSet
-            | Builtin::DaemonSet
-    )
-}
-
-pub(crate) fn uses_generation(builtin: Builtin) -> bool {
-    has_generation(builtin)
-}
-
 fn uid(rng: &mut ChaCha8Rng) -> String {
     let bytes: [u8; 16] = rng.random();
     let hex = hex::encode(bytes);
@@ -728,6 +799,7 @@ mod tests {
         let cluster = Cluster::load(&text).expect("the generated cluster loads");
         let behaviour = Behaviour {
             startup_delay: chrono::Duration::seconds(5),
+            version: None,
         };
         let mut world = World::new(cluster, Arc::new(Clock::new(1.0)), behaviour, 1);
         let nodes: Vec<String> = world.objects[world.ids.node].keys().cloned().collect();

@@ -539,7 +539,8 @@ async fn a_drain_does_not_need_permission_to_read_budgets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evictions_can_be_posted_as_policy_v1beta1() {
-    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    // policy/v1beta1 Evictions are served until 1.25 (deprecation guide); play 1.21.
+    let sim = Sim::start_as(DRAIN_CLUSTER, 100.0, Some("v1.21.14")).await;
     let kube = sim.kube().with_eviction_api(EvictionApi::V1beta1);
     let report = kube
         .drain("worker-1", &options(true, true, false), &|_| {})

@@ -461,14 +461,15 @@ pub(crate) fn watch_budgets(
     violations: Arc<Mutex<Vec<String>>>,
 ) -> impl std::future::Future<Output = ()> + Send + use<> {
     use futures::StreamExt;
-    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::runtime::watcher;
 
     let config = server.kube_config();
     let (listed, wait) = tokio::sync::oneshot::channel::<()>();
     runtime.spawn(async move {
-        let client = kube::Client::try_from(config).expect("a client for the simulator");
-        let api: kube::Api<PodDisruptionBudget> = kube::Api::all(client);
+        // Through the policy version the lab's cluster serves (policy/v1beta1 on 1.20).
+        let kube = krun::kube::Kube::from_config(config, "the lab".into())
+            .expect("a client for the simulator");
+        let api = kube.pdb_api(None).await;
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         let mut listed = Some(listed);
         let mut already = BTreeSet::new();

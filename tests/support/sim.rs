@@ -28,11 +28,17 @@ pub struct Sim {
 impl Sim {
     /// Serves `yaml` with cluster time running `time_scale` times faster than real time.
     pub async fn start(yaml: &str, time_scale: f64) -> Sim {
+        Sim::start_as(yaml, time_scale, None).await
+    }
+
+    /// Serves `yaml` as Kubernetes `version` (`v1.20.15`) plays it, whatever the snapshot says.
+    pub async fn start_as(yaml: &str, time_scale: f64, version: Option<&str>) -> Sim {
         let cluster = Cluster::load(yaml).expect("the fixture loads");
         let options = SimOptions {
             time_scale,
             startup_delay: Duration::from_secs(10),
             bookmark_interval: Duration::from_millis(200),
+            version: version.map(str::to_string),
             ..SimOptions::default()
         };
         let server = Server::start(cluster, options)
@@ -79,9 +85,25 @@ impl Sim {
     }
 }
 
-/// `kubectl.<version>` beside the `kubectl` dispatcher on PATH. A missing binary fails the
-/// test under `CI=true` and skips it, with a message, elsewhere.
+/// Where `.ci/run` unpacks Debian's `kubernetes-client` (kubectl 1.20).
+pub const DEBIAN_KUBECTL: &str = "/opt/kubernetes-client/usr/bin/kubectl";
+
+/// `kubectl.<version>` beside the `kubectl` dispatcher on PATH, or for `1.20` Debian's
+/// kubectl as `.ci/run` unpacks it. A missing binary fails the test under `CI=true` and skips
+/// it, with a message, elsewhere.
 pub fn kubectl_binary(version: &str) -> Option<PathBuf> {
+    if version == "1.20" {
+        let path = PathBuf::from(DEBIAN_KUBECTL);
+        if path.is_file() {
+            return Some(path);
+        }
+        let message = format!(
+            "{DEBIAN_KUBECTL} is missing (apt-get download kubernetes-client; dpkg-deb -x kubernetes-client_*.deb /opt/kubernetes-client)"
+        );
+        assert!(!in_ci(), "{message}");
+        eprintln!("SKIPPED: {message}");
+        return None;
+    }
     let dispatcher = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("kubectl"))

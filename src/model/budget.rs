@@ -1,5 +1,6 @@
-//! PodDisruptionBudget arithmetic, as the disruption controller and the eviction subresource
-//! of a real cluster do it.
+//! PodDisruptionBudget arithmetic, as the disruption controller
+//! (`pkg/controller/disruption/disruption.go`) and the eviction subresource
+//! (`pkg/registry/core/pod/storage/eviction.go`) of a real cluster do it.
 //!
 //! Drains are only as safe as this arithmetic is faithful, so it is kept free of any storage
 //! concern and tested against the cases of the Kubernetes documentation:
@@ -12,17 +13,24 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::object::OwnerRef;
+/// A controller owner reference (`ownerReferences[?(@.controller)]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
 
 /// How long an evicted pod stays out of the healthy count while it has not started
 /// terminating (the controller's `DeletionTimeout`).
-pub(crate) const DELETION_TIMEOUT_SECONDS: i64 = 120;
+pub const DELETION_TIMEOUT_SECONDS: i64 = 120;
 
 /// An `IntOrString` of a PDB: a count or a percentage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IntOrPercent {
+pub enum IntOrPercent {
     Int(i32),
     Percent(i32),
 }
@@ -44,6 +52,25 @@ impl IntOrPercent {
         }
     }
 
+    /// Parses a typed `IntOrString`.
+    pub fn from_api(value: &IntOrString) -> Result<Self, String> {
+        match value {
+            IntOrString::Int(n) => Ok(IntOrPercent::Int(*n)),
+            IntOrString::String(s) => IntOrPercent::parse(&Value::String(s.clone())),
+        }
+    }
+
+    /// The value scaled against `total`, a percentage rounded up or down
+    /// (`intstr.GetScaledValueFromIntOrPercent`): a Deployment rounds `maxSurge` up and
+    /// `maxUnavailable` down.
+    pub fn scaled(self, total: i32, round_up: bool) -> i32 {
+        match self {
+            IntOrPercent::Int(n) => n,
+            IntOrPercent::Percent(_) if round_up => self.scaled_round_up(total),
+            IntOrPercent::Percent(p) => ((i64::from(p) * i64::from(total)) / 100) as i32,
+        }
+    }
+
     /// The value scaled against `total`, rounding a percentage up (what the controller does
     /// for both `minAvailable` and `maxUnavailable`).
     pub fn scaled_round_up(self, total: i32) -> i32 {
@@ -56,7 +83,7 @@ impl IntOrPercent {
 
 /// What the arithmetic needs from a PDB's spec.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Budget {
+pub struct Budget {
     pub min_available: Option<IntOrPercent>,
     pub max_unavailable: Option<IntOrPercent>,
     /// `unhealthyPodEvictionPolicy: AlwaysAllow`.
@@ -77,9 +104,44 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// `(expectedPods, desiredHealthy)`: for an integer `minAvailable` the matching pods and
+    /// the number itself; otherwise the summed scale of the pods' controllers (`scale`, asked
+    /// only then) and `minAvailable` or scale − `maxUnavailable`, percentages rounded up.
+    pub fn expected_and_desired<E>(
+        &self,
+        matching_pods: i32,
+        scale: impl FnOnce() -> Result<i32, E>,
+    ) -> Result<(i32, i32), E> {
+        Ok(match (self.max_unavailable, self.min_available) {
+            (Some(max_unavailable), _) => {
+                let expected = scale()?;
+                let desired = (expected - max_unavailable.scaled_round_up(expected)).max(0);
+                (expected, desired)
+            }
+            (None, Some(IntOrPercent::Int(min))) => (matching_pods, min),
+            (None, Some(min @ IntOrPercent::Percent(_))) => {
+                let expected = scale()?;
+                (expected, min.scaled_round_up(expected))
+            }
+            (None, None) => (0, 0),
+        })
+    }
+}
+
+/// `disruptionsAllowed`: current − desired, never negative, and zero while nothing is
+/// expected.
+pub fn disruptions_allowed(expected_pods: i32, current_healthy: i32, desired_healthy: i32) -> i32 {
+    if expected_pods <= 0 {
+        0
+    } else {
+        (current_healthy - desired_healthy).max(0)
+    }
+}
+
 /// What the arithmetic needs from a pod matched by a PDB.
 #[derive(Debug, Clone)]
-pub(crate) struct PodView {
+pub struct PodView {
     pub name: String,
     pub ready: bool,
     pub deleting: bool,
@@ -89,11 +151,11 @@ pub(crate) struct PodView {
 /// The scale of a pod's controller: `(identity, replicas)`. The identity lets pods of one
 /// Deployment spread over several ReplicaSets count once. `None`: no such controller, or a
 /// controller without a scale (a DaemonSet), which makes the PDB fail safe.
-pub(crate) type ScaleOf<'a> = dyn Fn(&OwnerRef) -> Option<(String, i32)> + 'a;
+pub type ScaleOf<'a> = dyn Fn(&OwnerRef) -> Option<(String, i32)> + 'a;
 
 /// The status the disruption controller computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Computed {
+pub struct Computed {
     pub expected_pods: i32,
     pub desired_healthy: i32,
     pub current_healthy: i32,
@@ -104,7 +166,7 @@ pub(crate) struct Computed {
 }
 
 /// The controller's sync. `Err` is a reason to fail safe (zero disruptions allowed).
-pub(crate) fn compute(
+pub fn compute(
     budget: &Budget,
     pods: &[PodView],
     scale_of: &ScaleOf<'_>,
@@ -112,19 +174,10 @@ pub(crate) fn compute(
     now: DateTime<Utc>,
 ) -> Result<Computed, String> {
     let mut unmanaged_pods = Vec::new();
-    let (expected_pods, desired_healthy) = match (budget.max_unavailable, budget.min_available) {
-        (Some(max_unavailable), _) => {
-            let expected = expected_scale(pods, scale_of, &mut unmanaged_pods)?;
-            let desired = (expected - max_unavailable.scaled_round_up(expected)).max(0);
-            (expected, desired)
-        }
-        (None, Some(IntOrPercent::Int(min))) => (pods.len() as i32, min),
-        (None, Some(min @ IntOrPercent::Percent(_))) => {
-            let expected = expected_scale(pods, scale_of, &mut unmanaged_pods)?;
-            (expected, min.scaled_round_up(expected))
-        }
-        (None, None) => (0, 0),
-    };
+    let (expected_pods, desired_healthy) = budget
+        .expected_and_desired(pods.len() as i32, || {
+            expected_scale(pods, scale_of, &mut unmanaged_pods)
+        })?;
 
     let disrupted_pods: BTreeMap<String, DateTime<Utc>> = pods
         .iter()
@@ -140,10 +193,7 @@ pub(crate) fn compute(
         .filter(|pod| pod.ready && !pod.deleting && !disrupted_pods.contains_key(&pod.name))
         .count() as i32;
 
-    let mut disruptions_allowed = current_healthy - desired_healthy;
-    if expected_pods <= 0 || disruptions_allowed <= 0 {
-        disruptions_allowed = 0;
-    }
+    let disruptions_allowed = disruptions_allowed(expected_pods, current_healthy, desired_healthy);
     Ok(Computed {
         expected_pods,
         desired_healthy,
@@ -183,7 +233,7 @@ fn expected_scale(
 
 /// The PDB status fields the eviction subresource reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BudgetStatus {
+pub struct BudgetStatus {
     pub disruptions_allowed: i32,
     pub current_healthy: i32,
     pub desired_healthy: i32,
@@ -206,7 +256,7 @@ impl BudgetStatus {
 
 /// What the eviction subresource decides for a pod covered by exactly one PDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// Delete the pod without touching the budget (an unready pod the budget can spare).
     AllowUnhealthy,
     /// Delete the pod and take one disruption from the budget.
@@ -224,7 +274,7 @@ pub(crate) enum Verdict {
 
 /// The eviction subresource's check for a pod that is running (pending and terminating pods
 /// are deleted without consulting any budget).
-pub(crate) fn check_eviction(pod_ready: bool, budget: &Budget, status: BudgetStatus) -> Verdict {
+pub fn check_eviction(pod_ready: bool, budget: &Budget, status: BudgetStatus) -> Verdict {
     if !pod_ready {
         if budget.always_allow_unhealthy {
             return Verdict::AllowUnhealthy;
