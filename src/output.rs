@@ -256,6 +256,12 @@ fn write_step(out: &mut String, run: &RunRecord, step: &StepRecord, dry_run: boo
     if !result.is_empty() {
         let _ = writeln!(out, "{:>6}→ {}", "", result.join(", "));
     }
+    // What a call's preview found (a dry-run's drain: pods refused, budgets waited on).
+    for note in step.data["notes"].as_array().into_iter().flatten() {
+        if let Some(note) = note.as_str() {
+            let _ = writeln!(out, "{:>6}· {note}", "");
+        }
+    }
     if let Some(diff) = &step.diff {
         for line in diff.lines() {
             let tone = if line.starts_with('+') && !line.starts_with("+++") {

@@ -293,7 +293,17 @@ impl KubeService {
                     .preview_drain(node, options)
                     .await
                     .map_err(kube_error)?;
-                Ok(Some(Reply::data(to_json(&preview))))
+                let mut data = to_json(&preview);
+                data["notes"] = json!(preview.notes());
+                // The drain a real run would refuse is refused here too, with what it found.
+                if let Err(refused) = preview.check() {
+                    return Err(EffectError::WithData {
+                        kind: crate::error::Kind::Refused,
+                        message: refused.to_string(),
+                        data,
+                    });
+                }
+                Ok(Some(Reply::data(data)))
             }
             KubeCall::Evict {
                 namespace,

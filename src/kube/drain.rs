@@ -153,6 +153,51 @@ impl DrainPreview {
     pub fn check(&self) -> Result<(), drain_plan::RefusedDrain> {
         self.plan.check()
     }
+
+    /// What the plan of a dry-run says under the drain: every pod it refuses (and the option
+    /// that would allow it), every pod a budget holds now.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .plan
+            .refused()
+            .map(|(pod, refusals)| {
+                let why: Vec<String> = refusals
+                    .iter()
+                    .map(|r| match r.option() {
+                        Some(option) => format!("{r} ({option}: true allows it)"),
+                        None => r.to_string(),
+                    })
+                    .collect();
+                format!("refuses {pod}: {}", why.join("; "))
+            })
+            .collect();
+        for eviction in &self.evictions {
+            if let EvictionAnswer::BlockedByBudget { .. } = &eviction.answer {
+                let budgets: Vec<String> = eviction
+                    .budgets
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{} ({} healthy, {} needed)",
+                            b.key(),
+                            b.current_healthy,
+                            b.desired_healthy
+                        )
+                    })
+                    .collect();
+                notes.push(format!(
+                    "waits on {}: PodDisruptionBudget {} allows no disruption now",
+                    eviction.pod,
+                    if budgets.is_empty() {
+                        "(unnamed)".to_owned()
+                    } else {
+                        budgets.join(", ")
+                    }
+                ));
+            }
+        }
+        notes
+    }
 }
 
 /// Pods whose eviction the API server would refuse outright because more than one budget

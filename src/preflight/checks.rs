@@ -116,6 +116,12 @@ pub fn nodes(view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
             }
         }
     }
+    if let Some(target) = options.target {
+        found.extend(dockershim(view, target));
+        if let Some(current) = current {
+            found.extend(kubeadm_kubelet_rule(view, current, target));
+        }
+    }
     if let (Some(current), Some(target)) = (current, options.target) {
         let steps = current.minors_behind(target);
         if steps > 1 {
@@ -143,6 +149,91 @@ pub fn nodes(view: &ClusterView, options: &PreflightOptions) -> Vec<Finding> {
         }
     }
     found
+}
+
+/// Nodes on Docker whose kubelet the target would leave without dockershim (removed in 1.24):
+/// kubelet cannot start on them.
+fn dockershim(view: &ClusterView, target: Version) -> Vec<Finding> {
+    let (major, minor) = crate::versions::DOCKERSHIM_REMOVED;
+    if target.minor_line() < (major, minor) {
+        return Vec::new();
+    }
+    view.nodes
+        .iter()
+        .map(NodeInfo::of)
+        .filter(|info| info.container_runtime == "docker")
+        .filter(|info| {
+            // A kubelet already past 1.23 on docker:// talks to cri-dockerd, not dockershim.
+            Version::parse(&info.kubelet_version).is_none_or(|v| v.minor_line() < (major, minor))
+        })
+        .map(|info| {
+            Finding::new(
+                "dockershim-removed",
+                &info.name,
+                Severity::Block,
+                format!("node/{}", info.name),
+                format!(
+                    "node {} runs its pods with Docker ({}) through kubelet's dockershim, which \
+                     Kubernetes 1.24 removed: kubelet {target} cannot start there",
+                    info.name, info.container_runtime_version
+                ),
+                format!(
+                    "switch {} to containerd before the 1.24 hop: krun playbooks/runtime-switch.rhai \
+                     --node {} (or worker.rhai --set runtime=containerd), or run cri-dockerd",
+                    info.name, info.name
+                ),
+            )
+        })
+        .collect()
+}
+
+/// kubeadm's own rule for `upgrade apply`: it refuses while any kubelet is more than one
+/// minor behind the target (up to kubeadm 1.28; three from 1.29), bypassed only by `--force`.
+/// It matters while the control plane still has to move there.
+fn kubeadm_kubelet_rule(view: &ClusterView, current: Version, target: Version) -> Vec<Finding> {
+    if current.minor_line() >= target.minor_line() {
+        return Vec::new();
+    }
+    let kubelets: std::collections::BTreeMap<String, Version> = view
+        .nodes
+        .iter()
+        .map(NodeInfo::of)
+        .filter_map(|info| Some((info.name.clone(), Version::parse(&info.kubelet_version)?)))
+        .collect();
+    let refused = crate::versions::skew::kubelets_kubeadm_refuses(&kubelets, target);
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    let lag = crate::versions::skew::kubeadm_kubelet_lag(target);
+    let shown: Vec<String> = refused
+        .iter()
+        .take(5)
+        .map(|(node, version)| format!("{node} ({version})"))
+        .collect();
+    let more = refused.len().saturating_sub(shown.len());
+    let nodes = if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    };
+    let oldest = refused[0].1;
+    vec![Finding::new(
+        "kubeadm-kubelet-rule",
+        &target.minor_text(),
+        Severity::Block,
+        "cluster",
+        format!(
+            "kubeadm upgrade apply v{target} refuses while kubelets are more than {lag} minor \
+             release(s) behind it (\"There are kubelets in this cluster that are too old\"): {nodes}"
+        ),
+        format!(
+            "upgrade those nodes' kubelets to at least {}.{} first (worker.rhai between the \
+             control-plane hops), or let cluster.rhai pass kubeadm --force (--set force=true), \
+             which it logs",
+            oldest.major,
+            target.minor - lag
+        ),
+    )]
 }
 
 /// Workloads and budgets: critical workloads without a budget, single replicas, budgets that

@@ -19,6 +19,7 @@ pub mod batches;
 pub mod certs;
 pub mod checks;
 pub mod etcd;
+pub mod flags;
 pub mod forecast;
 pub mod html;
 pub mod lb;
@@ -332,6 +333,12 @@ pub fn node_findings(
         &options.certs,
     ));
     found.extend(lb::check(steps, inventory, &options.lb));
+    found.extend(flags::check(
+        steps,
+        inventory,
+        &options.nodes,
+        options.target,
+    ));
     found
 }
 

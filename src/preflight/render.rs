@@ -109,6 +109,9 @@ pub fn forecast(forecast: &Forecast, paint: Paint) -> String {
             .take(8)
         {
             let budget = match (&w.pdb, w.pdb_min_healthy) {
+                (Some(pdb), Some(min)) if pdb.starts_with("kept replica") => {
+                    format!("no PDB, the drain keeps a replica: needs {min}")
+                }
                 (Some(pdb), Some(min)) => format!("PDB {pdb} needs {min}"),
                 _ => "no PDB".to_owned(),
             };

@@ -76,6 +76,7 @@ pub const NOT_NODE_COMMANDS: &[&str] = &[
     "evict",
     "fail",
     "find_node",
+    "kubelet_flags_removed",
     "log",
     "node_info",
     "nodes",

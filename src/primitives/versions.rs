@@ -113,6 +113,24 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             Ok(b.minors_ahead_of(a))
         },
     );
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "kubelet_flags_removed",
+        &["version: &str", "Array"],
+        "The kubelet flags kubelet `version` no longer has (it exits on them: \"unknown flag\"):\n\
+         `network-plugin`, `cni-bin-dir`, `cni-conf-dir` from 1.24, `container-runtime` from 1.27.",
+    )
+    .register_into_engine(
+        engine,
+        move |call: NativeCallContext, version: &str| -> RhaiResult<Array> {
+            let v = parse(&ctx, &call, "kubelet_flags_removed", version)?;
+            Ok(crate::versions::kubelet_flags_removed_by(v)
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
 }
 
 fn parse(

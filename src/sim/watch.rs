@@ -90,10 +90,9 @@ impl Watch {
         initial: Vec<Arc<Stored>>,
         initial_end: bool,
         timeout: Option<Duration>,
+        mut drops: tokio::sync::watch::Receiver<u64>,
     ) {
         let mut changes = self.shared.changes.subscribe();
-        let mut drops = self.shared.drops.subscribe();
-        drops.mark_unchanged();
         for object in &initial {
             if !self.send(self.encode("ADDED", object)).await {
                 return;
@@ -225,7 +224,10 @@ pub(crate) fn serve(
             let _ = watch.send(line).await;
         });
     } else {
-        tokio::spawn(watch.run(start, initial, send_initial, timeout));
+        // Subscribed before the client sees the response: a drop that follows it ends this watch.
+        let mut drops = watch.shared.drops.subscribe();
+        drops.mark_unchanged();
+        tokio::spawn(watch.run(start, initial, send_initial, timeout, drops));
     }
     Ok(streaming(Body::from_stream(stream)))
 }

@@ -279,6 +279,28 @@ pub fn unobserved_path(from: &str, to: &str) -> Result<Vec<String>, PathError> {
         .collect())
 }
 
+/// kubelet flags a release removed (kubelet of that version or later exits on them: "unknown
+/// flag"): the dockershim's network flags in 1.24 (kubernetes/kubernetes#106907),
+/// `--container-runtime` in 1.27 (#114017).
+pub const REMOVED_KUBELET_FLAGS: &[(&str, u64)] = &[
+    ("network-plugin", 24),
+    ("cni-bin-dir", 24),
+    ("cni-conf-dir", 24),
+    ("container-runtime", 27),
+];
+
+/// The kubelet flags kubelet `version` no longer has.
+pub fn kubelet_flags_removed_by(version: KubeVersion) -> Vec<&'static str> {
+    REMOVED_KUBELET_FLAGS
+        .iter()
+        .filter(|(_, minor)| version.major == 1 && version.minor >= *minor)
+        .map(|(flag, _)| *flag)
+        .collect()
+}
+
+/// The release that removed dockershim: a node still on `docker://` cannot run its kubelet.
+pub const DOCKERSHIM_REMOVED: (u64, u64) = (1, 24);
+
 #[cfg(test)]
 mod tests {
     use super::*;

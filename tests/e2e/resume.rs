@@ -158,12 +158,22 @@ fn resume_after_a_failure_and_after_a_crash() {
 
 /// Kills krun while `step` (step 1) runs, then resumes without `--retry-unknown`: the step's
 /// own recheck settles it. Returns the resumed run's JSON and the resumed journal's text.
+/// `TOKEN` in the playbook becomes a word unique to this call: the command krun left running
+/// on the node when it was killed is killed too (by that word), so it cannot finish its change
+/// behind the resumed run's back however slow the machine is.
 fn crash_in_step_one_then_resume(fleet: &Fleet, playbook: &str) -> (serde_json::Value, String) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let token = format!(
+        "crashed-step-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let playbook = playbook.replace("TOKEN", &token);
     let node = fleet.node("n1");
     for file in ["started", "go", "marks"] {
         let _ = std::fs::remove_file(node.dir().join(file));
     }
-    let setup = Setup::new(fleet, playbook);
+    let setup = Setup::new(fleet, &playbook);
     let state = setup.dir.path().join("state");
     let state_arg = state.to_str().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_krun"))
@@ -180,6 +190,7 @@ fn crash_in_step_one_then_resume(fleet: &Fleet, playbook: &str) -> (serde_json::
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    let _ = Command::new("pkill").args(["-KILL", "-f", &token]).status();
     let crashed = std::fs::read_dir(state.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -214,7 +225,7 @@ fn a_step_with_a_read_back_is_settled_without_asking() {
     let (json, journal) = crash_in_step_one_then_resume(
         &fleet,
         r#"
-sh(node, "echo mark >> $KRUN_NODE_DIR/marks; touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60",
+sh(node, ": TOKEN; echo mark >> $KRUN_NODE_DIR/marks; touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60",
    #{ check: "grep -q mark $KRUN_NODE_DIR/marks" });
 sh(node, "echo after >> $KRUN_NODE_DIR/marks");
 "#,
@@ -239,7 +250,7 @@ sh(node, "echo after >> $KRUN_NODE_DIR/marks");
     let (json, _) = crash_in_step_one_then_resume(
         &fleet,
         r#"
-sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60; echo mark >> $KRUN_NODE_DIR/marks",
+sh(node, ": TOKEN; touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60; echo mark >> $KRUN_NODE_DIR/marks",
    #{ check: "grep -q mark $KRUN_NODE_DIR/marks" });
 "#,
     );
@@ -261,7 +272,7 @@ sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60; ec
     let (json, _) = crash_in_step_one_then_resume(
         &fleet,
         r#"
-sh(node, "touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60", #{ rerun: true });
+sh(node, ": TOKEN; touch $KRUN_NODE_DIR/started; [ -e $KRUN_NODE_DIR/go ] || sleep 60", #{ rerun: true });
 "#,
     );
     let steps = json["nodes"][0]["steps"].as_array().unwrap();

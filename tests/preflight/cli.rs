@@ -157,7 +157,7 @@ fn a_rehearsed_run_prints_the_forecast_first_and_refuses_a_blocking_plan() {
     // Drains that keep a ready replica (the default): the same plan is safe.
     let out = rehearse("2", &["--output", "json"]);
     out.code(0);
-    assert_eq!(out.json()["forecast"]["verdict"], "ok");
+    assert_eq!(out.json()["forecast"]["verdict"]["outcome"], "ok");
 }
 
 #[test]
