@@ -2,6 +2,7 @@
 //! hand it to the effects boundary. One file per area; `krun doc` is generated from what is
 //! registered here (names, parameters, doc comments).
 
+pub mod backup;
 mod containerd;
 mod core;
 mod etcd;
@@ -55,6 +56,8 @@ pub struct Host {
     facts: Mutex<HashMap<String, OsFacts>>,
     /// Versions as this command leaves them (a dry-run records changes without making them).
     skew: Mutex<crate::versions::skew::Planned>,
+    /// The nodes this command backed up (see `backup`).
+    backups: backup::Backups,
 }
 
 impl Host {
@@ -76,6 +79,7 @@ impl Host {
             cluster: true,
             facts: Mutex::new(HashMap::new()),
             skew: Mutex::new(crate::versions::skew::Planned::default()),
+            backups: backup::Backups::default(),
         }
     }
 
@@ -318,6 +322,7 @@ pub fn raise(position: Position, failure: StepFailure) -> Box<EvalAltResult> {
 pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     crate::primitives::node::register(engine);
     core::register(engine, context);
+    backup::register(engine, context);
     etcd::register(engine, context);
     shell::register(engine, context);
     files::register(engine, context);
@@ -418,6 +423,17 @@ pub(crate) fn outcome_map(outcome: &Outcome) -> Map {
     map.insert("ok".into(), Dynamic::from_bool(outcome.exit_code == 0));
     map.insert("observed".into(), Dynamic::from_bool(outcome.observed));
     map
+}
+
+/// The message of the step failure a Rhai error carries, if it is one.
+pub(crate) fn step_message(error: &EvalAltResult) -> Option<String> {
+    match error {
+        EvalAltResult::ErrorRuntime(value, _) => value
+            .clone()
+            .try_cast::<StepFailure>()
+            .map(|failure| failure.message),
+        _ => None,
+    }
 }
 
 /// The last lines of a command's stderr, for error messages.
