@@ -85,21 +85,32 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     let ctx = Arc::clone(context);
     primitive(
         "restore_files",
-        &["node: Node", "run: &str", "Array"],
+        &["node: Node", "run: &str", "Map"],
         "Puts back on `node` every file run `run` backed up that differs now or is gone, from the\n\
          copies on the node: each copy's SHA-256 is checked against the journal first (nothing is\n\
          written if one changed), then each file is copied next to its place and moved over it,\n\
          with the copy's mode and owner. Files that did not exist before the run are moved aside\n\
-         (`PATH.krun-moved`), not deleted. Returns the paths put back. Recorded in a dry-run.",
+         (`PATH.krun-moved`), not deleted. Returns `#{ restored: [paths], moved: [paths],\n\
+         observed }` (`observed` false in a dry-run, where it is recorded, not done).",
     )
     .register_into_engine(
         engine,
-        move |call: NativeCallContext, node: Node, run: &str| -> RhaiResult<Array> {
+        move |call: NativeCallContext, node: Node, run: &str| -> RhaiResult<Map> {
             let state = recorded_state(&ctx, &call, &node, run)?;
             let plan = check(&ctx, &call, &node, &state)?;
             refuse_damaged(&ctx, call.call_position(), &node, run, &plan)?;
+            let mut result = Map::new();
+            let paths = |items: Vec<String>| -> Dynamic {
+                Dynamic::from_array(items.into_iter().map(Dynamic::from).collect())
+            };
+            result.insert(
+                "restored".into(),
+                paths(plan.files.iter().map(|f| f.path.clone()).collect()),
+            );
+            result.insert("moved".into(), paths(plan.appeared.clone()));
             if plan.files.is_empty() && plan.appeared.is_empty() {
-                return Ok(Array::new());
+                result.insert("observed".into(), true.into());
+                return Ok(result);
             }
             let command = domain::restore_command(&plan);
             let shown = format!(
@@ -136,11 +147,8 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
                     &outcome,
                 ));
             }
-            Ok(plan
-                .files
-                .iter()
-                .map(|f| Dynamic::from(f.path.clone()))
-                .collect())
+            result.insert("observed".into(), outcome.observed.into());
+            Ok(result)
         },
     );
 }
