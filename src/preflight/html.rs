@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::forecast::Forecast;
 use super::{Report, Severity};
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -63,6 +63,16 @@ pub fn page(report: &Report) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// A hop's verification as a page of its own (`verify(#{ report: "FILE.html" })`).
+pub fn verification_page(verification: &crate::kube::health::Verification) -> String {
+    let title = format!("krun verification at {}", verification.version);
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{0}</title><style>{STYLE}</style></head><body><h1>{0}</h1>{1}</body></html>\n",
+        escape(&title),
+        super::verify_html::section(verification)
+    )
 }
 
 fn findings(out: &mut String, report: &Report) {

@@ -118,7 +118,7 @@ fn a_control_plane_hop_broken_afterwards_is_restored_from_its_backup() {
     shown.code(0);
     let snapshot = state.join("runs").join(&run).join("etcd-m1.db");
     for expected in [
-        format!("backup of m1 (control plane, with /etc/kubernetes):"),
+        "backup of m1 (control plane, with /etc/kubernetes):".to_string(),
         format!(
             "in /var/backups/krun/{run}/control-plane on m1; kubeadm 1.20.15-00, kubelet 1.20.15-00, kubectl 1.20.15-00"
         ),
