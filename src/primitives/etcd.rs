@@ -54,7 +54,7 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     primitive(
         "etcd_snapshot",
         &["path: &str", "Map"],
-        "Saves a snapshot of etcd to `path` on this machine (checksum verified, written atomically);\nreturns `#{ path, size, endpoint }`. Recorded, not taken, in a dry-run.",
+        "Saves a snapshot of etcd to `path` on this machine (checksum verified, written atomically);\nreturns `#{ path, size, endpoint, sha256 }`. Recorded, not taken, in a dry-run.",
     )
     .register_into_engine(engine, move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
         let effect = EtcdCall::Snapshot { path: path.into() };
