@@ -534,8 +534,8 @@ pub fn judge(
         let kubelet = KubeVersion::parse(&node.kubelet);
         let wrong_version =
             judged && expected && target.is_some_and(|t| !at_version(&node.kubelet, t));
-        let newer_than_server =
-            matches!((kubelet, server), (Some(k), Some(s)) if k.minor_only() > s.minor_only());
+        let newer_than_server = judged
+            && matches!((kubelet, server), (Some(k), Some(s)) if k.minor_only() > s.minor_only());
         let status = if !node.ready
             || wrong_version
             || (expected && node.unschedulable)
