@@ -230,6 +230,7 @@ pub fn show(
              filled, while writing it; the step it belonged to counts as not recorded"
         );
     }
+    out.push_str(&run.restorable);
     // A stopped run resumed since: resuming again continues from the newest of the chain.
     if latest.id != run.id {
         let state = if latest.finished() {

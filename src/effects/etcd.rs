@@ -277,7 +277,7 @@ impl EtcdService {
             EtcdCall::View => to_json(&client.cluster_view().await.map_err(etcd_error)?),
             EtcdCall::Snapshot { path } => {
                 let info = client.snapshot(path).await.map_err(etcd_error)?;
-                json!({ "path": path.display().to_string(), "size": info.size, "endpoint": info.endpoint })
+                json!({ "path": path.display().to_string(), "size": info.size, "endpoint": info.endpoint, "sha256": info.sha256 })
             }
             EtcdCall::Remove { member, mode } => {
                 let change = client

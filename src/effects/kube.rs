@@ -253,6 +253,21 @@ impl KubeService {
                     detail: Some(Detail::new(survey)),
                 });
             }
+            KubeCall::Baseline => {
+                let view = ClusterView::read(kube).await.map_err(kube_error)?;
+                to_json(&crate::kube::health::Baseline::of(&view))
+            }
+            KubeCall::Verify(request) => to_json(&self.verify(kube, request).await?),
+            KubeCall::Apply { objects, .. } => {
+                to_json(&kube.apply(objects, false).await.map_err(kube_error)?)
+            }
+            KubeCall::WaitRollout { workloads, timeout } => {
+                let states = kube
+                    .wait_rollout(workloads, self.real(*timeout), Duration::from_secs(1))
+                    .await
+                    .map_err(kube_error)?;
+                rollout_report(&states)?
+            }
             KubeCall::Lock {
                 name,
                 holder,
@@ -274,6 +289,38 @@ impl KubeService {
         Ok(Reply::data(value))
     }
 
+    /// Reads the cluster until the hop's verification passes or the timeout (in cluster time)
+    /// is up, and answers the last verification.
+    async fn verify(
+        &self,
+        kube: &crate::kube::Kube,
+        request: &crate::kube::call::VerifyRequest,
+    ) -> Result<crate::kube::health::Verification, EffectError> {
+        let deadline = std::time::Instant::now() + self.real(request.timeout);
+        let survey_request = crate::kube::survey::SurveyRequest {
+            apiservers: request.apiservers.clone(),
+            ..crate::kube::survey::SurveyRequest::default()
+        };
+        loop {
+            let survey = Survey::read(kube, &survey_request)
+                .await
+                .map_err(kube_error)?;
+            let verdict = crate::kube::health::judge(
+                &survey.view,
+                &survey.readyz,
+                survey.in_use.as_deref(),
+                &request.etcd,
+                &request.expect,
+                request.baseline.as_ref(),
+            );
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if verdict.ok || left.is_zero() {
+                return Ok(verdict);
+            }
+            tokio::time::sleep(Duration::from_secs(2).min(left)).await;
+        }
+    }
+
     /// What a dry-run does: reads, the drain preview, server-side dry-run evictions; `None`
     /// for calls that are only recorded.
     async fn preview(&self, call: &KubeCall) -> Result<Option<Reply>, EffectError> {
@@ -286,7 +333,15 @@ impl KubeService {
             | KubeCall::PodsOn { .. }
             | KubeCall::Pdbs
             | KubeCall::ClusterView
+            | KubeCall::Baseline
             | KubeCall::Survey(_) => self.live(call).await.map(Some),
+            KubeCall::Apply { objects, .. } => {
+                let kube = self.client().await?;
+                let judged = kube.apply(objects, true).await.map_err(kube_error)?;
+                Ok(Some(Reply::data(
+                    json!({ "server_dry_run": to_json(&judged) }),
+                )))
+            }
             KubeCall::Drain { node, options } => {
                 let kube = self.client().await?;
                 let preview = kube
@@ -334,6 +389,8 @@ impl KubeService {
             KubeCall::Cordon { .. }
             | KubeCall::Uncordon { .. }
             | KubeCall::WaitReady { .. }
+            | KubeCall::Verify(_)
+            | KubeCall::WaitRollout { .. }
             | KubeCall::Lock { .. } => Ok(None),
         }
     }
@@ -504,6 +561,58 @@ fn pod_summary(pod: &k8s_openapi::api::core::v1::Pod) -> Value {
         "labels": pod.metadata.labels,
         "images": crate::kube::pod::images(pod),
     })
+}
+
+/// How each workload stands after a wait for its rollout; an error names those that did not
+/// roll out (with the images they run), so the step fails saying which.
+fn rollout_report(
+    states: &[(
+        crate::kube::health::Applied,
+        Option<crate::kube::health::Rollout>,
+    )],
+) -> Result<Value, EffectError> {
+    let mut report = Vec::new();
+    let mut stuck = Vec::new();
+    for (workload, state) in states {
+        let key = workload.key();
+        match state {
+            None => {
+                stuck.push(format!("{key}: not in the cluster"));
+                report.push(
+                    json!({ "workload": key, "done": false, "detail": "not in the cluster" }),
+                );
+            }
+            Some((done, detail, images)) => {
+                let missing: Vec<&String> = workload
+                    .images
+                    .iter()
+                    .filter(|i| !images.contains(i))
+                    .collect();
+                let rolled_out = *done && missing.is_empty();
+                if !rolled_out {
+                    stuck.push(if missing.is_empty() {
+                        format!("{key}: {detail}")
+                    } else {
+                        format!(
+                            "{key}: runs {}, not {}",
+                            images.join(", "),
+                            workload.images.join(", ")
+                        )
+                    });
+                }
+                report.push(json!({ "workload": key, "done": rolled_out, "detail": detail, "images": images }));
+            }
+        }
+    }
+    if stuck.is_empty() {
+        Ok(Value::Array(report))
+    } else {
+        Err(EffectError::WithData {
+            kind: crate::error::Kind::Runtime,
+            message: format!("not rolled out in time: {}", stuck.join("; ")),
+            data: Value::Array(report),
+        })
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {

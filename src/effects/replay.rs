@@ -121,6 +121,7 @@ mod tests {
         let step = JournalStep {
             seq: 1,
             action: "kubeadm_upgrade_apply".into(),
+            node: "m1".into(),
             command: command.into(),
             access: "change".into(),
             line: Some(12),

@@ -42,6 +42,7 @@ mod endpoint;
 mod error;
 pub mod guard;
 mod member;
+pub mod restore;
 mod rpc;
 mod snapshot;
 
@@ -54,4 +55,4 @@ pub use endpoint::{EndpointHealth, EndpointStatus, ServerStatus};
 pub use error::EtcdError;
 pub use guard::{Approval, Arithmetic, ClusterView, GuardMode, Health, MemberState, Refusal};
 pub use member::{Member, MemberId};
-pub use snapshot::SnapshotInfo;
+pub use snapshot::{SnapshotInfo, verify as verify_snapshot};

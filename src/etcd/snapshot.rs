@@ -85,6 +85,14 @@ impl Checksum {
     }
 }
 
+/// Checks a snapshot file's content as etcd wrote it (the database followed by its SHA-256),
+/// before anyone restores a cluster from it; returns the hex digest.
+pub fn verify(content: &[u8]) -> Result<String, String> {
+    let mut checksum = Checksum::new();
+    checksum.update(content);
+    checksum.verify()
+}
+
 /// Streams one member's snapshot into `out`, verifying the checksum at the end.
 pub(crate) async fn stream<W: AsyncWrite + Unpin>(
     mut client: super::rpc::Rpc,

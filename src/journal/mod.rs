@@ -11,6 +11,7 @@
 //! sits in the middle), and the boundary refuses every later step. A crash can still leave a
 //! torn last line; [`view::JournalView`] reports it.
 
+pub mod backup;
 pub mod view;
 
 use std::fs::{File, OpenOptions};

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::backup::{BackupRecord, NodeState, Scope, SnapshotRecord};
 use crate::Error;
 
 /// What separates a step's command from the guard warnings the plan shows after it.
@@ -29,6 +30,8 @@ pub fn with_warnings(command: &str, warnings: &[String]) -> String {
 #[derive(Debug, Clone)]
 pub struct JournalStep {
     pub seq: usize,
+    /// What the step acted on: a node, or a cluster service (`kubernetes`, `etcd`).
+    pub node: String,
     pub action: String,
     pub command: String,
     pub access: String,
@@ -133,6 +136,9 @@ pub struct RunSummary {
     /// The playbook libraries the run used, as its journal recorded them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub libraries: Vec<Library>,
+    /// What the run can be brought back to (its backups and etcd snapshots), as text lines.
+    #[serde(skip)]
+    pub restorable: String,
 }
 
 /// A playbook library a run used.
@@ -178,6 +184,7 @@ impl JournalView {
                 Some("failure") => runs.entry(run).or_default().failure = Some(record),
                 Some("intent") => runs.entry(run).or_default().steps.push(JournalStep {
                     seq: record["seq"].as_u64().unwrap_or(0) as usize,
+                    node: record["node"].as_str().unwrap_or_default().to_owned(),
                     action: record["action"].as_str().unwrap_or_default().to_owned(),
                     command: record["command"].as_str().unwrap_or_default().to_owned(),
                     access: record["access"].as_str().unwrap_or_default().to_owned(),
@@ -271,6 +278,116 @@ impl JournalView {
         Ok(current)
     }
 
+    /// The first run of the chain of resumes that run `id` belongs to: a resumed run repeats
+    /// its steps exactly, so what it keeps on nodes is named after that first run.
+    pub fn first_of_chain(state_dir: &Path, id: &str) -> String {
+        let mut current = id.to_owned();
+        // A chain is short; the bound only guards against a journal that names itself.
+        for _ in 0..1000 {
+            match Self::load(state_dir, &current)
+                .ok()
+                .and_then(|v| v.resumes().map(str::to_owned))
+            {
+                Some(previous) if previous != current => current = previous,
+                _ => break,
+            }
+        }
+        current
+    }
+
+    /// The backups the run made before changing nodes, in journal order: each node's listing
+    /// (see [`BackupRecord`]), from the steps that were carried out (or replayed from the run
+    /// this one resumed).
+    pub fn backups(&self) -> Vec<BackupRecord> {
+        self.done_steps("backup")
+            .filter_map(|(step, done)| {
+                BackupRecord::parse(&step.node, done["stdout"].as_str().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The etcd snapshots the run saved, in journal order.
+    pub fn snapshots(&self) -> Vec<SnapshotRecord> {
+        self.done_steps("etcd_snapshot")
+            .filter_map(|(_, done)| SnapshotRecord::from_data(&done["data"]))
+            .collect()
+    }
+
+    /// What the run recorded of `node` before changing it; `None` when it backed nothing up
+    /// there.
+    pub fn node_state(&self, node: &str) -> Option<NodeState> {
+        let records: Vec<BackupRecord> = self
+            .backups()
+            .into_iter()
+            .filter(|r| r.node == node)
+            .collect();
+        (!records.is_empty()).then(|| NodeState::merge(node, &records))
+    }
+
+    /// Steps with `action` that finished without an error, with their result record.
+    fn done_steps<'a>(
+        &'a self,
+        action: &'a str,
+    ) -> impl Iterator<Item = (&'a JournalStep, &'a Value)> + 'a {
+        self.runs
+            .values()
+            .flat_map(|run| &run.steps)
+            .filter(move |s| s.action == action)
+            .filter_map(|step| {
+                let done = step.done.as_ref()?;
+                let carried_out = done["executed"] == true || done["replayed"] == true;
+                (carried_out && done["error"].is_null()).then_some((step, done))
+            })
+    }
+
+    /// What `krun runs` says a run can be brought back to: each backup's node, directory and
+    /// versions, and the etcd snapshots.
+    pub fn restorable(&self) -> String {
+        let mut out = String::new();
+        for record in self.backups() {
+            let versions: Vec<String> = ["kubeadm", "kubelet", "kubectl"]
+                .iter()
+                .filter_map(|p| record.packages.get(*p).map(|v| format!("{p} {v}")))
+                .collect();
+            out.push_str(&format!(
+                "  backup of {} ({}): {} files in {} on {}{}\n",
+                record.node,
+                if record.control_plane && record.scope == Scope::ControlPlane {
+                    "control plane, with /etc/kubernetes"
+                } else {
+                    "kubelet and runtime"
+                },
+                record.files.len(),
+                record.dir,
+                record.node,
+                if versions.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", versions.join(", "))
+                }
+            ));
+        }
+        for snapshot in self.snapshots() {
+            out.push_str(&format!(
+                "  etcd snapshot: {} ({} bytes, sha256 {})\n",
+                snapshot.path,
+                snapshot.size,
+                if snapshot.sha256.is_empty() {
+                    "not recorded"
+                } else {
+                    &snapshot.sha256
+                }
+            ));
+        }
+        if !out.is_empty() && self.header["dry_run"] != true {
+            out.push_str(&format!(
+                "  restore a node with: krun playbooks/restore.rhai --node NODE --set run={}\n",
+                self.id
+            ));
+        }
+        out
+    }
+
     /// The run at a glance: its state, where it stopped and why, its command line.
     pub fn summary(&self) -> RunSummary {
         let text = |key: &str| self.header[key].as_str().unwrap_or_default().to_owned();
@@ -350,6 +467,7 @@ impl JournalView {
                     }
                 })
                 .collect(),
+            restorable: self.restorable(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::DrainOptions;
+use super::health::{Applied, Baseline, EtcdState, Expectations};
 use super::lock::{Holder, LockName};
 pub use super::survey::SurveyRequest;
 
@@ -52,6 +53,21 @@ pub enum Call {
     /// Everything preflight reads: the cluster view, `/readyz` of each apiserver and of the
     /// address in use, and the objects stored in the API versions asked about.
     Survey(Box<SurveyRequest>),
+    /// The cluster as the run finds it: what each hop's verification compares with.
+    Baseline,
+    /// Reads the cluster until the hop's verification passes, or at most `timeout`; answers
+    /// the verification.
+    Verify(Box<VerifyRequest>),
+    /// Server-side apply of manifest objects, in order (`source` names where they came from).
+    Apply {
+        objects: Vec<serde_json::Value>,
+        source: String,
+    },
+    /// Waits until the workloads have rolled out with their images, for at most `timeout`.
+    WaitRollout {
+        workloads: Vec<Applied>,
+        timeout: Duration,
+    },
     /// Take the cluster lock (after checking kured's): a Lease renewed in the background until
     /// the run releases it; `on_lost` is cancelled if another holder takes it.
     Lock {
@@ -59,6 +75,17 @@ pub enum Call {
         holder: Box<Holder>,
         on_lost: CancellationToken,
     },
+}
+
+/// What a hop's verification needs besides the cluster.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub expect: Expectations,
+    pub baseline: Option<Baseline>,
+    pub etcd: EtcdState,
+    /// Each kube-apiserver's own address; empty: from kubeadm's annotation.
+    pub apiservers: Vec<String>,
+    pub timeout: Duration,
 }
 
 impl Call {
@@ -91,7 +118,11 @@ impl Call {
             | Call::WaitReady { .. }
             | Call::ClusterView
             | Call::Survey(_)
-            | Call::Lock { .. } => true,
+            | Call::Lock { .. }
+            | Call::Baseline
+            | Call::Verify(_)
+            | Call::Apply { .. }
+            | Call::WaitRollout { .. } => true,
         }
     }
 
@@ -162,6 +193,65 @@ impl Call {
             Self::ClusterView => {
                 "kubectl get nodes,pods,pdb,deployments,replicasets,statefulsets,daemonsets -A"
                     .into()
+            }
+            Self::Baseline => "kubectl get nodes,pods,pdb,deployments,statefulsets,daemonsets -A \
+                 (each workload's ready replicas, failing pods, budgets: the baseline each hop is \
+                 verified against)"
+                .into(),
+            Self::Verify(request) => format!(
+                "verify the cluster at {}: {}Ready, kube-system rolled out{}, every apiserver's \
+                 /readyz, etcd, workloads, pods and budgets {} (until it passes, at most {})",
+                request.expect.version,
+                if request.expect.nodes.is_empty() {
+                    "every node at the version and ".to_owned()
+                } else {
+                    format!(
+                        "{} at the version, every node ",
+                        request.expect.nodes.join(", ")
+                    )
+                },
+                if request.expect.addons {
+                    ", CoreDNS and kube-proxy as kubeadm deploys them"
+                } else {
+                    ""
+                },
+                if request.baseline.is_some() {
+                    "against the start of the run"
+                } else {
+                    "(no baseline)"
+                },
+                humantime::format_duration(request.timeout)
+            ),
+            Self::Apply { objects, source } => {
+                let names: Vec<String> = objects
+                    .iter()
+                    .map(|o| {
+                        let ns = o["metadata"]["namespace"]
+                            .as_str()
+                            .map(|ns| format!("{ns}/"))
+                            .unwrap_or_default();
+                        format!(
+                            "{} {ns}{}",
+                            o["kind"].as_str().unwrap_or("?"),
+                            o["metadata"]["name"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "kubectl apply --server-side --field-manager=krun --force-conflicts -f {source} ({})",
+                    names.join(", ")
+                )
+            }
+            Self::WaitRollout { workloads, timeout } => {
+                let names: Vec<String> = workloads
+                    .iter()
+                    .map(|w| format!("{}/{} -n {}", w.kind.to_lowercase(), w.name, w.namespace))
+                    .collect();
+                format!(
+                    "kubectl rollout status {} (at most {})",
+                    names.join(", "),
+                    humantime::format_duration(*timeout)
+                )
             }
             Self::Lock { name, holder, .. } => format!(
                 "take the cluster lock {name} (a Lease) as {}",

@@ -10,12 +10,14 @@
 //! eviction when its pod is gone, one watch on PodDisruptionBudgets tells a blocked eviction
 //! when trying again can succeed, and both survive an API server restart.
 
+pub mod apply;
 pub mod call;
 pub mod client;
 pub mod drain;
 pub mod drain_plan;
 pub mod error;
 pub mod eviction;
+pub mod health;
 pub mod kept;
 pub mod lock;
 pub mod node;

@@ -24,7 +24,7 @@ pub struct PageContext {
     pub krun_version: String,
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -117,6 +117,16 @@ fn header(out: &mut String, report: &Report, context: &PageContext) {
     } else {
         out.push_str("<p class=\"verdict passed\">ok: nothing blocks</p>");
     }
+}
+
+/// A hop's verification as a page of its own (`verify(#{ report: "FILE.html" })`).
+pub fn verification_page(verification: &crate::kube::health::Verification) -> String {
+    let title = format!("krun verification at {}", verification.version);
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{0}</title><style>{STYLE}</style></head><body><h1>{0}</h1>{1}</body></html>\n",
+        escape(&title),
+        super::verify_html::section(verification)
+    )
 }
 
 /// One row per rule (the id's check), most severe first, with its findings folded.

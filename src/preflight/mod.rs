@@ -25,6 +25,7 @@ pub mod html;
 pub mod lb;
 pub mod registry;
 pub mod render;
+pub mod verify_html;
 pub mod workload;
 
 use std::collections::BTreeSet;

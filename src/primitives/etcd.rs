@@ -11,6 +11,7 @@ use crate::effects::{Access, Effect, StepFailure};
 use crate::error::Kind;
 use crate::etcd::Call as EtcdCall;
 use crate::etcd::GuardMode;
+use crate::primitives::node::Node;
 
 const TARGET: &str = "etcd";
 
@@ -53,12 +54,54 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
     primitive(
         "etcd_snapshot",
         &["path: &str", "Map"],
-        "Saves a snapshot of etcd to `path` on this machine (checksum verified, written atomically);\nreturns `#{ path, size, endpoint }`. Recorded, not taken, in a dry-run.",
+        "Saves a snapshot of etcd to `path` on this machine (checksum verified, written atomically);\nreturns `#{ path, size, endpoint, sha256 }`. Recorded, not taken, in a dry-run.",
     )
     .register_into_engine(engine, move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
         let effect = EtcdCall::Snapshot { path: path.into() };
         let outcome = ctx.step_on(&call, "etcd_snapshot", TARGET, Access::Change, effect.describe(), Effect::call(effect))?;
         to_dynamic(&outcome.data)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_snapshot_info",
+        &["path: &str", "Map"],
+        "Reads the snapshot file `path` on this machine (relative to the playbook; elsewhere with\n\
+         --allow-local PATH) and checks it whole against the SHA-256 etcd appends: `#{ path, size,\n\
+         sha256 }`. A truncated or corrupted file is refused (exit 3) before anything is restored\n\
+         from it. Reads only; runs in a dry-run.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, path: &str| -> RhaiResult<Map> {
+        let local = ctx.local_path(&call, "etcd_snapshot_info", path)?;
+        let refuse = |message: String| raise(call.call_position(), ctx.failure("etcd_snapshot_info", Kind::Refused, message));
+        let content = std::fs::read(&local).map_err(|e| {
+            raise(call.call_position(), ctx.failure("etcd_snapshot_info", Kind::Input, format!("cannot read the snapshot {}: {e}", local.display())))
+        })?;
+        let sha256 = crate::etcd::verify_snapshot(&content)
+            .map_err(|why| refuse(format!("the snapshot {} is not whole: {why}", local.display())))?;
+        let mut map = Map::new();
+        map.insert("path".into(), local.display().to_string().into());
+        map.insert("size".into(), (content.len() as i64).into());
+        map.insert("sha256".into(), sha256.into());
+        Ok(map)
+    });
+
+    let ctx = Arc::clone(context);
+    primitive(
+        "etcd_restore_member",
+        &["node: Node", "opts: Map", "Map"],
+        "Restores one etcd member's data directory on `node` from a snapshot on this machine: copies\n\
+         it to the node (`opts.dest`, default /var/lib/krun/etcd-restore/<sha256>.db), then runs\n\
+         `etcdutl snapshot restore` (or etcd 3.4's `etcdctl snapshot restore`) into a new directory\n\
+         with the member's `name`, `peer_urls` (array), the whole cluster's `initial_cluster` and a\n\
+         new cluster `token`, moves the old `data_dir` aside (`<data_dir>.before-restore-…`, never\n\
+         deleted) and the new one into its place. `opts`: `snapshot` (a local path, as\n\
+         `etcd_snapshot_info` reads it), `name`, `peer_urls`, `initial_cluster`, `token`,\n\
+         `data_dir`, `tool` (default: etcdutl, else etcdctl, on the node's PATH), `dest`. The member\n\
+         must be stopped. Recorded in a dry-run.",
+    )
+    .register_into_engine(engine, move |call: NativeCallContext, node: Node, opts: Map| -> RhaiResult<Map> {
+        restore_member(&ctx, &call, &node, &opts)
     });
 
     const REMOVE_DOC: &str = "Removes a member (by name or hex id) if the quorum guard allows it: refused (exit 3) when the\n\
@@ -189,6 +232,147 @@ pub fn register(engine: &mut Engine, context: &Arc<RunContext>) {
             to_dynamic(&outcome.data)
         },
     );
+}
+
+fn restore_member(
+    ctx: &RunContext,
+    call: &NativeCallContext,
+    node: &Node,
+    opts: &Map,
+) -> RhaiResult<Map> {
+    const ACTION: &str = "etcd_restore_member";
+    let position = call.call_position();
+    super::check_options(
+        ctx,
+        opts,
+        &[
+            "snapshot",
+            "name",
+            "peer_urls",
+            "initial_cluster",
+            "token",
+            "data_dir",
+            "tool",
+            "dest",
+        ],
+        ACTION,
+        position,
+    )?;
+    let text = |key: &str| -> RhaiResult<String> {
+        match option::<rhai::ImmutableString>(opts, key, ctx, ACTION, position)? {
+            Some(value) if !value.is_empty() => Ok(value.to_string()),
+            _ => Err(raise(
+                position,
+                ctx.failure(
+                    ACTION,
+                    Kind::Input,
+                    format!("{ACTION}: option `{key}` is required"),
+                ),
+            )),
+        }
+    };
+    let snapshot = text("snapshot")?;
+    let local = ctx.local_path(call, ACTION, &snapshot)?;
+    let content = std::fs::read(&local).map_err(|e| {
+        raise(
+            position,
+            ctx.failure(
+                ACTION,
+                Kind::Input,
+                format!("cannot read the snapshot {}: {e}", local.display()),
+            ),
+        )
+    })?;
+    let sha256 = crate::etcd::verify_snapshot(&content).map_err(|why| {
+        raise(
+            position,
+            ctx.failure(
+                ACTION,
+                Kind::Refused,
+                format!("the snapshot {} is not whole: {why}", local.display()),
+            ),
+        )
+    })?;
+    let tag = sha256[..12].to_owned();
+    let peer_urls: Vec<String> = match opts.get("peer_urls") {
+        Some(urls) if urls.is_array() => urls
+            .clone()
+            .cast::<Array>()
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect(),
+        Some(urls) if !urls.is_unit() => urls.to_string().split(',').map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    if peer_urls.is_empty() {
+        return Err(raise(
+            position,
+            ctx.failure(
+                ACTION,
+                Kind::Input,
+                format!("{ACTION}: option `peer_urls` is required"),
+            ),
+        ));
+    }
+    let dest = match option::<rhai::ImmutableString>(opts, "dest", ctx, ACTION, position)? {
+        Some(dest) if !dest.is_empty() => dest.to_string(),
+        _ => format!("/var/lib/krun/etcd-restore/{tag}.db"),
+    };
+    let restore = crate::etcd::restore::MemberRestore {
+        snapshot: dest.clone(),
+        name: text("name")?,
+        initial_cluster: text("initial_cluster")?,
+        token: text("token")?,
+        peer_urls,
+        data_dir: text("data_dir")?,
+        tool: option::<rhai::ImmutableString>(opts, "tool", ctx, ACTION, position)?
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        tag,
+    };
+    let mut upload = ctx.new_step(call, ACTION, node, Access::Change);
+    upload.hide_content = true;
+    upload.recheck = crate::effects::Recheck::Rerun;
+    let size = content.len();
+    ctx.perform_step(
+        call,
+        upload,
+        format!(
+            "copy the snapshot {} ({size} bytes, sha256 {}) to {}:{dest}",
+            local.display(),
+            &sha256[..16],
+            node.0.name
+        ),
+        Effect::WriteFile {
+            node: Arc::clone(node.spec()),
+            path: dest.clone(),
+            content,
+            mode: 0o600,
+        },
+    )?;
+    let command = restore.command();
+    let mut step = ctx.new_step(call, ACTION, node, Access::Change);
+    step.recheck = crate::effects::Recheck::Rerun;
+    let outcome = ctx.perform_step(
+        call,
+        step,
+        command.clone(),
+        Effect::Exec {
+            node: Arc::clone(node.spec()),
+            command: command.clone(),
+            timeout: Some(Duration::from_secs(1800)),
+        },
+    )?;
+    if outcome.observed && outcome.exit_code != 0 {
+        return Err(ctx.command_failed(position, ACTION, node, &command, &outcome));
+    }
+    let mut map = Map::new();
+    map.insert("node".into(), node.0.name.clone().into());
+    map.insert("member".into(), restore.name.into());
+    map.insert("data_dir".into(), restore.data_dir.into());
+    map.insert("token".into(), restore.token.into());
+    map.insert("observed".into(), outcome.observed.into());
+    Ok(map)
 }
 
 fn remove(

@@ -2,6 +2,8 @@
 //! hand it to the effects boundary. One file per area; `krun doc` is generated from what is
 //! registered here (names, parameters, doc comments).
 
+mod addons;
+pub mod backup;
 mod containerd;
 mod core;
 mod etcd;
@@ -14,6 +16,7 @@ pub mod node;
 mod packages;
 mod shell;
 mod systemd;
+mod verify;
 mod versions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -121,6 +124,10 @@ pub struct Host {
     facts: Mutex<HashMap<String, OsFacts>>,
     /// Versions as this command leaves them (a dry-run records changes without making them).
     skew: Mutex<crate::versions::skew::Planned>,
+    /// The nodes this command backed up (see `backup`).
+    backups: backup::Backups,
+    /// The baseline and what was applied, for `verify`.
+    verify: verify::VerifyState,
 }
 
 impl Host {
@@ -142,6 +149,8 @@ impl Host {
             cluster: true,
             facts: Mutex::new(HashMap::new()),
             skew: Mutex::new(crate::versions::skew::Planned::default()),
+            backups: backup::Backups::default(),
+            verify: verify::VerifyState::default(),
         }
     }
 
@@ -340,8 +349,10 @@ impl RunContext {
         action: &str,
         path: &str,
     ) -> RhaiResult<PathBuf> {
+        // The stdlib is compiled in: what its functions name is the playbook's.
         let base = call
             .call_source()
+            .filter(|source| !source.starts_with("stdlib/"))
             .map(Path::new)
             .filter(|p| p.is_file())
             .unwrap_or(&self.host.playbook);
@@ -352,6 +363,21 @@ impl RunContext {
                 self.failure(action, Kind::Input, format!("{action}: {why}")),
             )
         })
+    }
+
+    /// Whether this run recorded changes instead of making them (a dry-run or a rehearsal):
+    /// what those would have changed is not there to be checked.
+    pub fn recorded_changes(&self) -> bool {
+        self.host
+            .effects
+            .recorder()
+            .runs()
+            .get(self.run.0)
+            .is_some_and(|run| {
+                run.steps.iter().any(|s| {
+                    s.access == Access::Change && !s.executed && !s.replayed && s.error.is_none()
+                })
+            })
     }
 
     /// Whether this run has depended on state it could not observe (offline, unreachable).
@@ -384,6 +410,9 @@ pub fn raise(position: Position, failure: StepFailure) -> Box<EvalAltResult> {
 pub fn register_all(engine: &mut Engine, context: &Arc<RunContext>) {
     crate::primitives::node::register(engine);
     core::register(engine, context);
+    backup::register(engine, context);
+    verify::register(engine, context);
+    addons::register(engine, context);
     etcd::register(engine, context);
     shell::register(engine, context);
     files::register(engine, context);
@@ -484,6 +513,17 @@ pub(crate) fn outcome_map(outcome: &Outcome) -> Map {
     map.insert("ok".into(), Dynamic::from_bool(outcome.exit_code == 0));
     map.insert("observed".into(), Dynamic::from_bool(outcome.observed));
     map
+}
+
+/// The message of the step failure a Rhai error carries, if it is one.
+pub(crate) fn step_message(error: &EvalAltResult) -> Option<String> {
+    match error {
+        EvalAltResult::ErrorRuntime(value, _) => value
+            .clone()
+            .try_cast::<StepFailure>()
+            .map(|failure| failure.message),
+        _ => None,
+    }
 }
 
 /// The last lines of a command's stderr, for error messages.

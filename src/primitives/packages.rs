@@ -276,7 +276,7 @@ fn install_recheck(manager: PackageManager, node: &Node, name: &str, version: &s
     }
 }
 
-fn exec(node: &Node, command: String) -> Effect {
+pub(super) fn exec(node: &Node, command: String) -> Effect {
     Effect::Exec {
         node: Arc::clone(node.spec()),
         command,
@@ -329,7 +329,7 @@ fn facts(ctx: &RunContext, call: &NativeCallContext, node: &Node) -> RhaiResult<
 
 /// The node's package manager; `None` when the node was not observed. An unknown distribution
 /// is an error that names it.
-fn manager(
+pub(super) fn manager(
     ctx: &RunContext,
     call: &NativeCallContext,
     node: &Node,

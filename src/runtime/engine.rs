@@ -52,6 +52,11 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
         include_str!("../../stdlib/crio.rhai"),
     ),
     ("os", "stdlib/os.rhai", include_str!("../../stdlib/os.rhai")),
+    (
+        "addons",
+        "stdlib/addons.rhai",
+        include_str!("../../stdlib/addons.rhai"),
+    ),
 ];
 
 /// Where `import` looks for modules, in order, and what else on the operator's machine a

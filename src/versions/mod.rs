@@ -7,6 +7,7 @@
 //! "1.21.14-1.1" from pkgs.k8s.io, "1.21.14-0" from dnf, "1.21.14-1" from pacman, "v1.21.14"
 //! from a release list); the path hands them back verbatim so they can be installed as printed.
 
+pub mod addons;
 pub mod skew;
 
 use std::cmp::Ordering;

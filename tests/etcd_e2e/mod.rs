@@ -5,6 +5,7 @@
 mod guards;
 mod playbook;
 mod primitives;
+mod restore;
 
 use std::path::{Path, PathBuf};
 

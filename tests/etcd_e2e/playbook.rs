@@ -219,10 +219,10 @@ echo "restarted $member with $("$ETCD" --version | head -n 1)"
 
 /// Kills the members the hook started (they are not children of the test) when dropped. The
 /// pid list lives outside the test's temporary directory, which may be gone by then.
-struct HookProcesses(PathBuf);
+pub(super) struct HookProcesses(pub(super) PathBuf);
 
 impl HookProcesses {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let file = tempfile::Builder::new()
             .prefix("etcd-hook-pids-")
             .tempfile_in(crate::support::work_dir())

@@ -7,3 +7,4 @@ mod nodes;
 mod parity;
 mod playbook;
 mod support;
+mod verify;

@@ -8,6 +8,7 @@ mod packages;
 mod registry;
 mod services;
 mod sop;
+mod undo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -7,6 +7,12 @@ files (`kubeadm-flags.env`, `/etc/default/kubelet`, `/etc/sysconfig/kubelet`, Ar
 the version no longer has, a missing config file, no runtime endpoint, a runtime socket nobody
 listens on, a cgroup driver other than the runtime's. Then it reports NotReady at its version,
 and Ready `ready_delay` seconds later; stopped, it reports NotReady.
+
+It runs the node's kube-apiserver static pod as far as the cluster can see it: a manifest that
+does not load as a Pod with an image leaves the mirror pod in CrashLoopBackOff (not Ready); a
+loadable one makes it Running and Ready again, and when its image's version is not the one the
+mirror pod shows (a manifest put back by hand, not by kubeadm), the simulator's control plane
+moves to it, as the node's apiserver would answer with that version.
 """
 
 import os
@@ -240,11 +246,65 @@ class Kubelet:
         signal.signal(signal.SIGINT, stop)
         api.report_node(report["name"], ready=False, **fields)
         log(f"kubelet v{self.version} started; node {report['name']} NotReady until the runtime and network settle")
+        self.static_pods(api, report["name"])
         time.sleep(self.rules["ready_delay"])
         api.report_node(report["name"], ready=True)
         log(f"node {report['name']} Ready")
         while True:
             time.sleep(3600)
+
+    def static_pods(self, api, node):
+        text = standin.read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+        if text is None:
+            return
+        import yaml
+
+        name = f"kube-apiserver-{node}"
+        mirror = api.pod("kube-system", name)
+        if mirror is None:
+            return
+        image = None
+        try:
+            manifest = yaml.safe_load(text)
+            if isinstance(manifest, dict) and manifest.get("kind") == "Pod":
+                image = manifest["spec"]["containers"][0]["image"]
+        except (yaml.YAMLError, KeyError, IndexError, TypeError):
+            image = None
+        shown = mirror["spec"]["containers"][0].get("image", "")
+        if image is None or ":" not in image:
+            log(f"static pod {name}: cannot run /etc/kubernetes/manifests/kube-apiserver.yaml")
+            api.patch_pod_status("kube-system", name, {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                    {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+                ],
+                "containerStatuses": [{
+                    "name": "kube-apiserver", "image": shown, "imageID": "", "ready": False,
+                    "restartCount": 5, "started": False,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": "back-off 5m0s restarting failed container"}},
+                }],
+            })
+            return
+        crashing = any(
+            s.get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+            for s in mirror.get("status", {}).get("containerStatuses", [])
+        )
+        if crashing:
+            api.patch_pod_status("kube-system", name, {
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "ContainersReady", "status": "True"},
+                ],
+                "containerStatuses": [{
+                    "name": "kube-apiserver", "image": image, "imageID": "", "ready": True,
+                    "restartCount": 6, "started": True, "state": {"running": {}},
+                }],
+            })
+        tag = image.rsplit(":", 1)[1]
+        if tag.startswith("v") and shown.rsplit(":", 1)[-1] != tag:
+            api.move_control_plane(tag, node)
 
     def main(self, args):
         if "--version" in args or "version" in args[:1]:

@@ -154,6 +154,18 @@ class Api:
             "application/strategic-merge-patch+json",
         )
 
+    def pod(self, namespace, name):
+        return self.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+    def patch_pod_status(self, namespace, name, status):
+        """What a kubelet writes to a static pod's mirror pod."""
+        self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+            {"status": status},
+            "application/merge-patch+json",
+        )
+
     def report_node(self, name, **fields):
         """What a kubelet reports about its node (`/sim/nodes/NAME`)."""
         self.request("PUT", f"/sim/nodes/{name}", fields)
