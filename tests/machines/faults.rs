@@ -337,6 +337,7 @@ fn assert_upgraded(lab: &MachineLab, version: &str) {
         );
     }
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// 1.20 -> 1.21 with w2's sshd killed while its drain runs (between two of its ssh steps) and

@@ -5,6 +5,7 @@
 mod faults;
 mod kubeadm_facts;
 mod kubelet_facts;
+mod order;
 mod packages;
 mod registry;
 mod services;
