@@ -116,6 +116,15 @@ impl KubeError {
         }
     }
 
+    /// Whether asking again could succeed: the server answered "try again" (429, 5xx) or the
+    /// request got no answer at all.
+    pub fn transient(&self) -> bool {
+        match self {
+            KubeError::Api { source, .. } => super::retry::transient_error(source),
+            _ => false,
+        }
+    }
+
     /// The HTTP status of a failed request, if it got that far.
     pub fn http_status(&self) -> Option<u16> {
         match self {

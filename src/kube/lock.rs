@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::kube::Kube;
+use crate::kube::retry::transient_error;
 
 /// The Lease used when the inventory or command line names none.
 pub const DEFAULT_LOCK: &str = "kube-system/krun-upgrade";
@@ -439,6 +440,10 @@ impl ClusterLock {
             {
                 Ok(_) => return Ok(true),
                 Err(e) if is_conflict(&e) => continue,
+                Err(e) if transient_error(&e) => {
+                    tokio::time::sleep(TRANSIENT_PAUSE).await;
+                    continue;
+                }
                 Err(e) => return Err(describe_error(&e)),
             }
         }
@@ -537,6 +542,16 @@ pub async fn acquire(
             }
             // Someone else changed the Lease between our read and write: read it again.
             Err(e) if is_conflict(&e) || is_already_exists(&e) => continue,
+            // The write may or may not have been applied: the Lease, read again, says (a lease
+            // already ours is taken again).
+            Err(e) if transient_error(&e) => {
+                tracing::debug!(
+                    "taking the cluster lock {name}: {}; trying again",
+                    describe_error(&e)
+                );
+                tokio::time::sleep(TRANSIENT_PAUSE).await;
+                continue;
+            }
             Err(e) => return Err(unavailable(&e)),
         }
     }
@@ -760,6 +775,9 @@ pub fn kured_holders(value: &str) -> Option<String> {
         Err(_) => Some(format!("an annotation krun cannot read ({value:?})")),
     }
 }
+
+/// The pause before a lock write that got a "try again" (or no answer) is tried again.
+const TRANSIENT_PAUSE: Duration = Duration::from_millis(300);
 
 fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason != "AlreadyExists")

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod node;
 pub mod pdb;
 pub mod pod;
+pub mod retry;
 pub mod selector;
 pub mod survey;
 pub mod view;
@@ -89,13 +90,19 @@ impl Kube {
         Self::from_config(config, url.to_owned())
     }
 
-    /// Uses a prepared configuration; kube's automatic retries are turned off regardless.
+    /// Uses a prepared configuration; kube's automatic retries are turned off regardless, and
+    /// reads are retried as [`retry`] says. Needs a Tokio runtime (the client's buffers run on it).
     pub fn from_config(mut config: kube::Config, source: String) -> KubeResult<Self> {
         config.default_retry = false;
-        let client = kube::Client::try_from(config).map_err(|e| KubeError::Config {
-            source_desc: source.clone(),
-            message: format!("cannot build a client: {e}"),
-        })?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| KubeError::Config {
+                source_desc: source.clone(),
+                message: format!("cannot build a client: {e}"),
+            })?
+            // Retry needs a service it can clone; the buffer makes one.
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(retry::ReadRetry::default()))
+            .build();
         Ok(Self {
             client,
             source,

@@ -206,8 +206,35 @@ impl Kube {
         self.set_unschedulable(node, false).await
     }
 
+    /// Cordon or uncordon. A write answered "try again" (or not answered) is tried again after
+    /// a pause, reading the node first: whether the lost write took effect or not, the node
+    /// ends as asked, and the result says whether this call changed it.
     async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> KubeResult<bool> {
-        let current = self.node(node).await?;
+        let mut pause = Duration::from_millis(200);
+        let mut sent_before = false;
+        for attempt in 1.. {
+            match self.write_unschedulable(node, unschedulable).await {
+                Ok(changed) => return Ok(changed || sent_before),
+                Err((error, sent)) if attempt < 5 && error.transient() => {
+                    tracing::debug!("{error}; reading {node} again in {} ms", pause.as_millis());
+                    sent_before |= sent;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// One read and, when the node is not as asked, one write; the error says whether the
+    /// write was sent.
+    async fn write_unschedulable(
+        &self,
+        node: &str,
+        unschedulable: bool,
+    ) -> Result<bool, (KubeError, bool)> {
+        let current = self.node(node).await.map_err(|e| (e, false))?;
         let is = current
             .spec
             .as_ref()
@@ -227,7 +254,12 @@ impl Kube {
         self.nodes()
             .patch(node, &PatchParams::default(), &Patch::Strategic(patch))
             .await
-            .map_err(|e| KubeError::api(format!("PATCH node {node} ({verb})"), e))?;
+            .map_err(|e| {
+                (
+                    KubeError::api(format!("PATCH node {node} ({verb})"), e),
+                    true,
+                )
+            })?;
         Ok(true)
     }
 

@@ -41,7 +41,21 @@ struct PoolInner {
 }
 
 /// A node's connection, if made; the async lock makes concurrent first commands share one.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
+
+#[derive(Default)]
+struct SlotState {
+    connection: Option<Arc<Connection>>,
+    /// A connection to the node worked during this run: a failure to connect again is first
+    /// taken for sshd restarting (see [`RECONNECT_PAUSE`]).
+    reached: bool,
+}
+
+/// The first pause before connecting again to a node that was reached before and now refuses
+/// (sshd restarting, the node rebooting); it doubles up to [`RECONNECT_MAX_PAUSE`], for as long
+/// as the connect timeout. Nothing ran on such a failed connection, so trying again is safe.
+const RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const RECONNECT_MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct Connection {
     handle: Handle<ClientHandler>,
@@ -159,7 +173,7 @@ impl SshPool {
             slots.drain().map(|(_, slot)| slot).collect()
         };
         for slot in slots {
-            if let Some(connection) = slot.lock().await.take() {
+            if let Some(connection) = slot.lock().await.connection.take() {
                 let _ = connection
                     .handle
                     .disconnect(Disconnect::ByApplication, "krun run finished", "en")
@@ -182,20 +196,54 @@ impl SshPool {
         Box::pin(async move {
             let slot = self.slot(endpoint);
             let mut cached = slot.lock().await;
-            if let Some(connection) = cached.as_ref().filter(|c| !c.handle.is_closed()) {
+            if let Some(connection) = cached.connection.as_ref().filter(|c| !c.handle.is_closed()) {
                 return Ok(connection.clone());
             }
-            let connection = Arc::new(self.open(endpoint).await?);
-            *cached = Some(connection.clone());
+            let connection = if cached.reached {
+                self.reopen(endpoint).await?
+            } else {
+                self.open(endpoint).await?
+            };
+            let connection = Arc::new(connection);
+            cached.connection = Some(connection.clone());
+            cached.reached = true;
             Ok(connection)
         })
+    }
+
+    /// Connects again to a node whose connection was lost: while it refuses or drops the
+    /// connection before login (sshd restarting), asks again until the connect timeout.
+    async fn reopen(&self, endpoint: &Endpoint) -> Result<Connection, SshError> {
+        let deadline = std::time::Instant::now() + self.inner.config.connect_timeout;
+        let mut pause = RECONNECT_PAUSE;
+        loop {
+            match self.open(endpoint).await {
+                Ok(connection) => return Ok(connection),
+                Err(error @ (SshError::Connect { .. } | SshError::Handshake { .. }))
+                    if std::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::info!(
+                        "{error} (its connection was lost; sshd may be restarting): trying again \
+                         in {} ms",
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECONNECT_MAX_PAUSE);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     async fn forget(&self, endpoint: &Endpoint, dead: &Arc<Connection>) {
         let slot = self.slot(endpoint);
         let mut cached = slot.lock().await;
-        if cached.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
-            *cached = None;
+        if cached
+            .connection
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, dead))
+        {
+            cached.connection = None;
         }
     }
 

@@ -116,6 +116,30 @@ impl Krun {
         self
     }
 
+    /// Starts krun without waiting for it (to act on the cluster or the nodes while it runs);
+    /// its output goes to files, so a long run never blocks on a full pipe.
+    pub fn spawn(mut self) -> Running {
+        if let Some(playbook) = &self.playbook {
+            self.command.arg(playbook);
+        }
+        self.command.args(&self.args);
+        let dir = tempfile::tempdir().expect("a directory for krun's output");
+        let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+        let child = self
+            .command
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("krun binary starts");
+        Running {
+            child,
+            output: dir,
+            _files: self.files,
+        }
+    }
+
     pub fn run(mut self) -> Output {
         if let Some(playbook) = &self.playbook {
             self.command.arg(playbook);
@@ -127,6 +151,31 @@ impl Krun {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A krun started with [`Krun::spawn`].
+pub struct Running {
+    child: std::process::Child,
+    output: tempfile::TempDir,
+    _files: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    /// Waits for krun to exit.
+    pub fn wait(mut self) -> Output {
+        let status = self.child.wait().expect("wait for krun");
+        let read = |name: &str| {
+            String::from_utf8_lossy(
+                &std::fs::read(self.output.path().join(name)).unwrap_or_default(),
+            )
+            .into_owned()
+        };
+        Output {
+            code: status.code().unwrap_or(-1),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
         }
     }
 }

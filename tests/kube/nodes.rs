@@ -224,3 +224,48 @@ async fn wait_ready_insists_on_the_wanted_kubelet_version() {
         "{message}"
     );
 }
+
+fn burst(verb: &str, resource: &str, count: u32, code: u16) -> krun::sim::Fault {
+    krun::sim::Fault {
+        verb: verb.into(),
+        resource: resource.into(),
+        namespace: None,
+        count,
+        code,
+        message: None,
+    }
+}
+
+/// An API server that answers "try again" a few times (an etcd leader election, a restart
+/// behind the load balancer) does not fail a read, a cordon or an uncordon; one that keeps
+/// answering so does, with its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_cordons_ride_out_a_burst_of_server_errors() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let kube = sim.kube();
+    sim.handle().inject_fault(burst("get", "nodes", 3, 503));
+    assert!(kube.node_info("worker-1").await.unwrap().ready);
+    sim.handle().inject_fault(burst("list", "pods", 2, 500));
+    assert!(!kube.pods_on("worker-1").await.unwrap().is_empty());
+    sim.handle().inject_fault(burst("patch", "nodes", 1, 500));
+    assert!(kube.cordon("worker-1").await.unwrap());
+    assert!(kube.node_info("worker-1").await.unwrap().unschedulable);
+    sim.handle().inject_fault(burst("get", "nodes", 1, 429));
+    sim.handle().inject_fault(burst("patch", "nodes", 2, 503));
+    assert!(kube.uncordon("worker-1").await.unwrap());
+    assert!(!kube.node_info("worker-1").await.unwrap().unschedulable);
+    let requests = sim.requests();
+    assert!(requests["patch nodes"] >= 5, "{requests:?}");
+
+    // A server that keeps failing is reported with its answer, after a few seconds; a 404 is
+    // an answer, not a hiccup.
+    sim.handle().inject_fault(burst("get", "nodes", 100, 503));
+    let error = kube.node_info("worker-1").await.unwrap_err();
+    assert_eq!(error.http_status(), Some(503), "{error}");
+    sim.handle().clear_faults();
+    sim.handle().inject_fault(burst("get", "nodes", 1, 404));
+    assert!(
+        kube.node_info("worker-1").await.is_err(),
+        "a 404 is not asked again"
+    );
+}

@@ -2,8 +2,10 @@
 //! against `kubeadm-facts.md` (on the test machine, against the simulator), and booted machines
 //! with real systemd and real package managers installing them from local repositories.
 
+mod faults;
 mod kubeadm_facts;
 mod kubelet_facts;
+mod order;
 mod packages;
 mod registry;
 mod services;

@@ -75,6 +75,7 @@ fn apt_legacy_one_minor_keeps_the_holds() {
     }
     assert_eq!(lab.cluster_node("w1").2, "v1.21.14");
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// Two minors with the workers behind: kubeadm up to 1.28 refuses `upgrade apply` while any
@@ -132,6 +133,7 @@ fn apt_legacy_two_minors_moves_the_workers_between_hops() {
             "{name}"
         );
     }
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// With `force=true` the hop runs `kubeadm upgrade apply --force` past the 1.20 kubelet, and
@@ -159,6 +161,7 @@ fn apt_legacy_force_passes_kubeadm_force_and_logs_it() {
         "{said}"
     );
     assert_eq!(lab.server_version(), "v1.22.17");
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// dnf against pkgs.k8s.io, 1.28 -> 1.30: the repository excludes the packages (so installs
@@ -192,6 +195,7 @@ fn dnf_pkgs_k8s_io_switches_the_repository_per_minor() {
             .unwrap();
         assert!(source.contains("/v1.30/rpm/"), "{name}: {source}");
     }
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// Arch Linux ARM with CRI-O, 1.11 -> 1.12 (the report's path): the control plane upgraded by
@@ -233,6 +237,7 @@ fn pacman_crio_1_11_to_1_12_with_the_teams_package_files() {
         Some("1.12.1-1")
     );
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// The skew guard must know the report's single package: kubelet 1.12 from
@@ -281,6 +286,7 @@ fn docker_to_containerd_with_runtime_switch() {
     assert!(!flags.contains("--network-plugin"), "{flags}");
     let (ready, unschedulable, _) = lab.cluster_node("w1");
     assert!(ready && !unschedulable);
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// The field report's incident: w2's images sit behind a registry that answers 404 to
@@ -320,6 +326,7 @@ fn a_canary_refuses_the_digest_refusing_registry_before_the_drain() {
     );
     w1.sh("systemctl stop kubelet docker.socket docker && sed -i 's/cgroupDriver: cgroupfs/cgroupDriver: systemd/' /var/lib/kubelet/config.yaml && systemctl restart containerd && systemctl start kubelet");
     lab.wait_ready("w1", "containerd://");
+    let mark = lab.mark();
 
     let out = run(
         &lab,
@@ -331,6 +338,7 @@ fn a_canary_refuses_the_digest_refusing_registry_before_the_drain() {
     assert!(ready && !unschedulable, "w2 was drained before the refusal");
     assert_eq!(w2.unit_state("docker"), "active");
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations_since(mark), Vec::<String>::new());
 }
 
 /// The same path two years later, 1.18 -> 1.19: `kubeadm upgrade node config` is gone (1.18),
@@ -363,6 +371,7 @@ fn pacman_crio_1_18_to_1_19_uses_the_kubeadm_command_of_the_version() {
         ready && !unschedulable && version == "v1.19.16",
         "{version}"
     );
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
 
 /// kubelet 1.27 exits on `--container-runtime`, and kubeadm cleans only kubeadm-flags.env: a
@@ -448,4 +457,5 @@ fn apt_legacy_1_18_to_1_21_three_and_three_with_docker_to_containerd() {
         assert_eq!(lab.machine(name).unit_state("docker"), "inactive", "{name}");
     }
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
 }

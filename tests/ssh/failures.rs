@@ -19,7 +19,14 @@ async fn sshd_killed_mid_command_gives_a_clean_error() {
         return;
     };
     let node = fleet.node("doomed");
-    let pool = pool();
+    // A node reached before is asked again for as long as the connect timeout: keep it short.
+    let pool = SshPool::with_agent(
+        SshConfig {
+            connect_timeout: Duration::from_secs(2),
+            accept_new_host_keys: false,
+        },
+        None,
+    );
     let endpoint = node.endpoint();
     let running = tokio::spawn({
         let pool = pool.clone();
@@ -49,7 +56,8 @@ async fn sshd_killed_mid_command_gives_a_clean_error() {
         "doomed: connection lost while running `echo started; sleep 600`; it may or may not have completed on the node"
     );
 
-    // With sshd gone for good, the next command reports the refused connection.
+    // With sshd gone for good, the next command reports the refused connection (after asking
+    // again until the connect timeout).
     let error = tokio::time::timeout(HANG, try_run(&pool, &endpoint, "true"))
         .await
         .expect("exec hung")
@@ -81,6 +89,42 @@ async fn a_connection_that_died_while_idle_is_replaced_once() {
     node.start_sshd();
     assert_eq!(stdout_of(&pool, &endpoint, "echo after").await, "after");
     assert_eq!(stdout_of(&pool, &endpoint, "echo again").await, "again");
+    assert_eq!(node.logins(), 2, "{}", node.sshd_log());
+}
+
+/// sshd restarted between two commands and slow to come back (a package upgrade of
+/// openssh-server, a crash that systemd restarts): the next command waits for it instead of
+/// failing the step, which never started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_sshd_comes_back_late_is_reached_again() {
+    let Some(fleet) = Fleet::builder()
+        .node(NodeSpec::bare("lazarus", Os::Debian12))
+        .start()
+    else {
+        return;
+    };
+    let node = fleet.node("lazarus");
+    let pool = pool();
+    let endpoint = node.endpoint();
+    assert_eq!(stdout_of(&pool, &endpoint, "echo before").await, "before");
+    node.kill_sshd();
+    // Refused at once (nothing listens), and for a second and a half.
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            node.start_sshd();
+        });
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(tokio::time::timeout(
+                HANG,
+                try_run(&pool, &endpoint, "echo after"),
+            ))
+        })
+    });
+    let out = out
+        .expect("exec hung")
+        .expect("the command ran once sshd was back");
+    assert_eq!(out.stdout_lossy().trim(), "after");
     assert_eq!(node.logins(), 2, "{}", node.sshd_log());
 }
 

@@ -18,6 +18,7 @@ use krun::sim::{Cluster, GenOptions, Server, SimHandle, SimOptions};
 use serde_json::Value;
 
 use super::cluster::add_kubeadm_config_maps;
+use super::history::History;
 use super::{Layout, Machine, MachineSpec, Machines};
 use crate::support::fleet::{HOST, Os};
 use crate::support::lab::{
@@ -105,6 +106,7 @@ pub struct MachineLab {
     inventory: PathBuf,
     violations: Arc<Mutex<Vec<String>>>,
     baseline: BTreeSet<String>,
+    history: History,
 }
 
 impl MachineLab {
@@ -211,6 +213,7 @@ impl MachineLab {
             inventory,
             violations: Arc::new(Mutex::new(Vec::new())),
             baseline: BTreeSet::new(),
+            history: History::default(),
         };
         lab.wait_all_ready(&format!("v{}", lab.spec.version));
         let baseline = violated_budgets(&lab.handle().snapshot())
@@ -224,6 +227,10 @@ impl MachineLab {
         );
         block_on(lab.runtime.as_ref().unwrap(), watching);
         lab.baseline = baseline;
+        let (history, listed) =
+            History::start(lab.runtime.as_ref().unwrap(), lab.server().kube_config());
+        block_on(lab.runtime.as_ref().unwrap(), listed);
+        lab.history = history;
         Some(lab)
     }
 
@@ -242,6 +249,11 @@ impl MachineLab {
 
     pub fn machine(&self, name: &str) -> &Machine {
         self.machines.machine(name)
+    }
+
+    /// The simulator's base URL (plain HTTP, no credentials).
+    pub fn url(&self) -> String {
+        self.server().url()
     }
 
     pub fn kubeconfig(&self) -> &Path {
@@ -343,6 +355,59 @@ impl MachineLab {
                 self.machine(node).journal("kubelet")
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What the cluster went through since the lab was up (see `history.rs`).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The order of operations as the simulator saw it since the lab was up: every kubelet
+    /// restarted on a node that was not drained, every budgeted pod evicted without its
+    /// budget's consent.
+    pub fn order_violations(&self) -> Vec<String> {
+        self.order_violations_since(0)
+    }
+
+    /// [`MachineLab::order_violations`] after `mark` (a test that restarts a kubelet by hand
+    /// marks the point after which krun alone acts).
+    pub fn order_violations_since(&self, mark: u64) -> Vec<String> {
+        self.history_caught_up();
+        let mut found = self.history.undrained_kubelet_restarts(mark);
+        found.extend(self.history.evictions_without_consent(mark));
+        found
+    }
+
+    /// The point in the history up to now (see [`MachineLab::order_violations_since`]).
+    pub fn mark(&self) -> u64 {
+        self.history_caught_up();
+        self.history.latest()
+    }
+
+    /// Waits until the history's watches have delivered every object's latest change.
+    fn history_caught_up(&self) {
+        let newest = self.handle().snapshot()["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| {
+                matches!(
+                    i["kind"].as_str(),
+                    Some("Node" | "Pod" | "ReplicaSet" | "PodDisruptionBudget")
+                )
+            })
+            .filter_map(|i| {
+                i["metadata"]["resourceVersion"]
+                    .as_str()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.history.latest() < newest && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -23,6 +23,7 @@
 pub mod base;
 pub mod boot;
 pub mod cluster;
+pub mod history;
 pub mod lab;
 pub mod registry;
 pub mod repos;

@@ -1,0 +1,408 @@
+//! What the cluster went through, as the simulator served it: every change to nodes, pods,
+//! ReplicaSets and PodDisruptionBudgets from the moment a lab is up, recorded by watches and
+//! put in resourceVersion order (one counter for the whole cluster, as etcd's revision is).
+//!
+//! The SOP matrix asserts the order of operations on it, not only the end state:
+//! - no kubelet restarted on a node that was not drained: a node's kubelet stopping (Ready
+//!   going False) or a new kubelet reporting (its version changing) happens only while the
+//!   node is cordoned and holds no pods but DaemonSet and mirror pods;
+//! - no budgeted pod evicted without its budget's consent: a Ready pod a budget covers starts
+//!   terminating only once that budget recorded it in `status.disruptedPods` (what the
+//!   Eviction API does when it admits an eviction), unless its own ReplicaSet was scaling down
+//!   (a rollout, which budgets do not govern).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::watcher;
+use serde_json::Value;
+
+/// The kinds recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Node,
+    Pod,
+    ReplicaSet,
+    Budget,
+}
+
+/// One change: the object after it (or as it was deleted).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub rv: u64,
+    pub kind: Kind,
+    pub deleted: bool,
+    pub object: Value,
+}
+
+/// The recorded changes, shared with the watch tasks.
+#[derive(Clone, Default)]
+pub struct History {
+    changes: Arc<Mutex<Vec<Change>>>,
+}
+
+impl History {
+    /// Starts the watches on `runtime`; the future completes once every initial list is in.
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        config: kube::Config,
+    ) -> (
+        History,
+        impl std::future::Future<Output = ()> + Send + use<>,
+    ) {
+        let history = History::default();
+        let client = {
+            let _entered = runtime.enter();
+            kube::Client::try_from(config).expect("a client for the simulator")
+        };
+        let mut listed = Vec::new();
+        listed.push(record::<Node>(runtime, &client, &history, Kind::Node));
+        listed.push(record::<Pod>(runtime, &client, &history, Kind::Pod));
+        listed.push(record::<ReplicaSet>(
+            runtime,
+            &client,
+            &history,
+            Kind::ReplicaSet,
+        ));
+        listed.push(record::<PodDisruptionBudget>(
+            runtime,
+            &client,
+            &history,
+            Kind::Budget,
+        ));
+        (history, async move {
+            for wait in listed {
+                let _ = wait.await;
+            }
+        })
+    }
+
+    /// The changes so far, in resourceVersion order.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        changes.sort_by_key(|c| (c.rv, c.kind));
+        changes.dedup_by(|a, b| a.rv == b.rv && a.kind == b.kind && a.deleted == b.deleted);
+        changes
+    }
+
+    /// The newest resourceVersion recorded: changes after it are "since" it.
+    pub fn latest(&self) -> u64 {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.rv)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every kubelet stop or start after resourceVersion `since` on a node that was
+    /// schedulable or still held pods.
+    pub fn undrained_kubelet_restarts(&self, since: u64) -> Vec<String> {
+        let mut state = State::default();
+        let mut found = Vec::new();
+        for change in self.changes() {
+            if change.kind == Kind::Node && !change.deleted {
+                let name = name(&change.object);
+                if let Some(before) = state.nodes.get(&name) {
+                    let stopped = ready(before) && !ready(&change.object);
+                    let new_kubelet = kubelet(before) != kubelet(&change.object);
+                    if (stopped || new_kubelet) && change.rv > since {
+                        let what = if new_kubelet {
+                            format!("kubelet {} reported", kubelet(&change.object))
+                        } else {
+                            "kubelet stopped".to_string()
+                        };
+                        let cordoned = change.object["spec"]["unschedulable"] == true;
+                        let pods = state.workload_pods_on(&name);
+                        if !cordoned || !pods.is_empty() {
+                            found.push(format!(
+                                "{name}: {what} at resourceVersion {} while {}{}",
+                                change.rv,
+                                if cordoned { "cordoned" } else { "schedulable" },
+                                if pods.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", running {}", pods.join(", "))
+                                }
+                            ));
+                        }
+                    }
+                }
+            }
+            state.apply(&change);
+        }
+        found
+    }
+
+    /// Every budgeted, Ready pod that started terminating after resourceVersion `since`
+    /// without its budget's consent.
+    pub fn evictions_without_consent(&self, since: u64) -> Vec<String> {
+        let mut state = State::default();
+        let mut found = Vec::new();
+        for change in self.changes() {
+            if change.kind == Kind::Pod {
+                let pod_key = key(&change.object);
+                let terminating_now =
+                    change.deleted || !change.object["metadata"]["deletionTimestamp"].is_null();
+                let before = state.pods.get(&pod_key);
+                let terminating_before =
+                    before.is_some_and(|p| !p["metadata"]["deletionTimestamp"].is_null());
+                if let Some(before) = before
+                    && change.rv > since
+                    && terminating_now
+                    && !terminating_before
+                    && pod_ready(before)
+                    && !state.scaling_down(before)
+                {
+                    let pod_name = name(before);
+                    for budget in state.covering(before) {
+                        let consented = budget["status"]["disruptedPods"].get(&pod_name).is_some();
+                        if !consented {
+                            found.push(format!(
+                                "{pod_key} terminated at resourceVersion {} without the consent of \
+                                 budget {} (disruptionsAllowed {})",
+                                change.rv,
+                                key(budget),
+                                budget["status"]["disruptionsAllowed"]
+                            ));
+                        }
+                    }
+                }
+            }
+            state.apply(&change);
+        }
+        found
+    }
+}
+
+/// Watches every object of kind `K`, recording each change; returns when the first list is in.
+fn record<K>(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    history: &History,
+    kind: Kind,
+) -> tokio::sync::oneshot::Receiver<()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + Send
+        + 'static,
+{
+    let api: kube::Api<K> = kube::Api::all(client.clone());
+    let changes = Arc::clone(&history.changes);
+    let (listed, wait) = tokio::sync::oneshot::channel();
+    runtime.spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut listed = Some(listed);
+        while let Some(event) = stream.next().await {
+            let (object, deleted) = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
+                Ok(watcher::Event::Delete(o)) => (o, true),
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(done) = listed.take() {
+                        let _ = done.send(());
+                    }
+                    continue;
+                }
+                Ok(watcher::Event::Init) => continue,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let value = serde_json::to_value(&object).unwrap_or_default();
+            let rv = value["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Change {
+                    rv,
+                    kind,
+                    deleted,
+                    object: value,
+                });
+        }
+    });
+    wait
+}
+
+/// The cluster replayed up to a change.
+#[derive(Default)]
+struct State {
+    nodes: BTreeMap<String, Value>,
+    pods: BTreeMap<String, Value>,
+    replica_sets: BTreeMap<String, Value>,
+    budgets: BTreeMap<String, Value>,
+}
+
+impl State {
+    fn apply(&mut self, change: &Change) {
+        let map = match change.kind {
+            Kind::Node => &mut self.nodes,
+            Kind::Pod => &mut self.pods,
+            Kind::ReplicaSet => &mut self.replica_sets,
+            Kind::Budget => &mut self.budgets,
+        };
+        let key = if change.kind == Kind::Node {
+            name(&change.object)
+        } else {
+            key(&change.object)
+        };
+        if change.deleted {
+            map.remove(&key);
+        } else {
+            map.insert(key, change.object.clone());
+        }
+    }
+
+    /// Pods on `node` a drain moves: all but DaemonSet and mirror (static) pods.
+    fn workload_pods_on(&self, node: &str) -> Vec<String> {
+        self.pods
+            .iter()
+            .filter(|(_, p)| p["spec"]["nodeName"] == node)
+            .filter(|(_, p)| {
+                let owner = controller(p).map(|(kind, _)| kind).unwrap_or_default();
+                owner != "DaemonSet"
+                    && owner != "Node"
+                    && p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null()
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Whether the pod's ReplicaSet wants fewer pods than it has (its controller deletes it).
+    fn scaling_down(&self, pod: &Value) -> bool {
+        let Some((kind, owner)) = controller(pod) else {
+            return false;
+        };
+        if kind != "ReplicaSet" {
+            return false;
+        }
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let Some(set) = self.replica_sets.get(&format!("{namespace}/{owner}")) else {
+            return false;
+        };
+        let wanted = set["spec"]["replicas"].as_u64().unwrap_or(1);
+        let live = self
+            .pods
+            .values()
+            .filter(|p| {
+                p["metadata"]["namespace"] == namespace
+                    && controller(p).is_some_and(|(_, name)| name == owner)
+                    && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .count() as u64;
+        live > wanted
+    }
+
+    fn covering(&self, pod: &Value) -> Vec<&Value> {
+        let namespace = &pod["metadata"]["namespace"];
+        let labels = &pod["metadata"]["labels"];
+        self.budgets
+            .values()
+            .filter(|b| b["metadata"]["namespace"] == *namespace)
+            .filter(|b| selects(&b["spec"]["selector"], labels))
+            .collect()
+    }
+}
+
+/// A label selector (matchLabels and matchExpressions) against a pod's labels; an empty
+/// selector selects every pod (policy/v1).
+fn selects(selector: &Value, labels: &Value) -> bool {
+    if selector.is_null() {
+        return false;
+    }
+    let label = |key: &str| labels.get(key).and_then(Value::as_str);
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| label(k) == v.as_str());
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e["key"].as_str().unwrap_or_default();
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match e["operator"].as_str().unwrap_or_default() {
+                "In" => label(key).is_some_and(|v| values.contains(&v)),
+                "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
+                "Exists" => label(key).is_some(),
+                "DoesNotExist" => label(key).is_none(),
+                _ => false,
+            }
+        });
+    by_labels && by_expressions
+}
+
+fn controller(object: &Value) -> Option<(String, String)> {
+    object["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap_or_default().to_string(),
+                o["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+fn name(object: &Value) -> String {
+    object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn key(object: &Value) -> String {
+    format!(
+        "{}/{}",
+        object["metadata"]["namespace"].as_str().unwrap_or_default(),
+        name(object)
+    )
+}
+
+fn ready(node: &Value) -> bool {
+    condition(node, "Ready")
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    condition(pod, "Ready")
+}
+
+fn condition(object: &Value, kind: &str) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == kind && c["status"] == "True")
+}
+
+fn kubelet(node: &Value) -> &str {
+    node["status"]["nodeInfo"]["kubeletVersion"]
+        .as_str()
+        .unwrap_or_default()
+}
