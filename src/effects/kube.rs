@@ -337,10 +337,9 @@ impl KubeService {
             | KubeCall::Survey(_) => self.live(call).await.map(Some),
             KubeCall::Apply { objects, .. } => {
                 let kube = self.client().await?;
+                // The server's own judgement of each object, in the shape a real apply answers.
                 let judged = kube.apply(objects, true).await.map_err(kube_error)?;
-                Ok(Some(Reply::data(
-                    json!({ "server_dry_run": to_json(&judged) }),
-                )))
+                Ok(Some(Reply::data(to_json(&judged))))
             }
             KubeCall::Drain { node, options } => {
                 let kube = self.client().await?;

@@ -24,7 +24,13 @@ fn seconds(s: f64) -> String {
     }
 }
 
-/// Findings grouped by severity, each with its fix.
+/// A rule with more findings than this shows [`EXAMPLES`] of them and counts the rest.
+const FOLD_OVER: usize = 5;
+const EXAMPLES: usize = 3;
+
+/// Findings grouped by severity, then by rule (the id's check), each with its fix. A rule
+/// that found many objects (a target two minors ahead: one per node) shows a few of them and
+/// how to see or accept the rest.
 pub fn findings(findings: &[Finding], paint: Paint) -> String {
     let mut out = String::new();
     for severity in [Severity::Block, Severity::Warn, Severity::Info] {
@@ -32,22 +38,65 @@ pub fn findings(findings: &[Finding], paint: Paint) -> String {
         if group.is_empty() {
             continue;
         }
+        // Rules in the order they were first found, each with its findings.
+        let mut rules: Vec<(&str, Vec<&Finding>)> = Vec::new();
+        for f in &group {
+            match rules.iter_mut().find(|(rule, _)| *rule == f.check()) {
+                Some((_, members)) => members.push(f),
+                None => rules.push((f.check(), vec![f])),
+            }
+        }
         let _ = writeln!(
             out,
-            "{} ({}):",
+            "{} ({}{}):",
             paint.paint(tone(severity), severity.label().to_uppercase()),
-            group.len()
-        );
-        for f in group {
-            let accepted = if f.accepted { " [accepted]" } else { "" };
-            let id = if f.accepted {
-                paint.paint(Tone::Faint, &f.id)
+            group.len(),
+            if rules.len() < group.len() {
+                format!(
+                    " in {} rule{}",
+                    rules.len(),
+                    if rules.len() == 1 { "" } else { "s" }
+                )
             } else {
-                paint.paint(tone(severity), &f.id)
-            };
-            let _ = writeln!(out, "  {id}{accepted}");
-            let _ = writeln!(out, "    {}", f.message);
-            let _ = writeln!(out, "    fix: {}", f.fix);
+                String::new()
+            }
+        );
+        for (rule, members) in rules {
+            let folded = members.len() > FOLD_OVER;
+            if folded {
+                let _ = writeln!(
+                    out,
+                    "  {} ({} findings, {} shown):",
+                    paint.paint(tone(severity), rule),
+                    members.len(),
+                    EXAMPLES
+                );
+            }
+            let indent = if folded { "  " } else { "" };
+            for f in members.iter().take(if folded { EXAMPLES } else { usize::MAX }) {
+                let accepted = if f.accepted { " [accepted]" } else { "" };
+                let id = if f.accepted {
+                    paint.paint(Tone::Faint, &f.id)
+                } else {
+                    paint.paint(tone(severity), &f.id)
+                };
+                let _ = writeln!(out, "{indent}  {id}{accepted}");
+                let _ = writeln!(out, "{indent}    {}", f.message);
+                let _ = writeln!(out, "{indent}    fix: {}", f.fix);
+            }
+            if folded {
+                let _ = writeln!(
+                    out,
+                    "    … and {} more {rule} finding{} (-o json lists every one{})",
+                    members.len() - EXAMPLES,
+                    if members.len() - EXAMPLES == 1 { "" } else { "s" },
+                    if severity == Severity::Block {
+                        format!("; --accept {rule} accepts them all")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
     }
     if findings.is_empty() {
@@ -213,4 +262,43 @@ pub fn report(report: &Report, paint: Paint) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(check: &str, node: usize, severity: Severity) -> Finding {
+        Finding::new(
+            check,
+            &format!("worker-{node}"),
+            severity,
+            format!("node/worker-{node}"),
+            format!("worker-{node} is behind"),
+            format!("upgrade worker-{node}"),
+        )
+    }
+
+    #[test]
+    fn a_rule_with_many_findings_shows_a_few_and_counts_the_rest() {
+        let mut all: Vec<Finding> = (1..=500)
+            .map(|n| finding("kubelet-skew", n, Severity::Block))
+            .collect();
+        all.push(finding("cordoned", 7, Severity::Block));
+        all.extend((1..=4).map(|n| finding("single-replica", n, Severity::Warn)));
+        let text = findings(&all, Paint::PLAIN);
+        assert!(text.starts_with("BLOCK (501 in 2 rules):\n"), "{text}");
+        assert!(text.contains("  kubelet-skew (500 findings, 3 shown):\n    kubelet-skew/worker-1\n"), "{text}");
+        assert!(text.contains("kubelet-skew/worker-3\n"), "{text}");
+        assert!(!text.contains("kubelet-skew/worker-4\n"), "{text}");
+        assert!(
+            text.contains("    … and 497 more kubelet-skew findings (-o json lists every one; --accept kubelet-skew accepts them all)\n"),
+            "{text}"
+        );
+        // Rules with few findings are listed whole, as before.
+        assert!(text.contains("\n  cordoned/worker-7\n    worker-7 is behind\n"), "{text}");
+        assert!(text.contains("WARN (4):\n  single-replica/worker-1\n"), "{text}");
+        assert!(text.contains("single-replica/worker-4\n"), "{text}");
+        assert!(text.lines().count() < 40, "{text}");
+    }
 }

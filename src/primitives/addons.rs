@@ -158,11 +158,8 @@ fn apply(ctx: &RunContext, call: &NativeCallContext, paths: &Dynamic) -> RhaiRes
     let mut workloads = Vec::new();
     for (i, object) in objects.iter().enumerate() {
         let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-        let answered = if outcome.observed {
-            outcome.data.get(i)
-        } else {
-            outcome.data["server_dry_run"].get(i)
-        };
+        // What the server answered for the object (applied, or judged by its dry-run).
+        let answered = outcome.data.get(i);
         let namespace = answered
             .and_then(|a| a["namespace"].as_str())
             .or_else(|| object["metadata"]["namespace"].as_str())

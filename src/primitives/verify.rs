@@ -323,10 +323,13 @@ fn verify(ctx: &RunContext, call: &NativeCallContext, opts: &Map) -> RhaiResult<
     })?;
     let text = verification.text();
     // A failure is shown once, as the run's error.
-    if verification.ok {
-        tracing::info!(target: "krun::playbook", "{}{}", prefix(ctx), text.trim_end());
-    } else if allow_fail {
-        tracing::warn!(target: "krun::playbook", "{}{}", prefix(ctx), text.trim_end());
+    // One log line per report line, each with its time and node.
+    for line in text.trim_end().lines() {
+        if verification.ok {
+            tracing::info!(target: "krun::playbook", "{}{line}", prefix(ctx));
+        } else if allow_fail {
+            tracing::warn!(target: "krun::playbook", "{}{line}", prefix(ctx));
+        }
     }
     if let Some(path) = option::<rhai::ImmutableString>(opts, "report", ctx, ACTION, position)? {
         write_report(&path, &verification)

@@ -32,6 +32,11 @@ pub const STDLIB: &[(&str, &str, &str)] = &[
         include_str!("../../stdlib/versions.rhai"),
     ),
     (
+        "guards",
+        "stdlib/guards.rhai",
+        include_str!("../../stdlib/guards.rhai"),
+    ),
+    (
         "node",
         "stdlib/node.rhai",
         include_str!("../../stdlib/node.rhai"),

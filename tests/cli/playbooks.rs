@@ -64,6 +64,27 @@ const PLAYBOOKS: &[(&str, &[&str], bool)] = &[
         ],
         true,
     ),
+    ("verify.rhai", &["--set", "version=1.20.15"], false),
+];
+
+/// The playbooks that put back what an earlier run recorded: offline, with nothing recorded,
+/// each says what it is missing at its line and changes nothing.
+const NEED_A_RECORD: &[(&str, &[&str], &str)] = &[
+    (
+        "restore.rhai",
+        &["--node", "worker-6", "--set", "run=20261202T000000Z-abcdef"],
+        "no run 20261202T000000Z-abcdef under",
+    ),
+    (
+        "etcd-restore.rhai",
+        &[
+            "--set",
+            "snapshot=etcd-before.db",
+            "--set",
+            "confirm=replace-all-etcd-data",
+        ],
+        "etcd-before.db",
+    ),
 ];
 
 #[test]
@@ -74,9 +95,27 @@ fn every_bundled_playbook_dry_runs_offline_and_says_what_it_could_not_plan() {
         .filter(|n| n.ends_with(".rhai"))
         .collect();
     bundled.sort();
-    let mut listed: Vec<String> = PLAYBOOKS.iter().map(|(p, _, _)| p.to_string()).collect();
+    let mut listed: Vec<String> = PLAYBOOKS
+        .iter()
+        .map(|(p, _, _)| p.to_string())
+        .chain(NEED_A_RECORD.iter().map(|(p, _, _)| p.to_string()))
+        .collect();
     listed.sort();
     assert_eq!(listed, bundled, "a bundled playbook is not dry-run here");
+
+    for (playbook, args, missing) in NEED_A_RECORD {
+        let dir = tempfile::tempdir().unwrap();
+        Krun::new()
+            .args([format!("playbooks/{playbook}")])
+            .args(["--inventory", "examples/lab/inventory.toml", "--state-dir"])
+            .arg_path(dir.path())
+            .args(*args)
+            .args(["--dry-run", "--offline"])
+            .run()
+            .code(2)
+            .stderr_has(missing)
+            .stderr_has(&format!("playbooks/{playbook}:"));
+    }
 
     for (playbook, args, unplanned) in PLAYBOOKS {
         let out = Krun::new()

@@ -118,6 +118,27 @@ fn a_registry_the_new_runtime_cannot_pull_from_stops_the_switch_before_the_drain
     assert_eq!(lab.node("w1").state_snapshot(), before, "w1 was touched");
     let pulled = canary.pulled_images("containerd");
     assert!(others.is_subset(&pulled), "{others:?} not in {pulled:?}");
+
+    // worker.rhai's runtime switch (an upgrade and the switch in one drain) takes the same
+    // canary and is refused the same way, before its drain.
+    let version = lab.server_version();
+    let out = lab
+        .krun(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("playbooks")
+                .join("worker.rhai"),
+        )
+        .args(["--node", "w1", "--set", "ready_timeout=60s"])
+        .args(["--set", "runtime=containerd", "--set", "canary=w2"])
+        .args(["--set", &format!("version={}", version.trim_start_matches('v'))])
+        .run();
+    out.code(3);
+    assert_says(
+        &out.stderr,
+        &format!("the canary w2 could not pull {} of {} images of w1", refused.len(), images.len()),
+    );
+    assert!(!lab.cluster_node("w1").unschedulable, "worker.rhai cordoned w1");
+    assert_eq!(lab.node("w1").state_snapshot(), before, "worker.rhai touched w1");
     assert!(refused.is_disjoint(&pulled), "{pulled:?}");
 
     // A dry-run shows every pull on the canary and pulls nothing.

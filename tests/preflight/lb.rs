@@ -263,3 +263,103 @@ log(`lb: ${found}`);
         .code(2)
         .stderr_has("preflight: option `lb`: unknown node `lb9`");
 }
+
+/// The bundled SOPs that restart a control plane stop on the load balancer's finding before
+/// anything changes: cluster.rhai before `kubeadm upgrade apply`, master.rhai before `kubeadm
+/// upgrade node`, runtime-switch.rhai before it stops a control-plane node's containers. And
+/// master.rhai refuses a hop cluster.rhai has not applied yet before it drains.
+#[test]
+fn the_control_plane_sops_stop_on_a_master_missing_from_the_load_balancer() {
+    let Some(fleet) = Fleet::builder()
+        .node(NodeSpec::new("lb1", Os::Debian12))
+        .node(NodeSpec::new("cp-1", Os::Debian12))
+        .node(NodeSpec::new("cp-2", Os::Debian12))
+        .start()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lb1 = fleet.node("lb1");
+    lb1.write_file(
+        "/etc/haproxy/haproxy.cfg",
+        &haproxy("#    server cp-3 192.168.0.123:6443 check"),
+    );
+    let mut inventory = fleet.inventory_toml() + "\n[apiserver_lb]\nnodes = [\"lb1\"]\n";
+    for cp in ["cp-1", "cp-2"] {
+        inventory = inventory.replace(
+            &format!("[nodes.{cp}]\n"),
+            &format!("[nodes.{cp}]\nroles = [\"control-plane\", \"etcd\"]\n"),
+        );
+    }
+    let inventory_path = dir.path().join("inventory.toml");
+    std::fs::write(&inventory_path, inventory).unwrap();
+    let playbook = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("playbooks")
+            .join(name)
+    };
+    let run = |name: &str, args: &[&str]| {
+        Krun::new()
+            .arg_path(&playbook(name))
+            .args(["--inventory"])
+            .arg_path(&inventory_path)
+            .args(["--rehearse"])
+            .arg_path(&snapshot("three-control-planes"))
+            .args(["--connect-timeout", "5", "--state-dir"])
+            .arg_path(dir.path())
+            .args(args)
+            .run()
+    };
+    let untouched = || {
+        for node in fleet.nodes() {
+            assert_eq!(node.changes(), Vec::<String>::new(), "{} was changed", node.name);
+        }
+    };
+    let missing = "lb-backend-missing/lb1:kube-apiserver:cp-3";
+
+    run("cluster.rhai", &["--set", "version=1.29"])
+        .code(3)
+        .stderr_has("not upgrading the control plane")
+        .stderr_has(missing)
+        .stderr_has("server cp-3 192.168.0.123:6443 check");
+    untouched();
+
+    run("master.rhai", &["--node", "cp-2", "--set", "version=1.28.9"])
+        .code(3)
+        .stderr_has("not upgrading cp-2's control plane")
+        .stderr_has(missing);
+    untouched();
+
+    run("runtime-switch.rhai", &["--node", "cp-2", "--set", "canary=cp-1"])
+        .code(3)
+        .stderr_has("not switching cp-2's runtime")
+        .stderr_has(missing);
+    untouched();
+
+    // A hop cluster.rhai has not applied: refused before the drain, naming the way forward.
+    run("master.rhai", &["--node", "cp-2", "--set", "version=1.29.4"])
+        .code(3)
+        .stderr_has("the control plane is at v1.28.9; kubelet 1.29.4 would be newer")
+        .stderr_has("cluster.rhai");
+    untouched();
+
+    // With cp-3 back in the backend, the same dry-run of cluster.rhai gets past the guard to
+    // kubeadm's steps (the first: the node's backup).
+    lb1.write_file(
+        "/etc/haproxy/haproxy.cfg",
+        &haproxy("    server cp-3 192.168.0.123:6443 check"),
+    );
+    let out = run("cluster.rhai", &["--set", "version=1.29", "--dry-run"]);
+    assert!(
+        !out.stderr.contains(missing),
+        "the load balancer is whole again: {}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("backup         stdlib/kubeadm.rhai"),
+        "the plan reaches kubeadm: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    untouched();
+}

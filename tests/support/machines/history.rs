@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher;
 use serde_json::Value;
 
@@ -48,9 +48,12 @@ pub struct History {
 
 impl History {
     /// Starts the watches on `runtime`; the future completes once every initial list is in.
+    /// `budgets` is the API version the cluster serves PodDisruptionBudgets in (`policy/v1`
+    /// from 1.21, `policy/v1beta1` before: a 1.20 apiserver answers 404 for the other).
     pub fn start(
         runtime: &tokio::runtime::Runtime,
         config: kube::Config,
+        budgets: &str,
     ) -> (
         History,
         impl std::future::Future<Output = ()> + Send + use<>,
@@ -60,21 +63,24 @@ impl History {
             let _entered = runtime.enter();
             kube::Client::try_from(config).expect("a client for the simulator")
         };
-        let mut listed = Vec::new();
-        listed.push(record::<Node>(runtime, &client, &history, Kind::Node));
-        listed.push(record::<Pod>(runtime, &client, &history, Kind::Pod));
-        listed.push(record::<ReplicaSet>(
-            runtime,
-            &client,
-            &history,
-            Kind::ReplicaSet,
-        ));
-        listed.push(record::<PodDisruptionBudget>(
-            runtime,
-            &client,
-            &history,
-            Kind::Budget,
-        ));
+        let (group, version) = budgets.split_once('/').expect("a group/version");
+        let budget = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, "PodDisruptionBudget"),
+            "poddisruptionbudgets",
+        );
+        let apis = [
+            (ApiResource::erase::<Node>(&()), Kind::Node),
+            (ApiResource::erase::<Pod>(&()), Kind::Pod),
+            (ApiResource::erase::<ReplicaSet>(&()), Kind::ReplicaSet),
+            (budget, Kind::Budget),
+        ];
+        let listed: Vec<_> = apis
+            .into_iter()
+            .map(|(resource, kind)| {
+                let api = kube::Api::<DynamicObject>::all_with(client.clone(), &resource);
+                record(runtime, api, &history, kind)
+            })
+            .collect();
         (history, async move {
             for wait in listed {
                 let _ = wait.await;
@@ -185,23 +191,13 @@ impl History {
     }
 }
 
-/// Watches every object of kind `K`, recording each change; returns when the first list is in.
-fn record<K>(
+/// Watches every object `api` serves, recording each change; returns when the first list is in.
+fn record(
     runtime: &tokio::runtime::Runtime,
-    client: &kube::Client,
+    api: kube::Api<DynamicObject>,
     history: &History,
     kind: Kind,
-) -> tokio::sync::oneshot::Receiver<()>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + Send
-        + 'static,
-{
-    let api: kube::Api<K> = kube::Api::all(client.clone());
+) -> tokio::sync::oneshot::Receiver<()> {
     let changes = Arc::clone(&history.changes);
     let (listed, wait) = tokio::sync::oneshot::channel();
     runtime.spawn(async move {

@@ -227,9 +227,23 @@ impl MachineLab {
         );
         block_on(lab.runtime.as_ref().unwrap(), watching);
         lab.baseline = baseline;
-        let (history, listed) =
-            History::start(lab.runtime.as_ref().unwrap(), lab.server().kube_config());
-        block_on(lab.runtime.as_ref().unwrap(), listed);
+        let budgets = if minor_number(&lab.spec.version) < 21 {
+            "policy/v1beta1"
+        } else {
+            "policy/v1"
+        };
+        let (history, listed) = History::start(
+            lab.runtime.as_ref().unwrap(),
+            lab.server().kube_config(),
+            budgets,
+        );
+        // Bounded: a watch the simulator does not serve would otherwise wait forever.
+        let listed = tokio::time::timeout(Duration::from_secs(60), listed);
+        block_on(lab.runtime.as_ref().unwrap(), async move {
+            listed
+                .await
+                .expect("the history's watches list nodes, pods, ReplicaSets and budgets within a minute")
+        });
         lab.history = history;
         Some(lab)
     }
