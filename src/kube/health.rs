@@ -737,7 +737,11 @@ pub fn judge(
                         "at {running}: krun does not know the version kubeadm {target} deploys"
                     ),
                 ),
-                Some(version) if running == version => {
+                // kube-proxy follows the control plane: a target without a patch (`1.21`) is
+                // met by any patch of its minor, as the nodes' kubelets are.
+                Some(version)
+                    if running == version || (name == "kube-proxy" && at_version(&running, target)) =>
+                {
                     check(
                         "addons",
                         subject,

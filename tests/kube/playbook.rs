@@ -254,3 +254,51 @@ async fn a_failed_drain_names_its_node_left_cordoned() {
     let out = krun(text_args).await;
     out.code(3).stdout_has("worker-1 is left CORDONED");
 }
+
+/// A dry-run asks the server about the drain as the real one would, with the same filters: a
+/// pod the drain would refuse (here one no controller manages, without `force`) is shown with
+/// its reason and the dry-run exits 3, as the real run would fail after cordoning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_shows_the_pod_a_drain_would_refuse_and_exits_3() {
+    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    let before = pods_on_worker_1(&sim);
+    let json_args = args(&sim, &["--dry-run"]);
+    std::fs::write(
+        &json_args[0],
+        "cordon(node);\ndrain(node, #{ ignore_daemonsets: true, delete_emptydir_data: true, timeout: \"5m\" });\nuncordon(node);\n",
+    )
+    .unwrap();
+    let out = krun(json_args.clone()).await;
+    out.code(3);
+    let json = out.json();
+    let steps = json["nodes"][0]["steps"].as_array().unwrap();
+    let drain = steps
+        .iter()
+        .find(|s| s["action"] == "drain")
+        .expect("the drain is in the plan");
+    let refused = serde_json::to_string(&drain["data"]).unwrap();
+    assert!(refused.contains("unmanaged"), "{refused}");
+    assert!(
+        !steps.iter().any(|s| s["action"] == "uncordon"),
+        "the plan goes on past a drain that would fail: {steps:#?}"
+    );
+    assert_eq!(pods_on_worker_1(&sim), before, "a dry-run evicted pods");
+    assert_eq!(
+        sim.requests()
+            .get("create pods/eviction")
+            .copied()
+            .unwrap_or(0),
+        0,
+        "a dry-run posted an eviction"
+    );
+
+    // The text plan names the pod and why, under the drain.
+    let at = json_args.iter().position(|a| a == "--output").unwrap();
+    let mut text_args = json_args;
+    text_args.drain(at..at + 2);
+    let out = krun(text_args).await;
+    out.code(3);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("unmanaged"), "{said}");
+    assert!(said.contains("force"), "{said}");
+}

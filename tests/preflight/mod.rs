@@ -8,6 +8,7 @@ mod cli;
 mod etcd;
 mod lb;
 mod parity;
+mod rules;
 mod scenarios;
 
 use krun::kube::Kube;
