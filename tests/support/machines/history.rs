@@ -18,7 +18,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use krun::kube::ServedPdb;
+use kube::Api;
 use kube::runtime::watcher;
 use serde_json::Value;
 
@@ -58,23 +59,45 @@ impl History {
         let history = History::default();
         let client = {
             let _entered = runtime.enter();
-            kube::Client::try_from(config).expect("a client for the simulator")
+            kube::Client::try_from(config.clone()).expect("a client for the simulator")
         };
-        let mut listed = Vec::new();
-        listed.push(record::<Node>(runtime, &client, &history, Kind::Node));
-        listed.push(record::<Pod>(runtime, &client, &history, Kind::Pod));
-        listed.push(record::<ReplicaSet>(
-            runtime,
-            &client,
-            &history,
-            Kind::ReplicaSet,
-        ));
-        listed.push(record::<PodDisruptionBudget>(
-            runtime,
-            &client,
-            &history,
-            Kind::Budget,
-        ));
+        let listed = vec![
+            record(
+                runtime,
+                made(Api::<Node>::all(client.clone())),
+                &history,
+                Kind::Node,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<Pod>::all(client.clone())),
+                &history,
+                Kind::Pod,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<ReplicaSet>::all(client)),
+                &history,
+                Kind::ReplicaSet,
+                to_value,
+            ),
+            // Budgets through the policy version the cluster serves (policy/v1beta1 before
+            // 1.21): a watch of policy/v1 on an older cluster is answered 404 and never lists.
+            record(
+                runtime,
+                async move {
+                    krun::kube::Kube::from_config(config, "the lab's history".into())
+                        .expect("a client for the simulator")
+                        .pdb_api(None)
+                        .await
+                },
+                &history,
+                Kind::Budget,
+                |budget: &ServedPdb| serde_json::to_value(&budget.0).unwrap_or_default(),
+            ),
+        ];
         (history, async move {
             for wait in listed {
                 let _ = wait.await;
@@ -185,26 +208,30 @@ impl History {
     }
 }
 
-/// Watches every object of kind `K`, recording each change; returns when the first list is in.
+fn made<T: Send + 'static>(value: T) -> impl std::future::Future<Output = T> + Send + 'static {
+    std::future::ready(value)
+}
+
+fn to_value<K: serde::Serialize>(object: &K) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+/// Watches every object `api` (once made) serves, recording each change as `value` shows it;
+/// returns when the first list is in.
 fn record<K>(
     runtime: &tokio::runtime::Runtime,
-    client: &kube::Client,
+    api: impl std::future::Future<Output = Api<K>> + Send + 'static,
     history: &History,
     kind: Kind,
+    value: fn(&K) -> Value,
 ) -> tokio::sync::oneshot::Receiver<()>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + Send
-        + 'static,
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    let api: kube::Api<K> = kube::Api::all(client.clone());
     let changes = Arc::clone(&history.changes);
     let (listed, wait) = tokio::sync::oneshot::channel();
     runtime.spawn(async move {
+        let api = api.await;
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         let mut listed = Some(listed);
         while let Some(event) = stream.next().await {
@@ -223,7 +250,7 @@ where
                     continue;
                 }
             };
-            let value = serde_json::to_value(&object).unwrap_or_default();
+            let value = value(&object);
             let rv = value["metadata"]["resourceVersion"]
                 .as_str()
                 .and_then(|v| v.parse().ok())
