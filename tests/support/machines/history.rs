@@ -10,6 +10,10 @@
 //!   terminating only once that budget recorded it in `status.disruptedPods` (what the
 //!   Eviction API does when it admits an eviction), unless its own ReplicaSet was scaling down
 //!   (a rollout, which budgets do not govern).
+//!
+//! Secrets are recorded too, for the bootstrap tokens a join uses: [`History::node_events`]
+//! puts a node's cordon, drain, kubelet stop and start, uncordon and the tokens made in one
+//! sequence, for tests that assert the steps of a procedure happened in order.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use krun::kube::ServedPdb;
 use kube::Api;
 use kube::runtime::watcher;
@@ -30,6 +34,7 @@ pub enum Kind {
     Pod,
     ReplicaSet,
     Budget,
+    Secret,
 }
 
 /// One change: the object after it (or as it was deleted).
@@ -78,9 +83,16 @@ impl History {
             ),
             record(
                 runtime,
-                made(Api::<ReplicaSet>::all(client)),
+                made(Api::<ReplicaSet>::all(client.clone())),
                 &history,
                 Kind::ReplicaSet,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<Secret>::all(client)),
+                &history,
+                Kind::Secret,
                 to_value,
             ),
             // Budgets through the policy version the cluster serves (policy/v1beta1 before
@@ -165,6 +177,61 @@ impl History {
             state.apply(&change);
         }
         found
+    }
+
+    /// What happened to `node` after resourceVersion `since`, in the order the cluster saw it:
+    /// `cordoned`, `drained` (its last pod that a drain moves gone), `kubelet stopped` (Ready
+    /// went False), `kubelet ready` (Ready went True), `kubelet vX reported` (a new version),
+    /// `uncordoned`; and `bootstrap token made` for every bootstrap token Secret created in
+    /// kube-system (a join's credential, whichever node it is for).
+    pub fn node_events(&self, node: &str, since: u64) -> Vec<String> {
+        let mut state = State::default();
+        let mut events = Vec::new();
+        for change in self.changes() {
+            let after = change.rv > since;
+            match change.kind {
+                Kind::Node if !change.deleted && name(&change.object) == node => {
+                    if let Some(before) = state.nodes.get(node)
+                        && after
+                    {
+                        let cordoned = |n: &Value| n["spec"]["unschedulable"] == true;
+                        match (cordoned(before), cordoned(&change.object)) {
+                            (false, true) => events.push("cordoned".to_string()),
+                            (true, false) => events.push("uncordoned".to_string()),
+                            _ => {}
+                        }
+                        match (ready(before), ready(&change.object)) {
+                            (true, false) => events.push("kubelet stopped".to_string()),
+                            (false, true) => events.push("kubelet ready".to_string()),
+                            _ => {}
+                        }
+                        if kubelet(before) != kubelet(&change.object) {
+                            events.push(format!("kubelet {} reported", kubelet(&change.object)));
+                        }
+                    }
+                }
+                Kind::Pod => {
+                    let held = !state.workload_pods_on(node).is_empty();
+                    state.apply(&change);
+                    if after && held && state.workload_pods_on(node).is_empty() {
+                        events.push("drained".to_string());
+                    }
+                    continue;
+                }
+                Kind::Secret
+                    if after
+                        && !change.deleted
+                        && change.object["metadata"]["namespace"] == "kube-system"
+                        && change.object["type"] == "bootstrap.kubernetes.io/token"
+                        && !state.secrets.contains_key(&key(&change.object)) =>
+                {
+                    events.push("bootstrap token made".to_string());
+                }
+                _ => {}
+            }
+            state.apply(&change);
+        }
+        events
     }
 
     /// Every budgeted, Ready pod that started terminating after resourceVersion `since`
@@ -276,6 +343,7 @@ struct State {
     pods: BTreeMap<String, Value>,
     replica_sets: BTreeMap<String, Value>,
     budgets: BTreeMap<String, Value>,
+    secrets: BTreeMap<String, Value>,
 }
 
 impl State {
@@ -285,6 +353,7 @@ impl State {
             Kind::Pod => &mut self.pods,
             Kind::ReplicaSet => &mut self.replica_sets,
             Kind::Budget => &mut self.budgets,
+            Kind::Secret => &mut self.secrets,
         };
         let key = if change.kind == Kind::Node {
             name(&change.object)
