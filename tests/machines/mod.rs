@@ -3,6 +3,7 @@
 //! with real systemd and real package managers installing them from local repositories.
 
 mod faults;
+mod join_facts;
 mod kubeadm_facts;
 mod kubelet_facts;
 mod order;
@@ -87,6 +88,12 @@ impl TestCluster {
         let server = runtime
             .block_on(Server::start(cluster, SimOptions::default()))
             .expect("the simulator starts");
+        if kubeadm_config {
+            crate::support::machines::cluster::publish_cluster_info(
+                &server.url(),
+                crate::support::lab::cluster_ca(),
+            );
+        }
         TestCluster {
             server,
             _runtime: runtime,
@@ -129,7 +136,14 @@ impl NodeRoot {
         let kubeconfig = krun::sim::kubeconfig(server);
         root.write("etc/kubernetes/kubelet.conf", &kubeconfig);
         if control_plane {
-            root.write("etc/kubernetes/admin.conf", &kubeconfig);
+            root.write(
+                "etc/kubernetes/admin.conf",
+                &crate::support::machines::cluster::kubeconfig_with_ca(
+                    server,
+                    "kubernetes-admin",
+                    crate::support::lab::cluster_ca(),
+                ),
+            );
             let repository = if minor(version) <= 24 {
                 "k8s.gcr.io"
             } else {

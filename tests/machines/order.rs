@@ -42,6 +42,26 @@ fn budgeted_pod(lab: &MachineLab, node: &str, except: &str) -> (String, String) 
         .unwrap_or_else(|| panic!("no budgeted pod on {node}"))
 }
 
+/// Each budget's `status.disruptionsAllowed`, by namespace/name.
+fn disruptions_allowed(lab: &MachineLab) -> std::collections::BTreeMap<String, i64> {
+    lab.handle().snapshot()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["kind"] == "PodDisruptionBudget")
+        .map(|b| {
+            (
+                format!(
+                    "{}/{}",
+                    b["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    b["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                b["status"]["disruptionsAllowed"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 fn curl(method: &str, url: &str, body: Option<&Value>) -> Value {
     let mut command = std::process::Command::new("curl");
     command.args(["-sS", "-X", method, url]);
@@ -79,6 +99,7 @@ fn the_history_flags_undrained_restarts_and_evictions_without_consent() {
     );
 
     // A budgeted pod deleted directly, and another one evicted through the Eviction API.
+    let allowed_before = disruptions_allowed(&lab);
     let mark = lab.mark();
     let (namespace, deleted) = budgeted_pod(&lab, "w1", "");
     curl(
@@ -93,8 +114,9 @@ fn the_history_flags_undrained_restarts_and_evictions_without_consent() {
             "{}/api/v1/namespaces/{namespace}/pods/{evicted}/eviction",
             lab.url()
         ),
+        // The Eviction version a 1.20 apiserver accepts (policy/v1 is served from 1.22).
         Some(&json!({
-            "apiVersion": "policy/v1",
+            "apiVersion": "policy/v1beta1",
             "kind": "Eviction",
             "metadata": {"name": evicted, "namespace": namespace},
         })),
@@ -107,6 +129,26 @@ fn the_history_flags_undrained_restarts_and_evictions_without_consent() {
             && found[0].contains("without the consent of budget"),
         "{found:?}"
     );
+
+    // Their replacements come up before krun is asked to drain (its preflight refuses a drain
+    // a budget does not allow).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let now = disruptions_allowed(&lab);
+        let short: Vec<&String> = allowed_before
+            .iter()
+            .filter(|(key, before)| now.get(*key).copied().unwrap_or(0) < **before)
+            .map(|(key, _)| key)
+            .collect();
+        if short.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "budgets never allowed their disruptions again: {short:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // krun drains w2, then its kubelet restarts: nothing to flag.
     let mark = lab.mark();

@@ -459,3 +459,152 @@ fn apt_legacy_1_18_to_1_21_three_and_three_with_docker_to_containerd() {
     assert_eq!(lab.pdb_violations(), Vec::<String>::new());
     assert_eq!(lab.order_violations(), Vec::<String>::new());
 }
+
+/// Files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The field report's OS replacement of a worker: drained, reinstalled from the team's image
+/// by its PXE hook (on m1), kubeadm/kubelet/kubectl installed on the fresh system, joined
+/// with a join command made for it on the control plane (a secret, never shown), Ready,
+/// uncordoned; no budget short, no kubelet restarted undrained.
+#[test]
+fn os_replacement_of_a_worker_through_the_teams_reinstall_hook() {
+    let spec = MachineLabSpec::new(Os::Debian12, Layout::AptLegacy, "1.20.15")
+        .workers(2)
+        .pxe();
+    let Some(lab) = MachineLab::start(spec) else {
+        return;
+    };
+    let w1 = lab.machine("w1");
+    w1.write_file("/root/old-system", "written before the reinstall");
+    let tokens_before = bootstrap_tokens(&lab);
+    let state = lab.dir().join("state");
+    let mark = lab.mark();
+    let running = std::sync::atomic::AtomicBool::new(true);
+    let (out, reinstalled) = std::thread::scope(|scope| {
+        let pxe = scope.spawn(|| lab.serve_reinstalls(&running));
+        let out = run(
+            &lab,
+            "os-replace.rhai",
+            &[
+                "--node",
+                "w1",
+                "--set",
+                "version=1.20.15",
+                "--set",
+                "reinstall=/usr/local/sbin/reinstall {node}",
+                "--set",
+                "hook_node=m1",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        );
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        (out, pxe.join().expect("the PXE server"))
+    });
+    out.code(0);
+    assert_eq!(reinstalled, ["w1"]);
+    assert_eq!(
+        w1.read_file("/root/old-system"),
+        None,
+        "w1 was not reinstalled"
+    );
+    // The order the cluster saw: drained before the machine went down, the join's token made
+    // on the fresh system, the new kubelet Ready before the node takes pods again.
+    assert_eq!(
+        lab.node_events("w1", mark),
+        [
+            "cordoned",
+            "drained",
+            "kubelet stopped",
+            "bootstrap token made",
+            "kubelet ready",
+            "uncordoned"
+        ]
+    );
+    let (ready, unschedulable, version) = lab.cluster_node("w1");
+    assert!(
+        ready && !unschedulable && version == "v1.20.15",
+        "w1: Ready {ready}, cordoned {unschedulable}, kubelet {version}"
+    );
+    assert_eq!(
+        w1.installed_version("kubelet").as_deref(),
+        Some("1.20.15-00")
+    );
+    // The kubelet's own credentials from the TLS bootstrap; the bootstrap token is gone.
+    let kubelet_conf = w1
+        .read_file("/etc/kubernetes/kubelet.conf")
+        .expect("the kubelet's kubeconfig");
+    assert_eq!(w1.read_file("/etc/kubernetes/bootstrap-kubelet.conf"), None);
+    assert_eq!(w1.unit_state("kubelet"), "active");
+    // One token made for this join, and nothing krun wrote shows it or the join command.
+    let new_tokens: Vec<(String, String)> = bootstrap_tokens(&lab)
+        .into_iter()
+        .filter(|t| !tokens_before.contains(t))
+        .collect();
+    assert_eq!(new_tokens.len(), 1, "{new_tokens:?}");
+    let (id, secret) = &new_tokens[0];
+    assert!(!kubelet_conf.contains(secret.as_str()), "{kubelet_conf}");
+    let mut written = format!("{}{}", out.stdout, out.stderr);
+    for file in walk(&state) {
+        written.push_str(&std::fs::read_to_string(file).unwrap_or_default());
+    }
+    assert!(
+        written.contains("***"),
+        "the join command was not shown masked"
+    );
+    for leak in [
+        secret.clone(),
+        format!("{id}.{secret}"),
+        "--discovery-token-ca-cert-hash".into(),
+    ] {
+        assert!(!written.contains(&leak), "{leak} leaked:\n{written}");
+    }
+    // Nor do the journals of the machines it ran on.
+    for machine in ["m1", "w1"] {
+        let journal = lab
+            .machine(machine)
+            .sh("journalctl --no-pager -o cat || true");
+        assert!(
+            !journal.contains(secret.as_str()),
+            "the token is in {machine}'s journal"
+        );
+    }
+    assert_eq!(lab.pdb_violations(), Vec::<String>::new());
+    assert_eq!(lab.order_violations(), Vec::<String>::new());
+}
+
+/// The bootstrap tokens the cluster stores: (token id, token secret) of each
+/// `bootstrap-token-ID` Secret.
+fn bootstrap_tokens(lab: &MachineLab) -> Vec<(String, String)> {
+    use base64::Engine;
+    let decode = |value: &serde_json::Value| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap_or_default())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    lab.handle().snapshot()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["kind"] == "Secret" && i["type"] == "bootstrap.kubernetes.io/token")
+        .map(|i| {
+            (
+                decode(&i["data"]["token-id"]),
+                decode(&i["data"]["token-secret"]),
+            )
+        })
+        .collect()
+}

@@ -1,5 +1,6 @@
 """kubeadm stand-in: `version`, `upgrade plan|apply|node` as the version in its data file
-behaves (kubeadm-facts.md §1-§3), against the cluster's API (the simulator).
+behaves (kubeadm-facts.md §1-§3), and `token create`, `join` and `reset` (below, each rule with
+its source), against the cluster's API (the simulator).
 
 Static pods are real files in /etc/kubernetes/manifests, upgraded with kubeadm's backups under
 /etc/kubernetes/tmp; the simulator's control API is told when a node's control plane moved.
@@ -7,9 +8,16 @@ A static pod only restarts while kubelet runs: with kubelet stopped, the upgrade
 rolls back, as the real one does after five minutes (here `static_pod_timeout` seconds).
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import pathlib
+import re
+import secrets
 import shutil
+import subprocess
 import sys
 import time
 
@@ -367,6 +375,365 @@ class Kubeadm:
             if any(image_tag(c.get("image", "")) != gv(version) for c in p["spec"]["containers"])
         )
 
+    # -- bootstrap tokens, join and reset ------------------------------------------------------
+    #
+    # Sources: kubeadm reference docs (kubeadm token, kubeadm join, kubeadm reset);
+    # cmd/kubeadm/app/cmd/token.go (the join command printed on one line, its line continuations
+    # removed); cmd/kubeadm/app/cmd/util/join.go (host:port from the kubeconfig's server, one
+    # --discovery-token-ca-cert-hash per CA); discovery/token/token.go (cluster-info fetched
+    # until it carries a JWS signature for the token, or the discovery timeout); k/k#81056
+    # (1.18: join refuses while a Ready Node has the same name); phases/join/kubelet.go (kubelet
+    # configuration and flags written, kubelet restarted, kubelet.conf awaited after the TLS
+    # bootstrap, bootstrap-kubelet.conf removed, the CRI socket annotated on the Node).
+    # Simulator gaps, said where they matter: no bootstrap signer (token create signs
+    # cluster-info itself), plain HTTP (the endpoint of a join command is reached over http).
+    #
+    # kubeadm-facts.md has rows for a few of the refusals below (§1 KubeletVersion, §2
+    # IsPrivilegedUser, the `[ERROR <Name>]` failure shape and the reset prompt) and for what
+    # join writes (§5: kubeadm-flags.env, config.yaml, the cri-socket annotation); join's
+    # configuration, discovery, file checks and the Ready-name rule have none: each says so
+    # where it refuses, with the source it follows.
+
+    def token_command(self, args):
+        if not args or args[0] != "create":
+            fatal(f"unknown command \"{args[0] if args else ''}\" for \"kubeadm token\"")
+        flags = Flags(
+            args[1:],
+            {"print-join-command", "dry-run"},
+            {"ttl", "description", "groups", "usages", "kubeconfig", "certificate-key", "config", "v"},
+            "kubeadm token create",
+        )
+        if flags.positional:
+            token = flags.positional[0]
+            if not TOKEN.fullmatch(token):
+                fatal(f"the bootstrap token \"{token}\" was not of the form {TOKEN_FORM}")
+        else:
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            token = (
+                "".join(secrets.choice(alphabet) for _ in range(6))
+                + "."
+                + "".join(secrets.choice(alphabet) for _ in range(16))
+            )
+        token_id, token_secret = token.split(".")
+        kubeconfig = flags.get("kubeconfig", "/etc/kubernetes/admin.conf")
+        api = self.api(kubeconfig)
+        ttl = go_duration(flags.get("ttl", "24h0m0s"))
+        data = {
+            "token-id": token_id,
+            "token-secret": token_secret,
+            "usage-bootstrap-authentication": "true",
+            "usage-bootstrap-signing": "true",
+            "auth-extra-groups": flags.get("groups", "system:bootstrappers:kubeadm:default-node-token"),
+        }
+        if ttl > 0:
+            data["expiration"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ttl))
+        if flags.get("description"):
+            data["description"] = flags.get("description")
+        api.create_secret(
+            "kube-system", f"bootstrap-token-{token_id}", "bootstrap.kubernetes.io/token", data
+        )
+        # The bootstrap signer of kube-controller-manager signs cluster-info for every signing
+        # token; the simulator runs none, so the stand-in signs here.
+        info = api.config_map("kube-public", "cluster-info")
+        if info is None:
+            fatal("configmaps \"cluster-info\" not found")
+        info["data"][f"jws-kubeconfig-{token_id}"] = detached_jws(
+            info["data"]["kubeconfig"], token_id, token_secret
+        )
+        api.create_config_map("kube-public", "cluster-info", info["data"])
+        if not flags.on("print-join-command"):
+            log(token)
+            return 0
+        server, ca = kubeconfig_cluster(standin.read(kubeconfig) or "")
+        if not ca:
+            fatal("failed to get join command: no CA certificates found in kubeconfig")
+        host_port = re.sub(r"^https?://", "", server)
+        log(
+            f"kubeadm join {host_port} --token {token} "
+            f"--discovery-token-ca-cert-hash {public_key_pin(ca)} "
+        )
+        return 0
+
+    def join(self, args):
+        flags = Flags(
+            args,
+            {"discovery-token-unsafe-skip-ca-verification", "dry-run", "control-plane"},
+            {
+                "token", "discovery-token", "tls-bootstrap-token", "discovery-token-ca-cert-hash",
+                "discovery-file", "node-name", "cri-socket", "ignore-preflight-errors", "config",
+                "certificate-key", "apiserver-advertise-address", "apiserver-bind-port", "v",
+                "patches", "experimental-patches",
+            },
+            "kubeadm join",
+        )
+        ignored = {e.lower() for e in (flags.get("ignore-preflight-errors") or "").split(",") if e}
+        node_name = flags.get("node-name") or node_name_here()
+        # The configuration is validated before any phase runs, so these refusals carry no
+        # "error execution phase" prefix. No kubeadm-facts.md row covers join's configuration;
+        # source: the JoinConfiguration validation (ValidateDiscoveryBootstrapToken) and the
+        # token format of the cluster-bootstrap library. UNCONFIRMED against the design doc.
+        token = flags.get("discovery-token") or flags.get("token")
+        if not flags.positional or not token:
+            fatal("discovery: Invalid value: \"\": bootstrapToken or file must be set")
+        pins = [p for p in (flags.get("discovery-token-ca-cert-hash") or "").split(",") if p]
+        if not pins and not flags.on("discovery-token-unsafe-skip-ca-verification"):
+            fatal(
+                "discovery.bootstrapToken.caCertHashes: Invalid value: \"\": using token-based "
+                "discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as "
+                "true in your kubeadm config file or pass "
+                "--discovery-token-unsafe-skip-ca-verification flag to continue"
+            )
+        if not TOKEN.fullmatch(token):
+            fatal(f"the bootstrap token \"{token}\" was not of the form {TOKEN_FORM}")
+        log("[preflight] Running pre-flight checks")
+        errors = self.join_preflight(flags, ignored)
+        if errors:
+            # The failure's shape is kubeadm-facts.md §2's (`[preflight] Some fatal errors
+            # occurred: … [ERROR <Name>]: …`, each check ignorable by name), here inside the
+            # join's preflight phase.
+            fatal(
+                "error execution phase preflight: [preflight] Some fatal errors occurred:",
+                *["\t" + e for e in errors],
+                "[preflight] If you know what you are doing, you can make a check non-fatal with "
+                "`--ignore-preflight-errors=...`",
+            )
+        token_id, token_secret = token.split(".")
+        # Discovery (no kubeadm-facts.md row; source: discovery/token/token.go). Simulator gap:
+        # the API is plain HTTP.
+        api = standin.Api("http://" + flags.positional[0])
+        cluster_kubeconfig = self.discover(api, token_id, token_secret)
+        server, ca = kubeconfig_cluster(cluster_kubeconfig)
+        if pins and public_key_pin(ca) not in pins:
+            # The CA in cluster-info is not the one the join command pinned: another cluster,
+            # or a man in the middle (discovery/token/token.go validateClusterCA; no row).
+            fatal(
+                "error execution phase preflight: couldn't validate the identity of the API "
+                "Server: cluster CA found in cluster-info ConfigMap is invalid: none of the "
+                f"public keys \"{public_key_pin(ca)}\" are pinned"
+            )
+        api = standin.Api(server)
+        log("[preflight] Reading configuration from the cluster...")
+        log(
+            "[preflight] FYI: You can look at this config file with "
+            "'kubectl -n kube-system get cm kubeadm-config -o yaml'"
+        )
+        _, fields = self.cluster_configuration(api, "error execution phase preflight: ")
+        cluster = (fields.get("kubernetesVersion") or api.version()).lstrip("v")
+        if flags.on("dry-run"):
+            log("[dryrun] Finished dryrunning successfully!")
+            return 0
+        # No kubeadm-facts.md row; source: k/k#81056 (kubeadm 1.18, phases/join/kubelet.go):
+        # a machine may not take the name of a Node that is Ready, as a second kubelet would
+        # then post that Node's status. A NotReady Node (a reinstalled machine's) is taken over.
+        if self.rules.get("join_refuses_ready_node", parse(self.version)[1] >= 18):
+            existing = api.node(node_name)
+            if existing is not None and node_ready(existing):
+                fatal(
+                    f"error execution phase kubelet-start: a Node with name \"{node_name}\" and "
+                    "status \"Ready\" already exists in the cluster. You must delete the existing "
+                    "Node or change the name of this new joining Node"
+                )
+        standin.write("/etc/kubernetes/pki/ca.crt", ca)
+        standin.write(
+            "/etc/kubernetes/bootstrap-kubelet.conf",
+            node_kubeconfig(server, ca, "tls-bootstrap-token-user", token=token),
+            0o600,
+        )
+        self.write_kubelet_config(api, cluster, "error execution phase kubelet-start: ")
+        socket = flags.get("cri-socket") or detect_cri_socket()
+        flags_env = self.kubelet_flags(socket, node_name, flags.get("node-name"))
+        standin.write("/var/lib/kubelet/kubeadm-flags.env", flags_env)
+        log(
+            "[kubelet-start] Writing kubelet environment file with flags to file "
+            "\"/var/lib/kubelet/kubeadm-flags.env\""
+        )
+        log("[kubelet-start] Starting the kubelet")
+        standin.systemctl("restart", "kubelet")
+        log("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap...")
+        deadline = time.time() + self.rules.get("tls_bootstrap_timeout", 20)
+        while standin.read("/etc/kubernetes/kubelet.conf") is None:
+            if time.time() > deadline:
+                fatal("error execution phase kubelet-start: timed out waiting for the condition")
+            time.sleep(0.2)
+        standin.path("/etc/kubernetes/bootstrap-kubelet.conf").unlink(missing_ok=True)
+        log(
+            f"[patchnode] Uploading the CRI Socket information \"{socket}\" to the Node API "
+            f"object \"{node_name}\" as an annotation"
+        )
+        api.annotate_node(node_name, "kubeadm.alpha.kubernetes.io/cri-socket", socket)
+        log("")
+        log("This node has joined the cluster:")
+        log("* Certificate signing request was sent to apiserver and a response was received.")
+        log("* The Kubelet was informed of the new secure connection details.")
+        log("")
+        log("Run 'kubectl get nodes' on the control-plane to see this node join the cluster.")
+        return 0
+
+    def join_preflight(self, flags, ignored):
+        """The host checks of `kubeadm join` on a worker (RunJoinNodeChecks): root, no kubeadm
+        files left behind, an empty manifests directory, a running container runtime, a kubelet
+        kubeadm supports."""
+        errors = []
+
+        def check(name, failed, message):
+            if failed and name.lower() not in ignored and "all" not in ignored:
+                errors.append(f"[ERROR {name}]: {message}")
+
+        # kubeadm-facts.md §2, preflight row `IsPrivilegedUser` (root check).
+        check("IsPrivilegedUser", os.geteuid() != 0, "user is not running as root")
+        # What `kubeadm init`/`join` left behind and `kubeadm reset` removes. No kubeadm-facts.md
+        # row; source: preflight/checks.go (DirAvailableCheck, FileAvailableCheck: the check's
+        # name is the path with "/" made "-", dots kept, as field reports of these errors show).
+        manifests = standin.path("/etc/kubernetes/manifests")
+        check(
+            "DirAvailable--etc-kubernetes-manifests",
+            manifests.is_dir() and any(manifests.iterdir()),
+            "/etc/kubernetes/manifests is not empty",
+        )
+        for file in [
+            "/etc/kubernetes/kubelet.conf",
+            "/etc/kubernetes/bootstrap-kubelet.conf",
+            "/etc/kubernetes/pki/ca.crt",
+        ]:
+            name = "FileAvailable-" + file.replace("/", "-")
+            check(name, standin.read(file) is not None, f"{file} already exists")
+        # No row; source: preflight/checks.go (CRICheck). The socket kubeadm-facts.md §5 and §8
+        # name for each runtime must answer.
+        socket = flags.get("cri-socket") or detect_cri_socket()
+        check(
+            "CRI",
+            socket is None,
+            "container runtime is not running: no CRI socket found (containerd, CRI-O or "
+            "Docker)",
+        )
+        # kubeadm-facts.md §1, last paragraph: the join preflight's `KubeletVersion` check
+        # moved from n-1 to n-3 with k/k#120825 (kubeadm 1.29), as the kubelet skew rule
+        # of the same section (N=1 for kubeadm <=1.28, N=3 for >=1.29). Only minors count.
+        # A worker's join compares the kubelet with kubeadm only: the control plane's version
+        # is not known before discovery.
+        kubelet = installed_kubelet_version()
+        major, minor, _ = parse(self.version)
+        lowest = minor - (3 if minor >= 29 else 1)
+        if kubelet:
+            kubelet_major, kubelet_minor, _ = parse(kubelet)
+            check(
+                "KubeletVersion",
+                (kubelet_major, kubelet_minor) < (major, lowest),
+                f"Kubelet version \"{kubelet}\" is lower than kubeadm can support. Please "
+                "upgrade kubelet",
+            )
+        return errors
+
+    def discover(self, api, token_id, token_secret):
+        """cluster-info's kubeconfig once it carries the token's JWS signature; until the
+        discovery timeout (five minutes in the real kubeadm) it is asked again."""
+        deadline = time.time() + self.rules.get("discovery_timeout", 5)
+        while True:
+            info = api.config_map("kube-public", "cluster-info")
+            data = (info or {}).get("data", {})
+            signature = data.get(f"jws-kubeconfig-{token_id}")
+            if signature:
+                if detached_jws(data["kubeconfig"], token_id, token_secret) != signature:
+                    fatal(
+                        "error execution phase preflight: couldn't validate the identity of the "
+                        "API Server: failed to verify JWS signature of received cluster info "
+                        "object, can't trust this API Server"
+                    )
+                return data["kubeconfig"]
+            if time.time() > deadline:
+                # The retrying discovery ends with the last reason it retried; the one-shot
+                # discovery of older releases said the token id was invalid. The release that
+                # switched (1.19 here) is UNCONFIRMED; no kubeadm-facts.md row.
+                if parse(self.version)[1] >= 19:
+                    fatal(
+                        "error execution phase preflight: couldn't validate the identity of the "
+                        "API Server: could not find a JWS signature in the cluster-info ConfigMap "
+                        f"for token ID \"{token_id}\""
+                    )
+                fatal(
+                    "error execution phase preflight: couldn't validate the identity of the API "
+                    f"Server: token id \"{token_id}\" is invalid for this cluster or it has "
+                    "expired. Use \"kubeadm token create\" on the control-plane node to create a "
+                    "new valid token"
+                )
+            time.sleep(0.5)
+
+    def kubelet_flags(self, socket, node_name, explicit_name):
+        """kubeadm-flags.env as join writes it for this version (kubeadm-facts §5)."""
+        minor = parse(self.version)[1]
+        repository = self.rules["image_repository"]
+        args = []
+        if "docker" in socket and minor < 24:
+            args.append("--network-plugin=cni")
+        else:
+            if minor < 26:
+                args.append("--container-runtime=remote")
+            endpoint = socket if minor < 24 or socket.startswith("unix://") else "unix://" + socket
+            args.append(f"--container-runtime-endpoint={endpoint}")
+        if explicit_name:
+            args.append(f"--hostname-override={node_name}")
+        args.append(f"--pod-infra-container-image={repository}/pause:{self.rules.get('pause', '3.2')}")
+        return f"KUBELET_KUBEADM_ARGS=\"{' '.join(args)}\"\n"
+
+    def reset(self, args):
+        flags = Flags(
+            args,
+            {"force", "dry-run", "cleanup-tmp-dir"},
+            {"cert-dir", "cri-socket", "ignore-preflight-errors", "kubeconfig", "skip-phases", "config", "v"},
+            "kubeadm reset",
+        )
+        ignored = {e.lower() for e in (flags.get("ignore-preflight-errors") or "").split(",") if e}
+        # kubeadm-facts.md §2, preflight row `IsPrivilegedUser`: reset checks for root first.
+        if os.geteuid() != 0 and "isprivilegeduser" not in ignored and "all" not in ignored:
+            fatal(
+                "[preflight] Some fatal errors occurred:",
+                "\t[ERROR IsPrivilegedUser]: user is not running as root",
+            )
+        # kubeadm-facts.md §2, prompt row: the same `[y/N]` confirmation and refusal as
+        # `upgrade apply` (that reset shares the helper is not in the row itself); `-f` skips it.
+        if not (flags.on("force") or flags.on("dry-run")):
+            log(
+                "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' "
+                "will be reverted."
+            )
+            print("[reset] Are you sure you want to proceed? [y/N]: ", end="", flush=True)
+            if sys.stdin.readline().strip().lower() != "y":
+                fatal("won't proceed; the user didn't answer (Y|y) in order to continue")
+        log("[preflight] Running pre-flight checks")
+        if flags.on("dry-run"):
+            log("[dryrun] Would stop the kubelet service and delete kubeadm's files")
+            return 0
+        log("[reset] Stopping the kubelet service")
+        standin.systemctl("stop", "kubelet")
+        log("[reset] Unmounting mounted directories in \"/var/lib/kubelet\"")
+        cert_dir = flags.get("cert-dir", "/etc/kubernetes/pki")
+        config_dirs = ["/etc/kubernetes/manifests", cert_dir]
+        for directory in config_dirs:
+            empty_directory(directory)
+        log(f"[reset] Deleting contents of config directories: [{' '.join(config_dirs)}]")
+        files = [
+            f"/etc/kubernetes/{name}.conf"
+            for name in ["admin", "kubelet", "bootstrap-kubelet", "controller-manager", "scheduler"]
+        ]
+        for file in files:
+            standin.path(file).unlink(missing_ok=True)
+        log(f"[reset] Deleting files: [{' '.join(files)}]")
+        stateful = ["/var/lib/kubelet", "/var/lib/etcd"]
+        for directory in stateful:
+            empty_directory(directory)
+        log(f"[reset] Deleting contents of stateful directories: [{' '.join(stateful)}]")
+        if flags.on("cleanup-tmp-dir"):
+            empty_directory("/etc/kubernetes/tmp")
+        log("")
+        log("The reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d")
+        log("")
+        log("The reset process does not reset or clean up iptables rules or IPVS tables.")
+        log("If you wish to reset iptables, you must do so manually by using the \"iptables\" command.")
+        log("")
+        log("The reset process does not clean your kubeconfig files and you must remove them manually.")
+        log("Please, check the contents of the $HOME/.kube/config file.")
+        return 0
+
     # -- commands ----------------------------------------------------------------------------
 
     def version_command(self, args):
@@ -589,6 +956,12 @@ class Kubeadm:
         command, rest = args[0], args[1:]
         if command == "version":
             return self.version_command(rest)
+        if command == "token":
+            return self.token_command(rest)
+        if command == "join":
+            return self.join(rest)
+        if command == "reset":
+            return self.reset(rest)
         if command == "upgrade":
             if not rest:
                 log("Upgrade your cluster smoothly to a newer version with this command")
@@ -635,6 +1008,133 @@ def replace_image(manifest, component, image):
             line = f"{indent}image: {image}"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+# The token format as kubeadm names it in its refusal: the cluster-bootstrap library's
+# BootstrapTokenPattern, quoted as Go's %q quotes it.
+TOKEN_FORM = r'"\\A([a-z0-9]{6})\\.([a-z0-9]{16})\\z"'
+
+
+def go_duration(text):
+    """Seconds of a Go duration (`24h0m0s`, `30m`, `1h30m`, `0`)."""
+    if text.strip() in ("0", ""):
+        return 0
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        fatal(f"invalid argument \"{text}\" for \"--ttl\" flag: time: invalid duration \"{text}\"")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def detached_jws(payload, token_id, token_secret):
+    """The detached JWS (HS256, the token secret as key) the bootstrap signer puts in
+    cluster-info: `header..signature`."""
+    header = b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
+    body = b64url(payload.encode())
+    signature = hmac.new(token_secret.encode(), f"{header}.{body}".encode(), hashlib.sha256)
+    return f"{header}..{b64url(signature.digest())}"
+
+
+def kubeconfig_cluster(text):
+    """(server, CA PEM) of a kubeconfig's first cluster; the CA from certificate-authority-data
+    or the file certificate-authority names."""
+    import yaml
+
+    config = yaml.safe_load(text) or {}
+    cluster = ((config.get("clusters") or [{}])[0] or {}).get("cluster") or {}
+    ca = None
+    if cluster.get("certificate-authority-data"):
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    elif cluster.get("certificate-authority"):
+        ca = standin.read(cluster["certificate-authority"])
+    return cluster.get("server", ""), ca
+
+
+def public_key_pin(ca_pem):
+    """`sha256:` of the CA's SubjectPublicKeyInfo, as --discovery-token-ca-cert-hash wants."""
+    der = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout"],
+        input=ca_pem.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    spki = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "DER"],
+        input=der,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def node_kubeconfig(server, ca, user, token=None):
+    auth = f"\n    token: {token}" if token else " {}"
+    return (
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n"
+        f"    certificate-authority-data: {base64.b64encode(ca.encode()).decode()}\n"
+        f"    server: {server}\n"
+        f"contexts:\n- name: {user}@kubernetes\n  context:\n    cluster: kubernetes\n"
+        f"    user: {user}\ncurrent-context: {user}@kubernetes\n"
+        f"users:\n- name: {user}\n  user:{auth}\n"
+    )
+
+
+def detect_cri_socket():
+    """The CRI socket that listens: containerd, CRI-O, or Docker's (dockershim)."""
+    import socket as sockets
+
+    def listens(path):
+        probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        try:
+            probe.connect(str(standin.path(path)))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+
+    if listens("/var/run/docker.sock"):
+        return "/var/run/dockershim.sock"
+    for path in ["/run/containerd/containerd.sock", "/var/run/crio/crio.sock"]:
+        if listens(path):
+            return path
+    return None
+
+
+def installed_kubelet_version():
+    """`kubelet --version` of the node; on the test machine (STANDIN_ROOT set) the version a
+    test gives in STANDIN_KUBELET_VERSION, as the host's own kubelet is none of the node's."""
+    if os.environ.get("STANDIN_ROOT"):
+        return os.environ.get("STANDIN_KUBELET_VERSION")
+    try:
+        out = subprocess.run(["kubelet", "--version"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    words = out.stdout.split()
+    return words[-1].lstrip("v") if words else None
+
+
+def node_ready(node):
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )
+
+
+def empty_directory(inside):
+    directory = standin.path(inside)
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def node_name_here():

@@ -15,6 +15,7 @@ mirror pod shows (a manifest put back by hand, not by kubeadm), the simulator's 
 moves to it, as the node's apiserver would answer with that version.
 """
 
+import base64
 import os
 import pathlib
 import signal
@@ -173,6 +174,7 @@ class Kubelet:
             if config.get("kind") != "KubeletConfiguration":
                 raise Fatal(f"failed to load Kubelet config file {config_path}: no kind \"KubeletConfiguration\"")
         kubeconfig = flags.get("kubeconfig")
+        bootstrap = None
         if not kubeconfig or standin.read(kubeconfig) is None:
             bootstrap = flags.get("bootstrap-kubeconfig")
             if not bootstrap or standin.read(bootstrap) is None:
@@ -180,7 +182,6 @@ class Kubelet:
                     "failed to run Kubelet: unable to load bootstrap kubeconfig: stat "
                     f"{bootstrap or '/etc/kubernetes/bootstrap-kubelet.conf'}: no such file or directory"
                 )
-            kubeconfig = bootstrap
         runtime_flag = flags.get("container-runtime", "docker" if self.rules["dockershim"] else "remote")
         endpoint = flags.get("container-runtime-endpoint") or config_field(config, "containerRuntimeEndpoint") or ""
         if runtime_flag != "remote" and self.rules["dockershim"]:
@@ -226,9 +227,52 @@ class Kubelet:
         name = flags.get("hostname-override") or os.uname().nodename
         return {
             "name": name,
-            "server": standin.kubeconfig_server(kubeconfig),
+            "server": standin.kubeconfig_server(bootstrap or kubeconfig),
             "runtime": runtime_version(runtime),
+            "bootstrap": (bootstrap, kubeconfig) if bootstrap else None,
         }
+
+    def tls_bootstrap(self, report):
+        """The TLS bootstrap: the bootstrap kubeconfig's token authenticates as the API server's
+        token authenticator does (the Secret `bootstrap-token-<id>` in kube-system: its secret,
+        its expiry, its usage); then the node's own kubeconfig is written where --kubeconfig
+        says. The signed client certificate is a placeholder (the simulator checks none)."""
+        bootstrap, kubeconfig = report["bootstrap"]
+        text = standin.read(bootstrap) or ""
+        token = ""
+        for line in text.splitlines():
+            if line.strip().startswith("token:"):
+                token = line.split(":", 1)[1].strip()
+        token_id, _, token_secret = token.partition(".")
+        api = standin.Api(report["server"])
+        secret = api.secret("kube-system", f"bootstrap-token-{token_id}") if token_id else None
+        data = {
+            k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()
+        }
+        expiration = data.get("expiration")
+        valid = (
+            secret is not None
+            and data.get("token-secret") == token_secret
+            and data.get("usage-bootstrap-authentication") == "true"
+            and (not expiration or expiration > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        )
+        if not valid:
+            raise Fatal(
+                "E0101 00:00:00.000000 run.go:74] \"command failed\" err=\"failed to run "
+                "Kubelet: cannot create certificate signing request: Unauthorized\""
+            )
+        certificate = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+        standin.write(certificate, "-----BEGIN CERTIFICATE-----\n(signed by the cluster)\n", 0o600)
+        node_config = []
+        for line in text.splitlines():
+            if line.strip().startswith("token:"):
+                indent = line[: len(line) - len(line.lstrip())]
+                node_config.append(f"{indent}client-certificate: {certificate}")
+                node_config.append(f"{indent}client-key: {certificate}")
+            else:
+                node_config.append(line.replace("tls-bootstrap-token-user", "default-auth"))
+        standin.write(kubeconfig or "/etc/kubernetes/kubelet.conf", "\n".join(node_config) + "\n", 0o600)
+        log(f"kubelet: TLS bootstrap done; wrote {kubeconfig}")
 
     def serve(self, report):
         api = standin.Api(report["server"])
@@ -314,6 +358,8 @@ class Kubelet:
         if os.environ.get("STANDIN_CHECK_ONLY"):
             log(f"kubelet v{self.version} would start: {report}")
             return 0
+        if report["bootstrap"]:
+            self.tls_bootstrap(report)
         self.serve(report)
         return 0
 

@@ -7,6 +7,7 @@ version. On the test machine (unit tests), STANDIN_VERSION and STANDIN_DATA_DIR 
 file to read and STANDIN_ROOT is where the node's filesystem starts.
 """
 
+import base64
 import json
 import os
 import pathlib
@@ -144,6 +145,31 @@ class Api:
             return False
         return True
 
+    def node(self, name):
+        return self.get(f"/api/v1/nodes/{name}")
+
+    def annotate_node(self, name, key, value):
+        self.request(
+            "PATCH",
+            f"/api/v1/nodes/{name}",
+            {"metadata": {"annotations": {key: value}}},
+            "application/strategic-merge-patch+json",
+        )
+
+    def secret(self, namespace, name):
+        return self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+
+    def create_secret(self, namespace, name, kind, data):
+        """A Secret with `data` (text values, base64-encoded here as the API stores them)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": kind,
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        self.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body)
+
     def set_image(self, kind, namespace, name, container, image):
         plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
         patch = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
@@ -184,6 +210,14 @@ def unit_active(unit):
         ["systemctl", "is-active", "--quiet", unit], check=False
     )
     return result.returncode == 0
+
+
+def systemctl(action, unit):
+    """`systemctl ACTION UNIT` on the node; a no-op in unit tests on the test machine
+    (STANDIN_ROOT set), whose own services are none of a stand-in's business."""
+    if os.environ.get("STANDIN_ROOT"):
+        return
+    subprocess.run(["systemctl", action, unit], check=False)
 
 
 def log(message):

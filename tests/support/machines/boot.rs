@@ -94,6 +94,18 @@ pub(crate) fn host_keys(layers: &Layers, kinds: &[KeyKind], name: &str) -> Vec<(
     lines
 }
 
+/// Writes the host keys `host_keys` generated for this machine into its /etc/ssh again (after
+/// a reinstall: the team's hook restores them, so clients keep trusting the node).
+pub(crate) fn restore_host_keys(layers: &Layers) {
+    let keys = layers.dir.join("keys");
+    for entry in fs::read_dir(&keys).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let content = fs::read_to_string(entry.path()).expect("read a host key");
+        let mode = if name.ends_with(".pub") { 0o644 } else { 0o600 };
+        layers.write(&format!("/etc/ssh/{name}"), &content, mode);
+    }
+}
+
 fn kind_stem(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Ed25519 => "ed25519",
@@ -126,9 +138,14 @@ pub(crate) struct Booted {
     pub init_pid: u32,
 }
 
-/// Boots `layers.root` as machine `name` with `binds` (`host:inside`, read-only) and waits
-/// until its sshd accepts connections on `port`.
-pub(crate) fn boot(layers: &Layers, name: &str, port: u16, binds: &[(PathBuf, &str)]) -> Booted {
+/// Boots `layers.root` as machine `name` with `binds` (`host:inside`, writable when the flag
+/// says so) and waits until its sshd accepts connections on `port`.
+pub(crate) fn boot(
+    layers: &Layers,
+    name: &str,
+    port: u16,
+    binds: &[(PathBuf, &str, bool)],
+) -> Booted {
     ensure_nspawn_runtime_dir();
     let console = fs::File::create(layers.dir.join("console.log")).expect("create console.log");
     let mut command = Command::new("systemd-nspawn");
@@ -151,8 +168,9 @@ pub(crate) fn boot(layers: &Layers, name: &str, port: u16, binds: &[(PathBuf, &s
             "--bind={}:/var/lib/docker",
             layers.dir.join("docker").display()
         ));
-    for (host, inside) in binds {
-        command.arg(format!("--bind-ro={}:{inside}", host.display()));
+    for (host, inside, writable) in binds {
+        let option = if *writable { "--bind" } else { "--bind-ro" };
+        command.arg(format!("{option}={}:{inside}", host.display()));
     }
     command
         .stdin(Stdio::null())

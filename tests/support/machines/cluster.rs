@@ -66,3 +66,57 @@ pub fn set_kubelet_versions(list: &mut Value, versions: &[(&str, &str)]) {
         }
     }
 }
+
+/// A kubeconfig for `user` at `server` that carries the cluster's CA, as kubeadm writes
+/// admin.conf (`kubeadm token create --print-join-command` pins the CA from it).
+pub fn kubeconfig_with_ca(server: &str, user: &str, ca: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    \
+         certificate-authority-data: {ca}\n    server: {server}\ncontexts:\n- name: \
+         {user}@kubernetes\n  context:\n    cluster: kubernetes\n    user: {user}\n\
+         current-context: {user}@kubernetes\nusers:\n- name: {user}\n  user: {{}}\n"
+    )
+}
+
+/// Publishes `kube-public/cluster-info` as `kubeadm init` does: the cluster's address and CA
+/// for nodes that join with a bootstrap token (each token's signature is added when the token
+/// is created).
+pub fn publish_cluster_info(url: &str, ca: &str) {
+    let kubeconfig = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    \
+         server: {url}\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\n\
+         preferences: {{}}\nusers: null\n",
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(ca)
+        }
+    );
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+        "data": {"kubeconfig": kubeconfig},
+    });
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .arg("-d")
+        .arg(body.to_string())
+        .arg(format!("{url}/api/v1/namespaces/kube-public/configmaps"))
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "cannot publish cluster-info: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -10,6 +10,10 @@
 //!   terminating only once that budget recorded it in `status.disruptedPods` (what the
 //!   Eviction API does when it admits an eviction), unless its own ReplicaSet was scaling down
 //!   (a rollout, which budgets do not govern).
+//!
+//! Secrets are recorded too, for the bootstrap tokens a join uses: [`History::node_events`]
+//! puts a node's cordon, drain, kubelet stop and start, uncordon and the tokens made in one
+//! sequence, for tests that assert the steps of a procedure happened in order.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +21,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use krun::kube::ServedPdb;
+use kube::Api;
 use kube::runtime::watcher;
 use serde_json::Value;
 
@@ -29,6 +34,7 @@ pub enum Kind {
     Pod,
     ReplicaSet,
     Budget,
+    Secret,
 }
 
 /// One change: the object after it (or as it was deleted).
@@ -48,12 +54,9 @@ pub struct History {
 
 impl History {
     /// Starts the watches on `runtime`; the future completes once every initial list is in.
-    /// `budgets` is the API version the cluster serves PodDisruptionBudgets in (`policy/v1`
-    /// from 1.21, `policy/v1beta1` before: a 1.20 apiserver answers 404 for the other).
     pub fn start(
         runtime: &tokio::runtime::Runtime,
         config: kube::Config,
-        budgets: &str,
     ) -> (
         History,
         impl std::future::Future<Output = ()> + Send + use<>,
@@ -61,26 +64,52 @@ impl History {
         let history = History::default();
         let client = {
             let _entered = runtime.enter();
-            kube::Client::try_from(config).expect("a client for the simulator")
+            kube::Client::try_from(config.clone()).expect("a client for the simulator")
         };
-        let (group, version) = budgets.split_once('/').expect("a group/version");
-        let budget = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, "PodDisruptionBudget"),
-            "poddisruptionbudgets",
-        );
-        let apis = [
-            (ApiResource::erase::<Node>(&()), Kind::Node),
-            (ApiResource::erase::<Pod>(&()), Kind::Pod),
-            (ApiResource::erase::<ReplicaSet>(&()), Kind::ReplicaSet),
-            (budget, Kind::Budget),
+        let listed = vec![
+            record(
+                runtime,
+                made(Api::<Node>::all(client.clone())),
+                &history,
+                Kind::Node,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<Pod>::all(client.clone())),
+                &history,
+                Kind::Pod,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<ReplicaSet>::all(client.clone())),
+                &history,
+                Kind::ReplicaSet,
+                to_value,
+            ),
+            record(
+                runtime,
+                made(Api::<Secret>::all(client)),
+                &history,
+                Kind::Secret,
+                to_value,
+            ),
+            // Budgets through the policy version the cluster serves (policy/v1beta1 before
+            // 1.21): a watch of policy/v1 on an older cluster is answered 404 and never lists.
+            record(
+                runtime,
+                async move {
+                    krun::kube::Kube::from_config(config, "the lab's history".into())
+                        .expect("a client for the simulator")
+                        .pdb_api(None)
+                        .await
+                },
+                &history,
+                Kind::Budget,
+                |budget: &ServedPdb| serde_json::to_value(&budget.0).unwrap_or_default(),
+            ),
         ];
-        let listed: Vec<_> = apis
-            .into_iter()
-            .map(|(resource, kind)| {
-                let api = kube::Api::<DynamicObject>::all_with(client.clone(), &resource);
-                record(runtime, api, &history, kind)
-            })
-            .collect();
         (history, async move {
             for wait in listed {
                 let _ = wait.await;
@@ -150,6 +179,61 @@ impl History {
         found
     }
 
+    /// What happened to `node` after resourceVersion `since`, in the order the cluster saw it:
+    /// `cordoned`, `drained` (its last pod that a drain moves gone), `kubelet stopped` (Ready
+    /// went False), `kubelet ready` (Ready went True), `kubelet vX reported` (a new version),
+    /// `uncordoned`; and `bootstrap token made` for every bootstrap token Secret created in
+    /// kube-system (a join's credential, whichever node it is for).
+    pub fn node_events(&self, node: &str, since: u64) -> Vec<String> {
+        let mut state = State::default();
+        let mut events = Vec::new();
+        for change in self.changes() {
+            let after = change.rv > since;
+            match change.kind {
+                Kind::Node if !change.deleted && name(&change.object) == node => {
+                    if let Some(before) = state.nodes.get(node)
+                        && after
+                    {
+                        let cordoned = |n: &Value| n["spec"]["unschedulable"] == true;
+                        match (cordoned(before), cordoned(&change.object)) {
+                            (false, true) => events.push("cordoned".to_string()),
+                            (true, false) => events.push("uncordoned".to_string()),
+                            _ => {}
+                        }
+                        match (ready(before), ready(&change.object)) {
+                            (true, false) => events.push("kubelet stopped".to_string()),
+                            (false, true) => events.push("kubelet ready".to_string()),
+                            _ => {}
+                        }
+                        if kubelet(before) != kubelet(&change.object) {
+                            events.push(format!("kubelet {} reported", kubelet(&change.object)));
+                        }
+                    }
+                }
+                Kind::Pod => {
+                    let held = !state.workload_pods_on(node).is_empty();
+                    state.apply(&change);
+                    if after && held && state.workload_pods_on(node).is_empty() {
+                        events.push("drained".to_string());
+                    }
+                    continue;
+                }
+                Kind::Secret
+                    if after
+                        && !change.deleted
+                        && change.object["metadata"]["namespace"] == "kube-system"
+                        && change.object["type"] == "bootstrap.kubernetes.io/token"
+                        && !state.secrets.contains_key(&key(&change.object)) =>
+                {
+                    events.push("bootstrap token made".to_string());
+                }
+                _ => {}
+            }
+            state.apply(&change);
+        }
+        events
+    }
+
     /// Every budgeted, Ready pod that started terminating after resourceVersion `since`
     /// without its budget's consent.
     pub fn evictions_without_consent(&self, since: u64) -> Vec<String> {
@@ -191,16 +275,30 @@ impl History {
     }
 }
 
-/// Watches every object `api` serves, recording each change; returns when the first list is in.
-fn record(
+fn made<T: Send + 'static>(value: T) -> impl std::future::Future<Output = T> + Send + 'static {
+    std::future::ready(value)
+}
+
+fn to_value<K: serde::Serialize>(object: &K) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+/// Watches every object `api` (once made) serves, recording each change as `value` shows it;
+/// returns when the first list is in.
+fn record<K>(
     runtime: &tokio::runtime::Runtime,
-    api: kube::Api<DynamicObject>,
+    api: impl std::future::Future<Output = Api<K>> + Send + 'static,
     history: &History,
     kind: Kind,
-) -> tokio::sync::oneshot::Receiver<()> {
+    value: fn(&K) -> Value,
+) -> tokio::sync::oneshot::Receiver<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
     let changes = Arc::clone(&history.changes);
     let (listed, wait) = tokio::sync::oneshot::channel();
     runtime.spawn(async move {
+        let api = api.await;
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         let mut listed = Some(listed);
         while let Some(event) = stream.next().await {
@@ -219,7 +317,7 @@ fn record(
                     continue;
                 }
             };
-            let value = serde_json::to_value(&object).unwrap_or_default();
+            let value = value(&object);
             let rv = value["metadata"]["resourceVersion"]
                 .as_str()
                 .and_then(|v| v.parse().ok())
@@ -245,6 +343,7 @@ struct State {
     pods: BTreeMap<String, Value>,
     replica_sets: BTreeMap<String, Value>,
     budgets: BTreeMap<String, Value>,
+    secrets: BTreeMap<String, Value>,
 }
 
 impl State {
@@ -254,6 +353,7 @@ impl State {
             Kind::Pod => &mut self.pods,
             Kind::ReplicaSet => &mut self.replica_sets,
             Kind::Budget => &mut self.budgets,
+            Kind::Secret => &mut self.secrets,
         };
         let key = if change.kind == Kind::Node {
             name(&change.object)

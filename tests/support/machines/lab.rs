@@ -38,6 +38,7 @@ pub struct MachineLabSpec {
     pub time_scale: f64,
     pub runtime: Runtime,
     images: Vec<(String, String)>,
+    pxe: bool,
 }
 
 impl MachineLabSpec {
@@ -53,7 +54,15 @@ impl MachineLabSpec {
             time_scale: 100.0,
             runtime: Runtime::Containerd,
             images: Vec::new(),
+            pxe: false,
         }
+    }
+
+    /// m1 is also the team's PXE host: `/usr/local/sbin/reinstall NODE` on it asks for NODE to
+    /// be reinstalled and returns once it is back (served by [`MachineLab::serve_reinstalls`]).
+    pub fn pxe(mut self) -> Self {
+        self.pxe = true;
+        self
     }
 
     /// Every container of every pod on `node` runs `image` (e.g. one in a test registry).
@@ -158,6 +167,7 @@ impl MachineLab {
         let server =
             block_on(&runtime, Server::start(cluster, sim_options)).expect("the simulator starts");
         let url = server.url();
+        super::cluster::publish_cluster_info(&url, cluster_ca());
         // No kubelet runs yet: every node is NotReady until its kubelet reports.
         for name in masters.iter().chain(&workers) {
             server
@@ -166,10 +176,20 @@ impl MachineLab {
                 .expect("the node exists");
         }
 
+        let dir = tempfile::tempdir().expect("a directory for the lab");
+        let pxe = dir.path().join("pxe");
         let mut builder = Machines::builder();
         for name in masters.iter().chain(&workers) {
             let master = masters.contains(name);
             let mut machine = MachineSpec::new(name, spec.os);
+            if spec.pxe && name == "m1" {
+                std::fs::create_dir_all(&pxe).expect("the PXE directory");
+                machine = machine.shared_dir(&pxe, "/srv/pxe").file(
+                    "/usr/local/sbin/reinstall",
+                    include_str!("../../data/pxe-reinstall.sh"),
+                    0o755,
+                );
+            }
             machine = match spec.layout {
                 Layout::AptPkgs | Layout::RpmPkgs => {
                     machine.pkgs_repository(spec.layout, &spec.minor())
@@ -189,7 +209,6 @@ impl MachineLab {
             }
         });
 
-        let dir = tempfile::tempdir().expect("a directory for the lab");
         let kubeconfig_path = dir.path().join("kubeconfig");
         server
             .write_kubeconfig(&kubeconfig_path)
@@ -227,16 +246,8 @@ impl MachineLab {
         );
         block_on(lab.runtime.as_ref().unwrap(), watching);
         lab.baseline = baseline;
-        let budgets = if minor_number(&lab.spec.version) < 21 {
-            "policy/v1beta1"
-        } else {
-            "policy/v1"
-        };
-        let (history, listed) = History::start(
-            lab.runtime.as_ref().unwrap(),
-            lab.server().kube_config(),
-            budgets,
-        );
+        let (history, listed) =
+            History::start(lab.runtime.as_ref().unwrap(), lab.server().kube_config());
         // Bounded: a watch the simulator does not serve would otherwise wait forever.
         let listed = tokio::time::timeout(Duration::from_secs(60), listed);
         block_on(lab.runtime.as_ref().unwrap(), async move {
@@ -263,6 +274,53 @@ impl MachineLab {
 
     pub fn machine(&self, name: &str) -> &Machine {
         self.machines.machine(name)
+    }
+
+    /// Reinstalls `node` as the team's PXE would: powered off, a fresh system from the image
+    /// (the container runtime and its configuration, the package sources, the ssh host keys;
+    /// nothing of Kubernetes), booted again. The cluster sees its Node go NotReady, as the node
+    /// controller marks a node whose kubelet stopped posting status.
+    pub fn reinstall(&self, node: &str) {
+        let machine = self.machine(node);
+        machine.reinstall(&runtime_files(&self.spec));
+        self.handle()
+            .set_node_ready(node, false)
+            .expect("the node exists");
+        let runtime = match self.spec.runtime {
+            Runtime::CriO => "crio",
+            Runtime::Docker => "containerd docker",
+            Runtime::Containerd => "containerd",
+        };
+        // An installer fetches the package lists of the sources it configures.
+        let lists = match self.spec.layout {
+            Layout::AptLegacy | Layout::AptPkgs => "apt-get update -q",
+            Layout::RpmLegacy | Layout::RpmPkgs => "dnf makecache -q",
+            Layout::Arch => "pacman -Sy --noconfirm",
+        };
+        machine.sh(&format!("{lists} && systemctl enable --now {runtime}"));
+    }
+
+    /// Serves the PXE host's reinstall requests (see [`MachineLabSpec::pxe`]) until `running`
+    /// turns false; returns the nodes reinstalled, in order.
+    pub fn serve_reinstalls(&self, running: &std::sync::atomic::AtomicBool) -> Vec<String> {
+        let pxe = self.dir().join("pxe");
+        let mut done = Vec::new();
+        while running.load(std::sync::atomic::Ordering::SeqCst) {
+            for entry in std::fs::read_dir(pxe.join("requests"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let node = entry.file_name().to_string_lossy().into_owned();
+                let _ = std::fs::remove_file(entry.path());
+                self.reinstall(&node);
+                std::fs::create_dir_all(pxe.join("done")).expect("the PXE done directory");
+                std::fs::write(pxe.join("done").join(&node), "").expect("say the node is back");
+                done.push(node);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done
     }
 
     /// The simulator's base URL (plain HTTP, no credentials).
@@ -393,6 +451,12 @@ impl MachineLab {
         found
     }
 
+    /// What happened to `node` after `mark`, in order (see [`History::node_events`]).
+    pub fn node_events(&self, node: &str, mark: u64) -> Vec<String> {
+        self.history_caught_up();
+        self.history.node_events(node, mark)
+    }
+
     /// The point in the history up to now (see [`MachineLab::order_violations_since`]).
     pub fn mark(&self) -> u64 {
         self.history_caught_up();
@@ -408,7 +472,7 @@ impl MachineLab {
             .filter(|i| {
                 matches!(
                     i["kind"].as_str(),
-                    Some("Node" | "Pod" | "ReplicaSet" | "PodDisruptionBudget")
+                    Some("Node" | "Pod" | "ReplicaSet" | "PodDisruptionBudget" | "Secret")
                 )
             })
             .filter_map(|i| {
@@ -522,37 +586,13 @@ fn node_files(
             0o644,
         ),
     ];
-    if spec.runtime == Runtime::Docker {
-        // Machines share the test machine's network: dockerd must not touch its iptables,
-        // forwarding or bridges.
-        files.push((
-            "/etc/docker/daemon.json".to_string(),
-            "{\n  \"iptables\": false,\n  \"ip-forward\": false,\n  \"ip-masq\": false,\n  \"bridge\": \"none\"\n}\n".to_string(),
-            0o644,
-        ));
-        // What the containerd package beside Docker ships.
-        files.push((
-            "/etc/containerd/config.toml".to_string(),
-            "disabled_plugins = [\"cri\"]\n".to_string(),
-            0o644,
-        ));
-    }
-    if spec.runtime == Runtime::Containerd {
-        files.push((
-            "/etc/containerd/config.toml".to_string(),
-            "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"k8s.gcr.io/pause:3.2\"\n\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n"
-                .to_string(),
-            0o644,
-        ));
-    }
+    files.extend(runtime_files(spec));
     if !master {
         return files;
     }
     files.push((
         "/etc/kubernetes/admin.conf".to_string(),
-        kubeconfig(url, "kubernetes-admin"),
+        super::cluster::kubeconfig_with_ca(url, "kubernetes-admin", cluster_ca()),
         0o600,
     ));
     let etcd = if minor_number(version) <= 21 {
@@ -614,4 +654,35 @@ fn provision(machine: &Machine, spec: &MachineLabSpec) {
     machine.sh(&format!(
         "{install} && {runtime} && systemctl daemon-reload && systemctl enable --now kubelet"
     ));
+}
+
+/// The container runtime's files, as the node's image has them (kubeadm writes none of them).
+fn runtime_files(spec: &MachineLabSpec) -> Vec<(String, String, u32)> {
+    let mut files = Vec::new();
+    if spec.runtime == Runtime::Docker {
+        // Machines share the test machine's network: dockerd must not touch its iptables,
+        // forwarding or bridges.
+        files.push((
+            "/etc/docker/daemon.json".to_string(),
+            "{\n  \"iptables\": false,\n  \"ip-forward\": false,\n  \"ip-masq\": false,\n  \"bridge\": \"none\"\n}\n".to_string(),
+            0o644,
+        ));
+        // What the containerd package beside Docker ships.
+        files.push((
+            "/etc/containerd/config.toml".to_string(),
+            "disabled_plugins = [\"cri\"]\n".to_string(),
+            0o644,
+        ));
+    }
+    if spec.runtime == Runtime::Containerd {
+        files.push((
+            "/etc/containerd/config.toml".to_string(),
+            "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"k8s.gcr.io/pause:3.2\"\n\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n"
+                .to_string(),
+            0o644,
+        ));
+    }
+    files
 }

@@ -50,6 +50,7 @@ pub struct MachineSpec {
     sshd_options: Vec<String>,
     repositories: Vec<(Layout, Option<String>)>,
     files: Vec<(String, String, u32)>,
+    shared: Vec<(PathBuf, String)>,
 }
 
 impl MachineSpec {
@@ -61,7 +62,15 @@ impl MachineSpec {
             sshd_options: Vec::new(),
             repositories: Vec::new(),
             files: Vec::new(),
+            shared: Vec::new(),
         }
+    }
+
+    /// A directory of the test machine the machine sees, writable, at `inside` (a channel
+    /// between a test and what runs on the machine).
+    pub fn shared_dir(mut self, host: &Path, inside: &str) -> Self {
+        self.shared.push((host.to_path_buf(), inside.to_string()));
+        self
     }
 
     /// A package source of the machine's package manager: `AptLegacy`, `RpmLegacy`, `Arch`.
@@ -274,7 +283,11 @@ pub struct Machine {
     host_keys: Vec<(KeyKind, String)>,
     known_hosts: PathBuf,
     booted: Mutex<Option<Booted>>,
-    init_pid: u32,
+    init_pid: std::sync::atomic::AtomicU32,
+    /// What it was booted from, to boot it again as a fresh system (`reinstall`).
+    spec: MachineSpec,
+    base: PathBuf,
+    binds: Vec<(PathBuf, &'static str)>,
 }
 
 impl Machine {
@@ -292,10 +305,37 @@ impl Machine {
             .keep();
         let layers = Layers::mount(&machine_dir, base);
         let port = boot::port();
+        let host_keys = boot::host_keys(&layers, &spec.host_keys, &spec.name);
+        let mut binds: Vec<(PathBuf, &'static str)> = vec![(repos.to_path_buf(), repos::MOUNT)];
+        if let Some(kubectl) = kubectl {
+            binds.push((kubectl.to_path_buf(), "/opt/host-kubectl"));
+        }
+        let machine = Machine {
+            name: spec.name.clone(),
+            os: spec.os,
+            port,
+            layers,
+            host_keys,
+            known_hosts: PathBuf::new(),
+            booted: Mutex::new(None),
+            init_pid: std::sync::atomic::AtomicU32::new(0),
+            spec: spec.clone(),
+            base: base.to_path_buf(),
+            binds,
+        };
+        machine.start(true);
+        machine
+    }
+
+    /// Writes the machine's own files into its (fresh) upper layer (and the spec's files, unless
+    /// reinstalled) and boots it.
+    fn start(&self, spec_files: bool) {
+        let spec = &self.spec;
+        let layers = &self.layers;
         layers.write("/etc/hostname", &format!("{}\n", spec.name), 0o644);
         layers.write("/etc/os-release", spec.os.os_release(), 0o644);
-        let host_keys = boot::host_keys(&layers, &spec.host_keys, &spec.name);
-        boot::write_sshd(&layers, port, &spec.sshd_options);
+        boot::restore_host_keys(layers);
+        boot::write_sshd(layers, self.port, &spec.sshd_options);
         // dnf reads the release from the distribution's release package, which a Debian root
         // has not; the variable file says it instead.
         match spec.os {
@@ -307,25 +347,42 @@ impl Machine {
             let (path, content) = sources(*layout, minor.as_deref());
             layers.write(&path, &content, 0o644);
         }
-        for (path, content, mode) in &spec.files {
-            layers.write(path, content, *mode);
+        if spec_files {
+            for (path, content, mode) in &spec.files {
+                layers.write(path, content, *mode);
+            }
         }
-        let mut binds: Vec<(PathBuf, &str)> = vec![(repos.to_path_buf(), repos::MOUNT)];
-        if let Some(kubectl) = kubectl {
-            binds.push((kubectl.to_path_buf(), "/opt/host-kubectl"));
+        let mut binds: Vec<(PathBuf, &str, bool)> = self
+            .binds
+            .iter()
+            .map(|(host, inside)| (host.clone(), *inside, false))
+            .collect();
+        for (host, inside) in &spec.shared {
+            binds.push((host.clone(), inside.as_str(), true));
         }
-        let booted = boot::boot(&layers, &spec.name, port, &binds);
-        let init_pid = booted.init_pid;
-        Machine {
-            name: spec.name.clone(),
-            os: spec.os,
-            port,
-            layers,
-            host_keys,
-            known_hosts: PathBuf::new(),
-            booted: Mutex::new(Some(booted)),
-            init_pid,
+        let booted = boot::boot(layers, &spec.name, self.port, &binds);
+        self.init_pid
+            .store(booted.init_pid, std::sync::atomic::Ordering::SeqCst);
+        *self.booted.lock().unwrap_or_else(|p| p.into_inner()) = Some(booted);
+    }
+
+    /// A fresh system in place of this one, as a team's PXE reinstall makes it: powered off,
+    /// its disk wiped back to the base image with the machine's identity (hostname, os-release,
+    /// host keys restored, sshd, package sources) and `files`, not the spec's files (what an
+    /// earlier install left), booted again on the same port. Returns once sshd answers.
+    pub fn reinstall(&self, files: &[(String, String, u32)]) {
+        if let Some(booted) = self.booted.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            booted.kill();
         }
+        boot::unmount(&self.layers);
+        for sub in ["upper", "work", "containerd", "docker"] {
+            let _ = fs::remove_dir_all(self.layers.dir.join(sub));
+        }
+        let _ = Layers::mount(&self.layers.dir, &self.base);
+        for (path, content, mode) in files {
+            self.layers.write(path, content, *mode);
+        }
+        self.start(false);
     }
 
     pub fn port(&self) -> u16 {
@@ -347,7 +404,10 @@ impl Machine {
 
     /// Runs `script` as root inside the machine (not over ssh: the harness's own door).
     pub fn exec(&self, script: &str) -> std::process::Output {
-        boot::enter(self.init_pid, script)
+        boot::enter(
+            self.init_pid.load(std::sync::atomic::Ordering::SeqCst),
+            script,
+        )
     }
 
     /// Runs `script` inside the machine and returns its stdout; panics unless it exits 0.
