@@ -740,7 +740,8 @@ pub fn judge(
                 // kube-proxy follows the control plane: a target without a patch (`1.21`) is
                 // met by any patch of its minor, as the nodes' kubelets are.
                 Some(version)
-                    if running == version || (name == "kube-proxy" && at_version(&running, target)) =>
+                    if running == version
+                        || (name == "kube-proxy" && at_version(&running, target)) =>
                 {
                     check(
                         "addons",

@@ -73,7 +73,10 @@ pub fn findings(findings: &[Finding], paint: Paint) -> String {
                 );
             }
             let indent = if folded { "  " } else { "" };
-            for f in members.iter().take(if folded { EXAMPLES } else { usize::MAX }) {
+            for f in members
+                .iter()
+                .take(if folded { EXAMPLES } else { usize::MAX })
+            {
                 let accepted = if f.accepted { " [accepted]" } else { "" };
                 let id = if f.accepted {
                     paint.paint(Tone::Faint, &f.id)
@@ -89,7 +92,11 @@ pub fn findings(findings: &[Finding], paint: Paint) -> String {
                     out,
                     "    … and {} more {rule} finding{} (-o json lists every one{})",
                     members.len() - EXAMPLES,
-                    if members.len() - EXAMPLES == 1 { "" } else { "s" },
+                    if members.len() - EXAMPLES == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     if severity == Severity::Block {
                         format!("; --accept {rule} accepts them all")
                     } else {
@@ -288,7 +295,10 @@ mod tests {
         all.extend((1..=4).map(|n| finding("single-replica", n, Severity::Warn)));
         let text = findings(&all, Paint::PLAIN);
         assert!(text.starts_with("BLOCK (501 in 2 rules):\n"), "{text}");
-        assert!(text.contains("  kubelet-skew (500 findings, 3 shown):\n    kubelet-skew/worker-1\n"), "{text}");
+        assert!(
+            text.contains("  kubelet-skew (500 findings, 3 shown):\n    kubelet-skew/worker-1\n"),
+            "{text}"
+        );
         assert!(text.contains("kubelet-skew/worker-3\n"), "{text}");
         assert!(!text.contains("kubelet-skew/worker-4\n"), "{text}");
         assert!(
@@ -296,8 +306,14 @@ mod tests {
             "{text}"
         );
         // Rules with few findings are listed whole, as before.
-        assert!(text.contains("\n  cordoned/worker-7\n    worker-7 is behind\n"), "{text}");
-        assert!(text.contains("WARN (4):\n  single-replica/worker-1\n"), "{text}");
+        assert!(
+            text.contains("\n  cordoned/worker-7\n    worker-7 is behind\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WARN (4):\n  single-replica/worker-1\n"),
+            "{text}"
+        );
         assert!(text.contains("single-replica/worker-4\n"), "{text}");
         assert!(text.lines().count() < 40, "{text}");
     }

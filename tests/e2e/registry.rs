@@ -130,15 +130,29 @@ fn a_registry_the_new_runtime_cannot_pull_from_stops_the_switch_before_the_drain
         )
         .args(["--node", "w1", "--set", "ready_timeout=60s"])
         .args(["--set", "runtime=containerd", "--set", "canary=w2"])
-        .args(["--set", &format!("version={}", version.trim_start_matches('v'))])
+        .args([
+            "--set",
+            &format!("version={}", version.trim_start_matches('v')),
+        ])
         .run();
     out.code(3);
     assert_says(
         &out.stderr,
-        &format!("the canary w2 could not pull {} of {} images of w1", refused.len(), images.len()),
+        &format!(
+            "the canary w2 could not pull {} of {} images of w1",
+            refused.len(),
+            images.len()
+        ),
     );
-    assert!(!lab.cluster_node("w1").unschedulable, "worker.rhai cordoned w1");
-    assert_eq!(lab.node("w1").state_snapshot(), before, "worker.rhai touched w1");
+    assert!(
+        !lab.cluster_node("w1").unschedulable,
+        "worker.rhai cordoned w1"
+    );
+    assert_eq!(
+        lab.node("w1").state_snapshot(),
+        before,
+        "worker.rhai touched w1"
+    );
     assert!(refused.is_disjoint(&pulled), "{pulled:?}");
 
     // A dry-run shows every pull on the canary and pulls nothing.

@@ -260,7 +260,29 @@ async fn a_failed_drain_names_its_node_left_cordoned() {
 /// its reason and the dry-run exits 3, as the real run would fail after cordoning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_shows_the_pod_a_drain_would_refuse_and_exits_3() {
-    let sim = Sim::start(DRAIN_CLUSTER, 100.0).await;
+    // A pod someone started by hand on worker-1: no controller would bring it back.
+    let by_hand = "- apiVersion: v1
+  kind: Pod
+  metadata:
+    creationTimestamp: \"2024-03-01T09:00:00Z\"
+    name: debug-shell
+    namespace: shop
+    uid: 00000000-0000-4000-b000-0000000000ff
+  spec:
+    containers:
+    - image: registry.example.com/tools/shell:1
+      name: shell
+    nodeName: worker-1
+  status:
+    conditions:
+    - lastTransitionTime: \"2024-03-01T09:00:20Z\"
+      status: \"True\"
+      type: Ready
+    phase: Running
+kind: List
+";
+    let cluster = DRAIN_CLUSTER.replacen("kind: List\n", by_hand, 1);
+    let sim = Sim::start(&cluster, 100.0).await;
     let before = pods_on_worker_1(&sim);
     let json_args = args(&sim, &["--dry-run"]);
     std::fs::write(
@@ -277,7 +299,7 @@ async fn a_dry_run_shows_the_pod_a_drain_would_refuse_and_exits_3() {
         .find(|s| s["action"] == "drain")
         .expect("the drain is in the plan");
     let refused = serde_json::to_string(&drain["data"]).unwrap();
-    assert!(refused.contains("unmanaged"), "{refused}");
+    assert!(refused.contains("shop/debug-shell"), "{refused}");
     assert!(
         !steps.iter().any(|s| s["action"] == "uncordon"),
         "the plan goes on past a drain that would fail: {steps:#?}"
@@ -299,6 +321,6 @@ async fn a_dry_run_shows_the_pod_a_drain_would_refuse_and_exits_3() {
     let out = krun(text_args).await;
     out.code(3);
     let said = format!("{}{}", out.stdout, out.stderr);
-    assert!(said.contains("unmanaged"), "{said}");
+    assert!(said.contains("shop/debug-shell"), "{said}");
     assert!(said.contains("force"), "{said}");
 }

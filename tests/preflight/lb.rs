@@ -312,7 +312,12 @@ fn the_control_plane_sops_stop_on_a_master_missing_from_the_load_balancer() {
     };
     let untouched = || {
         for node in fleet.nodes() {
-            assert_eq!(node.changes(), Vec::<String>::new(), "{} was changed", node.name);
+            assert_eq!(
+                node.changes(),
+                Vec::<String>::new(),
+                "{} was changed",
+                node.name
+            );
         }
     };
     let missing = "lb-backend-missing/lb1:kube-apiserver:cp-3";
@@ -324,23 +329,32 @@ fn the_control_plane_sops_stop_on_a_master_missing_from_the_load_balancer() {
         .stderr_has("server cp-3 192.168.0.123:6443 check");
     untouched();
 
-    run("master.rhai", &["--node", "cp-2", "--set", "version=1.28.9"])
-        .code(3)
-        .stderr_has("not upgrading cp-2's control plane")
-        .stderr_has(missing);
+    run(
+        "master.rhai",
+        &["--node", "cp-2", "--set", "version=1.28.9"],
+    )
+    .code(3)
+    .stderr_has("not upgrading cp-2's control plane")
+    .stderr_has(missing);
     untouched();
 
-    run("runtime-switch.rhai", &["--node", "cp-2", "--set", "canary=cp-1"])
-        .code(3)
-        .stderr_has("not switching cp-2's runtime")
-        .stderr_has(missing);
+    run(
+        "runtime-switch.rhai",
+        &["--node", "cp-2", "--set", "canary=cp-1"],
+    )
+    .code(3)
+    .stderr_has("not switching cp-2's runtime")
+    .stderr_has(missing);
     untouched();
 
     // A hop cluster.rhai has not applied: refused before the drain, naming the way forward.
-    run("master.rhai", &["--node", "cp-2", "--set", "version=1.29.4"])
-        .code(3)
-        .stderr_has("the control plane is at v1.28.9; kubelet 1.29.4 would be newer")
-        .stderr_has("cluster.rhai");
+    run(
+        "master.rhai",
+        &["--node", "cp-2", "--set", "version=1.29.4"],
+    )
+    .code(3)
+    .stderr_has("the control plane is at v1.28.9; kubelet 1.29.4 would be newer")
+    .stderr_has("cluster.rhai");
     untouched();
 
     // With cp-3 back in the backend, the same dry-run of cluster.rhai gets past the guard to

@@ -4,7 +4,7 @@
 
 use crate::support::fleet::{Fleet, NodeSpec, Os};
 
-use super::{finding_ids, findings, preflight_cli, snapshot};
+use super::{finding_ids, findings, preflight_cli};
 
 fn lab_preflight(target: &str) -> crate::cli::Output {
     crate::cli::Krun::new()
@@ -19,8 +19,8 @@ fn the_lab_on_docker_is_refused_the_1_24_hop_and_kubeadms_kubelet_rule_is_named(
     // 1.20 -> 1.21: one minor, every kubelet one behind at most; no runtime change needed.
     let ids = finding_ids(&lab_preflight("1.21.14"));
     assert!(
-        !ids.iter().any(|i| i.starts_with("dockershim-removed")
-            || i.starts_with("kubeadm-kubelet-rule")),
+        !ids.iter()
+            .any(|i| i.starts_with("dockershim-removed") || i.starts_with("kubeadm-kubelet-rule")),
         "{ids:?}"
     );
 
@@ -33,7 +33,11 @@ fn the_lab_on_docker_is_refused_the_1_24_hop_and_kubeadms_kubelet_rule_is_named(
         .iter()
         .filter(|f| f["id"].as_str().unwrap().starts_with("dockershim-removed/"))
         .collect();
-    assert_eq!(dockershim.len(), 9, "every lab node is on Docker: {dockershim:#?}");
+    assert_eq!(
+        dockershim.len(),
+        9,
+        "every lab node is on Docker: {dockershim:#?}"
+    );
     let worker = dockershim
         .iter()
         .find(|f| f["id"] == "dockershim-removed/worker-1")
@@ -113,7 +117,12 @@ fn flags_the_target_removed_are_named_in_the_file_that_still_passes_them() {
     let flags = |out: &crate::cli::Output| -> Vec<serde_json::Value> {
         findings(out)
             .into_iter()
-            .filter(|f| f["id"].as_str().unwrap().starts_with("kubelet-removed-flag/"))
+            .filter(|f| {
+                f["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("kubelet-removed-flag/")
+            })
             .collect()
     };
     // 1.29 removed both; w2 passes neither.
@@ -122,20 +131,20 @@ fn flags_the_target_removed_are_named_in_the_file_that_still_passes_them() {
     assert_eq!(
         ids,
         [
-            "kubelet-removed-flag/w1/network-plugin",
-            "kubelet-removed-flag/w1/container-runtime"
+            "kubelet-removed-flag/w1/container-runtime",
+            "kubelet-removed-flag/w1/network-plugin"
         ],
         "{found:#?}"
     );
     assert_eq!(found[0]["severity"], "warn");
     assert!(
-        found[1]["message"].as_str().unwrap().starts_with(
+        found[0]["message"].as_str().unwrap().starts_with(
             "/var/lib/kubelet/kubeadm-flags.env on w1 passes --container-runtime, which kubelet 1.29.4 no longer has"
         ),
         "{found:#?}"
     );
     assert!(
-        found[1]["fix"]
+        found[0]["fix"]
             .as_str()
             .unwrap()
             .contains("set_kubelet_flags(node, #{ \"container-runtime\": () }, #{ file: \"/var/lib/kubelet/kubeadm-flags.env\" })"),
@@ -144,7 +153,14 @@ fn flags_the_target_removed_are_named_in_the_file_that_still_passes_them() {
     // Without a target, nothing is read for it and nothing is said.
     let untargeted = preflight_cli(
         "three-control-planes",
-        &["--skip-etcd", "--skip-certs", "--inventory", &inventory, "-o", "json"],
+        &[
+            "--skip-etcd",
+            "--skip-certs",
+            "--inventory",
+            &inventory,
+            "-o",
+            "json",
+        ],
     );
     assert!(flags(&untargeted).is_empty());
 }

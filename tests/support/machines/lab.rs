@@ -251,9 +251,9 @@ impl MachineLab {
         // Bounded: a watch the simulator does not serve would otherwise wait forever.
         let listed = tokio::time::timeout(Duration::from_secs(60), listed);
         block_on(lab.runtime.as_ref().unwrap(), async move {
-            listed
-                .await
-                .expect("the history's watches list nodes, pods, ReplicaSets and budgets within a minute")
+            listed.await.expect(
+                "the history's watches list nodes, pods, ReplicaSets and budgets within a minute",
+            )
         });
         lab.history = history;
         Some(lab)
