@@ -311,7 +311,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("WARN (4):\n  single-replica/worker-1\n"),
+            text.contains("WARN (4 in 1 rule):\n  single-replica/worker-1\n"),
             "{text}"
         );
         assert!(text.contains("single-replica/worker-4\n"), "{text}");

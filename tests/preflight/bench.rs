@@ -3,7 +3,8 @@
 //! and violations of `--batch auto` against fixed plans. Prints figures; asserts nothing about
 //! time. Run with
 //! `cargo test --release --test integration -- preflight::bench --ignored --nocapture`
-//! (sizes: FORECAST_BENCH_NODES, FORECAST_BENCH_PODS).
+//! (sizes: FORECAST_BENCH_NODES, FORECAST_BENCH_PODS; FORECAST_BENCH_BOUND=1 keeps the budgets
+//! that allow nothing now, the case where many budgets are at their limit).
 
 use std::time::Instant;
 
@@ -32,13 +33,26 @@ fn without_blocking_budgets(text: &str) -> String {
 async fn forecast_a_full_worker_plan_of_a_large_cluster() {
     let nodes = env_usize("FORECAST_BENCH_NODES", 500);
     let pods = env_usize("FORECAST_BENCH_PODS", 20_000);
-    println!("forecast benchmark: {nodes} nodes, {pods} pods");
-    let text = without_blocking_budgets(&generate(&GenOptions {
+    let bound = std::env::var("FORECAST_BENCH_BOUND").is_ok_and(|v| v == "1");
+    println!(
+        "forecast benchmark: {nodes} nodes, {pods} pods{}",
+        if bound {
+            ", budgets at their limit kept"
+        } else {
+            ""
+        }
+    );
+    let generated = generate(&GenOptions {
         nodes,
         pods,
         seed: 1,
         ..GenOptions::default()
-    }));
+    });
+    let text = if bound {
+        generated
+    } else {
+        without_blocking_budgets(&generated)
+    };
     let cluster = Cluster::load(&text).unwrap();
     drop(text);
     let server = Server::start(cluster, SimOptions::default()).await.unwrap();
