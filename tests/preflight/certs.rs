@@ -317,7 +317,7 @@ fn the_cluster_playbook_stops_before_kubeadm_on_an_expired_certificate() {
     let playbook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/cluster.rhai");
     let out = lab.krun(&playbook).args(["--set", "version=1.21.14"]).run();
     out.code(3)
-        .stderr_has("not upgrading the control plane, etcd or certificates are not ready")
+        .stderr_has("not upgrading the control plane: etcd, the certificates or the load balancer are not ready")
         .stderr_has("cert-expired/m1:/etc/kubernetes/pki/apiserver.crt")
         .stderr_has("kubeadm certs renew apiserver`")
         .stderr_has("--set preflight=false skips these checks");

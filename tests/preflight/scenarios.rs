@@ -173,8 +173,18 @@ async fn objects_in_removed_api_versions_block_the_target_that_removes_them() {
     };
     let found = judge(&kube, &options("1.22.4")).await.unwrap();
     let blocks = ids(&found, Severity::Block);
-    assert_eq!(blocks, ["removed-api/extensions/v1beta1/Ingress/shop/web"]);
-    let ingress = &found[0];
+    // Two minors up from 1.20: kubeadm's own rule for the kubelets blocks too.
+    assert_eq!(
+        blocks,
+        [
+            "kubeadm-kubelet-rule/1.22",
+            "removed-api/extensions/v1beta1/Ingress/shop/web"
+        ]
+    );
+    let ingress = found
+        .iter()
+        .find(|f| f.id == "removed-api/extensions/v1beta1/Ingress/shop/web")
+        .unwrap();
     assert!(ingress.fix.contains("networking.k8s.io/v1"), "{ingress:?}");
     // Crossing 1.21: the non-root pod without fsGroup.
     assert!(

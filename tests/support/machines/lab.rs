@@ -249,11 +249,10 @@ impl MachineLab {
         let (history, listed) =
             History::start(lab.runtime.as_ref().unwrap(), lab.server().kube_config());
         // Bounded: a watch the simulator does not serve would otherwise wait forever.
-        let listed = tokio::time::timeout(Duration::from_secs(60), listed);
         block_on(lab.runtime.as_ref().unwrap(), async move {
-            listed.await.expect(
-                "the history's watches list nodes, pods, ReplicaSets and budgets within a minute",
-            )
+            tokio::time::timeout(Duration::from_secs(60), listed)
+                .await
+                .expect("the history's watches list nodes, pods, ReplicaSets and budgets within a minute")
         });
         lab.history = history;
         Some(lab)
