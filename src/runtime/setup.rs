@@ -453,6 +453,16 @@ fn concerning(findings: &mut [Finding], nodes: &[String], keep_replica: bool) {
         if other_node && finding.severity == Severity::Block {
             finding.severity = Severity::Warn;
             finding.message.push_str(" (not a node of this run)");
+            continue;
+        }
+        // A node of this run that is not Ready is what the run works on (a restore of a broken
+        // node, a kubelet that needs its upgrade): the drain of a NotReady node takes no margin
+        // from its workloads, whose pods there are not ready either.
+        if finding.check() == "node-not-ready" && finding.severity == Severity::Block {
+            finding.severity = Severity::Warn;
+            finding
+                .message
+                .push_str(" (a node of this run: the run works on it as it is)");
         }
     }
     crate::preflight::sort(findings);
