@@ -208,6 +208,10 @@ pub fn auto(
     remaining.sort_by_cached_key(|n| (rank(role(&model, n)), zone(&model, n)));
     let mut results = Vec::new();
     let mut upgraded: BTreeSet<String> = BTreeSet::new();
+    // Nodes whose batch of one already blocked in an earlier round: not tried again as the
+    // start of a batch while another start may be clean (with many budgets at their limit,
+    // trying them round after round is where the time went). The chosen batch is still played.
+    let mut stuck_alone: BTreeSet<String> = BTreeSet::new();
     while !remaining.is_empty() {
         let first = remaining[0].clone();
         let group = (role(&model, &first), zone(&model, &first));
@@ -226,10 +230,17 @@ pub fn auto(
             candidates.len().min(8)
         };
         let mut chosen: Option<Choice> = None;
-        for attempt in 0..attempts {
+        let starts: Vec<usize> = (0..candidates.len())
+            .filter(|&i| i == 0 || !stuck_alone.contains(&candidates[i]))
+            .take(attempts)
+            .collect();
+        for &attempt in &starts {
             let mut order = candidates.clone();
             order.rotate_left(attempt);
             let choice = choose(&model, index, group.0, &order);
+            if choice.batch.len() == 1 && choice.result.blocked() {
+                stuck_alone.insert(order[0].clone());
+            }
             let mut done = upgraded.clone();
             done.extend(choice.batch.iter().cloned());
             let piled: Vec<usize> = choice
