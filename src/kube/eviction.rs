@@ -217,6 +217,10 @@ pub struct RetryPolicy {
     /// Shared by the evictions of one drain: at most this many requests in flight at once.
     /// Waiting (for a budget, for termination) holds no permit.
     pub request_limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Shared by the evictions of one drain: how many of their requests the server answered
+    /// with something other than a server error. One answered since a pod's last server error
+    /// breaks that pod's row: the server is up, and the pod was unlucky in a burst.
+    pub answered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for RetryPolicy {
@@ -229,6 +233,7 @@ impl Default for RetryPolicy {
             skip_wait_for_delete_timeout: None,
             max_transient_failures: 5,
             request_limit: None,
+            answered: Arc::default(),
         }
     }
 }
@@ -578,6 +583,8 @@ impl Kube {
         watches.ready(policy.deadline).await?;
         let mut attempts = 0u32;
         let mut transient_failures = 0u32;
+        let mut answered_at_last_failure =
+            policy.answered.load(std::sync::atomic::Ordering::SeqCst);
         let mut backoff = Duration::from_millis(500).min(policy.max_backoff);
         let mut blocked_since: Option<Instant> = None;
         let mut blocked_total = Duration::ZERO;
@@ -660,6 +667,23 @@ impl Kube {
             };
             drop(permit);
             last_answer = answer.describe();
+            let answered = if matches!(
+                answer,
+                EvictionAnswer::Failed {
+                    transient: true,
+                    ..
+                }
+            ) {
+                policy.answered.load(std::sync::atomic::Ordering::SeqCst)
+            } else {
+                policy
+                    .answered
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    + 1
+            };
+            if answered != answered_at_last_failure {
+                transient_failures = 0;
+            }
             if !matches!(answer, EvictionAnswer::BlockedByBudget { .. })
                 && let Some(since) = blocked_since.take()
             {
@@ -752,6 +776,7 @@ impl Kube {
                     ref message,
                 } => {
                     transient_failures += 1;
+                    answered_at_last_failure = answered;
                     if transient_failures > policy.max_transient_failures {
                         return Err(KubeError::EvictionFailed {
                             pod: target,
