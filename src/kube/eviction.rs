@@ -761,14 +761,9 @@ impl Kube {
                 EvictionAnswer::Throttled {
                     retry_after_seconds,
                     ..
-                } => {
-                    // An answer that says "later" breaks a row of server errors: the server
-                    // is up, and the limit is for a server that is not.
-                    transient_failures = 0;
-                    retry_after_seconds
-                        .map_or(backoff, |s| Duration::from_secs(u64::from(s)))
-                        .min(policy.max_backoff.max(Duration::from_secs(1)))
-                }
+                } => retry_after_seconds
+                    .map_or(backoff, |s| Duration::from_secs(u64::from(s)))
+                    .min(policy.max_backoff.max(Duration::from_secs(1))),
                 EvictionAnswer::NamespaceTerminating { .. } => policy.max_backoff,
                 EvictionAnswer::Failed {
                     transient: true,
