@@ -5,7 +5,8 @@
 //! but one ready replica when it has no budget) and no critical or ingress workload has pods
 //! on two of the batch's nodes. The batch is then played in the forecast model; if it still
 //! blocks (a replacement with nowhere to go), the last node added leaves until it does not.
-//! Control-plane nodes go one at a time (etcd quorum).
+//! Control-plane nodes go one at a time (etcd quorum), and so does a node whose drain cannot
+//! finish now (a pod its budget will not let go): it would only hold the others up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -128,21 +129,27 @@ fn objection(
     None
 }
 
-/// One candidate batch: its nodes, why others were left out, and the model after it.
+/// One candidate batch: its nodes, why others were left out, its forecast, and the model
+/// after it (`None` when it was played on the model itself).
 struct Choice {
     batch: Vec<String>,
     left_out: Vec<String>,
-    model: Model,
+    model: Option<Model>,
     result: super::forecast::BatchForecast,
 }
 
-/// The greedy batch from `order` (nodes of one role and zone), played in a copy of the
-/// model and shrunk while it blocks.
-fn choose(model: &Model, index: usize, role: &str, order: &[String]) -> Choice {
+/// The greedy batch from `order` (nodes of one role and zone), and why nodes were left out.
+fn pick(model: &Model, role: &str, order: &[String]) -> (Vec<String>, Vec<String>) {
     let mut batch: Vec<String> = Vec::new();
     let mut left_out: Vec<String> = Vec::new();
     if role == "control-plane" {
         batch.push(order[0].clone());
+    } else if let Some(reason) = model.never_drains(&order[0]) {
+        batch.push(order[0].clone());
+        left_out.push(format!(
+            "{} goes alone: its drain cannot finish ({reason})",
+            order[0]
+        ));
     } else {
         let mut counts: BTreeMap<usize, i32> = BTreeMap::new();
         let mut critical_taken: BTreeSet<usize> = BTreeSet::new();
@@ -151,7 +158,12 @@ fn choose(model: &Model, index: usize, role: &str, order: &[String]) -> Choice {
                 left_out.push(format!("{node}: one ingress node at a time"));
                 continue;
             }
-            match objection(model, node, &counts, &critical_taken) {
+            let reason = objection(model, node, &counts, &critical_taken).or_else(|| {
+                model
+                    .never_drains(node)
+                    .map(|why| format!("{node}: its drain cannot finish ({why})"))
+            });
+            match reason {
                 Some(reason) if !batch.is_empty() => {
                     left_out.push(format!("left for later: {reason}"))
                 }
@@ -167,6 +179,27 @@ fn choose(model: &Model, index: usize, role: &str, order: &[String]) -> Choice {
             }
         }
     }
+    (batch, left_out)
+}
+
+/// Plays `batch` in a copy of the model, shrinking it while it blocks; a batch of one that is
+/// the only candidate (`decided`) is played on the model itself.
+fn play(
+    model: &mut Model,
+    index: usize,
+    mut batch: Vec<String>,
+    mut left_out: Vec<String>,
+    decided: bool,
+) -> Choice {
+    if decided && batch.len() == 1 {
+        let result = model.run_batch(index, &batch);
+        return Choice {
+            batch,
+            left_out,
+            model: None,
+            result,
+        };
+    }
     loop {
         let mut trial = model.clone();
         let result = trial.run_batch(index, &batch);
@@ -174,7 +207,7 @@ fn choose(model: &Model, index: usize, role: &str, order: &[String]) -> Choice {
             return Choice {
                 batch,
                 left_out,
-                model: trial,
+                model: Some(trial),
                 result,
             };
         }
@@ -208,10 +241,6 @@ pub fn auto(
     remaining.sort_by_cached_key(|n| (rank(role(&model, n)), zone(&model, n)));
     let mut results = Vec::new();
     let mut upgraded: BTreeSet<String> = BTreeSet::new();
-    // Nodes whose batch of one already blocked in an earlier round: not tried again as the
-    // start of a batch while another start may be clean (with many budgets at their limit,
-    // trying them round after round is where the time went). The chosen batch is still played.
-    let mut stuck_alone: BTreeSet<String> = BTreeSet::new();
     while !remaining.is_empty() {
         let first = remaining[0].clone();
         let group = (role(&model, &first), zone(&model, &first));
@@ -220,33 +249,40 @@ pub fn auto(
             .filter(|n| (role(&model, n), zone(&model, n)) == group)
             .cloned()
             .collect();
-        let piles_before = model.piles(&upgraded);
         let index = results.len() + 1;
-        // Starting from each candidate in turn (a few), the first batch that neither blocks nor
-        // piles a workload's replicas onto one node still to come; else the first tried.
-        let attempts = if group.0 == "control-plane" {
-            1
+        // Starting from each candidate in turn (a few whose drain can finish; control planes in
+        // the given order), the first batch that neither blocks nor piles a workload's replicas
+        // onto one node still to come; else the first tried.
+        let mut starts: Vec<usize> = if group.0 == "control-plane" {
+            Vec::new()
         } else {
-            candidates.len().min(8)
+            (0..candidates.len())
+                .filter(|&i| model.never_drains(&candidates[i]).is_none())
+                .take(8)
+                .collect()
         };
+        if starts.is_empty() {
+            starts.push(0);
+        }
         let mut chosen: Option<Choice> = None;
-        let starts: Vec<usize> = (0..candidates.len())
-            .filter(|&i| i == 0 || !stuck_alone.contains(&candidates[i]))
-            .take(attempts)
-            .collect();
         for &attempt in &starts {
             let mut order = candidates.clone();
             order.rotate_left(attempt);
-            let choice = choose(&model, index, group.0, &order);
-            if choice.batch.len() == 1 && choice.result.blocked() {
-                stuck_alone.insert(order[0].clone());
-            }
-            let mut done = upgraded.clone();
-            done.extend(choice.batch.iter().cloned());
+            let (batch, left_out) = pick(&model, group.0, &order);
+            // Only the workloads with pods on the batch's nodes can newly pile up.
+            let touched: BTreeSet<usize> = batch
+                .iter()
+                .flat_map(|n| model.disrupted_by(n).into_keys())
+                .collect();
+            let before = model.piles(|n| upgraded.contains(n), &touched);
+            let choice = play(&mut model, index, batch, left_out, starts.len() == 1);
+            let in_batch = |n: &str| choice.batch.iter().any(|b| b == n);
             let piled: Vec<usize> = choice
                 .model
-                .piles(&done)
-                .difference(&piles_before)
+                .as_ref()
+                .unwrap_or(&model)
+                .piles(|n| upgraded.contains(n) || in_batch(n), &touched)
+                .difference(&before)
                 .copied()
                 .collect();
             let clean = !choice.result.blocked() && piled.is_empty();
@@ -281,13 +317,21 @@ pub fn auto(
             model: next,
             mut result,
         } = chosen.expect("at least one attempt");
-        let place = if group.1.is_empty() {
-            group.0.to_owned()
-        } else {
-            format!("{} nodes of {}", group.0, group.1)
-        };
+        let place = format!(
+            "{} node{}{}",
+            group.0,
+            if batch.len() == 1 { "" } else { "s" },
+            if group.1.is_empty() {
+                String::new()
+            } else {
+                format!(" of {}", group.1)
+            }
+        );
+        let alone_blocked = batch.len() == 1 && result.blocked();
         let mut explanation = if group.0 == "control-plane" {
             "control-plane nodes go one at a time (etcd quorum)".to_owned()
+        } else if alone_blocked {
+            format!("1 {place}")
         } else {
             format!(
                 "{} {place}: every workload stays within its PodDisruptionBudget (or keeps a ready replica), \
@@ -302,11 +346,13 @@ pub fn auto(
                 explanation.push_str(&format!(" (and {} more)", left_out.len() - 3));
             }
         }
-        if result.hold_seconds > 0.0 && batch.len() == 1 {
+        if result.hold_seconds > 0.0 && batch.len() == 1 && !alone_blocked {
             explanation.push_str("; this node alone already waits on a budget");
         }
         result.explanation = Some(explanation);
-        model = next;
+        if let Some(next) = next {
+            model = next;
+        }
         upgraded.extend(batch.iter().cloned());
         remaining.retain(|n| !batch.contains(n));
         results.push(result);

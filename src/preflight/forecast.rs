@@ -305,7 +305,7 @@ struct Sched {
 #[derive(Debug, Clone)]
 struct MPod {
     namespace: Arc<str>,
-    name: String,
+    name: Arc<str>,
     node: Option<usize>,
     running: bool,
     ready: bool,
@@ -321,9 +321,9 @@ struct MPod {
 
 #[derive(Debug, Clone)]
 struct MNode {
-    name: String,
-    labels: BTreeMap<String, String>,
-    taints: Vec<Taint>,
+    name: Arc<str>,
+    labels: Arc<BTreeMap<String, String>>,
+    taints: Arc<[Taint]>,
     unschedulable: bool,
     ready: bool,
     cpu: i64,
@@ -338,7 +338,7 @@ struct MNode {
 
 #[derive(Debug, Clone)]
 struct MBudget {
-    name: String,
+    name: Arc<str>,
     desired: i32,
     healthy: i32,
     expected: i32,
@@ -353,7 +353,7 @@ impl MBudget {
 
 #[derive(Debug, Clone)]
 struct MWorkload {
-    label: String,
+    label: Arc<str>,
     replicas: i32,
     ready: i32,
     parallel: bool,
@@ -391,15 +391,42 @@ impl Ord for Timer {
     }
 }
 
+/// The model's pods. A clone keeps the room to grow: `--batch auto` plays trial batches in
+/// clones, each adding replacements, and a clone without room copies every pod again at its
+/// first replacement.
+#[derive(Debug)]
+struct Pods(Vec<MPod>);
+
+impl Clone for Pods {
+    fn clone(&self) -> Self {
+        let mut pods = Vec::with_capacity(self.0.capacity());
+        pods.extend_from_slice(&self.0);
+        Pods(pods)
+    }
+}
+
+impl std::ops::Deref for Pods {
+    type Target = Vec<MPod>;
+    fn deref(&self) -> &Vec<MPod> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Pods {
+    fn deref_mut(&mut self) -> &mut Vec<MPod> {
+        &mut self.0
+    }
+}
+
 /// The cluster as the forecast plays it.
 #[derive(Debug, Clone)]
 pub struct Model {
     options: ForecastOptions,
     now: f64,
     seq: u64,
-    pods: Vec<MPod>,
+    pods: Pods,
     nodes: Vec<MNode>,
-    node_index: HashMap<String, usize>,
+    node_index: Arc<HashMap<Arc<str>, usize>>,
     budgets: Vec<MBudget>,
     workloads: Vec<MWorkload>,
     timers: BinaryHeap<Timer>,
@@ -477,8 +504,8 @@ fn node_of(node: &Node) -> MNode {
         .unwrap_or_default();
     let amount = |name: &str| allocatable.get(name).and_then(|q| quantity(&q.0));
     MNode {
-        name: info.name.clone(),
-        labels: node.metadata.labels.clone().unwrap_or_default(),
+        name: Arc::from(info.name.as_str()),
+        labels: Arc::new(node.metadata.labels.clone().unwrap_or_default()),
         taints: info
             .taints
             .iter()
@@ -506,11 +533,13 @@ impl Model {
     pub fn new(view: &ClusterView, critical: &[String], options: ForecastOptions) -> Self {
         let index = Index::build(view, critical);
         let nodes: Vec<MNode> = view.nodes.iter().map(node_of).collect();
-        let node_index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
+        let node_index = Arc::new(
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (Arc::clone(&n.name), i))
+                .collect(),
+        );
         let workloads = index
             .workloads
             .iter()
@@ -525,7 +554,7 @@ impl Model {
                                 == Some("Parallel")
                     });
                 MWorkload {
-                    label: w.id.to_string(),
+                    label: Arc::from(w.id.to_string()),
                     replicas: w.replicas,
                     ready: 0,
                     parallel,
@@ -538,7 +567,7 @@ impl Model {
             options,
             now: 0.0,
             seq: 0,
-            pods: Vec::with_capacity(view.pods.len()),
+            pods: Pods(Vec::with_capacity(view.pods.len())),
             nodes,
             node_index,
             budgets: Vec::new(),
@@ -586,7 +615,7 @@ impl Model {
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.as_ref())
-                .and_then(|n| model.node_index.get(n).copied());
+                .and_then(|n| model.node_index.get(n.as_str()).copied());
             let running = pod::phase(p) == "Running";
             let ready = pod::is_ready(p) && running;
             let deleting = p.metadata.deletion_timestamp.is_some();
@@ -594,7 +623,7 @@ impl Model {
             let id = model.pods.len();
             model.pods.push(MPod {
                 namespace,
-                name,
+                name: Arc::from(name),
                 node,
                 running,
                 ready,
@@ -661,23 +690,22 @@ impl Model {
     /// has a controller the model runs and no budget of its own: its pods leave one at a time,
     /// each once the one before has a Ready replacement.
     fn keep_replicas(&mut self) {
-        for w in 0..self.workloads.len() {
-            if self.workload_budget[w].is_some() {
-                continue;
+        let mut pods_of: Vec<Vec<usize>> = vec![Vec::new(); self.workloads.len()];
+        for (p, pod) in self.pods.iter().enumerate() {
+            if let Some(w) = pod.workload
+                && matches!(pod.kind, PodKind::Replicated | PodKind::Stateful)
+            {
+                pods_of[w].push(p);
             }
-            let pods: Vec<usize> = (0..self.pods.len())
-                .filter(|&p| {
-                    self.pods[p].workload == Some(w)
-                        && matches!(self.pods[p].kind, PodKind::Replicated | PodKind::Stateful)
-                })
-                .collect();
-            if pods.is_empty() {
+        }
+        for (w, pods) in pods_of.into_iter().enumerate() {
+            if self.workload_budget[w].is_some() || pods.is_empty() {
                 continue;
             }
             let workload = &self.workloads[w];
             let budget = self.budgets.len();
             self.budgets.push(MBudget {
-                name: format!("kept replica of {}", workload.label),
+                name: Arc::from(format!("kept replica of {}", workload.label)),
                 desired: (workload.ready - 1).max(0),
                 healthy: workload.ready,
                 expected: workload.replicas,
@@ -822,7 +850,7 @@ impl Model {
     }
 
     /// A new pod of `like`'s workload, pending.
-    fn replacement(&mut self, like: usize, name: String) -> usize {
+    fn replacement(&mut self, like: usize, name: Arc<str>) -> usize {
         let p = &self.pods[like];
         let new = MPod {
             namespace: Arc::clone(&p.namespace),
@@ -852,7 +880,7 @@ impl Model {
         let generation = p.generation;
         self.timer(grace, Event::Remove { pod, generation });
         if self.pods[pod].kind == PodKind::Replicated {
-            let name = format!("{}~", self.pods[pod].name);
+            let name = Arc::from(format!("{}~", self.pods[pod].name));
             self.replacement(pod, name);
         }
     }
@@ -886,8 +914,8 @@ impl Model {
                     let base = self.pods[like]
                         .name
                         .rsplit_once('-')
-                        .map_or(self.pods[like].name.clone(), |(b, _)| b.to_owned());
-                    let id = self.replacement(like, format!("{base}-{ordinal}"));
+                        .map_or(self.pods[like].name.to_string(), |(b, _)| b.to_owned());
+                    let id = self.replacement(like, Arc::from(format!("{base}-{ordinal}")));
                     self.stateful.insert((w, ordinal), id);
                     if !parallel {
                         break;
@@ -996,7 +1024,7 @@ impl Model {
                 "covered by more than one PodDisruptionBudget ({}): the eviction API answers 500",
                 p.budgets
                     .iter()
-                    .map(|&b| self.budgets[b].name.clone())
+                    .map(|&b| self.budgets[b].name.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -1005,7 +1033,7 @@ impl Model {
 
     /// Names of the nodes, in the cluster's order.
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        self.nodes.iter().map(|n| n.name.to_string()).collect()
     }
 
     pub fn node_label(&self, node: &str, label: &str) -> Option<String> {
@@ -1019,7 +1047,7 @@ impl Model {
         let start = self.now;
         let nodes: Vec<usize> = names
             .iter()
-            .filter_map(|n| self.node_index.get(n).copied())
+            .filter_map(|n| self.node_index.get(n.as_str()).copied())
             .collect();
         for &n in &nodes {
             self.nodes[n].unschedulable = true;
@@ -1094,9 +1122,9 @@ impl Model {
                             pod: shown_name(&pod.name),
                             node: pod
                                 .node
-                                .map(|n| self.nodes[n].name.clone())
+                                .map(|n| self.nodes[n].name.to_string())
                                 .unwrap_or_default(),
-                            workload: pod.workload.map(|w| self.workloads[w].label.clone()),
+                            workload: pod.workload.map(|w| self.workloads[w].label.to_string()),
                             at_seconds: self.now - start,
                         });
                         self.evict(p);
@@ -1148,7 +1176,7 @@ impl Model {
                         pod: shown_name(&pod.name),
                         node: pod
                             .node
-                            .map(|n| self.nodes[n].name.clone())
+                            .map(|n| self.nodes[n].name.to_string())
                             .unwrap_or_default(),
                         reason: blocked_since
                             .get(&p)
@@ -1188,12 +1216,12 @@ impl Model {
                 let min = min_ready[&w];
                 let pdb_min = budget.map(|b| self.budgets[b].desired);
                 Impact {
-                    workload: workload.label.clone(),
+                    workload: workload.label.to_string(),
                     replicas: workload.replicas,
                     disrupted: count,
                     ready_before: ready_before[&w],
                     min_ready: min,
-                    pdb: budget.map(|b| self.budgets[b].name.clone()),
+                    pdb: budget.map(|b| self.budgets[b].name.to_string()),
                     pdb_min_healthy: pdb_min,
                     below_pdb: pdb_min.is_some_and(|d| min < d && min < ready_before[&w]),
                     zero_ready: min == 0 && ready_before[&w] > 0,
@@ -1301,11 +1329,11 @@ fn budget_of(
         })
         .unwrap_or_else(|never| match never {});
     MBudget {
-        name: format!(
+        name: Arc::from(format!(
             "{}/{}",
             pdb.metadata.namespace.as_deref().unwrap_or_default(),
             pdb.metadata.name.as_deref().unwrap_or_default()
-        ),
+        )),
         desired,
         healthy,
         expected,
@@ -1352,6 +1380,42 @@ impl Model {
         counts
     }
 
+    /// Why a drain of `node` cannot finish in any batch that starts now, judged without
+    /// playing one: a pod the drain refuses (no controller, without force), or a pod whose
+    /// eviction the API refuses now while no event is pending. Within a batch no budget gains
+    /// a healthy pod (replacements carry their pod's budgets; cordoned nodes free no room for
+    /// pending pods), so that refusal lasts. `None` when the node may drain, or when pending
+    /// events leave the answer to the batch.
+    pub(super) fn never_drains(&self, node: &str) -> Option<String> {
+        if !self.timers.is_empty() {
+            return None;
+        }
+        let &n = self.node_index.get(node)?;
+        for &p in &self.nodes[n].pods {
+            let pod = &self.pods[p];
+            if pod.gone || pod.deleting {
+                continue;
+            }
+            let reason = match pod.kind {
+                PodKind::Bare if !self.options.force => {
+                    Some("it has no controller (drain needs force)".to_owned())
+                }
+                PodKind::Replicated | PodKind::Stateful | PodKind::Other | PodKind::Bare => {
+                    self.admits(p).err()
+                }
+                PodKind::Daemon | PodKind::Mirror => None,
+            };
+            if let Some(reason) = reason {
+                return Some(format!(
+                    "{}/{}: {reason}",
+                    pod.namespace,
+                    shown_name(&pod.name)
+                ));
+            }
+        }
+        None
+    }
+
     /// How many of the workload's pods may go at once: its budget's allowance now, or all
     /// but one ready replica when it has none.
     pub(super) fn allowance(&self, w: usize) -> i32 {
@@ -1361,15 +1425,26 @@ impl Model {
         }
     }
 
-    /// Workloads of two or more ready replicas without a budget (or critical) whose pods all
-    /// sit on one node not yet upgraded: the next batch with that node takes them to zero.
-    pub(super) fn piles(&self, upgraded: &BTreeSet<String>) -> BTreeSet<usize> {
+    /// Which of `among`'s workloads of two or more ready replicas without a budget (or
+    /// critical) have all their pods on one node not yet upgraded: the next batch with that
+    /// node takes them to zero.
+    pub(super) fn piles(
+        &self,
+        upgraded: impl Fn(&str) -> bool,
+        among: &BTreeSet<usize>,
+    ) -> BTreeSet<usize> {
+        let mut wanted = vec![false; self.workloads.len()];
+        for &w in among {
+            wanted[w] = true;
+        }
         let mut nodes_of: HashMap<usize, BTreeSet<usize>> = HashMap::new();
-        for p in &self.pods {
+        for p in self.pods.iter() {
             if p.gone || p.deleting || !matches!(p.kind, PodKind::Replicated | PodKind::Stateful) {
                 continue;
             }
-            if let (Some(w), Some(n)) = (p.workload, p.node) {
+            if let (Some(w), Some(n)) = (p.workload, p.node)
+                && wanted[w]
+            {
                 nodes_of.entry(w).or_default().insert(n);
             }
         }
@@ -1381,9 +1456,7 @@ impl Model {
                 unprotected
                     && workload.replicas >= 2
                     && nodes.len() == 1
-                    && nodes
-                        .iter()
-                        .all(|&n| !upgraded.contains(&self.nodes[n].name))
+                    && nodes.iter().all(|&n| !upgraded(&self.nodes[n].name))
             })
             .map(|(w, _)| w)
             .collect()

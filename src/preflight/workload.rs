@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ClusterView;
 use crate::kube::pod;
-use crate::kube::selector::pdb_selects;
+use crate::kube::selector::Selector;
 
 /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet` (without a Deployment), or the
 /// owner kind as written (`Job`, an operator's kind).
@@ -155,6 +155,16 @@ impl Index {
                 .push(b);
         }
         index.pods_of_budget = vec![Vec::new(); view.pdbs.len()];
+        // Parsed once per budget; a missing or invalid selector selects nothing (as policy/v1
+        // defines it, and as the eviction API ignores an invalid one).
+        let selectors: Vec<Option<Selector>> = view
+            .pdbs
+            .iter()
+            .map(|pdb| {
+                let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref())?;
+                Selector::from_api(selector).ok()
+            })
+            .collect();
         for (i, p) in view.pods.iter().enumerate() {
             let namespace = p.metadata.namespace.as_deref().unwrap_or_default();
             let Some(candidates) = by_namespace.get(namespace) else {
@@ -164,12 +174,7 @@ impl Index {
             let covering: Vec<usize> = candidates
                 .iter()
                 .copied()
-                .filter(|&b| {
-                    pdb_selects(
-                        view.pdbs[b].spec.as_ref().and_then(|s| s.selector.as_ref()),
-                        labels,
-                    )
-                })
+                .filter(|&b| selectors[b].as_ref().is_some_and(|s| s.matches(labels)))
                 .collect();
             for &b in &covering {
                 index.pods_of_budget[b].push(i);

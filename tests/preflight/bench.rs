@@ -4,7 +4,8 @@
 //! time. Run with
 //! `cargo test --release --test integration -- preflight::bench --ignored --nocapture`
 //! (sizes: FORECAST_BENCH_NODES, FORECAST_BENCH_PODS; FORECAST_BENCH_BOUND=1 keeps the budgets
-//! that allow nothing now, the case where many budgets are at their limit).
+//! that allow nothing now, the case where many budgets are at their limit;
+//! FORECAST_BENCH_PLAN=FILE writes the auto plan's batches there, to compare plans).
 
 use std::time::Instant;
 
@@ -99,6 +100,15 @@ async fn forecast_a_full_worker_plan_of_a_large_cluster() {
         let start = Instant::now();
         let forecast = batches::plan(&view, &[], &workers, spec, &options);
         let took = start.elapsed().as_secs_f64();
+        if let (BatchSpec::Auto, Ok(path)) = (spec, std::env::var("FORECAST_BENCH_PLAN")) {
+            // The auto plan's batches, one per line, to compare plans across changes.
+            let lines: Vec<String> = forecast
+                .batches
+                .iter()
+                .map(|b| format!("{} {}", b.nodes.join(","), b.blocks.join("; ")))
+                .collect();
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        }
         let largest = forecast
             .batches
             .iter()

@@ -248,3 +248,41 @@ async fn accepting_a_finding_by_id_or_check_unblocks_it() {
     assert!(!found.iter().any(preflight::Finding::blocks));
     assert!(found.iter().any(|f| f.accepted));
 }
+
+#[tokio::test]
+async fn auto_sends_a_node_whose_drain_cannot_finish_alone_and_after_the_others() {
+    // shop/web's budget allows no disruption: worker-1, worker-3 and worker-4 each hold a web
+    // pod its eviction will never free. worker-2 holds none. One zone, so one group.
+    let text = std::fs::read_to_string(super::snapshot("service-in-one-batch"))
+        .unwrap()
+        .replace("    maxUnavailable: 1\n", "    maxUnavailable: 0\n")
+        .replace("zone-b", "zone-a")
+        .replace("zone-c", "zone-a");
+    let (_server, _kube, view) = super::serve_text(&text, 100.0).await;
+    let nodes = names(&["worker-1", "worker-2", "worker-3", "worker-4"]);
+    let options = ForecastOptions::default();
+    let auto = batches::plan(&view, &[], &nodes, BatchSpec::Auto, &options);
+    let plan: Vec<Vec<String>> = auto.batches.iter().map(|b| b.nodes.clone()).collect();
+    assert_eq!(
+        plan,
+        [
+            names(&["worker-2"]),
+            names(&["worker-1"]),
+            names(&["worker-3"]),
+            names(&["worker-4"])
+        ],
+        "{}",
+        preflight::render::forecast(&auto, krun::paint::Paint::PLAIN)
+    );
+    assert!(!auto.batches[0].blocked());
+    let second = &auto.batches[1];
+    assert!(second.blocked());
+    let explanation = second.explanation.as_deref().unwrap();
+    assert!(
+        explanation.starts_with(
+            "1 worker node of zone-a; worker-1 goes alone: its drain cannot finish (shop/web-"
+        ) && explanation.ends_with("PodDisruptionBudget shop/web needs 3 healthy, has 3)"),
+        "{explanation}"
+    );
+    assert_eq!(second.stuck.len(), 1, "{:?}", second.stuck);
+}
