@@ -117,7 +117,8 @@ fn objection(
         if total > allowance {
             return Some(if model.workload_has_budget(w) {
                 format!(
-                    "{node}: {label} would lose {total} pods; its PodDisruptionBudget allows {allowance} now"
+                    "{node}: {label} would lose {total} pod{}; its PodDisruptionBudget allows {allowance} now",
+                    if total == 1 { "" } else { "s" }
                 )
             } else {
                 format!(
