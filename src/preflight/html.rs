@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::forecast::{BatchForecast, Forecast, Impact};
+use super::markup::escape;
 use super::{Finding, Report, Severity};
 
 /// Where and how the report was made, shown at its top.
@@ -22,13 +23,6 @@ pub struct PageContext {
     /// What was judged: the live cluster's kubeconfig and context, or the rehearsal's snapshot.
     pub cluster: String,
     pub krun_version: String,
-}
-
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn duration(seconds: f64) -> String {

@@ -23,6 +23,7 @@ pub mod flags;
 pub mod forecast;
 pub mod html;
 pub mod lb;
+mod markup;
 pub mod registry;
 pub mod render;
 pub mod verify_html;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::escape;
+use super::markup::escape;
 use crate::kube::health::{Status, Verification};
 
 /// The section: a verdict line and a table of checks (failures, then notes, then passes).

@@ -6,5 +6,6 @@ pub mod diagnostic;
 pub mod doc;
 pub mod engine;
 pub mod run;
+pub mod settings;
 pub mod setup;
 pub mod shape;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use super::run::RunSettings;
+use super::settings::RunSettings;
 use crate::Error;
 use crate::effects::{Access, Effect, Effects, Outcome, Recheck, Step, StepFailure};
 use crate::error::Kind;
