@@ -87,10 +87,11 @@ impl World {
         change: impl FnOnce(&mut Value),
     ) -> Option<Arc<Stored>> {
         let current = self.get(res, key)?.clone();
-        let before = current.value();
-        let mut after = before.clone();
+        let mut after = current.value();
         change(&mut after);
-        if after == before {
+        // The stored bytes are what serde_json writes, so writing the result is the cheaper
+        // way to tell whether it changed than keeping a copy to compare with.
+        if serde_json::to_vec(&after).is_ok_and(|bytes| bytes == current.raw) {
             return Some(current);
         }
         Some(self.put(res, after))
