@@ -565,11 +565,13 @@ fn split_list_items(text: &str) -> Option<Vec<(usize, &str)>> {
     let mut seen_items = false;
     let mut list_kind = false;
     let mut offset = 0;
-    for (number, line) in text.lines().enumerate() {
+    for (number, raw) in text.split_inclusive('\n').enumerate() {
         let start = offset;
-        offset = text[start..]
-            .find('\n')
-            .map_or(text.len(), |end| start + end + 1);
+        offset += raw.len();
+        // As `str::lines` ends a line.
+        let line = raw
+            .strip_suffix('\n')
+            .map_or(raw, |l| l.strip_suffix('\r').unwrap_or(l));
         let top_level = !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#');
         if line.starts_with("---") || line.starts_with("...") {
             return None;
@@ -612,6 +614,14 @@ fn split_list_items(text: &str) -> Option<Vec<(usize, &str)>> {
 /// indentation, and its lines end in `\n` whatever they ended in.
 fn item_text(span: &str) -> String {
     let mut item = String::with_capacity(span.len() + 1);
+    if !span.contains('\r') {
+        item.push_str("  ");
+        item.push_str(&span[2..]);
+        if !item.ends_with('\n') {
+            item.push('\n');
+        }
+        return item;
+    }
     for (i, line) in span.lines().enumerate() {
         if i == 0 {
             item.push_str("  ");
@@ -790,6 +800,24 @@ mod tests {
                 assert_eq!(fast, general, "item at line {line}");
             }
         }
+    }
+
+    #[test]
+    fn list_items_read_the_same_whatever_ends_their_lines() {
+        let text = "apiVersion: v1\nitems:\n- kind: Pod\n  metadata:\n    name: a\n\n# note\n- kind: Pod\n  metadata:\n    name: b\nkind: List\nmetadata: {}";
+        let items = |text: &str| -> Vec<(usize, String)> {
+            let items = split_list_items(text).expect("a kubectl List");
+            items.into_iter().map(|(n, s)| (n, item_text(s))).collect()
+        };
+        let expected = vec![
+            (
+                3,
+                "  kind: Pod\n  metadata:\n    name: a\n\n# note\n".to_string(),
+            ),
+            (8, "  kind: Pod\n  metadata:\n    name: b\n".to_string()),
+        ];
+        assert_eq!(items(text), expected);
+        assert_eq!(items(&text.replace('\n', "\r\n")), expected);
     }
 
     #[test]

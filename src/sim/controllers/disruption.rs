@@ -39,15 +39,9 @@ impl World {
                 .filter(|c| c.kind == "Deployment")
         {
             let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
-            return Some((
-                d.uid.clone(),
-                int_at(&d.value(), "/spec/replicas", 1) as i32,
-            ));
+            return Some((d.uid.clone(), d.replicas.unwrap_or(1) as i32));
         }
-        Some((
-            object.uid.clone(),
-            int_at(&object.value(), "/spec/replicas", 1) as i32,
-        ))
+        Some((object.uid.clone(), object.replicas.unwrap_or(1) as i32))
     }
 
     /// The PDBs in `namespace` whose selector matches `labels`.
