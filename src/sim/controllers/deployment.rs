@@ -7,6 +7,8 @@
 //! `sync.go` `calculateStatus` does, so `kubectl rollout status` waits for what really
 //! happened.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::{owner_reference, set_or_remove, template_hash};
@@ -85,7 +87,7 @@ impl World {
             }
             sets = self.sets_of(&deployment, &template);
         }
-        self.write_deployment_status(key, &value, &sets, replicas, generation);
+        self.write_deployment_status(&deployment, value, &sets, replicas, generation);
     }
 
     /// The Deployment's ReplicaSets, oldest revision first.
@@ -127,8 +129,8 @@ impl World {
 
     fn write_deployment_status(
         &mut self,
-        key: &str,
-        value: &Value,
+        deployment: &Arc<Stored>,
+        value: Value,
         sets: &[Set],
         replicas: i64,
         generation: i64,
@@ -141,11 +143,11 @@ impl World {
         let updated = new.map_or(0, |s| s.replicas);
         let new_name = new.map(|s| s.name.clone()).unwrap_or_default();
         let revision = new.map(|s| s.revision);
-        let (_, max_unavailable) = rolling_limits(value, replicas);
+        let (_, max_unavailable) = rolling_limits(&value, replicas);
         let complete = updated == replicas && actual == replicas && available == replicas;
         let now = self.now_string();
-        let noted = str_at(value, &["metadata", "annotations", REVISION]).is_some();
-        self.modify(self.ids.deployment, key, |v| {
+        let noted = str_at(&value, &["metadata", "annotations", REVISION]).is_some();
+        self.modify_parsed(self.ids.deployment, deployment, value, |v| {
             // The revision rolled to; a snapshot trimmed of the annotation keeps it trimmed
             // until a rollout happens.
             if let Some(revision) = revision.filter(|r| noted || *r > 1) {

@@ -106,7 +106,7 @@ impl World {
         });
         let generation = int_at(&value, "/metadata/generation", 1);
         let now_text = timestamp(now);
-        self.modify(self.ids.pdb, key, |v| {
+        self.modify_parsed(self.ids.pdb, &pdb, value, |v| {
             write_budget_status(v, &outcome, generation, &now_text)
         });
         if let Some(at) = recheck {
