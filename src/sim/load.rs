@@ -97,7 +97,7 @@ impl Cluster {
     /// The fast path for a kubectl `List`: parsing is most of the work and items are
     /// independent, so a window of items is parsed on every core, then added in order; the
     /// window bounds the memory held.
-    fn load_items(items: &[(usize, String)]) -> Result<Cluster, LoadError> {
+    fn load_items(items: &[(usize, &str)]) -> Result<Cluster, LoadError> {
         let mut cluster = Cluster::new();
         let mut seen = BTreeSet::new();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -292,13 +292,13 @@ const PARSE_WINDOW: usize = 2048;
 fn parse_items(
     registry: &Registry,
     loaded_at: &str,
-    items: &[(usize, String)],
+    items: &[(usize, &str)],
     first: usize,
     workers: usize,
 ) -> Vec<Result<Parsed, LoadError>> {
     let per_worker = items.len().div_ceil(workers.max(1)).max(1);
-    let one = |index: usize, line: usize, item: &str| -> Result<Parsed, LoadError> {
-        let value = parse_item(index, line, item)?;
+    let one = |index: usize, line: usize, span: &str| -> Result<Parsed, LoadError> {
+        let value = parse_item(index, line, &item_text(span))?;
         let document = format!("items[{index}]");
         let identity = Identity::of(&document, &value)?;
         match registry.by_kind(&identity.api_version, &identity.kind) {
@@ -554,25 +554,38 @@ fn stable_uid(identity: &str) -> String {
 /// The items of a `List` laid out as kubectl prints it (`items:` at the top level, each item
 /// starting with `- ` at column 0), each as a YAML document of its own with the line it starts
 /// on. `None` for any other layout, which is then parsed as a whole.
-fn split_list_items(text: &str) -> Option<Vec<(usize, String)>> {
-    let mut items: Vec<(usize, String)> = Vec::new();
+///
+/// Items are found here, in one pass, but copied out by the threads that parse them
+/// ([`item_text`]): `text` is whole in memory anyway, and the copy is most of the pass.
+fn split_list_items(text: &str) -> Option<Vec<(usize, &str)>> {
+    let mut items: Vec<(usize, &str)> = Vec::new();
+    // Where the item being read starts in `text`, and its line number.
+    let mut open: Option<(usize, usize)> = None;
     let mut in_items = false;
     let mut seen_items = false;
     let mut list_kind = false;
-    for (number, line) in text.lines().enumerate() {
+    let mut offset = 0;
+    for (number, raw) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        // As `str::lines` ends a line.
+        let line = raw
+            .strip_suffix('\n')
+            .map_or(raw, |l| l.strip_suffix('\r').unwrap_or(l));
         let top_level = !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#');
         if line.starts_with("---") || line.starts_with("...") {
             return None;
         }
         if in_items && line.starts_with("- ") {
-            let mut item = String::with_capacity(4096);
-            item.push_str("  ");
-            item.push_str(&line[2..]);
-            item.push('\n');
-            items.push((number + 1, item));
+            if let Some((from, first)) = open.replace((start, number + 1)) {
+                items.push((first, &text[from..start]));
+            }
             continue;
         }
         if top_level {
+            if let Some((from, first)) = open.take() {
+                items.push((first, &text[from..start]));
+            }
             in_items = false;
             if line == "items:" {
                 if seen_items {
@@ -587,18 +600,38 @@ fn split_list_items(text: &str) -> Option<Vec<(usize, String)>> {
             }
             continue;
         }
-        if in_items {
-            match items.last_mut() {
-                Some((_, item)) => {
-                    item.push_str(line);
-                    item.push('\n');
-                }
-                None if line.trim().is_empty() => {}
-                None => return None,
-            }
+        if in_items && open.is_none() && !line.trim().is_empty() {
+            return None;
         }
     }
+    if let Some((from, first)) = open {
+        items.push((first, &text[from..]));
+    }
     (seen_items && list_kind).then_some(items)
+}
+
+/// A list item found by [`split_list_items`] as a YAML document of its own: its `- ` becomes
+/// indentation, and its lines end in `\n` whatever they ended in.
+fn item_text(span: &str) -> String {
+    let mut item = String::with_capacity(span.len() + 1);
+    if !span.contains('\r') {
+        item.push_str("  ");
+        item.push_str(&span[2..]);
+        if !item.ends_with('\n') {
+            item.push('\n');
+        }
+        return item;
+    }
+    for (i, line) in span.lines().enumerate() {
+        if i == 0 {
+            item.push_str("  ");
+            item.push_str(&line[2..]);
+        } else {
+            item.push_str(line);
+        }
+        item.push('\n');
+    }
+    item
 }
 
 fn check_string_map(document: &str, value: &Value, map: &str) -> Result<(), LoadError> {
@@ -758,7 +791,8 @@ mod tests {
         for text in [generated.as_str(), fixture] {
             let items = split_list_items(text).expect("a kubectl List");
             assert!(items.len() > 20);
-            for (line, item) in items {
+            for (line, span) in items {
+                let item = item_text(span);
                 let fast = crate::sim::yaml::parse(&item).unwrap_or_else(|| {
                     panic!("the item at line {line} needs the slow path:\n{item}")
                 });
@@ -766,6 +800,24 @@ mod tests {
                 assert_eq!(fast, general, "item at line {line}");
             }
         }
+    }
+
+    #[test]
+    fn list_items_read_the_same_whatever_ends_their_lines() {
+        let text = "apiVersion: v1\nitems:\n- kind: Pod\n  metadata:\n    name: a\n\n# note\n- kind: Pod\n  metadata:\n    name: b\nkind: List\nmetadata: {}";
+        let items = |text: &str| -> Vec<(usize, String)> {
+            let items = split_list_items(text).expect("a kubectl List");
+            items.into_iter().map(|(n, s)| (n, item_text(s))).collect()
+        };
+        let expected = vec![
+            (
+                3,
+                "  kind: Pod\n  metadata:\n    name: a\n\n# note\n".to_string(),
+            ),
+            (8, "  kind: Pod\n  metadata:\n    name: b\n".to_string()),
+        ];
+        assert_eq!(items(text), expected);
+        assert_eq!(items(&text.replace('\n', "\r\n")), expected);
     }
 
     #[test]

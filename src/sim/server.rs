@@ -86,6 +86,7 @@ impl Server {
         };
         let mut world = World::new(cluster, clock.clone(), behaviour, options.seed);
         world.settle();
+        release_freed_memory();
         let rv = world.rv;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
@@ -192,6 +193,17 @@ users:
 preferences: {{}}
 "
     )
+}
+
+/// Gives the memory that loading freed back to the system. glibc keeps freed memory in the
+/// heap of the thread that used it, and the parse threads free most of what they allocate:
+/// on 20,000 pods about 100 MiB would otherwise stay resident for the server's lifetime.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's heaps to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn run_controllers(shared: Arc<Shared>) {

@@ -7,7 +7,9 @@
 //! `sync.go` `calculateStatus` does, so `kubectl rollout status` waits for what really
 //! happened.
 
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
 
 use super::{owner_reference, set_or_remove, template_hash};
 use crate::model::budget::IntOrPercent;
@@ -85,7 +87,7 @@ impl World {
             }
             sets = self.sets_of(&deployment, &template);
         }
-        self.write_deployment_status(key, &value, &sets, replicas, generation);
+        self.write_deployment_status(&deployment, value, &sets, replicas, generation);
     }
 
     /// The Deployment's ReplicaSets, oldest revision first.
@@ -127,8 +129,8 @@ impl World {
 
     fn write_deployment_status(
         &mut self,
-        key: &str,
-        value: &Value,
+        deployment: &Arc<Stored>,
+        value: Value,
         sets: &[Set],
         replicas: i64,
         generation: i64,
@@ -141,11 +143,11 @@ impl World {
         let updated = new.map_or(0, |s| s.replicas);
         let new_name = new.map(|s| s.name.clone()).unwrap_or_default();
         let revision = new.map(|s| s.revision);
-        let (_, max_unavailable) = rolling_limits(value, replicas);
+        let (_, max_unavailable) = rolling_limits(&value, replicas);
         let complete = updated == replicas && actual == replicas && available == replicas;
         let now = self.now_string();
-        let noted = str_at(value, &["metadata", "annotations", REVISION]).is_some();
-        self.modify(self.ids.deployment, key, |v| {
+        let noted = str_at(&value, &["metadata", "annotations", REVISION]).is_some();
+        self.modify_parsed(self.ids.deployment, deployment, value, |v| {
             // The revision rolled to; a snapshot trimmed of the annotation keeps it trimmed
             // until a rollout happens.
             if let Some(revision) = revision.filter(|r| noted || *r > 1) {
@@ -236,24 +238,27 @@ impl World {
 /// Whether a ReplicaSet's template is the Deployment's, its `pod-template-hash` label aside
 /// (`EqualIgnoreHash`).
 fn same_template(rs: Option<&Value>, deployment: &Value) -> bool {
-    let Some(rs) = rs else {
-        return false;
+    let (Some(Value::Object(rs)), Value::Object(deployment)) = (rs, deployment) else {
+        return rs == Some(deployment);
     };
-    let mut rs = rs.clone();
-    if let Some(labels) = rs
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove("pod-template-hash");
-    }
-    let mut deployment = deployment.clone();
-    for template in [&mut rs, &mut deployment] {
-        // An empty map and a missing one are the same template.
-        if let Some(meta) = template.get_mut("metadata").and_then(Value::as_object_mut) {
+    // Only the small `metadata` is copied to be compared; the rest compares in place.
+    let metadata = |template: &Map<String, Value>, replica_set: bool| {
+        let mut meta = template.get("metadata").cloned();
+        if let Some(Value::Object(meta)) = &mut meta {
+            if replica_set && let Some(Value::Object(labels)) = meta.get_mut("labels") {
+                labels.remove("pod-template-hash");
+            }
+            // An empty map and a missing one are the same template.
             meta.retain(|_, v| !(v.is_null() || v.as_object().is_some_and(|m| m.is_empty())));
         }
-    }
-    rs == deployment
+        meta
+    };
+    rs.len() == deployment.len()
+        && rs
+            .iter()
+            .zip(deployment)
+            .all(|((k, a), (l, b))| k == l && (k == "metadata" || a == b))
+        && metadata(rs, true) == metadata(deployment, false)
 }
 
 /// `(maxSurge, maxUnavailable)` of a rolling update, in pods: defaults 25 % each, the surge

@@ -39,15 +39,9 @@ impl World {
                 .filter(|c| c.kind == "Deployment")
         {
             let d = self.get_in(self.ids.deployment, namespace, &deployment.name)?;
-            return Some((
-                d.uid.clone(),
-                int_at(&d.value(), "/spec/replicas", 1) as i32,
-            ));
+            return Some((d.uid.clone(), d.replicas.unwrap_or(1) as i32));
         }
-        Some((
-            object.uid.clone(),
-            int_at(&object.value(), "/spec/replicas", 1) as i32,
-        ))
+        Some((object.uid.clone(), object.replicas.unwrap_or(1) as i32))
     }
 
     /// The PDBs in `namespace` whose selector matches `labels`.
@@ -112,7 +106,7 @@ impl World {
         });
         let generation = int_at(&value, "/metadata/generation", 1);
         let now_text = timestamp(now);
-        self.modify(self.ids.pdb, key, |v| {
+        self.modify_parsed(self.ids.pdb, &pdb, value, |v| {
             write_budget_status(v, &outcome, generation, &now_text)
         });
         if let Some(at) = recheck {

@@ -87,13 +87,43 @@ impl World {
         change: impl FnOnce(&mut Value),
     ) -> Option<Arc<Stored>> {
         let current = self.get(res, key)?.clone();
-        let before = current.value();
-        let mut after = before.clone();
-        change(&mut after);
-        if after == before {
-            return Some(current);
+        let value = current.value();
+        self.write_if_changed(res, &current, value, change)
+    }
+
+    /// [`World::modify`] for a controller that has already parsed `parsed` into `value`:
+    /// parsing is most of what reconciling costs, so it is not done twice unless the object
+    /// was written in between.
+    pub fn modify_parsed(
+        &mut self,
+        res: ResId,
+        parsed: &Arc<Stored>,
+        value: Value,
+        change: impl FnOnce(&mut Value),
+    ) -> Option<Arc<Stored>> {
+        let current = self.get(res, &parsed.key)?.clone();
+        let value = if Arc::ptr_eq(&current, parsed) {
+            value
+        } else {
+            current.value()
+        };
+        self.write_if_changed(res, &current, value, change)
+    }
+
+    fn write_if_changed(
+        &mut self,
+        res: ResId,
+        current: &Arc<Stored>,
+        mut value: Value,
+        change: impl FnOnce(&mut Value),
+    ) -> Option<Arc<Stored>> {
+        change(&mut value);
+        // The stored bytes are what serde_json writes, so writing the result is the cheaper
+        // way to tell whether it changed than keeping a copy to compare with.
+        if serde_json::to_vec(&value).is_ok_and(|bytes| bytes == current.raw) {
+            return Some(current.clone());
         }
-        Some(self.put(res, after))
+        Some(self.put(res, value))
     }
 
     /// The revision (`controller-revision-hash`) of a StatefulSet's or DaemonSet's

@@ -75,7 +75,7 @@ impl World {
             .count();
         let generation = int_at(&value, "/metadata/generation", 1);
         let count = active.len();
-        self.modify(self.ids.replicaset, key, |v| {
+        self.modify_parsed(self.ids.replicaset, &rs, value, |v| {
             let status = object_at(v, &["status"]);
             status.insert("replicas".into(), json!(count));
             status.insert("fullyLabeledReplicas".into(), json!(count));

@@ -153,7 +153,7 @@ impl World {
             .filter(|p| revision_of(p) == current_revision)
             .count();
         let generation = int_at(&value, "/metadata/generation", 1);
-        self.modify(self.ids.statefulset, key, |v| {
+        self.modify_parsed(self.ids.statefulset, &sts, value, |v| {
             let status = object_at(v, &["status"]);
             status.insert("replicas".into(), json!(count));
             set_or_remove(status, "readyReplicas", ready);
