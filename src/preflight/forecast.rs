@@ -391,6 +391,16 @@ impl Ord for Timer {
     }
 }
 
+/// What a drain does with a pod on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Evicts,
+    /// A pod without a controller, when the drain has no `force`: the whole drain refuses.
+    Refuses,
+    /// DaemonSet and mirror pods stay; they stop with the node.
+    Leaves,
+}
+
 /// The model's pods. A clone keeps the room to grow: `--batch auto` plays trial batches in
 /// clones, each adding replacements, and a clone without room copies every pod again at its
 /// first replacement.
@@ -1031,6 +1041,15 @@ impl Model {
         }
     }
 
+    fn drain_of(&self, pod: &MPod) -> Drain {
+        match pod.kind {
+            PodKind::Replicated | PodKind::Stateful | PodKind::Other => Drain::Evicts,
+            PodKind::Bare if self.options.force => Drain::Evicts,
+            PodKind::Bare => Drain::Refuses,
+            PodKind::Daemon | PodKind::Mirror => Drain::Leaves,
+        }
+    }
+
     /// Names of the nodes, in the cluster's order.
     pub fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.to_string()).collect()
@@ -1064,19 +1083,19 @@ impl Model {
                 if pod.gone || pod.deleting {
                     continue;
                 }
-                match pod.kind {
-                    PodKind::Replicated | PodKind::Stateful | PodKind::Other => pending.push(p),
-                    PodKind::Bare if self.options.force => pending.push(p),
-                    PodKind::Bare => refused.push(format!(
+                match self.drain_of(pod) {
+                    Drain::Evicts => pending.push(p),
+                    Drain::Refuses => refused.push(format!(
                         "{}/{} on {} has no controller (drain needs force; it would not be recreated)",
                         pod.namespace, pod.name, self.nodes[n].name
                     )),
-                    PodKind::Daemon => {
-                        if let Some(w) = pod.workload {
+                    Drain::Leaves => {
+                        if pod.kind == PodKind::Daemon
+                            && let Some(w) = pod.workload
+                        {
                             *disrupted.entry(w).or_default() += 1;
                         }
                     }
-                    PodKind::Mirror => {}
                 }
             }
         }
@@ -1145,13 +1164,10 @@ impl Model {
                 if node_done.contains_key(&n) {
                     continue;
                 }
-                let busy = self.nodes[n].pods.iter().any(|&p| {
-                    let pod = &self.pods[p];
-                    matches!(
-                        pod.kind,
-                        PodKind::Replicated | PodKind::Stateful | PodKind::Other
-                    ) || (pod.kind == PodKind::Bare && self.options.force)
-                });
+                let busy = self.nodes[n]
+                    .pods
+                    .iter()
+                    .any(|&p| self.drain_of(&self.pods[p]) == Drain::Evicts);
                 if !busy {
                     node_done.insert(n, self.now);
                     if self.options.upgrade_seconds > 0.0 {
@@ -1396,14 +1412,10 @@ impl Model {
             if pod.gone || pod.deleting {
                 continue;
             }
-            let reason = match pod.kind {
-                PodKind::Bare if !self.options.force => {
-                    Some("it has no controller (drain needs force)".to_owned())
-                }
-                PodKind::Replicated | PodKind::Stateful | PodKind::Other | PodKind::Bare => {
-                    self.admits(p).err()
-                }
-                PodKind::Daemon | PodKind::Mirror => None,
+            let reason = match self.drain_of(pod) {
+                Drain::Refuses => Some("it has no controller (drain needs force)".to_owned()),
+                Drain::Evicts => self.admits(p).err(),
+                Drain::Leaves => None,
             };
             if let Some(reason) = reason {
                 return Some(format!(
