@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::clock::{human_duration, parse_timestamp};
 use super::resource::Builtin;
-use super::value::{condition_status, str_at};
+use super::value::{At, condition_status, str_at};
 
 /// A cell as computed from an object: fixed, or the time since a moment, which grows as
 /// the clock runs (ages, `3 (2m ago)` restarts).
@@ -103,7 +103,7 @@ fn text(value: &Value, path: &[&str]) -> String {
 }
 
 fn int(value: &Value, pointer: &str) -> i64 {
-    value.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+    value.at(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn age(value: &Value) -> Cell {
@@ -116,7 +116,7 @@ fn age(value: &Value) -> Cell {
 
 fn containers_and_images(value: &Value, pointer: &str) -> (String, String) {
     let containers = value
-        .pointer(pointer)
+        .at(pointer)
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let names: Vec<&str> = containers
@@ -175,11 +175,11 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
                 Some("False") => "NotReady".to_string(),
                 _ => "Unknown".to_string(),
             };
-            if v.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+            if v.at("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
                 status.push_str(",SchedulingDisabled");
             }
             let mut roles: Vec<String> = v
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|labels| {
                     labels
@@ -197,7 +197,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
             roles.sort();
             roles.dedup();
             let address = |kind: &str| {
-                v.pointer("/status/addresses")
+                v.at("/status/addresses")
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(|a| str_at(a, &["type"]) == Some(kind)))
                     .and_then(|a| str_at(a, &["address"]))
@@ -228,7 +228,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
             age(v),
         ],
         Builtin::PodDisruptionBudget => {
-            let field = |f: &str| match v.pointer(&format!("/spec/{f}")) {
+            let field = |f: &str| match v.at(&format!("/spec/{f}")) {
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::String(s)) => s.clone(),
                 _ => "N/A".into(),
@@ -243,10 +243,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
         }
         Builtin::Deployment => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
+            let replicas = v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             vec![
                 name.into(),
                 json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),
@@ -255,33 +252,25 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
                 age(v),
                 json!(containers).into(),
                 json!(images).into(),
-                json!(format_selector(v.pointer("/spec/selector"))).into(),
+                json!(format_selector(v.at("/spec/selector"))).into(),
             ]
         }
         Builtin::ReplicaSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
             vec![
                 name.into(),
-                json!(
-                    v.pointer("/spec/replicas")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1)
-                )
-                .into(),
+                json!(v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)).into(),
                 json!(int(v, "/status/replicas")).into(),
                 json!(int(v, "/status/readyReplicas")).into(),
                 age(v),
                 json!(containers).into(),
                 json!(images).into(),
-                json!(format_selector(v.pointer("/spec/selector"))).into(),
+                json!(format_selector(v.at("/spec/selector"))).into(),
             ]
         }
         Builtin::StatefulSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
+            let replicas = v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             vec![
                 name.into(),
                 json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),
@@ -293,7 +282,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
         Builtin::DaemonSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
             let node_selector = v
-                .pointer("/spec/template/spec/nodeSelector")
+                .at("/spec/template/spec/nodeSelector")
                 .and_then(Value::as_object)
                 .filter(|m| !m.is_empty())
                 .map(|m| {
@@ -314,7 +303,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
                 age(v),
                 json!(containers).into(),
                 json!(images).into(),
-                json!(format_selector(v.pointer("/spec/selector"))).into(),
+                json!(format_selector(v.at("/spec/selector"))).into(),
             ]
         }
         Builtin::Lease => vec![
@@ -354,11 +343,11 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
 
 fn pod_cells(v: &Value) -> Vec<Cell> {
     let total = v
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let statuses = v
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let ready = statuses
@@ -384,7 +373,7 @@ fn pod_cells(v: &Value) -> Vec<Cell> {
         _ => json!(restarts.to_string()).into(),
     };
     let gates = v
-        .pointer("/spec/readinessGates")
+        .at("/spec/readinessGates")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let gates = if gates.is_empty() {
@@ -422,12 +411,12 @@ fn pod_status(v: &Value) -> String {
     }
     if reason == "Pending"
         && condition_status(v, "PodScheduled") == Some("True")
-        && v.pointer("/status/containerStatuses").is_none()
+        && v.at("/status/containerStatuses").is_none()
     {
         reason = "ContainerCreating".into();
     }
     let statuses = v
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let mut running = false;
@@ -435,7 +424,7 @@ fn pod_status(v: &Value) -> String {
         if let Some(waiting) = str_at(s, &["state", "waiting", "reason"]).filter(|r| !r.is_empty())
         {
             reason = waiting.to_string();
-        } else if let Some(terminated) = s.pointer("/state/terminated") {
+        } else if let Some(terminated) = s.at("/state/terminated") {
             reason = match str_at(terminated, &["reason"]).filter(|r| !r.is_empty()) {
                 Some(r) => r.to_string(),
                 None => match terminated
@@ -453,7 +442,7 @@ fn pod_status(v: &Value) -> String {
                     ),
                 },
             };
-        } else if s.pointer("/state/running").is_some()
+        } else if s.at("/state/running").is_some()
             && s.get("ready").and_then(Value::as_bool) == Some(true)
         {
             running = true;
@@ -466,7 +455,7 @@ fn pod_status(v: &Value) -> String {
             "NotReady".into()
         };
     }
-    if v.pointer("/metadata/deletionTimestamp")
+    if v.at("/metadata/deletionTimestamp")
         .is_some_and(|d| !d.is_null())
     {
         reason = if str_at(v, &["status", "reason"]) == Some("NodeLost") {

@@ -18,7 +18,7 @@ use super::clock::timestamp;
 use super::error::LoadError;
 use super::object::Stored;
 use super::resource::{Builtin, Registry, ResId};
-use super::value::{object_at, set_meta};
+use super::value::{At, object_at, set_meta};
 use crate::model::budget::IntOrPercent;
 use crate::model::selector::Selector;
 
@@ -298,7 +298,7 @@ fn parse_items(
 ) -> Vec<Result<Parsed, LoadError>> {
     let per_worker = items.len().div_ceil(workers.max(1)).max(1);
     let one = |index: usize, line: usize, span: &str| -> Result<Parsed, LoadError> {
-        let value = parse_item(index, line, &item_text(span))?;
+        let value = parse_item(index, line, span)?;
         let document = format!("items[{index}]");
         let identity = Identity::of(&document, &value)?;
         match registry.by_kind(&identity.api_version, &identity.kind) {
@@ -331,14 +331,16 @@ fn parse_items(
     })
 }
 
-/// One list item: the fast reader for what kubectl prints, the full YAML parser otherwise.
-fn parse_item(index: usize, line: usize, item: &str) -> Result<Value, LoadError> {
-    match super::yaml::parse(item) {
+/// One list item (`span`, from its `- `): the fast reader for what kubectl prints, the full
+/// YAML parser otherwise.
+fn parse_item(index: usize, line: usize, span: &str) -> Result<Value, LoadError> {
+    match super::yaml::parse_entry(span) {
         Some(value) => Ok(value),
         None => {
             let document = format!("items[{index}] (the item starting at line {line})");
-            too_deep(item, &document)?;
-            Value::deserialize(serde_yaml_ng::Deserializer::from_str(item)).map_err(|e| {
+            let item = item_text(span);
+            too_deep(&item, &document)?;
+            Value::deserialize(serde_yaml_ng::Deserializer::from_str(&item)).map_err(|e| {
                 LoadError::Syntax {
                     document,
                     message: e.to_string(),
@@ -406,7 +408,7 @@ impl Identity {
         };
         let api_version = text("apiVersion")?;
         let kind = text("kind")?;
-        let name = match value.pointer("/metadata/name") {
+        let name = match value.at("/metadata/name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(_) => {
                 return Err(LoadError::field(
@@ -417,7 +419,7 @@ impl Identity {
             }
             None => return Err(LoadError::field(document, "metadata.name", "is missing")),
         };
-        let namespace = match value.pointer("/metadata/namespace") {
+        let namespace = match value.at("/metadata/namespace") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(_) => {
@@ -509,11 +511,11 @@ fn stored_form(
         "{}/{}/{}",
         rt.group_resource(),
         value
-            .pointer("/metadata/namespace")
+            .at("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or(""),
         value
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("")
     );
@@ -555,8 +557,8 @@ fn stable_uid(identity: &str) -> String {
 /// starting with `- ` at column 0), each as a YAML document of its own with the line it starts
 /// on. `None` for any other layout, which is then parsed as a whole.
 ///
-/// Items are found here, in one pass, but copied out by the threads that parse them
-/// ([`item_text`]): `text` is whole in memory anyway, and the copy is most of the pass.
+/// Items are found here, in one pass, and read in place by the threads that parse them; only
+/// an item the fast reader declines is copied out ([`item_text`]) for the general parser.
 fn split_list_items(text: &str) -> Option<Vec<(usize, &str)>> {
     let mut items: Vec<(usize, &str)> = Vec::new();
     // Where the item being read starts in `text`, and its line number.
@@ -635,7 +637,7 @@ fn item_text(span: &str) -> String {
 }
 
 fn check_string_map(document: &str, value: &Value, map: &str) -> Result<(), LoadError> {
-    match value.pointer(&format!("/metadata/{map}")) {
+    match value.at(&format!("/metadata/{map}")) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(entries)) => {
             for (key, v) in entries {
@@ -662,10 +664,7 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
         Builtin::Pod => validate_pod_spec(document, "spec", value.get("spec")),
         Builtin::PodDisruptionBudget => {
             for field in ["minAvailable", "maxUnavailable"] {
-                if let Some(v) = value
-                    .pointer(&format!("/spec/{field}"))
-                    .filter(|v| !v.is_null())
-                {
+                if let Some(v) = value.at(&format!("/spec/{field}")).filter(|v| !v.is_null()) {
                     IntOrPercent::parse(v)
                         .map_err(|e| LoadError::field(document, format!("spec.{field}"), e))?;
                 }
@@ -673,7 +672,7 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
             validate_selector(document, value, false)
         }
         Builtin::Deployment | Builtin::ReplicaSet | Builtin::StatefulSet | Builtin::DaemonSet => {
-            if let Some(replicas) = value.pointer("/spec/replicas")
+            if let Some(replicas) = value.at("/spec/replicas")
                 && replicas.as_i64().is_none_or(|r| r < 0)
             {
                 return Err(LoadError::field(
@@ -686,10 +685,10 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
             validate_pod_spec(
                 document,
                 "spec.template.spec",
-                value.pointer("/spec/template/spec"),
+                value.at("/spec/template/spec"),
             )
         }
-        Builtin::Node => match value.pointer("/status/conditions") {
+        Builtin::Node => match value.at("/status/conditions") {
             None | Some(Value::Array(_)) => Ok(()),
             Some(_) => Err(LoadError::field(
                 document,
@@ -702,7 +701,7 @@ fn validate_kind(document: &str, builtin: Builtin, value: &Value) -> Result<(), 
 }
 
 fn validate_selector(document: &str, value: &Value, required: bool) -> Result<(), LoadError> {
-    match value.pointer("/spec/selector") {
+    match value.at("/spec/selector") {
         None if required => Err(LoadError::field(document, "spec.selector", "is missing")),
         None => Ok(()),
         Some(selector) => {
@@ -793,11 +792,12 @@ mod tests {
             assert!(items.len() > 20);
             for (line, span) in items {
                 let item = item_text(span);
-                let fast = crate::sim::yaml::parse(&item).unwrap_or_else(|| {
+                let fast = crate::sim::yaml::parse_entry(span).unwrap_or_else(|| {
                     panic!("the item at line {line} needs the slow path:\n{item}")
                 });
                 let general: Value = serde_yaml_ng::from_str(&item).unwrap();
                 assert_eq!(fast, general, "item at line {line}");
+                assert_eq!(crate::sim::yaml::parse(&item), Some(general));
             }
         }
     }
@@ -827,7 +827,7 @@ mod tests {
         let (res, object) = &cluster.objects[0];
         assert_eq!(cluster.registry.get(*res).plural, "certificates");
         assert_eq!(
-            object.value().pointer("/spec/anything/1"),
+            object.value().at("/spec/anything/1"),
             Some(&serde_json::json!(2))
         );
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::cells::Cells;
 use super::resource::{Builtin, ResourceType};
-use super::value::{condition_status, str_at, string_map};
+use super::value::{At, condition_status, str_at, string_map};
 use crate::model::budget::OwnerRef;
 use crate::model::quantity::quantity;
 use crate::model::selector::Selector;
@@ -101,7 +101,7 @@ impl Stored {
         let name = str_at(value, &["metadata", "name"])
             .unwrap_or_default()
             .to_string();
-        let labels = string_map(value.pointer("/metadata/labels"));
+        let labels = string_map(value.at("/metadata/labels"));
         let fields = rt
             .selectable_fields()
             .iter()
@@ -113,7 +113,7 @@ impl Stored {
             | Builtin::StatefulSet
             | Builtin::DaemonSet
             | Builtin::Deployment => {
-                let selector = value.pointer("/spec/selector");
+                let selector = value.at("/spec/selector");
                 let empty = selector.is_some_and(|s| {
                     ["matchLabels", "matchExpressions"].iter().all(|field| {
                         s.get(field).is_none_or(|v| {
@@ -150,11 +150,11 @@ impl Stored {
                 .and_then(|rv| rv.parse().ok())
                 .unwrap_or(0),
             deleting: value
-                .pointer("/metadata/deletionTimestamp")
+                .at("/metadata/deletionTimestamp")
                 .is_some_and(|v| !v.is_null()),
             controller: controller_of(value),
             selector,
-            replicas: value.pointer("/spec/replicas").and_then(Value::as_i64),
+            replicas: value.at("/spec/replicas").and_then(Value::as_i64),
             namespace,
             name,
             labels,
@@ -268,7 +268,7 @@ fn field_value(value: &Value, field: &str) -> String {
 /// The controller owner of an object, if any.
 pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
     value
-        .pointer("/metadata/ownerReferences")?
+        .at("/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find_map(|owner| {
@@ -290,9 +290,9 @@ pub(crate) fn controller_of(value: &Value) -> Option<OwnerRef> {
 fn pod_info(value: &Value) -> PodInfo {
     let mut cpu_milli = 0;
     let mut memory = 0;
-    if let Some(containers) = value.pointer("/spec/containers").and_then(Value::as_array) {
+    if let Some(containers) = value.at("/spec/containers").and_then(Value::as_array) {
         for container in containers {
-            let requests = container.pointer("/resources/requests");
+            let requests = container.at("/resources/requests");
             cpu_milli += requests
                 .and_then(|r| r.get("cpu"))
                 .and_then(quantity)
@@ -320,11 +320,11 @@ fn pod_info(value: &Value) -> PodInfo {
 
 fn node_info(value: &Value) -> NodeInfo {
     let allocatable = value
-        .pointer("/status/allocatable")
-        .or_else(|| value.pointer("/status/capacity"));
+        .at("/status/allocatable")
+        .or_else(|| value.at("/status/capacity"));
     let amount = |name: &str| allocatable.and_then(|a| a.get(name)).and_then(quantity);
     let taints = value
-        .pointer("/spec/taints")
+        .at("/spec/taints")
         .and_then(Value::as_array)
         .map(|taints| {
             taints
@@ -340,7 +340,7 @@ fn node_info(value: &Value) -> NodeInfo {
     NodeInfo {
         ready: condition_status(value, "Ready") == Some("True"),
         unschedulable: value
-            .pointer("/spec/unschedulable")
+            .at("/spec/unschedulable")
             .and_then(Value::as_bool)
             .unwrap_or(false),
         taints,

@@ -13,7 +13,7 @@ use super::patch::{self, PatchError, PatchType};
 use super::resource::{Builtin, ResId};
 use super::selector::FieldSelector;
 use super::status::{self, ApiError};
-use super::value::{object_at, set_condition, str_at};
+use super::value::{At, object_at, set_condition, str_at};
 use super::world::World;
 use crate::model::budget::{Budget, BudgetStatus, Verdict, check_eviction};
 use crate::model::selector::Selector;
@@ -391,7 +391,7 @@ impl World {
             }
             _ => {}
         }
-        if body.pointer("/metadata/managedFields").is_none() {
+        if body.at("/metadata/managedFields").is_none() {
             let now = self.now_string();
             apply::record_update(None, &mut body, &writer.manager(&rt, &now));
         }
@@ -583,7 +583,7 @@ impl World {
             "generation",
         ] {
             let meta = object_at(&mut new, &["metadata"]);
-            match old.pointer(&format!("/metadata/{kept}")) {
+            match old.at(&format!("/metadata/{kept}")) {
                 Some(value) => meta.insert(kept.into(), value.clone()),
                 None => meta.remove(kept),
             };
@@ -602,7 +602,7 @@ impl World {
         }
         if rt.uses_generation() && old.get("spec") != new.get("spec") {
             let generation = old
-                .pointer("/metadata/generation")
+                .at("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(1)
                 + 1;
@@ -638,12 +638,12 @@ impl World {
                 "namespace": object.namespace,
                 "uid": object.uid,
                 "resourceVersion": object.rv.to_string(),
-                "creationTimestamp": value.pointer("/metadata/creationTimestamp"),
+                "creationTimestamp": value.at("/metadata/creationTimestamp"),
             },
-            "spec": {"replicas": value.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
-            "status": {"replicas": value.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": value.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+            "status": {"replicas": value.at("/status/replicas").and_then(Value::as_i64).unwrap_or(0)},
         });
-        let selector = super::cells::format_selector(value.pointer("/spec/selector"));
+        let selector = super::cells::format_selector(value.at("/spec/selector"));
         if selector != "<none>" {
             scale["status"]["selector"] = json!(selector);
         }
@@ -668,7 +668,7 @@ impl World {
         {
             return Err(ApiError::modified(&rt, name));
         }
-        let Some(replicas) = scale.pointer("/spec/replicas").and_then(Value::as_i64) else {
+        let Some(replicas) = scale.at("/spec/replicas").and_then(Value::as_i64) else {
             return Err(ApiError::invalid(
                 &rt,
                 name,
@@ -774,7 +774,7 @@ impl World {
                 .in_namespace(res, &owner.namespace)
                 .filter(|o| {
                     o.value()
-                        .pointer("/metadata/ownerReferences")
+                        .at("/metadata/ownerReferences")
                         .and_then(Value::as_array)
                         .is_some_and(|refs| {
                             refs.iter().any(|r| str_at(r, &["uid"]) == Some(&owner.uid))
@@ -932,12 +932,12 @@ impl World {
         let now = self.now_string();
         self.modify(self.ids.pdb, pdb_key, |v| {
             let allowed = v
-                .pointer("/status/disruptionsAllowed")
+                .at("/status/disruptionsAllowed")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
                 - 1;
             let observed = v
-                .pointer("/status/observedGeneration")
+                .at("/status/observedGeneration")
                 .cloned()
                 .unwrap_or(json!(0));
             let status = object_at(v, &["status"]);
@@ -1010,7 +1010,7 @@ fn check_type(rt: &super::resource::ResourceType, body: &mut Value) -> Result<()
             if rt.builtin == Builtin::PodDisruptionBudget
                 && version == "v1beta1"
                 && body
-                    .pointer("/spec/selector")
+                    .at("/spec/selector")
                     .and_then(Value::as_object)
                     .is_some_and(|s| {
                         s.values().all(|v| {

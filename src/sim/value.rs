@@ -136,16 +136,73 @@ pub(crate) fn set_condition(
 
 /// An integer at a JSON pointer, or `default`.
 pub(crate) fn int_at(value: &Value, pointer: &str, default: i64) -> i64 {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_i64)
-        .unwrap_or(default)
+    value.at(pointer).and_then(Value::as_i64).unwrap_or(default)
+}
+
+/// [`Value::pointer`] without its allocations: it copies every token to undo `~` escapes,
+/// while the simulator's paths are literal keys, walked for every object at load and on
+/// every request.
+pub(crate) trait At {
+    fn at(&self, pointer: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.is_empty() || pointer.contains('~') {
+            return self.pointer(pointer);
+        }
+        let mut current = self;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            current = match current {
+                Value::Object(map) => map.get(token)?,
+                Value::Array(items) => items.get(array_index(token)?)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+/// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn at_finds_what_json_pointer_finds() {
+        let value = json!({
+            "spec": {"containers": [{"image": "a"}, {"image": "b"}], "": {"x": 1}},
+            "metadata": {"annotations": {"a/b": "slash", "m~n": "tilde"}},
+            "10": "ten",
+        });
+        for pointer in [
+            "",
+            "/",
+            "/spec",
+            "/spec/containers/1/image",
+            "/spec/containers/01/image",
+            "/spec/containers/+1/image",
+            "/spec/containers/2",
+            "/spec/containers/x",
+            "/spec//x",
+            "/metadata/annotations/a~1b",
+            "/metadata/annotations/m~0n",
+            "/10",
+            "/missing/deeper",
+            "spec",
+        ] {
+            assert_eq!(value.at(pointer), value.pointer(pointer), "{pointer:?}");
+        }
+        assert_eq!(value.at("/spec/containers/1/image"), Some(&json!("b")));
+    }
 
     #[test]
     fn conditions_keep_their_transition_time_when_unchanged() {

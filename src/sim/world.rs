@@ -21,7 +21,7 @@ use super::load::Cluster;
 use super::object::{Stored, object_key};
 use super::ops::ListSnapshots;
 use super::resource::{Builtin, Registry, ResId};
-use super::value::{set_meta, str_at};
+use super::value::{At, set_meta, str_at};
 use super::version::Version;
 use crate::model::selector::Selector;
 
@@ -311,7 +311,7 @@ impl World {
                 return None;
             }
             let value = pod.value();
-            let image = value.pointer("/spec/containers/0/image")?.as_str()?;
+            let image = value.at("/spec/containers/0/image")?.as_str()?;
             Some(image.rsplit_once(':')?.1.to_string())
         });
         if let Some(version) = from_pods {
@@ -322,7 +322,7 @@ impl World {
             .filter_map(|node| {
                 let value = node.value();
                 let version = value
-                    .pointer("/status/nodeInfo/kubeletVersion")?
+                    .at("/status/nodeInfo/kubeletVersion")?
                     .as_str()?
                     .to_string();
                 let control_plane = node
@@ -503,8 +503,8 @@ impl World {
                 self.dirty.budgets.insert(object.key.clone());
                 // A new spec waits for the disruption controller when a delay is set.
                 let changed_spec = old.is_none_or(|o| {
-                    o.value().pointer("/metadata/generation")
-                        != object.value().pointer("/metadata/generation")
+                    o.value().at("/metadata/generation")
+                        != object.value().at("/metadata/generation")
                 });
                 if let Some(delay) = self.budget_processing_delay.filter(|_| changed_spec) {
                     let due = self.clock.now() + delay;

@@ -34,20 +34,41 @@ fn is_sequence_entry(content: &str) -> bool {
 }
 
 /// Parses `text` if it is within the supported subset.
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Option<Value> {
-    let lines = text
-        .lines()
-        .map(|raw| {
+    parse_lines(lines(text, false))
+}
+
+/// Parses one entry of a block sequence, `text` starting at its `- `, as the document the
+/// entry holds (the `- ` read as indentation), if it is within the supported subset. This is
+/// how a kubectl `List`'s items are read without copying each out of the file first.
+pub(crate) fn parse_entry(text: &str) -> Option<Value> {
+    text.starts_with("- ")
+        .then(|| parse_lines(lines(text, true)))?
+}
+
+/// `text`'s lines; with `entry`, the first line's `- ` counts as two spaces of indentation.
+fn lines(text: &str, entry: bool) -> Vec<Line<'_>> {
+    text.lines()
+        .enumerate()
+        .map(|(i, raw)| {
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            let (dash, raw) = match raw.strip_prefix("- ") {
+                Some(rest) if entry && i == 0 => (2, rest),
+                _ => (0, raw),
+            };
             let content = raw.trim_start_matches(' ');
             let trimmed = content.trim_end();
             Line {
-                indent: raw.len() - content.len(),
+                indent: dash + raw.len() - content.len(),
                 content: trimmed,
                 trailing: trimmed.len() != content.len(),
             }
         })
-        .collect::<Vec<_>>();
+        .collect()
+}
+
+fn parse_lines(lines: Vec<Line<'_>>) -> Option<Value> {
     if lines.iter().any(|l| {
         l.content.starts_with('\t') || l.content.starts_with("---") || l.content.starts_with("...")
     }) {
@@ -594,5 +615,27 @@ status:
         ] {
             assert_eq!(agrees(text), fast, "{text}");
         }
+    }
+
+    #[test]
+    fn an_entry_reads_as_the_document_it_holds() {
+        for entry in [
+            "- kind: Pod\n  metadata:\n    name: a\n",
+            "- kind: Pod\r\n  metadata:\r\n    name: a\r\n",
+            "-   kind: Pod\n    spec: {}\n",
+            "- - a\n  - b\n",
+            "- a: |\n    text\n  b: 1\n",
+            "- kind: Pod\n  bad: [1, 2]\n",
+            "- kind: Pod\n- kind: Node\n",
+            "- plain\n",
+        ] {
+            let document = format!("  {}", &entry[2..]);
+            assert_eq!(parse_entry(entry), parse(&document), "{entry:?}");
+        }
+        assert_eq!(
+            parse_entry("- kind: Pod\n  metadata:\n    name: a\n"),
+            Some(serde_json::json!({"kind": "Pod", "metadata": {"name": "a"}}))
+        );
+        assert_eq!(parse_entry("kind: Pod\n"), None);
     }
 }

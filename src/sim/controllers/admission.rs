@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{NOT_READY_TAINT, owner_reference};
 use crate::sim::object::Stored;
 use crate::sim::resource::ResId;
-use crate::sim::value::{object_at, str_at};
+use crate::sim::value::{At, object_at, str_at};
 use crate::sim::world::{TimerKind, World};
 
 impl World {
@@ -33,7 +33,7 @@ impl World {
         generate_name: Option<String>,
     ) -> Value {
         let template = owner
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let mut metadata = Map::new();
@@ -47,7 +47,7 @@ impl World {
         );
         for field in ["labels", "annotations"] {
             if let Some(map) = template
-                .pointer(&format!("/metadata/{field}"))
+                .at(&format!("/metadata/{field}"))
                 .filter(|m| !m.is_null())
             {
                 metadata.insert(field.into(), map.clone());
@@ -145,15 +145,15 @@ fn default_pod_spec(pod: &mut Value) {
 /// The pod's QoS class from its containers' requests and limits.
 pub(crate) fn qos_class(pod: &Value) -> &'static str {
     let containers = pod
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in &containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let requests = c.at("/resources/requests").and_then(Value::as_object);
+        let limits = c.at("/resources/limits").and_then(Value::as_object);
         if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
             any = true;
         }

@@ -13,7 +13,7 @@ use crate::model::budget::IntOrPercent;
 use crate::model::selector::{node_affinity_matches, node_selector_terms};
 use crate::model::taints::{tolerates_all, tolerations_of};
 use crate::sim::object::Stored;
-use crate::sim::value::{int_at, object_at, str_at};
+use crate::sim::value::{At, int_at, object_at, str_at};
 use crate::sim::world::World;
 
 impl World {
@@ -26,7 +26,7 @@ impl World {
         }
         let value = ds.value();
         let mut template_spec = value
-            .pointer("/spec/template/spec")
+            .at("/spec/template/spec")
             .cloned()
             .unwrap_or_else(|| json!({}));
         add_daemon_tolerations(&mut template_spec);
@@ -43,7 +43,7 @@ impl World {
             .max_by_key(|(_, n)| **n)
             .map(|(hash, _)| hash.to_string());
         let template = value
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let revision = self.template_revision(&ds, &template, seen);
@@ -122,7 +122,7 @@ impl World {
         let on_delete = str_at(&value, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
         if !on_delete {
             let max_unavailable = value
-                .pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable")
+                .at("/spec/updateStrategy/rollingUpdate/maxUnavailable")
                 .and_then(|v| IntOrPercent::parse(v).ok())
                 .unwrap_or(IntOrPercent::Int(1))
                 .scaled(i32::try_from(desired).unwrap_or(i32::MAX), true)
@@ -207,7 +207,7 @@ fn daemon_should_run(spec: &Value, node: &Stored) -> bool {
                 .all(|(k, v)| node.labels.get(k).map(String::as_str) == v.as_str())
         });
     let affinity_ok = spec
-        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .at("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
         .is_none_or(|terms| {
             node_affinity_matches(&node_selector_terms(terms), &node.name, &node.labels)
         });
@@ -228,7 +228,7 @@ fn pin_to_node(pod: &mut Value, node: &str) {
 
 /// The node a DaemonSet pod is pinned to by its node affinity.
 fn pinned_node(pod: &Value) -> Option<String> {
-    let term = pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0")?;
+    let term = pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0")?;
     (str_at(term, &["key"]) == Some("metadata.name"))
-        .then(|| term.pointer("/values/0")?.as_str().map(str::to_string))?
+        .then(|| term.at("/values/0")?.as_str().map(str::to_string))?
 }

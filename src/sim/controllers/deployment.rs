@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{owner_reference, set_or_remove, template_hash};
 use crate::model::budget::IntOrPercent;
 use crate::sim::object::Stored;
-use crate::sim::value::{int_at, object_at, set_condition, str_at};
+use crate::sim::value::{At, int_at, object_at, set_condition, str_at};
 use crate::sim::world::World;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -43,10 +43,10 @@ impl World {
         let replicas = int_at(&value, "/spec/replicas", 1);
         let generation = int_at(&value, "/metadata/generation", 1);
         let template = value
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let paused = value.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+        let paused = value.at("/spec/paused").and_then(Value::as_bool) == Some(true);
         let mut sets = self.sets_of(&deployment, &template);
         if !sets.iter().any(|s| s.current) && !paused {
             let revision = sets.iter().map(|s| s.revision).max().unwrap_or(0) + 1;
@@ -65,8 +65,10 @@ impl World {
                 let (surge, unavailable) = rolling_limits(&value, replicas);
                 rolling_scales(&sets, replicas, surge, unavailable)
             };
+            let mut scaled = false;
             for (set, want) in sets.iter().zip(&wanted) {
                 if *want != set.spec {
+                    scaled = true;
                     let direction = if *want > set.spec { "up" } else { "down" };
                     let message = format!("Scaled {direction} replica set {} to {want}", set.name);
                     self.controller_event(
@@ -85,7 +87,9 @@ impl World {
                     });
                 }
             }
-            sets = self.sets_of(&deployment, &template);
+            if scaled {
+                sets = self.sets_of(&deployment, &template);
+            }
         }
         self.write_deployment_status(&deployment, value, &sets, replicas, generation);
     }
@@ -113,7 +117,7 @@ impl World {
                     replicas: int_at(&v, "/status/replicas", 0),
                     ready: int_at(&v, "/status/readyReplicas", 0),
                     available: int_at(&v, "/status/availableReplicas", 0),
-                    current: same_template(v.pointer("/spec/template"), template),
+                    current: same_template(v.at("/spec/template"), template),
                 }
             })
             .collect();
@@ -197,7 +201,7 @@ impl World {
     /// A ReplicaSet for the Deployment's current template.
     fn replicaset_for(&mut self, deployment: &Value, replicas: i64, revision: i64) -> Value {
         let template = deployment
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let hash = template_hash(&template);
@@ -212,12 +216,12 @@ impl World {
         object_at(&mut template, &["metadata", "labels"])
             .insert("pod-template-hash".into(), json!(hash));
         let mut selector = deployment
-            .pointer("/spec/selector")
+            .at("/spec/selector")
             .cloned()
             .unwrap_or_else(|| json!({}));
         object_at(&mut selector, &["matchLabels"]).insert("pod-template-hash".into(), json!(hash));
         let labels = template
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .cloned()
             .unwrap_or_else(|| json!({}));
         json!({
@@ -267,7 +271,7 @@ fn same_template(rs: Option<&Value>, deployment: &Value) -> bool {
 fn rolling_limits(deployment: &Value, replicas: i64) -> (i64, i64) {
     let limit = |field: &str| {
         deployment
-            .pointer(&format!("/spec/strategy/rollingUpdate/{field}"))
+            .at(&format!("/spec/strategy/rollingUpdate/{field}"))
             .and_then(|v| IntOrPercent::parse(v).ok())
             .unwrap_or(IntOrPercent::Percent(25))
     };

@@ -11,7 +11,7 @@ use crate::model::budget::{self, Budget, OwnerRef, PodView};
 use crate::model::selector::Selector;
 use crate::sim::clock::{parse_timestamp, timestamp};
 use crate::sim::object::Stored;
-use crate::sim::value::{int_at, object_at, str_at};
+use crate::sim::value::{At, int_at, object_at, str_at};
 use crate::sim::world::{TimerKind, World};
 
 impl World {
@@ -71,7 +71,7 @@ impl World {
         let value = pdb.value();
         let outcome = Budget::from_spec(value.get("spec")).and_then(|budget| {
             let selector =
-                Selector::from_json(value.pointer("/spec/selector")).map_err(|e| e.to_string())?;
+                Selector::from_json(value.at("/spec/selector")).map_err(|e| e.to_string())?;
             let pods: Vec<PodView> = self
                 .pods_selectable_by(namespace, &selector)
                 .filter(|p| selector.matches(&p.labels))
@@ -86,7 +86,7 @@ impl World {
                 })
                 .collect();
             let disrupted: BTreeMap<String, DateTime<Utc>> = value
-                .pointer("/status/disruptedPods")
+                .at("/status/disruptedPods")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()

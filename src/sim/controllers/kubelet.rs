@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::events::Involved;
 use crate::sim::clock::timestamp;
 use crate::sim::object::Stored;
-use crate::sim::value::{int_at, object_at, set_condition, str_at};
+use crate::sim::value::{At, int_at, object_at, set_condition, str_at};
 use crate::sim::world::{TimerKind, World};
 
 impl World {
@@ -29,7 +29,7 @@ impl World {
         }
         let node_value = node.value();
         let host_ip = node_value
-            .pointer("/status/addresses")
+            .at("/status/addresses")
             .and_then(Value::as_array)
             .and_then(|a| {
                 a.iter()
@@ -44,7 +44,7 @@ impl World {
         let container_id_seed = self.new_uid().replace('-', "");
         self.modify(self.ids.pod, key, |v| {
             let containers = v
-                .pointer("/spec/containers")
+                .at("/spec/containers")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -172,7 +172,7 @@ impl World {
             .unwrap_or(stored);
         let containers: Vec<String> = stored
             .value()
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .map(|c| {
                 c.iter()

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::events::Involved;
 use crate::sim::clock::{parse_timestamp, timestamp};
-use crate::sim::value::{object_at, set_condition, str_at};
+use crate::sim::value::{At, object_at, set_condition, str_at};
 use crate::sim::world::{TimerKind, World};
 
 pub(crate) const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -100,14 +100,14 @@ impl World {
         };
         let value = stored.value();
         let last = value
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
             .and_then(|c| str_at(c, &["lastHeartbeatTime"]))
             .and_then(parse_timestamp);
         let unknown = stored.node().is_some_and(|n| !n.ready)
             && value
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
                 .and_then(|c| str_at(c, &["reason"]))
@@ -145,7 +145,7 @@ impl World {
         };
         let unknown = stored
             .value()
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
             .and_then(|c| str_at(c, &["status"]))

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::events::Involved;
 use super::{NOT_READY_TAINT, UNSCHEDULABLE_TAINT};
 use crate::sim::clock::parse_timestamp;
-use crate::sim::value::{object_at, set_condition, str_at};
+use crate::sim::value::{At, object_at, set_condition, str_at};
 use crate::sim::world::{TimerKind, World};
 
 impl World {
@@ -30,7 +30,7 @@ impl World {
         }
         self.modify(self.ids.node, name, |value| {
             let mut taints: Vec<Value> = value
-                .pointer("/spec/taints")
+                .at("/spec/taints")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
@@ -41,7 +41,7 @@ impl World {
                 })
                 .collect();
             let existing = value
-                .pointer("/spec/taints")
+                .at("/spec/taints")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -118,7 +118,7 @@ impl World {
                 && !p.ready
                 && pod
                     .value()
-                    .pointer("/status/conditions")
+                    .at("/status/conditions")
                     .and_then(Value::as_array)
                     .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
                     .and_then(|c| str_at(c, &["reason"]))

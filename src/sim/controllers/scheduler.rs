@@ -11,7 +11,7 @@ use super::{NOT_READY_TAINT, UNSCHEDULABLE_TAINT};
 use crate::model::selector::{node_affinity_matches, node_selector_terms};
 use crate::model::taints::{tolerates, tolerates_all, tolerations_of};
 use crate::sim::object::Stored;
-use crate::sim::value::{object_at, set_condition};
+use crate::sim::value::{At, object_at, set_condition};
 use crate::sim::world::{NodeUsage, TimerKind, World};
 
 /// Why a node cannot take a pod, worded like the scheduler's summary.
@@ -40,7 +40,7 @@ fn unfit_reason(
     {
         return Some("node(s) didn't match Pod's node affinity/selector");
     }
-    if let Some(terms) = spec.pointer(
+    if let Some(terms) = spec.at(
         "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
     ) && !node_affinity_matches(&node_selector_terms(terms), &node.name, &node.labels)
     {

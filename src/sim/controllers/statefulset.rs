@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::set_or_remove;
 use crate::sim::object::Stored;
-use crate::sim::value::{int_at, object_at, str_at};
+use crate::sim::value::{At, int_at, object_at, str_at};
 use crate::sim::world::World;
 
 impl World {
@@ -24,7 +24,7 @@ impl World {
         let replicas = int_at(&value, "/spec/replicas", 1);
         let parallel = str_at(&value, &["spec", "podManagementPolicy"]) == Some("Parallel");
         let template = value
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let seen = str_at(&value, &["status", "updateRevision"])
@@ -204,7 +204,7 @@ fn statefulset_identity(
         spec.insert("subdomain".into(), json!(service));
     }
     if let Some(claims) = sts
-        .pointer("/spec/volumeClaimTemplates")
+        .at("/spec/volumeClaimTemplates")
         .and_then(Value::as_array)
     {
         let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
