@@ -25,6 +25,7 @@ mod load;
 mod object;
 mod openapi;
 mod ops;
+mod pages;
 mod patch;
 mod protobuf;
 mod resource;

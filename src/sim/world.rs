@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::clock::{Clock, timestamp};
 use super::load::Cluster;
 use super::object::{Stored, object_key};
-use super::ops::ListSnapshots;
+use super::pages::ListSnapshots;
 use super::resource::{Builtin, Registry, ResId};
 use super::value::{At, set_meta, str_at};
 use super::version::Version;
