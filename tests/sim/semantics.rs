@@ -268,6 +268,48 @@ async fn a_stopped_kubelet_stops_renewing_and_the_node_goes_unknown() {
     );
 }
 
+/// The Ready condition's `lastHeartbeatTime` of `node`.
+fn heartbeat(handle: &krun::sim::SimHandle, node: &str) -> Value {
+    let node = handle.object("v1", "Node", "", node).unwrap();
+    node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["lastHeartbeatTime"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_status_is_posted_every_five_minutes_and_at_once_by_a_restarted_kubelet() {
+    // pkg/kubelet/apis/config/v1beta1/defaults.go: nodeStatusReportFrequency is 5 min; the
+    // kubelet posts an unchanged status only when that much time has passed since its last
+    // report (kubelet_node_status.go, tryUpdateNodeStatus).
+    let sim = Sim::start(DRAIN_CLUSTER, 10.0).await;
+    let handle = sim.handle();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = heartbeat(&handle, "worker-2");
+    handle.advance_clock(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        heartbeat(&handle, "worker-2"),
+        first,
+        "a minute later no report is due"
+    );
+    handle.advance_clock(Duration::from_secs(5 * 60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = heartbeat(&handle, "worker-2");
+    assert_ne!(second, first, "five minutes later the kubelet reports");
+
+    // A kubelet that comes back after its node went Unknown reports at once.
+    handle.stop_kubelet("worker-2").unwrap();
+    handle.advance_clock(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(heartbeat(&handle, "worker-2"), second);
+    handle.start_kubelet("worker-2").unwrap();
+    assert_ne!(heartbeat(&handle, "worker-2"), second);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_being_processed_refuses_evictions_with_retry_after() {
     let sim = Sim::start(DRAIN_CLUSTER, 1.0).await;

@@ -98,6 +98,15 @@ impl World {
         let Some(stored) = self.get(self.ids.node, node).cloned() else {
             return;
         };
+        let ready = stored.node().is_some_and(|n| n.ready);
+        let reported = self
+            .status_reported
+            .get(node)
+            .filter(|(uid, _)| *uid == stored.uid)
+            .map(|(_, at)| *at);
+        if ready && reported.is_some_and(|at| now - at < every) {
+            return;
+        }
         let value = stored.value();
         let last = value
             .at("/status/conditions")
@@ -112,9 +121,13 @@ impl World {
                 .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
                 .and_then(|c| str_at(c, &["reason"]))
                 == Some("NodeStatusUnknown");
-        if !unknown && last.is_some_and(|at| now - at < every) {
+        if !unknown && let Some(at) = last.filter(|at| now - *at < every) {
+            self.status_reported
+                .insert(node.to_string(), (stored.uid.clone(), at));
             return;
         }
+        self.status_reported
+            .insert(node.to_string(), (stored.uid.clone(), now));
         let beat = timestamp(now);
         self.modify(self.ids.node, node, |v| {
             if unknown {
