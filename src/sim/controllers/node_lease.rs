@@ -114,7 +114,7 @@ impl World {
             .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
             .and_then(|c| str_at(c, &["lastHeartbeatTime"]))
             .and_then(parse_timestamp);
-        let unknown = stored.node().is_some_and(|n| !n.ready)
+        let unknown = !ready
             && value
                 .at("/status/conditions")
                 .and_then(Value::as_array)
