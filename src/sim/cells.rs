@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::clock::{human_duration, parse_timestamp};
 use super::resource::Builtin;
-use super::value::{At, condition_status, str_at};
+use super::value::{At, condition_status, int_at, str_at};
 
 /// A cell as computed from an object: fixed, or the time since a moment, which grows as
 /// the clock runs (ages, `3 (2m ago)` restarts).
@@ -103,7 +103,7 @@ fn text(value: &Value, path: &[&str]) -> String {
 }
 
 fn int(value: &Value, pointer: &str) -> i64 {
-    value.at(pointer).and_then(Value::as_i64).unwrap_or(0)
+    int_at(value, pointer, 0)
 }
 
 fn age(value: &Value) -> Cell {
@@ -243,7 +243,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
         }
         Builtin::Deployment => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let replicas = int_at(v, "/spec/replicas", 1);
             vec![
                 name.into(),
                 json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),
@@ -259,7 +259,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
             vec![
                 name.into(),
-                json!(v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)).into(),
+                json!(int_at(v, "/spec/replicas", 1)).into(),
                 json!(int(v, "/status/replicas")).into(),
                 json!(int(v, "/status/readyReplicas")).into(),
                 age(v),
@@ -270,7 +270,7 @@ fn cells(builtin: Builtin, v: &Value) -> Vec<Cell> {
         }
         Builtin::StatefulSet => {
             let (containers, images) = containers_and_images(v, "/spec/template/spec/containers");
-            let replicas = v.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let replicas = int_at(v, "/spec/replicas", 1);
             vec![
                 name.into(),
                 json!(format!("{}/{replicas}", int(v, "/status/readyReplicas"))).into(),

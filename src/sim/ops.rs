@@ -13,7 +13,7 @@ use super::patch::{self, PatchError, PatchType};
 use super::resource::{Builtin, ResId};
 use super::selector::FieldSelector;
 use super::status::{self, ApiError};
-use super::value::{At, object_at, set_condition, str_at};
+use super::value::{At, int_at, object_at, set_condition, str_at};
 use super::world::World;
 use crate::model::budget::{Budget, BudgetStatus, Verdict, check_eviction};
 use crate::model::selector::Selector;
@@ -569,11 +569,7 @@ impl World {
             }
         }
         if rt.uses_generation() && old.get("spec") != new.get("spec") {
-            let generation = old
-                .at("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(1)
-                + 1;
+            let generation = int_at(&old, "/metadata/generation", 1) + 1;
             object_at(&mut new, &["metadata"]).insert("generation".into(), json!(generation));
         }
         super::defaults::apply(rt.builtin, &mut new);
@@ -608,8 +604,8 @@ impl World {
                 "resourceVersion": object.rv.to_string(),
                 "creationTimestamp": value.at("/metadata/creationTimestamp"),
             },
-            "spec": {"replicas": value.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
-            "status": {"replicas": value.at("/status/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": int_at(&value, "/spec/replicas", 1)},
+            "status": {"replicas": int_at(&value, "/status/replicas", 0)},
         });
         let selector = super::cells::format_selector(value.at("/spec/selector"));
         if selector != "<none>" {
@@ -899,11 +895,7 @@ impl World {
     fn take_disruption(&mut self, pdb_key: &str, pod_name: &str) {
         let now = self.now_string();
         self.modify(self.ids.pdb, pdb_key, |v| {
-            let allowed = v
-                .at("/status/disruptionsAllowed")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                - 1;
+            let allowed = int_at(v, "/status/disruptionsAllowed", 0) - 1;
             let observed = v
                 .at("/status/observedGeneration")
                 .cloned()

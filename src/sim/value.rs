@@ -35,13 +35,16 @@ pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 
 /// The status of the condition of `type` in `status.conditions`.
 pub(crate) fn condition_status<'a>(value: &'a Value, kind: &str) -> Option<&'a str> {
+    str_at(condition(value, kind)?, &["status"])
+}
+
+/// The `status.conditions` entry of type `kind`.
+pub(crate) fn condition<'a>(value: &'a Value, kind: &str) -> Option<&'a Value> {
     value
-        .pointer("/status/conditions")?
+        .at("/status/conditions")?
         .as_array()?
         .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
-        .get("status")?
-        .as_str()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
 }
 
 /// Sets `metadata.<key>` to `value`, creating `metadata` if needed.

@@ -171,10 +171,6 @@ pub(crate) struct World {
     pub event_keys: VecDeque<String>,
     /// Nodes whose kubelet is stopped: no lease renewals, no heartbeats.
     pub stopped_kubelets: BTreeSet<String>,
-    /// When each node's kubelet last posted its status, as the kubelet remembers it
-    /// (`lastStatusReportTime`), with the node's uid: a report that is not due is known
-    /// without reading the node, and a node made anew reports at once.
-    pub status_reported: HashMap<String, (String, DateTime<Utc>)>,
     /// The templates each StatefulSet and DaemonSet has had, by its uid.
     pub revisions: HashMap<String, Vec<Revision>>,
     /// Paginated LISTs being read.
@@ -213,7 +209,6 @@ impl World {
             budget_processing_delay: None,
             budgets_pending: HashMap::new(),
             stopped_kubelets: BTreeSet::new(),
-            status_reported: HashMap::new(),
             next_pod_ip: 0,
         };
         // Only the pod indexes are built here: `after_load` hands every workload, budget and

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::events::Involved;
 use crate::sim::clock::{parse_timestamp, timestamp};
-use crate::sim::value::{At, object_at, set_condition, str_at};
+use crate::sim::value::{condition, condition_status, object_at, set_condition, str_at};
 use crate::sim::world::{TimerKind, World};
 
 pub(crate) const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -98,36 +98,16 @@ impl World {
         let Some(stored) = self.get(self.ids.node, node).cloned() else {
             return;
         };
-        let ready = stored.node().is_some_and(|n| n.ready);
-        let reported = self
-            .status_reported
-            .get(node)
-            .filter(|(uid, _)| *uid == stored.uid)
-            .map(|(_, at)| *at);
-        if ready && reported.is_some_and(|at| now - at < every) {
-            return;
-        }
         let value = stored.value();
-        let last = value
-            .at("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
+        let ready = condition(&value, "Ready");
+        let last = ready
             .and_then(|c| str_at(c, &["lastHeartbeatTime"]))
             .and_then(parse_timestamp);
-        let unknown = !ready
-            && value
-                .at("/status/conditions")
-                .and_then(Value::as_array)
-                .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
-                .and_then(|c| str_at(c, &["reason"]))
-                == Some("NodeStatusUnknown");
-        if !unknown && let Some(at) = last.filter(|at| now - *at < every) {
-            self.status_reported
-                .insert(node.to_string(), (stored.uid.clone(), at));
+        let unknown = stored.node().is_some_and(|n| !n.ready)
+            && ready.and_then(|c| str_at(c, &["reason"])) == Some("NodeStatusUnknown");
+        if !unknown && last.is_some_and(|at| now - at < every) {
             return;
         }
-        self.status_reported
-            .insert(node.to_string(), (stored.uid.clone(), now));
         let beat = timestamp(now);
         self.modify(self.ids.node, node, |v| {
             if unknown {
@@ -156,14 +136,7 @@ impl World {
         let Some(stored) = self.get(self.ids.node, node).cloned() else {
             return;
         };
-        let unknown = stored
-            .value()
-            .at("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
-            .and_then(|c| str_at(c, &["status"]))
-            == Some("Unknown");
-        if unknown {
+        if condition_status(&stored.value(), "Ready") == Some("Unknown") {
             return;
         }
         let now = self.now_string();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::events::Involved;
 use super::{NOT_READY_TAINT, UNSCHEDULABLE_TAINT};
 use crate::sim::clock::parse_timestamp;
-use crate::sim::value::{At, object_at, set_condition, str_at};
+use crate::sim::value::{At, condition, object_at, set_condition, str_at};
 use crate::sim::world::{TimerKind, World};
 
 impl World {
@@ -116,12 +116,7 @@ impl World {
             // Parsed only for the few pods whose readiness the node may have taken away.
             let not_ready_by_node = p.phase == "Running"
                 && !p.ready
-                && pod
-                    .value()
-                    .at("/status/conditions")
-                    .and_then(Value::as_array)
-                    .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == Some("Ready")))
-                    .and_then(|c| str_at(c, &["reason"]))
+                && condition(&pod.value(), "Ready").and_then(|c| str_at(c, &["reason"]))
                     == Some("NodeNotReady");
             if not_ready_by_node {
                 let now = now.clone();
